@@ -1,0 +1,204 @@
+"""Checks for single setting values: each returns why a value is invalid, or None if fine."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import string
+from datetime import date, datetime, time
+from urllib.parse import urlsplit
+
+MAX_LABEL_LENGTH = 63  # a DNS label's limit (RFC 1035): public names become NAME.relay-domain
+LABEL_CHARACTERS = frozenset(string.ascii_lowercase + string.digits + "-")
+
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def toml_type_name(value: object) -> str:
+    """The TOML name of a value's type, for messages ("string", not "str")."""
+    # bool first: it is a subclass of int.
+    if isinstance(value, bool):
+        return f"the boolean {'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the float {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime | date | time):
+        return "a date/time"
+    return f"a {type(value).__name__}"
+
+
+def label_problem(label: object) -> str | None:
+    """Why `label` is not a valid DNS label (profile name or subdomain), or None if it is."""
+    if not isinstance(label, str):
+        return f"must be a string, got {toml_type_name(label)}"
+    if not label:
+        return "must not be empty; use 1 to 63 lowercase letters, digits or '-'"
+    if len(label) > MAX_LABEL_LENGTH:
+        return f"'{label}' is {len(label)} characters long; the limit is {MAX_LABEL_LENGTH}"
+    bad = sorted({c for c in label if c not in LABEL_CHARACTERS})
+    if bad:
+        # Suggest the obvious fix when there is one (Frontend -> frontend, my_app -> my-app).
+        suggestion = label.lower().replace("_", "-").strip("-")
+        if suggestion and all(c in LABEL_CHARACTERS for c in suggestion):
+            return (
+                f"'{label}' contains {_quoted(bad)}; names use lowercase a-z, 0-9 and '-': "
+                f"try '{suggestion}'"
+            )
+        return f"'{label}' contains {_quoted(bad)}; use only lowercase a-z, digits 0-9 and '-'"
+    if label.startswith("-"):
+        return f"'{label}' starts with '-'; a name must start with a letter or digit"
+    if label.endswith("-"):
+        return f"'{label}' ends with '-'; a name must end with a letter or digit"
+    return None
+
+
+def _quoted(characters: list[str]) -> str:
+    return ", ".join(repr(c) for c in characters)
+
+
+def is_valid_label(label: object) -> bool:
+    """True when `label` can be a profile name or subdomain (a DNS label, lowercase)."""
+    return label_problem(label) is None
+
+
+def port_problem(port: object) -> str | None:
+    """Why `port` is not a TCP port number, or None if it is one."""
+    if port is None:
+        return "is required; add the local port to expose, e.g. port = 3000"
+    # bool is a subclass of int: `port = true` must not become port 1.
+    if isinstance(port, bool) or not isinstance(port, int):
+        hint = " (write it without quotes)" if isinstance(port, str) and port.isdigit() else ""
+        return f"must be a whole number from 1 to 65535, got {toml_type_name(port)}{hint}"
+    if not 1 <= port <= 65535:
+        return f"must be from 1 to 65535, got {port}"
+    return None
+
+
+def host_problem(host: object) -> str | None:
+    """Why `host` cannot be the local address to connect to, or None if it can."""
+    if not isinstance(host, str):
+        return f"must be a string, got {toml_type_name(host)}"
+    if not host:
+        return 'must not be empty; use e.g. "127.0.0.1" or "localhost"'
+    if _CONTROL_OR_SPACE.search(host):
+        return f"{host!r} contains spaces or control characters; give a host name or address"
+    if "://" in host or "/" in host:
+        return f'{host!r} looks like a URL; give only a host name or address, e.g. "localhost"'
+    if host.startswith("["):
+        return f'{host!r}: write an IPv6 address without brackets, e.g. "::1"'
+    if ":" in host and not _is_ip_address(host):
+        return f"{host!r} contains ':'; put the port in port = ... and only the host here"
+    return None
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def network_problem(cidr: object) -> str | None:
+    """Why `cidr` is not an IP address or network (CIDR), or None if it is one."""
+    if not isinstance(cidr, str):
+        return f"entries must be strings, got {toml_type_name(cidr)}"
+    try:
+        # strict=False: "10.1.2.3/8" means the network containing it, as people usually intend.
+        ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return f'{cidr!r} is not an IP address or network; use e.g. "10.0.0.0/8" or "::1"'
+    return None
+
+
+def networks_problem(value: object) -> str | None:
+    """Why `value` is not a list of IP networks, or None if it is one."""
+    if isinstance(value, str):
+        return f"must be a list of networks, e.g. [{json.dumps(value)}], got a single string"
+    if not isinstance(value, list | tuple):
+        return f'must be a list of networks, e.g. ["10.0.0.0/8"], got {toml_type_name(value)}'
+    for item in value:
+        problem = network_problem(item)
+        if problem:
+            return problem
+    return None
+
+
+def basic_auth_problem(value: object) -> str | None:
+    """Why `value` is not "user:password" credentials, or None (None itself means "no auth")."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f'must be a string "user:password", got {toml_type_name(value)}'
+    user, colon, password = value.partition(":")
+    if not colon:
+        return "must be \"user:password\" (no ':' found)"
+    if not user:
+        return "the user name before ':' must not be empty"
+    if not password:
+        return "the password after ':' must not be empty"
+    if _CONTROL.search(value):
+        return "must not contain control characters or line breaks"
+    return None
+
+
+def host_header_problem(value: object) -> str | None:
+    """Why `value` cannot replace the Host header, or None (None itself means "keep it")."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"must be a string, got {toml_type_name(value)}"
+    if not value or _CONTROL_OR_SPACE.search(value):
+        return 'must be a host name, optionally with :port, e.g. "myapp.test"'
+    return None
+
+
+def optional_label_problem(value: object) -> str | None:
+    """Like `label_problem`, but None is allowed (it means "use the default")."""
+    return None if value is None else label_problem(value)
+
+
+def bool_problem(value: object) -> str | None:
+    """Why `value` is not a boolean, or None if it is one."""
+    if not isinstance(value, bool):
+        return f"must be true or false, got {toml_type_name(value)}"
+    return None
+
+
+def relay_url_problem(url: object) -> str | None:
+    """Why `url` is not a relay websocket URL, or None (None itself means "no relay set")."""
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        return f"must be a string, got {toml_type_name(url)}"
+    if not url.startswith(("ws://", "wss://")):
+        return f'{url!r} must start with ws:// or wss://, e.g. "wss://relay.example.com"'
+    try:
+        host = urlsplit(url).hostname
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL ({exc})"
+    if not host or _CONTROL_OR_SPACE.search(url):
+        return f'{url!r} has no host name; use e.g. "wss://relay.example.com"'
+    return None
+
+
+def token_problem(token: object) -> str | None:
+    """Why `token` is not a usable relay token, or None (None itself means "no token")."""
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        return f"must be a string, got {toml_type_name(token)}"
+    if not token:
+        return "must not be empty; remove the key if the relay needs no token"
+    if _CONTROL_OR_SPACE.search(token):
+        return "must not contain spaces, control characters or line breaks"
+    return None

@@ -1,0 +1,335 @@
+"""The tunnel agent: keeps a websocket to the relay and bridges each stream to the local app."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.client import ClientProtocol
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from relay import protocol as p
+from relay.bridge import StreamBridge
+from relay.events import (
+    AgentEvent,
+    Reconnected,
+    Reconnecting,
+    RequestRecord,
+    TunnelClosed,
+    TunnelOpen,
+    TunnelRefused,
+)
+from relay.link import FrameLink
+from relay.observe import ExchangeObserver
+
+DEFAULT_RELAY = "ws://127.0.0.1:7000"
+
+
+class Refused(Exception):
+    """The relay refused the tunnel; retrying will not help."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class AgentSettings:
+    local_port: int
+    local_host: str = "127.0.0.1"
+    relay: str = DEFAULT_RELAY
+    name: str = ""  # requested public name; "" lets the relay pick one
+    token: str = ""
+    window: int = p.DEFAULT_WINDOW
+    connect_timeout: float = 10.0
+    ping_interval: float | None = None  # None: use the relay's
+    ping_timeout: float | None = None
+    backoff_first: float = 0.25
+    backoff_max: float = 5.0
+    capture_bytes: int = 0  # keep this many body bytes per exchange for the details view
+
+    @property
+    def local(self) -> str:
+        return f"{self.local_host}:{self.local_port}"
+
+
+class LocalConnection(StreamBridge):
+    """One stream's connection to the local app; bytes may arrive before it connects."""
+
+    def __init__(self, link: AgentLink, sid: int, client: str) -> None:
+        s = link.agent.settings
+        super().__init__(link, sid, send_window=link.relay_window, recv_window=s.window)
+        self.agent_link = link
+        self.early: list[bytes] | None = []  # DATA that arrived while connecting
+        self.early_end = False
+        self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes)
+
+    def write(self, data: bytes) -> None:
+        self.observer.request_bytes(data)
+        if self.early is not None:
+            self.early.append(data)
+        else:
+            super().write(data)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        early, self.early = self.early or [], None
+        for chunk in early:
+            self.transport.write(chunk)  # type: ignore[union-attr]
+        if self.early_end:
+            self.on_end()
+
+    def on_end(self) -> None:
+        if self.early is not None:
+            self.early_end = True
+            self.got_end = True
+            return
+        super().on_end()
+
+    def data_received(self, data: bytes) -> None:
+        self.observer.response_bytes(data)
+        self.forward(data)
+
+    def eof_received(self) -> bool:
+        self.observer.response_eof()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.observer.close()
+        super().connection_lost(exc)
+
+    def on_reset(self, code: str, message: str) -> None:
+        self.observer.close()
+        super().on_reset(code, message)
+
+    def forget(self) -> None:
+        self.agent_link.streams.pop(self.sid, None)
+
+    async def connect(self) -> None:
+        s = self.agent_link.agent.settings
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: self, s.local_host, s.local_port)
+        except OSError as exc:
+            if not self.finished:
+                why = exc.strerror or str(exc)
+                self.reset(
+                    "connect_failed",
+                    f"The local app at {s.local} did not answer ({why}).",
+                )
+                self.observer.close()
+
+
+class AgentLink(FrameLink):
+    """The agent's end of the websocket."""
+
+    def __init__(self, agent: Agent, ws: ClientProtocol) -> None:
+        super().__init__(ws)
+        self.agent = agent
+        self.streams: dict[int, LocalConnection] = {}
+        self.relay_window = p.DEFAULT_WINDOW
+        self.handshake: asyncio.Future[Response] = self.loop.create_future()
+        self.welcome: asyncio.Future[p.Welcome] = self.loop.create_future()
+        self.goaway = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        ws = self.ws
+        assert isinstance(ws, ClientProtocol)
+        ws.send_request(ws.connect())
+        self._write_ws()
+
+    def on_handshake(self, event: Any) -> None:
+        if isinstance(event, Response) and not self.handshake.done():
+            if event.status_code == 101 and self.ws.handshake_exc is None:  # type: ignore[attr-defined]
+                self.handshake.set_result(event)
+            else:
+                body = (event.body or b"").decode("utf-8", "replace").strip()
+                self.handshake.set_exception(
+                    ConnectionError(f"relay answered HTTP {event.status_code}: {body[:200]}")
+                )
+
+    def on_frame(self, frame: p.Frame) -> None:
+        kind = type(frame)
+        if kind is p.Data:
+            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+            if conn is not None:
+                conn.on_data(frame.data)  # type: ignore[union-attr]
+        elif kind is p.Credit:
+            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+            if conn is not None:
+                conn.on_credit(frame.amount)  # type: ignore[union-attr]
+        elif kind is p.Open:
+            self._open(frame)  # type: ignore[arg-type]
+        elif kind is p.End:
+            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+            if conn is not None:
+                conn.on_end()
+        elif kind is p.Reset:
+            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+            if conn is not None:
+                conn.on_reset(frame.code, frame.message)  # type: ignore[union-attr]
+        elif kind is p.Ping or kind is p.Pong:
+            self.answer_ping(frame)  # type: ignore[arg-type]
+        elif kind is p.Welcome and not self.welcome.done():
+            self.relay_window = frame.window  # type: ignore[union-attr]
+            self.welcome.set_result(frame)  # type: ignore[arg-type]
+        elif kind is p.Error and not self.welcome.done():
+            self.welcome.set_exception(Refused(frame.code, frame.message))  # type: ignore[union-attr]
+        elif kind is p.GoAway:
+            self.goaway = frame.reason  # type: ignore[union-attr]
+        else:
+            raise p.ProtocolError(f"unexpected {kind.__name__} frame from the relay")
+
+    def _open(self, frame: p.Open) -> None:
+        if frame.stream in self.streams:
+            raise p.ProtocolError(f"stream {frame.stream} opened twice")
+        conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
+        self.streams[frame.stream] = conn
+        self.loop.create_task(conn.connect())
+
+    def on_close(self, reason: str) -> None:
+        for fut in (self.handshake, self.welcome):
+            if not fut.done():
+                fut.set_exception(ConnectionError(reason))
+        for conn in list(self.streams.values()):
+            conn.on_reset("session_lost", reason)
+        self.streams.clear()
+
+
+class Agent:
+    """Keeps one tunnel up: connects, reconnects with backoff, reports events."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        on_event: Callable[[AgentEvent], None] = lambda event: None,
+    ) -> None:
+        self.settings = settings
+        self.on_event = on_event
+        self.link: AgentLink | None = None
+        self.name = settings.name
+        self.url = ""
+        self.resume = ""
+        self.state = "stopped"  # stopped, connecting, online, reconnecting, error
+        self.last_error = ""
+        self._stopping = False
+        self._online = asyncio.Event()
+
+    @property
+    def rtt(self) -> float | None:
+        """The latest relay round-trip time in seconds, from the heartbeat."""
+        return self.link.rtt if self.link is not None else None
+
+    def record(self, record: RequestRecord) -> None:
+        self.on_event(record)
+
+    async def wait_online(self) -> None:
+        await self._online.wait()
+
+    async def run(self) -> None:
+        """Run until stopped; raises Refused if the relay refuses the tunnel."""
+        attempt = 0
+        ever_online = False
+        self.state = "connecting"
+        while not self._stopping:
+            try:
+                link, welcome = await self._connect()
+            except Refused as exc:
+                self.state = "error"
+                self.last_error = exc.message
+                self.on_event(TunnelRefused(self.name, exc.code, exc.message))
+                raise
+            except (OSError, TimeoutError, ConnectionError, p.ProtocolError) as exc:
+                if self._stopping:
+                    break
+                attempt += 1
+                delay = self._backoff(attempt)
+                self.state = "reconnecting" if ever_online else "connecting"
+                self.last_error = _describe(exc, self.settings.relay)
+                self.on_event(Reconnecting(self.name, self.last_error, attempt, round(delay, 3)))
+                await asyncio.sleep(delay)
+                continue
+            self.link = link
+            self.name, self.url, self.resume = welcome.name, welcome.url, welcome.resume
+            self.state = "online"
+            self._online.set()
+            if ever_online:
+                self.on_event(Reconnected(self.name, self.url, attempt))
+            else:
+                self.on_event(TunnelOpen(self.name, self.url, self.settings.local))
+            ever_online = True
+            attempt = 0
+            reason = await link.closed
+            self._online.clear()
+            self.link = None
+            if self._stopping:
+                break
+            if link.goaway:
+                reason = f"relay going away: {link.goaway}"
+            attempt = 1
+            delay = self._backoff(attempt)
+            self.state = "reconnecting"
+            self.last_error = reason
+            self.on_event(Reconnecting(self.name, reason, attempt, round(delay, 3)))
+            await asyncio.sleep(delay)
+        self.state = "stopped"
+        self.on_event(TunnelClosed(self.name, "stopped"))
+
+    def _backoff(self, attempt: int) -> float:
+        s = self.settings
+        return min(s.backoff_max, s.backoff_first * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+    async def _connect(self) -> tuple[AgentLink, p.Welcome]:
+        s = self.settings
+        uri = parse_uri(s.relay)
+        loop = asyncio.get_running_loop()
+        context = ssl.create_default_context() if uri.secure else None
+        link: AgentLink | None = None
+
+        def factory() -> AgentLink:
+            nonlocal link
+            link = AgentLink(self, ClientProtocol(uri, max_size=p.MAX_MESSAGE))
+            return link
+
+        async with asyncio.timeout(s.connect_timeout):
+            await loop.create_connection(factory, uri.host, uri.port, ssl=context)
+            assert link is not None
+            try:
+                await link.handshake
+                link.send(p.Hello(p.VERSION, self.name, s.token, self.resume, s.window))
+                welcome = await link.welcome
+            except BaseException:
+                link.fail("handshake failed")
+                raise
+        interval = s.ping_interval or welcome.ping_interval
+        link.start_heartbeat(interval, s.ping_timeout or max(welcome.ping_interval * 3, interval))
+        return link, welcome
+
+    def stop(self) -> None:
+        """Close the tunnel; run() returns soon after."""
+        self._stopping = True
+        if self.link is not None:
+            self.link.close("agent stopped")
+
+
+def _describe(exc: BaseException, relay: str) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer from the relay at {relay} (timed out)"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"the relay at {relay} refused the connection; is `molehill relay` running?"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot reach the relay at {relay}: {exc.strerror}"
+    return f"{relay}: {exc}"
+
+
+def relay_host(url: str) -> str:
+    """The host:port part of a relay URL, for messages."""
+    return urlsplit(url).netloc

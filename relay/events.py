@@ -1,0 +1,99 @@
+"""What an agent reports: tunnel state changes and one record per HTTP exchange."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class TunnelOpen:
+    name: str
+    url: str
+    local: str
+    event: str = "tunnel_open"
+
+
+@dataclass(slots=True)
+class Reconnecting:
+    name: str
+    reason: str
+    attempt: int
+    delay: float
+    event: str = "reconnecting"
+
+
+@dataclass(slots=True)
+class Reconnected:
+    name: str
+    url: str
+    attempt: int
+    event: str = "reconnected"
+
+
+@dataclass(slots=True)
+class TunnelClosed:
+    name: str
+    reason: str
+    event: str = "closed"
+
+
+@dataclass(slots=True)
+class TunnelRefused:
+    """The relay said no (name taken, bad token...): retrying would not help."""
+
+    name: str
+    code: str
+    message: str
+    event: str = "refused"
+
+
+@dataclass(slots=True)
+class Capture:
+    """Headers and the first bytes of the bodies of one exchange, for the details view."""
+
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    request_body: bytes = b""
+    response_body: bytes = b""
+    request_truncated: bool = False
+    response_truncated: bool = False
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request and its response, as the local app saw them."""
+
+    time: float  # wall clock when the request head reached the agent
+    method: str
+    path: str
+    status: int  # 0 when the exchange ended without a response
+    duration_ms: float  # request head seen -> response complete (or switched protocols)
+    bytes_in: int  # request bytes, head included
+    bytes_out: int  # response bytes, head included
+    client: str
+    stream: int
+    http_version: str = "1.1"
+    ttfb_ms: float | None = None  # request head seen -> response head seen
+    capture: Capture | None = None
+    event: str = "request"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("capture")
+        data["duration_ms"] = round(self.duration_ms, 3)
+        if self.ttfb_ms is not None:
+            data["ttfb_ms"] = round(self.ttfb_ms, 3)
+        return data
+
+
+AgentEvent = TunnelOpen | Reconnecting | Reconnected | TunnelClosed | TunnelRefused | RequestRecord
+
+
+def event_to_json(event: AgentEvent) -> dict[str, Any]:
+    """The JSON object `molehill http --json` prints for an event."""
+    if isinstance(event, RequestRecord):
+        return event.to_json()
+    data = asdict(event)
+    data = {"event": data.pop("event"), **data}
+    return data

@@ -1,0 +1,211 @@
+"""A websocket that carries molehill frames: websockets' sans-I/O core on an asyncio.Protocol.
+
+Both the relay's side of an agent session and the agent's side of it are FrameLinks. A link
+only moves bytes: socket -> websockets protocol -> FrameDecoder -> ``on_frame``, and frames
+queued by streams -> one websocket message per loop iteration -> socket. Batching the frames of
+all busy streams into one message per iteration keeps the per-request cost low without adding
+latency (the flush runs before the loop next waits for I/O).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+from websockets.frames import Frame as _FrameType
+from websockets.frames import Opcode
+from websockets.protocol import Protocol as WsProtocol
+from websockets.protocol import State
+
+from relay import protocol as p
+
+FLUSH_AT = 1024 * 1024  # send a message now once this much is queued
+
+
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """Disable Nagle: the tunnel relays small writes (request heads, SSE events) one by one."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+class FrameLink(asyncio.Protocol):
+    """One websocket connection carrying frames; subclasses handle the frames."""
+
+    def __init__(self, ws: WsProtocol) -> None:
+        self.ws = ws
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.decoder = p.FrameDecoder()
+        self.closed = self.loop.create_future()  # result: the reason, a string
+        self.rtt: float | None = None  # seconds, from our last ping
+        self.last_received = time.monotonic()
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._flush_scheduled = False
+        self._fragments: list[bytes] = []
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._ping_interval = 0.0
+        self._ping_timeout = 0.0
+        self._close_reason = ""
+
+    # -- hooks for subclasses ------------------------------------------------------------------
+
+    def on_open(self) -> None:
+        """The websocket handshake completed."""
+
+    def on_handshake(self, event: Any) -> None:
+        """The handshake request (server side) or response (client side) arrived."""
+
+    def on_frame(self, frame: p.Frame) -> None:
+        """A frame arrived."""
+
+    def on_close(self, reason: str) -> None:
+        """The connection is gone; called once."""
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        set_nodelay(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        ws = self.ws
+        ws.receive_data(data)
+        try:
+            for event in ws.events_received():
+                if type(event) is not _FrameType:
+                    was_open = ws.state is State.OPEN
+                    self.on_handshake(event)
+                    if not was_open and ws.state is State.OPEN:
+                        self.on_open()
+                    continue
+                opcode = event.opcode
+                if opcode is Opcode.BINARY or opcode is Opcode.CONT:
+                    if not event.fin:
+                        self._fragments.append(event.data)
+                        continue
+                    message = event.data
+                    if self._fragments:
+                        message = b"".join([*self._fragments, message])
+                        self._fragments.clear()
+                    for frame in self.decoder.decode(message):
+                        self.on_frame(frame)
+                elif opcode is Opcode.TEXT:
+                    raise p.ProtocolError("text websocket message; molehill frames are binary")
+        except p.ProtocolError as exc:
+            self.fail(f"protocol error: {exc}")
+            return
+        self._write_ws()
+
+    def eof_received(self) -> bool:
+        self.ws.receive_eof()
+        self._write_ws()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        reason = self._close_reason or (f"connection lost: {exc}" if exc else "connection closed")
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        self.on_close(reason)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def queue(self, encoded: bytes) -> None:
+        """Queue an encoded frame; it leaves with this loop iteration's message."""
+        self._out.append(encoded)
+        self._out_size += len(encoded)
+        if self._out_size >= FLUSH_AT:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def send(self, frame: p.Frame) -> None:
+        self.queue(p.encode(frame))
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        out = self._out
+        message = out[0] if len(out) == 1 else b"".join(out)
+        self._out = []
+        self._out_size = 0
+        if self.ws.state is State.OPEN:
+            self.ws.send_binary(message)
+            self._write_ws()
+
+    def _write_ws(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof() and not transport.is_closing():
+                transport.write_eof()
+        if self.ws.close_expected() and not transport.is_closing():
+            # The closing handshake is done or failed: do not wait for the peer's TCP close.
+            self.loop.call_later(1.0, transport.abort)
+
+    def fail(self, reason: str, code: int = 1002) -> None:
+        """Close the connection because of ``reason`` (logged by the caller's on_close)."""
+        self._close_reason = self._close_reason or reason
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.ws.state is State.OPEN:
+            self.flush()
+            self.ws.fail(code, reason[:120])
+            self._write_ws()
+        self.transport.close()
+        self.loop.call_later(1.0, self.transport.abort)
+
+    def close(self, reason: str, code: int = 1000) -> None:
+        """Close cleanly: queued frames leave first."""
+        self._close_reason = self._close_reason or reason
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.flush()
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason[:120])
+            self._write_ws()
+        self.loop.call_later(2.0, self.transport.abort)
+
+    # -- heartbeat -------------------------------------------------------------------------------
+
+    def start_heartbeat(self, interval: float, timeout: float) -> None:
+        """Ping every ``interval`` s; declare the peer dead after ``timeout`` s of silence."""
+        self._ping_interval = interval
+        self._ping_timeout = timeout
+        self._heartbeat = self.loop.call_later(min(interval, timeout), self._beat)
+
+    def _beat(self) -> None:
+        silent = time.monotonic() - self.last_received
+        if silent >= self._ping_timeout:
+            self.fail(f"heartbeat timeout: peer silent for {silent:.1f}s", code=1011)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        self.send(p.Ping(time.monotonic_ns()))
+        wait = min(self._ping_interval, self._ping_timeout - silent)
+        self._heartbeat = self.loop.call_later(max(wait, 0.01), self._beat)
+
+    def answer_ping(self, frame: p.Ping | p.Pong) -> None:
+        """Handle the session's liveness frames."""
+        if type(frame) is p.Ping:
+            self.send(p.Pong(frame.payload))
+        else:
+            sent = frame.payload
+            now = time.monotonic_ns()
+            if 0 < sent <= now:
+                self.rtt = (now - sent) / 1e9
+

@@ -1,0 +1,177 @@
+"""Passive observation of one tunnelled connection: pairs requests with responses and times them.
+
+The observer never changes a byte. It frames both directions with :class:`Http1Framer` and turns
+each completed exchange into a :class:`RequestRecord`. If a direction stops being valid HTTP
+(a local app that speaks something else), the observer gives up quietly: the bytes still flow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from relay.events import Capture, RequestRecord
+from relay.http1 import MESSAGE_END, Http1Framer, HttpError, RequestHead, ResponseHead
+
+_perf = time.perf_counter
+
+
+class _Pending:
+    __slots__ = ("bytes_in", "capture", "head", "started", "ttfb", "wall")
+
+    def __init__(self, head: RequestHead, capture: Capture | None) -> None:
+        self.head = head
+        self.started = _perf()
+        self.wall = time.time()
+        self.bytes_in = len(head.raw)
+        self.ttfb: float | None = None
+        self.capture = capture
+
+
+class ExchangeObserver:
+    """Feed it the request bytes and the response bytes of one connection."""
+
+    def __init__(
+        self,
+        client: str,
+        stream: int,
+        emit: Callable[[RequestRecord], None],
+        capture_bytes: int = 0,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.emit = emit
+        self.capture_bytes = capture_bytes
+        keep = capture_bytes > 0
+        self.requests = Http1Framer("request", keep_headers=keep)
+        self.responses = Http1Framer("response", keep_headers=keep)
+        self.pending: deque[_Pending] = deque()  # requests awaiting their response
+        self.reading: _Pending | None = None  # the request whose body is arriving
+        self.answering: _Pending | None = None  # the exchange whose response is arriving
+        self.bytes_out = 0
+        self.status = 0
+        self.broken = False
+
+    def request_bytes(self, data: bytes) -> None:
+        if self.broken:
+            return
+        if self.requests.raw:
+            return
+        try:
+            items = self.requests.receive(data)
+        except HttpError:
+            self.broken = True
+            return
+        for item in items:
+            if type(item) is bytes:
+                if self.reading is not None:
+                    self.reading.bytes_in += len(item)
+                    if self.reading.capture is not None:
+                        self._keep(self.reading.capture, item, request=True)
+            elif item is MESSAGE_END:
+                self.reading = None
+            else:
+                head: RequestHead = item  # type: ignore[assignment]
+                capture = None
+                if self.capture_bytes:
+                    capture = Capture(request_headers=_decode(head.headers))
+                exchange = _Pending(head, capture)
+                self.reading = exchange
+                self.pending.append(exchange)
+                self.responses.expect_response_to(head.method, head.upgrade)
+
+    def response_bytes(self, data: bytes) -> None:
+        if self.broken:
+            return
+        if self.responses.raw:
+            return
+        try:
+            items = self.responses.receive(data)
+        except HttpError:
+            self.broken = True
+            return
+        self._responses(items)
+
+    def response_eof(self) -> None:
+        if not self.broken:
+            self._responses(self.responses.eof())
+
+    def _responses(self, items: list[object]) -> None:
+        for item in items:
+            if type(item) is bytes:
+                self.bytes_out += len(item)  # type: ignore[arg-type]
+                ex = self.answering
+                if ex is not None and ex.capture is not None:
+                    self._keep(ex.capture, item, request=False)  # type: ignore[arg-type]
+            elif item is MESSAGE_END:
+                if self.answering is not None:
+                    self._complete(self.answering)
+                self.answering = None
+            else:
+                head: ResponseHead = item  # type: ignore[assignment]
+                if not self.pending:
+                    continue
+                ex = self.pending[0]
+                if ex.ttfb is None:
+                    ex.ttfb = _perf()
+                self.bytes_out += len(head.raw)
+                if 100 <= head.status < 200 and head.status != 101:
+                    continue  # interim response: the real one follows
+                self.pending.popleft()
+                self.status = head.status
+                if ex.capture is not None:
+                    ex.capture.response_headers = _decode(head.headers)
+                if head.status == 101 or self.responses.raw:
+                    self._complete(ex)  # switched protocols: the exchange is done
+                else:
+                    self.answering = ex
+
+    def _complete(self, ex: _Pending) -> None:
+        now = _perf()
+        head = ex.head
+        self.emit(
+            RequestRecord(
+                time=ex.wall,
+                method=head.method,
+                path=head.target.decode("latin-1"),
+                status=self.status,
+                duration_ms=(now - ex.started) * 1000.0,
+                bytes_in=ex.bytes_in,
+                bytes_out=self.bytes_out,
+                client=self.client,
+                stream=self.stream,
+                http_version=head.version,
+                ttfb_ms=None if ex.ttfb is None else (ex.ttfb - ex.started) * 1000.0,
+                capture=ex.capture,
+            )
+        )
+        self.bytes_out = 0
+
+    def close(self) -> None:
+        """The connection ended: report exchanges that never got (all of) a response."""
+        if self.answering is not None:
+            self._complete(self.answering)
+            self.answering = None
+        while self.pending:
+            self.status = 0
+            self._complete(self.pending.popleft())
+
+    def _keep(self, capture: Capture, data: bytes, request: bool) -> None:
+        limit = self.capture_bytes
+        if request:
+            room = limit - len(capture.request_body)
+            if room > 0:
+                capture.request_body += data[:room]
+            if len(data) > room:
+                capture.request_truncated = True
+        else:
+            room = limit - len(capture.response_body)
+            if room > 0:
+                capture.response_body += data[:room]
+            if len(data) > room:
+                capture.response_truncated = True
+
+
+def _decode(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]

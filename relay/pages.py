@@ -1,0 +1,114 @@
+"""The short error pages a visitor sees: HTML for browsers, plain text for everything else."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+_REASONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    408: "Request Timeout",
+    421: "Misdirected Request",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{status} {title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;
+color:#222}}h1{{font-size:1.4em}}code{{background:#f2f2f2;padding:.1em .3em;border-radius:3px}}
+small{{color:#777}}</style></head>
+<body><h1>{title}</h1><p>{detail}</p><p>{hint}</p><p><small>molehill relay &middot; {status}
+</small></p></body></html>
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    """What went wrong (``title``, ``detail``) and what to do about it (``hint``)."""
+
+    status: int
+    title: str
+    detail: str
+    hint: str
+
+    def render(self, accept: str = "", head_only: bool = False) -> bytes:
+        """A complete HTTP/1.1 response that closes the connection."""
+        if "text/html" in accept:
+            body = _HTML.format(
+                status=self.status,
+                title=html.escape(self.title),
+                detail=html.escape(self.detail),
+                hint=html.escape(self.hint).replace("`", ""),
+            ).encode()
+            ctype = "text/html; charset=utf-8"
+        else:
+            body = f"{self.status} {self.title}\n{self.detail}\n{self.hint}\n".encode()
+            ctype = "text/plain; charset=utf-8"
+        head = (
+            f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Error')}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\nX-Molehill-Error: "
+            f"{self.status}\r\n\r\n"
+        ).encode()
+        return head if head_only else head + body
+
+
+def unknown_tunnel(name: str, domain: str) -> ErrorPage:
+    return ErrorPage(
+        404,
+        f"No tunnel named '{name}'",
+        f"Nothing is connected to this relay as '{name}.{domain}'.",
+        f"Start one with: molehill http PORT --subdomain {name}",
+    )
+
+
+def no_tunnel_in_host(host: str, domain: str) -> ErrorPage:
+    return ErrorPage(
+        404,
+        "No tunnel in this address",
+        f"The address '{host}' does not name a tunnel on this relay.",
+        f"Tunnels live at http://NAME.{domain}; start one with: molehill http PORT",
+    )
+
+
+def tunnel_offline(name: str) -> ErrorPage:
+    return ErrorPage(
+        503,
+        f"Tunnel '{name}' is offline",
+        f"The agent serving '{name}' is disconnected; the name is held while it reconnects.",
+        "If you run this tunnel, check that `molehill` is still running and can reach the relay.",
+    )
+
+
+def local_app_down(name: str, detail: str) -> ErrorPage:
+    return ErrorPage(
+        502,
+        f"Tunnel '{name}' is up, but the local app did not answer",
+        detail,
+        "If you run this tunnel, start your app (or check its port), then reload this page.",
+    )
+
+
+def bad_request(detail: str) -> ErrorPage:
+    return ErrorPage(400, "Bad request", detail, "The relay could not read this HTTP request.")
+
+
+def headers_too_large(detail: str) -> ErrorPage:
+    return ErrorPage(431, "Request headers too large", detail, "Send fewer or smaller headers.")
+
+
+def misdirected(name: str) -> ErrorPage:
+    return ErrorPage(
+        421,
+        "Misdirected request",
+        f"This connection belongs to tunnel '{name}'; a request on it named another host.",
+        "Open a new connection for the other host.",
+    )
+
+
+def request_timeout() -> ErrorPage:
+    return ErrorPage(408, "Request timeout", "The request head did not arrive in time.", "")

@@ -1,0 +1,168 @@
+"""The relay's public side: one visitor connection, routed by Host and bridged to an agent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from relay import pages
+from relay.bridge import StreamBridge
+from relay.http1 import MESSAGE_END, Http1Framer, HttpError, RequestHead, forwarded_head
+from relay.names import tunnel_from_host
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+    from relay.session import AgentSession
+
+
+class PublicConnection(StreamBridge):
+    """A visitor's connection. Until its first request head arrives it has no stream."""
+
+    def __init__(self, relay: Relay) -> None:
+        # The stream fields are filled in once the first request names a live tunnel.
+        super().__init__(link=None, sid=0, send_window=0, recv_window=0)  # type: ignore[arg-type]
+        self.relay = relay
+        self.session: AgentSession | None = None
+        self.framer = Http1Framer(
+            "request", max_head=relay.settings.max_head, max_headers=relay.settings.max_headers
+        )
+        self.client_ip = ""
+        self.client_port = 0
+        self.accept = ""  # the first request's Accept header, to pick the error page's form
+        self.head_only = False
+        self.tunnel = ""
+        self.proto = "http"
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.client_ip, self.client_port = str(peer[0]), int(peer[1])
+        if transport.get_extra_info("sslcontext") is not None:
+            self.proto = "https"
+        self.relay.public_connections.add(self)
+        timeout = self.relay.settings.head_timeout
+        if timeout:
+            self._head_timer = asyncio.get_running_loop().call_later(timeout, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        if self.session is None and not self.finished:
+            self.reject(pages.request_timeout())
+
+    def data_received(self, data: bytes) -> None:
+        framer = self.framer
+        if framer.raw and self.session is not None:
+            self.forward(data)
+            return
+        try:
+            items = framer.receive(data)
+        except HttpError as exc:
+            self._bad_request(exc)
+            return
+        out: list[bytes] = []
+        for item in items:
+            kind = type(item)
+            if kind is bytes:
+                out.append(item)  # type: ignore[arg-type]
+            elif item is MESSAGE_END:
+                continue
+            else:
+                head: RequestHead = item  # type: ignore[assignment]
+                if self.session is None and not self._route(head):
+                    return
+                if not self._same_tunnel(head):
+                    return
+                self.relay.requests += 1
+                out.append(forwarded_head(head, self.client_ip, self.proto))
+        if out and not self.finished:
+            self.forward(out[0] if len(out) == 1 else b"".join(out))
+
+    def _route(self, head: RequestHead) -> bool:
+        """Open a stream to the tunnel the first request names; answer with a page if we can't."""
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self.accept = _header(head, b"accept")
+        self.head_only = head.method == "HEAD"
+        domain = self.relay.settings.domain
+        if head.host is None:
+            self.reject(pages.bad_request("The request has no Host header."))
+            return False
+        name = tunnel_from_host(head.host, domain)
+        if name is None:
+            self.reject(pages.no_tunnel_in_host(head.host, domain))
+            return False
+        session = self.relay.tunnels.get(name)
+        if session is None:
+            if name in self.relay.leases:
+                self.reject(pages.tunnel_offline(name))
+            else:
+                self.reject(pages.unknown_tunnel(name, domain))
+            return False
+        self.tunnel = name
+        self.session = session
+        session.attach(self)
+        return True
+
+    def _same_tunnel(self, head: RequestHead) -> bool:
+        if head.host is None or tunnel_from_host(head.host, self.relay.settings.domain) == (
+            self.tunnel
+        ):
+            return True
+        # A later request on this connection names another tunnel: refuse it, end the connection.
+        self.reset("misdirected", "a request named another tunnel")
+        return False
+
+    def _bad_request(self, exc: HttpError) -> None:
+        page = pages.headers_too_large(exc.message) if exc.status == 431 else None
+        page = page or pages.bad_request(exc.message)
+        if self.session is not None and self.bytes_to_socket:
+            self.reset("bad_request", exc.message)  # a response is under way: just cut it
+        else:
+            self.reject(page)
+
+    def reject(self, page: pages.ErrorPage) -> None:
+        """Answer with an error page and close; any stream is reset."""
+        if self.session is not None and not self.finished:
+            self.reset(f"http_{page.status}", page.title)
+        self.finished = True
+        self.relay.errors += 1
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(page.render(self.accept, self.head_only))
+            transport.close()
+
+    # -- stream events from the agent ------------------------------------------------------------
+
+    def on_reset(self, code: str, message: str) -> None:
+        if not self.bytes_to_socket and self.transport is not None:
+            if code == "connect_failed":
+                self.forget()
+                self.reject(pages.local_app_down(self.tunnel, message))
+                return
+            if code == "session_lost":
+                self.forget()
+                self.reject(pages.tunnel_offline(self.tunnel))
+                return
+        super().on_reset(code, message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self.relay.public_connections.discard(self)
+        if self.session is not None:
+            super().connection_lost(exc)
+        self.finished = True
+
+    def forget(self) -> None:
+        if self.session is not None:
+            self.session.detach(self.sid)
+
+
+def _header(head: RequestHead, name: bytes) -> str:
+    """One header's value from the raw head (only used on the first request)."""
+    lowered = head.raw.lower()
+    pos = lowered.find(b"\r\n" + name + b":")
+    if pos == -1:
+        return ""
+    start = pos + len(name) + 3
+    return head.raw[start : head.raw.find(b"\r\n", start)].strip().decode("latin-1")

@@ -1,0 +1,127 @@
+"""The relay's side of one agent's websocket: the tunnel's streams and their frames."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from relay import protocol as p
+from relay.link import FrameLink
+
+if TYPE_CHECKING:
+    from relay.public import PublicConnection
+    from relay.server import Relay
+
+
+class AgentSession(FrameLink):
+    """One agent connection. It carries one tunnel once its HELLO is accepted."""
+
+    def __init__(self, relay: Relay) -> None:
+        super().__init__(ServerProtocol(max_size=p.MAX_MESSAGE))
+        self.relay = relay
+        self.name: str | None = None
+        self.resume = ""
+        self.peer = ""
+        self.streams: dict[int, PublicConnection] = {}
+        self.next_sid = 1
+        self.agent_window = p.DEFAULT_WINDOW
+        self._hello_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self.relay.sessions.add(self)
+        self._hello_timer = self.loop.call_later(self.relay.settings.hello_timeout, self._no_hello)
+
+    def _no_hello(self) -> None:
+        if self.name is None:
+            self.fail("no HELLO in time")
+
+    def on_handshake(self, event: Any) -> None:
+        assert isinstance(event, Request)
+        ws = self.ws
+        assert isinstance(ws, ServerProtocol)
+        response = self.relay.http_on_agent_port(event)
+        if response is None:
+            response = ws.accept(event)
+        ws.send_response(response)
+
+    def on_frame(self, frame: p.Frame) -> None:
+        kind = type(frame)
+        if kind is p.Data:
+            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+            if conn is not None:
+                conn.on_data(frame.data)  # type: ignore[union-attr]
+            else:
+                self._check_known(frame.stream)  # type: ignore[union-attr]
+        elif kind is p.Credit:
+            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+            if conn is not None:
+                conn.on_credit(frame.amount)  # type: ignore[union-attr]
+            else:
+                self._check_known(frame.stream)  # type: ignore[union-attr]
+        elif kind is p.End or kind is p.Reset:
+            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+            if conn is None:
+                self._check_known(frame.stream)  # type: ignore[union-attr]
+            elif kind is p.End:
+                conn.on_end()
+            else:
+                conn.on_reset(frame.code, frame.message)  # type: ignore[union-attr]
+        elif kind is p.Ping or kind is p.Pong:
+            self.answer_ping(frame)  # type: ignore[arg-type]
+        elif kind is p.Hello and self.name is None:
+            if self._hello_timer is not None:
+                self._hello_timer.cancel()
+            self.relay.admit(self, frame)  # type: ignore[arg-type]
+        else:
+            raise p.ProtocolError(f"unexpected {kind.__name__} frame from an agent")
+
+    def _check_known(self, sid: int) -> None:
+        # Frames for a stream we closed a moment ago are normal; for one never opened, hostile.
+        if sid >= self.next_sid:
+            raise p.ProtocolError(f"frame for stream {sid}, which was never opened")
+
+    def welcome(self, name: str, resume: str, hello: p.Hello) -> None:
+        self.name = name
+        self.resume = resume
+        self.agent_window = hello.window
+        s = self.relay.settings
+        self.send(
+            p.Welcome(name, self.relay.public_url(name), resume, s.lease, s.ping_interval, s.window)
+        )
+        self.start_heartbeat(s.ping_interval, s.ping_timeout)
+
+    def refuse(self, code: str, message: str) -> None:
+        self.send(p.Error(code, message))
+        self.close(f"refused: {code}", code=1008)
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    def attach(self, conn: PublicConnection) -> None:
+        """Give a visitor connection a stream on this tunnel and tell the agent."""
+        sid = self.next_sid
+        self.next_sid += 1
+        window = self.relay.settings.window
+        conn.link = self
+        conn.sid = sid
+        conn.send_credit = self.agent_window
+        conn.recv_allowed = window
+        conn.grant_at = max(window // 4, 1)
+        self.streams[sid] = conn
+        self.send(p.Open(sid, conn.client_ip, conn.client_port))
+
+    def detach(self, sid: int) -> None:
+        self.streams.pop(sid, None)
+
+    def on_close(self, reason: str) -> None:
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+        self.relay.session_closed(self, reason)
+        for conn in list(self.streams.values()):
+            conn.on_reset("session_lost", reason)
+        self.streams.clear()

@@ -1,0 +1,187 @@
+"""Local apps the tests put behind a tunnel: an aiohttp app with every kind of endpoint, and a
+raw TCP server that records the exact bytes it received."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+CHUNK = 64 * 1024
+
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    """Deterministic, incompressible-enough bytes (so a reordering would change the hash)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * (CHUNK // 32)
+    whole, rest = divmod(size, len(block))
+    return block * whole + block[:rest]
+
+
+def pattern_sha256(size: int, seed: int = 0) -> str:
+    digest = hashlib.sha256()
+    block = hashlib.sha256(str(seed).encode()).digest() * (CHUNK // 32)
+    left = size
+    while left:
+        piece = block[: min(left, len(block))]
+        digest.update(piece)
+        left -= len(piece)
+    return digest.hexdigest()
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path_qs,
+            "headers": [[k, v] for k, v in request.raw_headers_decoded()]
+            if hasattr(request, "raw_headers_decoded")
+            else [[k.decode(), v.decode()] for k, v in request.raw_headers],
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "length": len(body),
+            "chunked": request.headers.get("Transfer-Encoding", "") == "chunked",
+        }
+    )
+
+
+async def upload(request: web.Request) -> web.Response:
+    digest = hashlib.sha256()
+    size = 0
+    async for piece in request.content.iter_any():
+        digest.update(piece)
+        size += len(piece)
+    return web.json_response({"sha256": digest.hexdigest(), "length": size})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    size = int(request.query.get("size", "0"))
+    chunked = request.query.get("chunked") == "1"
+    resp = web.StreamResponse()
+    resp.content_type = "application/octet-stream"
+    if chunked:
+        resp.enable_chunked_encoding()
+    else:
+        resp.content_length = size
+    await resp.prepare(request)
+    block = pattern(CHUNK)
+    left = size
+    while left:
+        piece = block[: min(left, CHUNK)]
+        await resp.write(piece)
+        left -= len(piece)
+    await resp.write_eof()
+    return resp
+
+
+async def sse(request: web.Request) -> web.StreamResponse:
+    count = int(request.query.get("n", "3"))
+    interval = float(request.query.get("interval", "0.2"))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    for i in range(count):
+        await resp.write(f"id: {i}\ndata: event {i}\n\n".encode())
+        await asyncio.sleep(interval)
+    await resp.write_eof()
+    return resp
+
+
+async def longpoll(request: web.Request) -> web.Response:
+    await asyncio.sleep(float(request.query.get("seconds", "1")))
+    return web.Response(text="done waiting")
+
+
+async def status(request: web.Request) -> web.Response:
+    code = int(request.match_info["code"])
+    if code in (204, 304):
+        return web.Response(status=code)
+    return web.Response(status=code, text=f"status {code}")
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            await ws.send_str("echo: " + msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            await ws.send_bytes(msg.data)
+    return ws
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text="hello from the local app")
+
+
+def make_app() -> web.Application:
+    app = web.Application(client_max_size=2**40)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_route("*", "/echo/{tail:.*}", echo)
+    app.router.add_post("/upload", upload)
+    app.router.add_put("/upload", upload)
+    app.router.add_get("/download", download)
+    app.router.add_get("/sse", sse)
+    app.router.add_get("/longpoll", longpoll)
+    app.router.add_route("*", "/status/{code}", status)
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/", index)
+    return app
+
+
+@asynccontextmanager
+async def local_app() -> AsyncIterator[int]:
+    """Run the aiohttp test app on 127.0.0.1 (port chosen by the OS); yield its port."""
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class RawServer:
+    """Records every byte received; answers each request head with a fixed small response."""
+
+    received: bytearray = field(default_factory=bytearray)
+    port: int = 0
+    response: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def heads(self) -> list[bytes]:
+        return [h + b"\r\n\r\n" for h in bytes(self.received).split(b"\r\n\r\n") if h]
+
+
+@asynccontextmanager
+async def raw_server() -> AsyncIterator[RawServer]:
+    state = RawServer()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buf = b""
+        try:
+            while data := await reader.read(65536):
+                state.received.extend(data)
+                buf += data
+                while b"\r\n\r\n" in buf:
+                    _, buf = buf.split(b"\r\n\r\n", 1)
+                    writer.write(state.response)
+                    await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    state.port = server.sockets[0].getsockname()[1]
+    try:
+        yield state
+    finally:
+        server.close()
+
+
+def decode_json(body: bytes) -> dict:
+    return json.loads(body)

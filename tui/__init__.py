@@ -1,0 +1,1 @@
+"""molehill command line and dashboard (the only package that may import Textual)."""

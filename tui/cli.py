@@ -1,0 +1,38 @@
+"""The `molehill` command: dispatches to one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from relay import __version__
+from tui.commands import http, relay
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="molehill",
+        description="Self-hostable tunnels to your local web apps, with a live dashboard.",
+    )
+    parser.add_argument("--version", action="version", version=f"molehill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    http.add_parser(sub)
+    relay.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the molehill command line, one module each."""

@@ -1,0 +1,75 @@
+"""Headless output of agent events: one human line or one JSON object per event."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+from relay.events import (
+    AgentEvent,
+    Reconnected,
+    Reconnecting,
+    RequestRecord,
+    TunnelClosed,
+    TunnelOpen,
+    TunnelRefused,
+    event_to_json,
+)
+
+
+def human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n}B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f}KB"
+    return f"{n / (1024 * 1024):.1f}MB"
+
+
+def human_line(event: AgentEvent) -> str:
+    if isinstance(event, RequestRecord):
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+        status = str(event.status) if event.status else "---"
+        return (
+            f"{stamp}  {event.method:<7} {event.path}  {status}  "
+            f"{event.duration_ms:.1f}ms  {human_size(event.bytes_in)} in "
+            f"{human_size(event.bytes_out)} out"
+        )
+    if isinstance(event, TunnelOpen):
+        return f"tunnel '{event.name}' online: {event.url} -> http://{event.local}"
+    if isinstance(event, Reconnecting):
+        return f"tunnel '{event.name}': {event.reason}; retrying in {event.delay:.1f}s"
+    if isinstance(event, Reconnected):
+        return f"tunnel '{event.name}' back online: {event.url}"
+    if isinstance(event, TunnelRefused):
+        return f"tunnel refused by the relay: {event.message}"
+    if isinstance(event, TunnelClosed):
+        return f"tunnel '{event.name}' closed"
+    return repr(event)
+
+
+class Reporter:
+    """Prints events as they come; ``tag`` prefixes every line (the profile name)."""
+
+    def __init__(self, as_json: bool, tag: str | None = None, out: TextIO | None = None) -> None:
+        self.as_json = as_json
+        self.tag = tag
+        self.out = out or sys.stdout
+
+    def __call__(self, event: AgentEvent) -> None:
+        if self.as_json:
+            data = event_to_json(event)
+            if self.tag is not None:
+                data = {"profile": self.tag, **data}
+            line = json.dumps(data, separators=(",", ":"))
+        else:
+            line = human_line(event)
+            if self.tag is not None:
+                line = f"[{self.tag}] {line}"
+        # Refusals go to stderr in human mode: they are the error message of a failed command.
+        if isinstance(event, TunnelRefused) and not self.as_json:
+            print(f"molehill: {line}", file=sys.stderr, flush=True)
+            return
+        self.out.write(line + "\n")
+        self.out.flush()
