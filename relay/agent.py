@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
 from collections.abc import Callable
@@ -82,7 +83,7 @@ class LocalConnection(StreamBridge):
         super().connection_made(transport)
         early, self.early = self.early or [], None
         for chunk in early:
-            self.transport.write(chunk)  # type: ignore[union-attr]
+            transport.write(chunk)  # type: ignore[attr-defined]
         if self.early_end:
             self.on_end()
 
@@ -148,7 +149,7 @@ class AgentLink(FrameLink):
 
     def on_handshake(self, event: Any) -> None:
         if isinstance(event, Response) and not self.handshake.done():
-            if event.status_code == 101 and self.ws.handshake_exc is None:  # type: ignore[attr-defined]
+            if event.status_code == 101 and self.ws.handshake_exc is None:
                 self.handshake.set_result(event)
             else:
                 body = (event.body or b"").decode("utf-8", "replace").strip()
@@ -157,36 +158,35 @@ class AgentLink(FrameLink):
                 )
 
     def on_frame(self, frame: p.Frame) -> None:
-        kind = type(frame)
-        if kind is p.Data:
-            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+        if type(frame) is p.Data:
+            conn = self.streams.get(frame.stream)
             if conn is not None:
-                conn.on_data(frame.data)  # type: ignore[union-attr]
-        elif kind is p.Credit:
-            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+                conn.on_data(frame.data)
+        elif type(frame) is p.Credit:
+            conn = self.streams.get(frame.stream)
             if conn is not None:
-                conn.on_credit(frame.amount)  # type: ignore[union-attr]
-        elif kind is p.Open:
-            self._open(frame)  # type: ignore[arg-type]
-        elif kind is p.End:
-            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+                conn.on_credit(frame.amount)
+        elif type(frame) is p.Open:
+            self._open(frame)
+        elif type(frame) is p.End:
+            conn = self.streams.get(frame.stream)
             if conn is not None:
                 conn.on_end()
-        elif kind is p.Reset:
-            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+        elif type(frame) is p.Reset:
+            conn = self.streams.get(frame.stream)
             if conn is not None:
-                conn.on_reset(frame.code, frame.message)  # type: ignore[union-attr]
-        elif kind is p.Ping or kind is p.Pong:
-            self.answer_ping(frame)  # type: ignore[arg-type]
-        elif kind is p.Welcome and not self.welcome.done():
-            self.relay_window = frame.window  # type: ignore[union-attr]
-            self.welcome.set_result(frame)  # type: ignore[arg-type]
-        elif kind is p.Error and not self.welcome.done():
-            self.welcome.set_exception(Refused(frame.code, frame.message))  # type: ignore[union-attr]
-        elif kind is p.GoAway:
-            self.goaway = frame.reason  # type: ignore[union-attr]
+                conn.on_reset(frame.code, frame.message)
+        elif type(frame) is p.Ping or type(frame) is p.Pong:
+            self.answer_ping(frame)
+        elif type(frame) is p.Welcome and not self.welcome.done():
+            self.relay_window = frame.window
+            self.welcome.set_result(frame)
+        elif type(frame) is p.Error and not self.welcome.done():
+            self.welcome.set_exception(Refused(frame.code, frame.message))
+        elif type(frame) is p.GoAway:
+            self.goaway = frame.reason
         else:
-            raise p.ProtocolError(f"unexpected {kind.__name__} frame from the relay")
+            raise p.ProtocolError(f"unexpected {type(frame).__name__} frame from the relay")
 
     def _open(self, frame: p.Open) -> None:
         if frame.stream in self.streams:
@@ -221,6 +221,7 @@ class Agent:
         self.state = "stopped"  # stopped, connecting, online, reconnecting, error
         self.last_error = ""
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self._online = asyncio.Event()
 
     @property
@@ -255,8 +256,11 @@ class Agent:
                 self.state = "reconnecting" if ever_online else "connecting"
                 self.last_error = _describe(exc, self.settings.relay)
                 self.on_event(Reconnecting(self.name, self.last_error, attempt, round(delay, 3)))
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 continue
+            if self._stopping:
+                link.close("agent stopped")
+                break
             self.link = link
             self.name, self.url, self.resume = welcome.name, welcome.url, welcome.resume
             self.state = "online"
@@ -279,9 +283,14 @@ class Agent:
             self.state = "reconnecting"
             self.last_error = reason
             self.on_event(Reconnecting(self.name, reason, attempt, round(delay, 3)))
-            await asyncio.sleep(delay)
+            await self._pause(delay)
         self.state = "stopped"
         self.on_event(TunnelClosed(self.name, "stopped"))
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep before a retry, but wake at once when stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings
@@ -316,6 +325,7 @@ class Agent:
     def stop(self) -> None:
         """Close the tunnel; run() returns soon after."""
         self._stopping = True
+        self._stop_requested.set()
         if self.link is not None:
             self.link.close("agent stopped")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import httptools
 
@@ -191,7 +191,7 @@ class Http1Framer:
                 if not self._remaining:
                     self._state = _HEAD
                     items.append(MESSAGE_END)
-            elif state == _CHUNK_SIZE or state == _CHUNK_TRAILER:
+            elif state in (_CHUNK_SIZE, _CHUNK_TRAILER):
                 eol = buf.find(b"\r\n", pos)
                 if eol == -1:
                     if n - pos > _MAX_CHUNK_LINE:
@@ -245,11 +245,11 @@ class Http1Framer:
 
     def _parse_head(self, head: bytes) -> RequestHead | ResponseHead:
         collector = _HeaderCollector() if self._keep_headers else _SILENT
-        parser: httptools.HttpRequestParser | httptools.HttpResponseParser
-        if self._is_request:
-            parser = httptools.HttpRequestParser(collector)
-        else:
-            parser = httptools.HttpResponseParser(collector)
+        parser: Any = (
+            httptools.HttpRequestParser(collector)
+            if self._is_request
+            else httptools.HttpResponseParser(collector)
+        )
         upgraded = False
         try:
             parser.feed_data(head)
@@ -349,13 +349,11 @@ class Http1Framer:
 
 
 def forwarded_head(head: RequestHead, client_ip: str, proto: str) -> bytes:
-    """The request head with X-Forwarded-For/-Proto/-Host set by the relay (client copies dropped)."""
+    """The head with X-Forwarded-For/-Proto/-Host set by the relay (client-sent copies dropped)."""
     raw = head.raw
     if head.has_forwarded:
         lines = raw[:-2].split(b"\r\n")
-        raw = b"\r\n".join(
-            line for line in lines if not line[:12].lower() == b"x-forwarded-"
-        ) + b"\r\n"
+        raw = b"\r\n".join(line for line in lines if line[:12].lower() != b"x-forwarded-") + b"\r\n"
         raw += b"\r\n"
     extra = (
         f"X-Forwarded-For: {client_ip}\r\nX-Forwarded-Proto: {proto}\r\n"

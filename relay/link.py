@@ -10,6 +10,7 @@ latency (the flush runs before the loop next waits for I/O).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from typing import Any
@@ -28,10 +29,8 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
     """Disable Nagle: the tunnel relays small writes (request heads, SSE events) one by one."""
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
 
 
 class FrameLink(asyncio.Protocol):
@@ -89,9 +88,9 @@ class FrameLink(asyncio.Protocol):
                 opcode = event.opcode
                 if opcode is Opcode.BINARY or opcode is Opcode.CONT:
                     if not event.fin:
-                        self._fragments.append(event.data)
+                        self._fragments.append(bytes(event.data))
                         continue
-                    message = event.data
+                    message = bytes(event.data)
                     if self._fragments:
                         message = b"".join([*self._fragments, message])
                         self._fragments.clear()
@@ -208,4 +207,3 @@ class FrameLink(asyncio.Protocol):
             now = time.monotonic_ns()
             if 0 < sent <= now:
                 self.rtt = (now - sent) / 1e9
-

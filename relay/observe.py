@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 
 from relay.events import Capture, RequestRecord
-from relay.http1 import MESSAGE_END, Http1Framer, HttpError, RequestHead, ResponseHead
+from relay.http1 import MESSAGE_END, Http1Framer, HttpError, Item, RequestHead, ResponseHead
 
 _perf = time.perf_counter
 
@@ -97,13 +97,13 @@ class ExchangeObserver:
         if not self.broken:
             self._responses(self.responses.eof())
 
-    def _responses(self, items: list[object]) -> None:
+    def _responses(self, items: list[Item]) -> None:
         for item in items:
             if type(item) is bytes:
-                self.bytes_out += len(item)  # type: ignore[arg-type]
+                self.bytes_out += len(item)
                 ex = self.answering
                 if ex is not None and ex.capture is not None:
-                    self._keep(ex.capture, item, request=False)  # type: ignore[arg-type]
+                    self._keep(ex.capture, item, request=False)
             elif item is MESSAGE_END:
                 if self.answering is not None:
                     self._complete(self.answering)

@@ -189,7 +189,7 @@ _packer = msgpack.Packer(use_bin_type=True)
 
 def encode(frame: Frame) -> bytes:
     """Serialise one frame."""
-    stream = 0 if isinstance(frame, _SESSION_FRAMES) else frame.stream  # type: ignore[union-attr]
+    stream = getattr(frame, "stream", 0)
     return _packer.pack([frame.TYPE, stream, *frame.fields()])
 
 
@@ -204,7 +204,7 @@ def encode_credit(stream: int, amount: int) -> bytes:
 
 
 # Field types per frame type, checked on decode. str means text; float accepts ints too.
-_SCHEMA: dict[int, tuple[type, tuple[type, ...]]] = {
+_SCHEMA: dict[int, tuple[Any, tuple[type, ...]]] = {
     HELLO: (Hello, (int, str, str, str, int)),
     WELCOME: (Welcome, (str, str, str, float, float, int)),
     ERROR: (Error, (str, str)),
@@ -219,7 +219,7 @@ _SCHEMA: dict[int, tuple[type, tuple[type, ...]]] = {
 }
 
 
-def _check_field(value: Any, kind: type, type_name: str) -> Any:
+def _check_field(value: Any, kind: Any, type_name: str) -> Any:
     if kind is float:
         if type(value) not in (int, float):
             raise ProtocolError(f"{type_name}: expected a number, got {type(value).__name__}")
@@ -252,12 +252,14 @@ def _build(item: Any) -> Frame:
     if cls in _SESSION_FRAMES:
         if stream != 0:
             raise ProtocolError(f"{name} belongs to the session, stream id must be 0")
-        return cls(*fields)  # type: ignore[no-any-return]
+        frame: Frame = cls(*fields)
+        return frame
     if not 0 < stream <= MAX_STREAM_ID:
         raise ProtocolError(f"{name}: stream id {stream} out of range")
-    if kind == CREDIT and not 0 < fields[0] <= MAX_WINDOW:
+    if kind == CREDIT and not 0 < int(fields[0]) <= MAX_WINDOW:
         raise ProtocolError(f"Credit: amount {fields[0]} out of range")
-    return cls(stream, *fields)  # type: ignore[no-any-return]
+    frame = cls(stream, *fields)
+    return frame
 
 
 class FrameDecoder:

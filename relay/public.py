@@ -131,6 +131,11 @@ class PublicConnection(StreamBridge):
             transport.write(page.render(self.accept, self.head_only))
             transport.close()
 
+    def eof_received(self) -> bool:
+        if self.session is None or self.finished:
+            return False  # nothing to relay: let asyncio close the socket
+        return super().eof_received()
+
     # -- stream events from the agent ------------------------------------------------------------
 
     def on_reset(self, code: str, message: str) -> None:

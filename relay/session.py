@@ -51,35 +51,34 @@ class AgentSession(FrameLink):
         ws.send_response(response)
 
     def on_frame(self, frame: p.Frame) -> None:
-        kind = type(frame)
-        if kind is p.Data:
-            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+        if type(frame) is p.Data:
+            conn = self.streams.get(frame.stream)
             if conn is not None:
-                conn.on_data(frame.data)  # type: ignore[union-attr]
+                conn.on_data(frame.data)
             else:
-                self._check_known(frame.stream)  # type: ignore[union-attr]
-        elif kind is p.Credit:
-            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+                self._check_known(frame.stream)
+        elif type(frame) is p.Credit:
+            conn = self.streams.get(frame.stream)
             if conn is not None:
-                conn.on_credit(frame.amount)  # type: ignore[union-attr]
+                conn.on_credit(frame.amount)
             else:
-                self._check_known(frame.stream)  # type: ignore[union-attr]
-        elif kind is p.End or kind is p.Reset:
-            conn = self.streams.get(frame.stream)  # type: ignore[union-attr]
+                self._check_known(frame.stream)
+        elif type(frame) is p.End or type(frame) is p.Reset:
+            conn = self.streams.get(frame.stream)
             if conn is None:
-                self._check_known(frame.stream)  # type: ignore[union-attr]
-            elif kind is p.End:
+                self._check_known(frame.stream)
+            elif type(frame) is p.End:
                 conn.on_end()
             else:
                 conn.on_reset(frame.code, frame.message)  # type: ignore[union-attr]
-        elif kind is p.Ping or kind is p.Pong:
-            self.answer_ping(frame)  # type: ignore[arg-type]
-        elif kind is p.Hello and self.name is None:
+        elif type(frame) is p.Ping or type(frame) is p.Pong:
+            self.answer_ping(frame)
+        elif type(frame) is p.Hello and self.name is None:
             if self._hello_timer is not None:
                 self._hello_timer.cancel()
-            self.relay.admit(self, frame)  # type: ignore[arg-type]
+            self.relay.admit(self, frame)
         else:
-            raise p.ProtocolError(f"unexpected {kind.__name__} frame from an agent")
+            raise p.ProtocolError(f"unexpected {type(frame).__name__} frame from an agent")
 
     def _check_known(self, sid: int) -> None:
         # Frames for a stream we closed a moment ago are normal; for one never opened, hostile.

@@ -81,7 +81,9 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def sse(request: web.Request) -> web.StreamResponse:
     count = int(request.query.get("n", "3"))
     interval = float(request.query.get("interval", "0.2"))
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
     await resp.prepare(request)
     for i in range(count):
         await resp.write(f"id: {i}\ndata: event {i}\n\n".encode())

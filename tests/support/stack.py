@@ -71,6 +71,8 @@ async def agent_for(
 
 
 @asynccontextmanager
-async def tunnel_to(local_port: int, name: str = "app", **relay_overrides: object) -> AsyncIterator[Tunnel]:
+async def tunnel_to(
+    local_port: int, name: str = "app", **relay_overrides: object
+) -> AsyncIterator[Tunnel]:
     async with running_relay(**relay_overrides) as relay, agent_for(relay, local_port, name) as t:
         yield t

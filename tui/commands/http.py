@@ -27,10 +27,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("port", type=port_number, help="the local app's port")
     parser.add_argument("--host", default="127.0.0.1", help="the local app's host (127.0.0.1)")
-    parser.add_argument("--subdomain", default="", metavar="NAME",
-                        help="public name to ask for (default: a random readable one)")
-    parser.add_argument("--relay", default=None, metavar="URL",
-                        help=f"relay's agent endpoint (default $MOLEHILL_RELAY or {DEFAULT_RELAY})")
+    parser.add_argument(
+        "--subdomain",
+        default="",
+        metavar="NAME",
+        help="public name to ask for (default: a random readable one)",
+    )
+    parser.add_argument(
+        "--relay",
+        default=None,
+        metavar="URL",
+        help=f"relay's agent endpoint (default $MOLEHILL_RELAY or {DEFAULT_RELAY})",
+    )
     parser.add_argument("--token", default=None, help="agent token (default $MOLEHILL_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     parser.set_defaults(run=run)

@@ -27,17 +27,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Run a molehill relay: visitors connect to --http, agents to --agents.",
     )
     parser.add_argument("--domain", default="localhost", help="tunnels live at NAME.DOMAIN")
-    parser.add_argument("--http", type=host_port, default=("127.0.0.1", 8080), metavar="HOST:PORT",
-                        help="public HTTP listener (default 127.0.0.1:8080)")
-    parser.add_argument("--agents", type=host_port, default=("127.0.0.1", 7000),
-                        metavar="HOST:PORT", help="agents' websocket listener (default 127.0.0.1:7000)")
-    parser.add_argument("--public-port", type=int, default=None,
-                        help="port shown in public URLs when a proxy listens for the relay")
-    parser.add_argument("--lease", type=float, default=120.0,
-                        help="seconds a disconnected agent's name is held for it (default 120)")
+    parser.add_argument(
+        "--http",
+        type=host_port,
+        default=("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="public HTTP listener (default 127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--agents",
+        type=host_port,
+        default=("127.0.0.1", 7000),
+        metavar="HOST:PORT",
+        help="agents' websocket listener (default 127.0.0.1:7000)",
+    )
+    parser.add_argument(
+        "--public-port",
+        type=int,
+        default=None,
+        help="port shown in public URLs when a proxy listens for the relay",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=120.0,
+        help="seconds a disconnected agent's name is held for it (default 120)",
+    )
     parser.add_argument("--ping-interval", type=float, default=5.0)
-    parser.add_argument("--ping-timeout", type=float, default=15.0,
-                        help="declare a silent agent dead after this many seconds")
+    parser.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=15.0,
+        help="declare a silent agent dead after this many seconds",
+    )
     parser.set_defaults(run=run)
 
 
@@ -68,13 +90,18 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
     try:
         await relay.start()
     except OSError as exc:
-        print(f"molehill: cannot listen: {exc.strerror or exc}. Is another relay running? "
-              "Choose other ports with --http and --agents.", file=sys.stderr)
+        print(
+            f"molehill: cannot listen: {exc.strerror or exc}. Is another relay running? "
+            "Choose other ports with --http and --agents.",
+            file=sys.stderr,
+        )
         return 1
     print(f"molehill relay: tunnels at {relay.public_url('NAME')}", flush=True)
     print(f"  public HTTP  http://{settings.http_host}:{relay.http_port}", flush=True)
-    print(f"  agents       {relay.agents_url}  (molehill http PORT --relay {relay.agents_url})",
-          flush=True)
+    print(
+        f"  agents       {relay.agents_url}  (molehill http PORT --relay {relay.agents_url})",
+        flush=True,
+    )
     await stop.wait()
     print("molehill relay: shutting down", flush=True)
     await relay.stop()
