@@ -125,7 +125,7 @@ class LocalConnection(StreamBridge):
                     "connect_failed",
                     f"The local app at {s.local} did not answer ({why}).",
                 )
-                self.observer.close()
+                self.observer.close(status=502)
 
 
 class AgentLink(FrameLink):

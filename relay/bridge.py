@@ -156,7 +156,7 @@ class StreamBridge(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    # -- lifecycle ---------------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------
 
     def finish(self) -> None:
         """Both directions ended cleanly: close our socket once it has flushed."""

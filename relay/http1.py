@@ -241,7 +241,7 @@ class Http1Framer:
             return [MESSAGE_END]
         return []
 
-    # -- heads --------------------------------------------------------------------------------
+    # -- heads ------------------------------------------------------------------
 
     def _parse_head(self, head: bytes) -> RequestHead | ResponseHead:
         collector = _HeaderCollector() if self._keep_headers else _SILENT

@@ -116,7 +116,7 @@ class FrameLink(asyncio.Protocol):
             self.closed.set_result(reason)
         self.on_close(reason)
 
-    # -- sending ---------------------------------------------------------------------------------
+    # -- sending ------------------------------------------------------------------
 
     def queue(self, encoded: bytes) -> None:
         """Queue an encoded frame; it leaves with this loop iteration's message."""
@@ -135,8 +135,7 @@ class FrameLink(asyncio.Protocol):
         self._flush_scheduled = False
         if not self._out:
             return
-        out = self._out
-        message = out[0] if len(out) == 1 else b"".join(out)
+        message = p.batch(self._out)
         self._out = []
         self._out_size = 0
         if self.ws.state is State.OPEN:
@@ -179,7 +178,7 @@ class FrameLink(asyncio.Protocol):
             self._write_ws()
         self.loop.call_later(2.0, self.transport.abort)
 
-    # -- heartbeat -------------------------------------------------------------------------------
+    # -- heartbeat ------------------------------------------------------------------
 
     def start_heartbeat(self, interval: float, timeout: float) -> None:
         """Ping every ``interval`` s; declare the peer dead after ``timeout`` s of silence."""

@@ -148,13 +148,16 @@ class ExchangeObserver:
         )
         self.bytes_out = 0
 
-    def close(self) -> None:
-        """The connection ended: report exchanges that never got (all of) a response."""
+    def close(self, status: int = 0) -> None:
+        """The connection ended: report exchanges that never got (all of) a response.
+
+        ``status`` is what the visitor was shown instead (502 when the local app refused).
+        """
         if self.answering is not None:
             self._complete(self.answering)
             self.answering = None
         while self.pending:
-            self.status = 0
+            self.status = status
             self._complete(self.pending.popleft())
 
     def _keep(self, capture: Capture, data: bytes, request: bool) -> None:

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 One websocket connects an agent to the relay and carries one tunnel. Every websocket message
-holds one or more frames back to back; a frame is a msgpack array ``[type, stream_id, *fields]``.
+is a msgpack array of one or more frames; a frame is a msgpack array
+``[type, stream_id, *fields]``.
 Stream id 0 is the session itself (hello, welcome, error, ping, pong, goaway); streams are opened
 by the relay only (a public connection arrived) and have ids >= 1.
 
@@ -262,36 +263,44 @@ def _build(item: Any) -> Frame:
     return frame
 
 
+def batch(encoded: list[bytes]) -> bytes:
+    """One websocket message: a msgpack array holding already-encoded frames."""
+    n = len(encoded)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 0x10000:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(encoded)
+
+
+def encode_message(*frames: Frame) -> bytes:
+    """One websocket message holding ``frames``."""
+    return batch([encode(frame) for frame in frames])
+
+
 class FrameDecoder:
     """Turns websocket messages into frames; a frame never spans two messages."""
 
     def __init__(self, max_message: int = MAX_MESSAGE) -> None:
-        self._unpacker = msgpack.Unpacker(
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            max_buffer_size=max_message,
-        )
-        self._fed = 0
+        self.max_message = max_message
 
     def decode(self, message: bytes) -> list[Frame]:
         """Return the frames in one message, or raise ProtocolError."""
         if not message:
             raise ProtocolError("empty message")
+        if len(message) > self.max_message:
+            raise ProtocolError(f"message larger than {self.max_message} bytes")
         try:
-            self._unpacker.feed(message)
-            self._fed += len(message)
-            items = list(self._unpacker)
-            consumed = self._unpacker.tell()
-        except ProtocolError:
-            raise
+            items = msgpack.unpackb(message, raw=False, use_list=True, strict_map_key=True)
         except Exception as exc:  # msgpack raises many types; the contract is one.
             raise ProtocolError(f"undecodable message: {exc.__class__.__name__}: {exc}") from None
-        if consumed != self._fed:
-            raise ProtocolError("message ends inside a frame")
+        if type(items) is not list or not items:
+            raise ProtocolError("a message must be a non-empty array of frames")
         return [_build(item) for item in items]
 
 
 def decode_all(message: bytes) -> list[Frame]:
-    """Decode one message with a fresh decoder (tests and one-off use)."""
+    """Decode one message (tests and one-off use)."""
     return FrameDecoder().decode(message)

@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from relay import pages
+from relay import protocol as p
 from relay.bridge import StreamBridge
 from relay.http1 import MESSAGE_END, Http1Framer, HttpError, RequestHead, forwarded_head
 from relay.names import tunnel_from_host
@@ -123,7 +124,9 @@ class PublicConnection(StreamBridge):
     def reject(self, page: pages.ErrorPage) -> None:
         """Answer with an error page and close; any stream is reset."""
         if self.session is not None and not self.finished:
-            self.reset(f"http_{page.status}", page.title)
+            # Tell the agent, but keep our socket: the page still has to reach the visitor.
+            self.link.queue(p.encode(p.Reset(self.sid, f"http_{page.status}", page.title)))
+            self.forget()
         self.finished = True
         self.relay.errors += 1
         transport = self.transport
@@ -141,10 +144,12 @@ class PublicConnection(StreamBridge):
     def on_reset(self, code: str, message: str) -> None:
         if not self.bytes_to_socket and self.transport is not None:
             if code == "connect_failed":
+                self.finished = True
                 self.forget()
                 self.reject(pages.local_app_down(self.tunnel, message))
                 return
             if code == "session_lost":
+                self.finished = True
                 self.forget()
                 self.reject(pages.tunnel_offline(self.tunnel))
                 return

@@ -66,7 +66,7 @@ class Relay:
         self.http_port = 0
         self.agents_port = 0
 
-    # -- lifecycle --------------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,7 +123,7 @@ class Relay:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # -- names ------------------------------------------------------------------------------------
+    # -- names ------------------------------------------------------------------
 
     def public_url(self, name: str) -> str:
         s = self.settings

@@ -99,7 +99,7 @@ class AgentSession(FrameLink):
         self.send(p.Error(code, message))
         self.close(f"refused: {code}", code=1008)
 
-    # -- streams ---------------------------------------------------------------------------------
+    # -- streams ------------------------------------------------------------------
 
     def attach(self, conn: PublicConnection) -> None:
         """Give a visitor connection a stream on this tunnel and tell the agent."""

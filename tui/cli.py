@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
-from tui.commands import http, relay
+from tui.commands import http, relay, start
+from tui.commands import profiles as profiles_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,8 +17,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hostable tunnels to your local web apps, with a live dashboard.",
     )
     parser.add_argument("--version", action="version", version=f"molehill {__version__}")
+    parser.add_argument(
+        "--profiles",
+        dest="profiles_path",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="profiles file (default: $MOLEHILL_PROFILES or the user config directory)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     http.add_parser(sub)
+    start.add_parser(sub)
+    profiles_command.add_parser(sub)
     relay.add_parser(sub)
     return parser
 

@@ -17,14 +17,7 @@ from relay.events import (
     TunnelRefused,
     event_to_json,
 )
-
-
-def human_size(n: int) -> str:
-    if n < 1024:
-        return f"{n}B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f}KB"
-    return f"{n / (1024 * 1024):.1f}MB"
+from tui.format import human_size
 
 
 def human_line(event: AgentEvent) -> str:

@@ -129,6 +129,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         conflict_handler="resolve",
     )
     _add_profiles_option(parser)
+    parser.set_defaults(run=run)  # the dispatcher (tui/cli.py) calls args.run(args)
     commands = parser.add_subparsers(dest="profiles_command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -237,7 +238,8 @@ def _cmd_show(args: argparse.Namespace, path: Path) -> int:
         if key == "allow" and not profile.allow:
             shown = "(not set: everyone)"
         lines.append((key, shown))
-    lines.insert(4, ("public name", profile.public_name))
+        if key == "subdomain":
+            lines.append(("public name", profile.public_name))
     width = max(len(key) for key, _ in lines) + 1
     for key, shown in lines:
         print(f"{key + ':':<{width}} {shown}")

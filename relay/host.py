@@ -1,0 +1,226 @@
+"""Runs tunnels, and an embedded relay when none is configured, on a thread of their own.
+
+The dashboard must never slow a tunnel down: agents and the embedded relay live on a background
+thread with its own event loop, and the UI only ever takes batches from here (``drain``) a few
+times a second. Control calls (start/stop a tunnel) are handed to that loop thread-safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass, field
+
+from relay.agent import Agent, AgentSettings, Refused
+from relay.events import AgentEvent, RequestRecord, TunnelRefused
+from relay.runtime import new_event_loop
+from relay.server import Relay, RelaySettings
+from relay.stats import StatsSnapshot, TunnelStats
+
+PUBLISH_EVERY = 0.25  # seconds between status snapshots
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelStatus:
+    """One tunnel as the UI shows it."""
+
+    key: str
+    state: str  # stopped, connecting, online, reconnecting, error
+    name: str
+    url: str
+    local: str
+    error: str
+    rtt_ms: float | None
+    open_streams: int
+    stats: StatsSnapshot
+
+
+@dataclass
+class HostUpdate:
+    """Everything that happened since the last drain."""
+
+    records: dict[str, list[RequestRecord]] = field(default_factory=dict)
+    events: list[tuple[str, AgentEvent]] = field(default_factory=list)
+    statuses: dict[str, TunnelStatus] = field(default_factory=dict)
+
+
+class _Tunnel:
+    def __init__(self, key: str, agent: Agent) -> None:
+        self.key = key
+        self.agent = agent
+        self.stats = TunnelStats()
+        self.task: asyncio.Task[None] | None = None
+
+
+class TunnelHost:
+    """Owns the background thread. Use ``start()`` / ``stop()`` from the UI thread."""
+
+    def __init__(
+        self,
+        relay_url: str | None = None,
+        token: str = "",
+        embedded: RelaySettings | None = None,
+        capture_bytes: int = 64 * 1024,
+    ) -> None:
+        self.relay_url = relay_url or ""
+        self.token = token
+        self.embedded_settings = embedded or RelaySettings(http_port=8080, agents_port=0)
+        self.embedded: Relay | None = None
+        self.capture_bytes = capture_bytes
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._tunnels: dict[str, _Tunnel] = {}
+        self._lock = threading.Lock()
+        self._records: dict[str, list[RequestRecord]] = {}
+        self._events: list[tuple[str, AgentEvent]] = []
+        self._statuses: dict[str, TunnelStatus] = {}
+        self._stopped: asyncio.Event | None = None
+
+    # -- UI thread -----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread (and the embedded relay); raise if the relay cannot listen."""
+        self._thread = threading.Thread(target=self._main, name="molehill-tunnels", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the tunnel thread did not start")
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    @property
+    def uses_embedded_relay(self) -> bool:
+        return self.embedded is not None
+
+    def start_tunnel(self, key: str, settings: AgentSettings) -> None:
+        self._call(self._start_tunnel, key, settings)
+
+    def stop_tunnel(self, key: str) -> None:
+        self._call(self._stop_tunnel, key)
+
+    def drain(self) -> HostUpdate:
+        """Take the records and events gathered since the last call, and the latest statuses."""
+        with self._lock:
+            records, self._records = self._records, {}
+            events, self._events = self._events, []
+            statuses = self._statuses
+        return HostUpdate(records, events, statuses)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.loop is None or self._thread is None:
+            return
+        if self._stopped is not None:
+            self.loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)
+
+    def _call(self, fn: object, *args: object) -> None:
+        assert self.loop is not None, "start() first"
+        self.loop.call_soon_threadsafe(fn, *args)  # type: ignore[arg-type]
+
+    # -- tunnel thread ---------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        loop = new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            if not self.relay_url:
+                self.embedded = await start_embedded_relay(self.embedded_settings)
+                self.relay_url = self.embedded.agents_url
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        publisher = asyncio.create_task(self._publish_forever())
+        await self._stopped.wait()
+        publisher.cancel()
+        for tunnel in self._tunnels.values():
+            tunnel.agent.stop()
+        tasks = [t.task for t in self._tunnels.values() if t.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=3)
+        if self.embedded is not None:
+            await self.embedded.stop()
+
+    def _start_tunnel(self, key: str, settings: AgentSettings) -> None:
+        old = self._tunnels.get(key)
+        if old is not None and old.task is not None and not old.task.done():
+            return
+        settings.relay = settings.relay or self.relay_url
+        settings.token = settings.token or self.token
+        settings.capture_bytes = self.capture_bytes
+        holder: list[_Tunnel] = []
+        agent = Agent(settings, lambda event: self._on_event(holder[0], event))
+        tunnel = _Tunnel(key, agent)
+        if old is not None:
+            tunnel.stats = old.stats  # a restarted tunnel keeps its figures
+        holder.append(tunnel)
+        self._tunnels[key] = tunnel
+        tunnel.task = asyncio.get_running_loop().create_task(self._run(tunnel))
+
+    async def _run(self, tunnel: _Tunnel) -> None:
+        # A refusal was reported as a TunnelRefused event; the agent stays in the error state.
+        with contextlib.suppress(Refused):
+            await tunnel.agent.run()
+
+    def _stop_tunnel(self, key: str) -> None:
+        tunnel = self._tunnels.get(key)
+        if tunnel is not None:
+            tunnel.agent.stop()
+
+    def _on_event(self, tunnel: _Tunnel, event: AgentEvent) -> None:
+        if type(event) is RequestRecord:
+            tunnel.stats.add(event)
+            with self._lock:
+                self._records.setdefault(tunnel.key, []).append(event)
+            return
+        with self._lock:
+            self._events.append((tunnel.key, event))
+        if isinstance(event, TunnelRefused):
+            self._publish()
+
+    async def _publish_forever(self) -> None:
+        while True:
+            self._publish()
+            await asyncio.sleep(PUBLISH_EVERY)
+
+    def _publish(self) -> None:
+        statuses = {}
+        for key, tunnel in self._tunnels.items():
+            agent = tunnel.agent
+            link = agent.link
+            statuses[key] = TunnelStatus(
+                key=key,
+                state=agent.state,
+                name=agent.name,
+                url=agent.url,
+                local=agent.settings.local,
+                error=agent.last_error if agent.state != "online" else "",
+                rtt_ms=agent.rtt * 1000 if agent.rtt is not None else None,
+                open_streams=len(link.streams) if link is not None else 0,
+                stats=tunnel.stats.snapshot(),
+            )
+        with self._lock:
+            self._statuses = statuses
+
+
+async def start_embedded_relay(settings: RelaySettings) -> Relay:
+    """Start a loopback relay on the wished-for port, or any free one if it is taken."""
+    relay = Relay(settings)
+    try:
+        await relay.start()
+    except OSError:
+        settings.http_port = 0
+        relay = Relay(settings)
+        await relay.start()
+    return relay

@@ -1,0 +1,100 @@
+"""`molehill start NAME... | --all`: run profiles' tunnels headless, in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from profiles.errors import ProfilesError
+from profiles.model import Profile
+from profiles.paths import resolve_profiles_path
+from profiles.store import load
+from relay.agent import AgentSettings
+from relay.host import start_embedded_relay
+from relay.runtime import run_until_signal
+from relay.server import Relay, RelaySettings
+from tui.commands.http import run_agents
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "start",
+        help="run tunnels for named profiles (or all of them), headless",
+        description=(
+            "Start the tunnels of the named profiles in one process, with one line (or JSON "
+            "object) per request, tagged with the profile name. Without a [relay] url in the "
+            "profiles file, an embedded relay on loopback serves them."
+        ),
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="profiles to start")
+    parser.add_argument("--all", action="store_true", help="start every profile")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    parser.add_argument(
+        "--profiles",
+        dest="profiles_path",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="profiles file (default: $MOLEHILL_PROFILES or the user config directory)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.names and not args.all:
+        print(
+            "molehill: name the profiles to start, or use --all (see `molehill profiles list`)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        loaded = load(resolve_profiles_path(getattr(args, "profiles_path", None)))
+        chosen = (
+            list(loaded.file.profiles.values())
+            if args.all
+            else [loaded.file.get(name) for name in args.names]
+        )
+    except ProfilesError as exc:
+        print(f"molehill: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if not chosen:
+        print(
+            f"molehill: {loaded.path} has no profiles yet; add one with "
+            "`molehill profiles add NAME --port PORT`",
+            file=sys.stderr,
+        )
+        return 2
+    relay = loaded.file.relay
+
+    async def main(stop: asyncio.Event) -> int:
+        embedded: Relay | None = None
+        url = relay.url or ""
+        if not url:
+            try:
+                embedded = await start_embedded_relay(RelaySettings(http_port=8080, agents_port=0))
+            except OSError as exc:
+                print(f"molehill: cannot start the embedded relay: {exc}", file=sys.stderr)
+                return 1
+            url = embedded.agents_url
+            if not args.json:
+                print(f"embedded relay: tunnels at {embedded.public_url('NAME')}", flush=True)
+        tunnels: list[tuple[str | None, AgentSettings]] = [
+            (p.name, _settings(p, url, relay.token or "")) for p in chosen
+        ]
+        try:
+            return await run_agents(tunnels, args.json, stop)
+        finally:
+            if embedded is not None:
+                await embedded.stop()
+
+    return run_until_signal(main)
+
+
+def _settings(profile: Profile, relay_url: str, token: str) -> AgentSettings:
+    return AgentSettings(
+        local_port=profile.port,
+        local_host=profile.host,
+        relay=relay_url,
+        name=profile.public_name,
+        token=token,
+    )

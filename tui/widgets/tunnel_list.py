@@ -1,0 +1,56 @@
+"""The sidebar: every profile with its live state and public URL, plus the merged view."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from relay.host import TunnelStatus
+
+ALL = "__all__"
+STATE_STYLES = {
+    "online": ("●", "green"),
+    "connecting": ("◌", "yellow"),
+    "reconnecting": ("◌", "yellow"),
+    "error": ("✖", "red"),
+    "stopped": ("○", "grey50"),
+}
+
+
+def entry(name: str, local: str, status: TunnelStatus | None) -> Text:
+    state = status.state if status else "stopped"
+    mark, colour = STATE_STYLES.get(state, ("?", "white"))
+    text = Text()
+    text.append(f"{mark} ", style=colour)
+    text.append(name, style="bold")
+    text.append(f"  {state}", style=colour)
+    text.append(f"\n  {local}", style="dim")
+    if status and status.url and state in ("online", "reconnecting"):
+        text.append(f"\n  {status.url}", style="cyan")
+    elif status and status.error and state != "online":
+        text.append(f"\n  {status.error[:60]}", style="red")
+    return text
+
+
+class TunnelList(OptionList):
+    """One option per profile; the first option merges every tunnel's log."""
+
+    def set_entries(
+        self, entries: list[tuple[str, str]], statuses: dict[str, TunnelStatus]
+    ) -> None:
+        """``entries`` are (profile name, local address); keeps the highlight where it was."""
+        current = self.highlighted_key
+        options = [Option(Text("≡ all tunnels", style="bold"), id=ALL)]
+        options += [
+            Option(entry(name, local, statuses.get(name)), id=name) for name, local in entries
+        ]
+        self.set_options(options)
+        ids = [o.id for o in options]
+        self.highlighted = ids.index(current) if current in ids else (1 if len(ids) > 1 else 0)
+
+    @property
+    def highlighted_key(self) -> str | None:
+        if self.highlighted is None:
+            return None
+        return self.get_option_at_index(self.highlighted).id
