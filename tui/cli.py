@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
-from tui.commands import http, relay, start
+from tui.commands import dashboard, http, relay, start
 from tui.commands import profiles as profiles_command
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_parser(sub)
     profiles_command.add_parser(sub)
     relay.add_parser(sub)
+    dashboard.add_parser(sub)
     return parser
 
 
@@ -36,8 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
-        parser.print_help()
-        return 0
+        return dashboard.run_dashboard(args)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:

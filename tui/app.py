@@ -1,0 +1,410 @@
+"""The molehill dashboard: profiles in a sidebar, the selected tunnel's live log and figures."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+
+from profiles.errors import ProfilesChangedOnDisk, ProfilesError
+from profiles.model import Profile, ProfilesFile
+from profiles.store import LoadedProfiles, load, save
+from relay.agent import AgentSettings
+from relay.events import Reconnecting, TunnelRefused
+from relay.host import TunnelHost, TunnelStatus
+from relay.server import RelaySettings
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.details import RequestDetailsScreen
+from tui.screens.file_error import ProfilesErrorScreen
+from tui.screens.filter import FilterScreen
+from tui.screens.help import HelpScreen
+from tui.screens.profile_form import ProfileFormScreen
+from tui.widgets.latency_pane import LatencyPane
+from tui.widgets.request_log import LogFilter, RequestLog, Row
+from tui.widgets.tunnel_list import ALL, TunnelList
+
+REFRESH_EVERY = 0.25  # seconds between UI updates from the tunnel thread
+
+
+class MolehillApp(App[None]):
+    """Run with a profiles path; ``relay_settings`` configures the embedded relay."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "molehill"
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("x", "stop", "Stop"),
+        Binding("A", "start_all", "Start all"),
+        Binding("Z", "stop_all", "Stop all", show=False),
+        Binding("n", "add_profile", "New"),
+        Binding("e", "edit_profile", "Edit"),
+        Binding("d", "delete_profile", "Delete"),
+        Binding("c", "copy_url", "Copy URL"),
+        Binding("o", "open_url", "Open", show=False),
+        Binding("space", "toggle_pause", "Pause"),
+        Binding("slash", "filter", "Filter"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        profiles_path: Path,
+        relay_settings: RelaySettings | None = None,
+        ring_size: int = 5000,
+        autostart: bool = True,
+        on_host_started: Callable[[TunnelHost], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.profiles_path = profiles_path
+        self.relay_settings = relay_settings
+        self.ring_size = ring_size
+        self.autostart = autostart
+        self.on_host_started = on_host_started
+        self.loaded: LoadedProfiles | None = None
+        self.host: TunnelHost | None = None
+        self.statuses: dict[str, TunnelStatus] = {}
+        self.logs: dict[str, deque[Row]] = {}
+        self.all_rows: deque[Row] = deque(maxlen=ring_size)
+        self.selected = ALL
+        self._sidebar_signature: tuple[object, ...] = ()
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="relay-bar")
+        with Horizontal(id="body"):
+            yield TunnelList(id="sidebar")
+            with Vertical(id="main"):
+                yield Static(id="tunnel-info")
+                yield RequestLog(self.ring_size, id="log")
+                yield LatencyPane(id="latency")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TunnelList).border_title = "tunnels"
+        self.query_one(RequestLog).border_title = "requests"
+        self.query_one(LatencyPane).border_title = "latency"
+        if not self._load_profiles():
+            return
+        self._start_host()
+        self.set_interval(REFRESH_EVERY, self.refresh_from_host)
+
+    def _load_profiles(self) -> bool:
+        try:
+            self.loaded = load(self.profiles_path)
+        except ProfilesError as exc:
+            self.push_screen(
+                ProfilesErrorScreen(str(exc), str(self.profiles_path)), self._after_file_error
+            )
+            return False
+        self._refresh_sidebar(force=True)
+        return True
+
+    def _after_file_error(self, reload: bool | None) -> None:
+        if reload and self._load_profiles() and self.host is None:
+            self._start_host()
+            self.set_interval(REFRESH_EVERY, self.refresh_from_host)
+
+    def _start_host(self) -> None:
+        assert self.loaded is not None
+        relay = self.loaded.file.relay
+        self.host = TunnelHost(relay.url, relay.token or "", embedded=self.relay_settings)
+        try:
+            self.host.start()
+        except OSError as exc:
+            self.notify(f"cannot start the embedded relay: {exc}", severity="error")
+            return
+        self._show_relay()
+        if self.on_host_started is not None:
+            self.on_host_started(self.host)
+        if self.autostart:
+            for profile in self.loaded.file.autostart_profiles():
+                self._start(profile)
+
+    def _show_relay(self) -> None:
+        host = self.host
+        if host is None:
+            return
+        if host.embedded is not None:
+            where = f"embedded relay · tunnels at {host.embedded.public_url('NAME')}"
+        else:
+            where = f"relay {host.relay_url}"
+        rtts = [s.rtt_ms for s in self.statuses.values() if s.rtt_ms is not None]
+        rtt = f" · RTT {min(rtts):.1f} ms" if rtts else ""
+        bar = Text()
+        bar.append(" molehill ", style="bold reverse")
+        bar.append(f"  {where}{rtt}")
+        self.query_one("#relay-bar", Static).update(bar)
+
+    # -- periodic refresh from the tunnel thread -------------------------------------------
+
+    def refresh_from_host(self) -> None:
+        if self.host is None:
+            return
+        update = self.host.drain()
+        log = self.query_one(RequestLog)
+        for key, records in update.records.items():
+            rows = [(key, r) for r in records]
+            self.logs.setdefault(key, deque(maxlen=self.ring_size)).extend(rows)
+            self.all_rows.extend(rows)
+            if self.selected in (key, ALL):
+                log.add(rows)
+        for key, event in update.events:
+            if isinstance(event, TunnelRefused):
+                self.notify(f"{key}: {event.message}", severity="error", timeout=8)
+            elif isinstance(event, Reconnecting) and event.attempt == 1:
+                self.notify(f"{key}: {event.reason}; reconnecting", severity="warning")
+        self.statuses = update.statuses
+        self._refresh_sidebar()
+        self._refresh_main()
+        self._show_relay()
+
+    def _refresh_sidebar(self, force: bool = False) -> None:
+        entries = self._entries()
+        signature = tuple(
+            (name, local, s.state, s.url, s.error)
+            if (s := self.statuses.get(name))
+            else (name, local)
+            for name, local in entries
+        )
+        if signature != self._sidebar_signature or force:
+            self._sidebar_signature = signature
+            self.query_one(TunnelList).set_entries(entries, self.statuses)
+
+    def _entries(self) -> list[tuple[str, str]]:
+        if self.loaded is None:
+            return []
+        return [(p.name, p.local_address) for p in self.loaded.file.profiles.values()]
+
+    def _refresh_main(self) -> None:
+        info = self.query_one("#tunnel-info", Static)
+        pane = self.query_one(LatencyPane)
+        log = self.query_one(RequestLog)
+        paused = "  [paused" + (f", {log.missed} new" if log.missed else "") + "]"
+        filtered = f"  [filter: {log.filter.describe()}]" if log.filter.active else ""
+        suffix = (paused if log.paused else "") + filtered
+        if self.selected == ALL:
+            online = sum(1 for s in self.statuses.values() if s.state == "online")
+            info.update(Text(f"All tunnels · {online} online{suffix}", style="bold"))
+            pane.show(None)
+            return
+        status = self.statuses.get(self.selected)
+        profile = self._profile(self.selected)
+        text = Text()
+        text.append(self.selected, style="bold")
+        if profile is not None:
+            text.append(f"  {profile.local_address}", style="dim")
+        if status is None or status.state == "stopped":
+            text.append("  stopped · press s to start", style="grey50")
+        elif status.state == "online":
+            text.append(f"  → {status.url}", style="cyan")
+        else:
+            text.append(f"  {status.state}", style="yellow" if status.state != "error" else "red")
+            if status.error:
+                text.append(f"\n{status.error}", style="red")
+        text.append(suffix, style="yellow")
+        info.update(text)
+        pane.show(status)
+
+    # -- selection -------------------------------------------------------------------------
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        key = event.option.id or ALL
+        if key == self.selected:
+            return
+        self.selected = key
+        log = self.query_one(RequestLog)
+        log.show_tunnel = key == ALL
+        log.replace(self.all_rows if key == ALL else self.logs.get(key, ()))
+        self._refresh_main()
+
+    def on_request_log_request_chosen(self, event: RequestLog.RequestChosen) -> None:
+        self.push_screen(RequestDetailsScreen(event.tunnel, event.record))
+
+    def _profile(self, name: str) -> Profile | None:
+        if self.loaded is None:
+            return None
+        return self.loaded.file.profiles.get(name)
+
+    def _selected_profile(self) -> Profile | None:
+        profile = self._profile(self.selected)
+        if profile is None:
+            self.notify("select a profile in the sidebar first", severity="warning")
+        return profile
+
+    # -- tunnels ---------------------------------------------------------------------------
+
+    def _start(self, profile: Profile) -> None:
+        if self.host is None:
+            return
+        settings = AgentSettings(
+            local_port=profile.port, local_host=profile.host, name=profile.public_name, relay=""
+        )
+        self.host.start_tunnel(profile.name, settings)
+
+    def action_start(self) -> None:
+        if (profile := self._selected_profile()) is not None:
+            self._start(profile)
+
+    def action_stop(self) -> None:
+        if (profile := self._selected_profile()) is not None and self.host is not None:
+            self.host.stop_tunnel(profile.name)
+
+    def action_start_all(self) -> None:
+        if self.loaded is not None:
+            for profile in self.loaded.file.profiles.values():
+                self._start(profile)
+
+    def action_stop_all(self) -> None:
+        if self.host is not None and self.loaded is not None:
+            for name in self.loaded.file.profiles:
+                self.host.stop_tunnel(name)
+
+    def _url(self) -> str | None:
+        status = self.statuses.get(self.selected)
+        if status is None or not status.url:
+            self.notify("this tunnel has no public URL yet: start it with s", severity="warning")
+            return None
+        return status.url
+
+    def action_copy_url(self) -> None:
+        if (url := self._url()) is not None:
+            self.copy_to_clipboard(url)
+            self.notify(f"copied {url}")
+
+    def action_open_url(self) -> None:
+        if (url := self._url()) is not None:
+            self.open_url(url)
+
+    # -- log -------------------------------------------------------------------------------
+
+    def action_toggle_pause(self) -> None:
+        log = self.query_one(RequestLog)
+        log.paused = not log.paused
+        if not log.paused:
+            log.replace(self.all_rows if self.selected == ALL else self.logs.get(self.selected, ()))
+        self._refresh_main()
+
+    def action_filter(self) -> None:
+        log = self.query_one(RequestLog)
+
+        def apply(chosen: LogFilter | None) -> None:
+            if chosen is None:
+                return
+            log.filter = chosen
+            log.replace(self.all_rows if self.selected == ALL else self.logs.get(self.selected, ()))
+            self._refresh_main()
+
+        self.push_screen(FilterScreen(log.filter), apply)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # -- profiles --------------------------------------------------------------------------
+
+    def _taken(self, except_name: str | None = None) -> set[str]:
+        if self.loaded is None:
+            return set()
+        return {p.public_name for p in self.loaded.file.profiles.values() if p.name != except_name}
+
+    def action_add_profile(self) -> None:
+        def added(profile: Profile | None) -> None:
+            if profile is not None and self.loaded is not None:
+                if profile.name in self.loaded.file.profiles:
+                    self.notify(f"a profile named '{profile.name}' exists", severity="error")
+                    return
+                self._save(self.loaded.file.with_added(profile), f"added '{profile.name}'")
+
+        self.push_screen(ProfileFormScreen(taken=self._taken()), added)
+
+    def action_edit_profile(self) -> None:
+        existing = self._selected_profile()
+        if existing is None:
+            return
+
+        def edited(profile: Profile | None) -> None:
+            if profile is None or self.loaded is None:
+                return
+            file = self.loaded.file
+            if profile.name != existing.name:
+                if profile.name in file.profiles:
+                    self.notify(f"a profile named '{profile.name}' exists", severity="error")
+                    return
+                new = file.without(existing.name).with_added(profile)
+            else:
+                new = file.with_replaced(profile)
+            if self._save(new, f"saved '{profile.name}'") and self.host is not None:
+                self.host.stop_tunnel(existing.name)  # its settings changed: restart by hand
+
+        self.push_screen(ProfileFormScreen(existing, self._taken(existing.name)), edited)
+
+    def action_delete_profile(self) -> None:
+        profile = self._selected_profile()
+        if profile is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes or self.loaded is None:
+                return
+            saved = self._save(self.loaded.file.without(profile.name), f"deleted '{profile.name}'")
+            if saved and self.host is not None:
+                self.host.stop_tunnel(profile.name)
+
+        self.push_screen(ConfirmScreen(f"Delete profile '{profile.name}'?", "Delete"), confirmed)
+
+    def _save(self, new: ProfilesFile, done: str) -> bool:
+        assert self.loaded is not None
+        try:
+            self.loaded = save(self.loaded.with_file(new))
+        except ProfilesChangedOnDisk as exc:
+            self.push_screen(
+                ConfirmScreen(f"{exc}\n\nReload it now? (your change is dropped)", "Reload"),
+                self._reload_after_conflict,
+            )
+            return False
+        except ProfilesError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return False
+        self.notify(done)
+        self._refresh_sidebar(force=True)
+        return True
+
+    def _reload_after_conflict(self, reload: bool | None) -> None:
+        if reload:
+            self._load_profiles()
+
+    # -- command palette -------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Start tunnel", "Start the selected tunnel", self.action_start)
+        yield SystemCommand("Stop tunnel", "Stop the selected tunnel", self.action_stop)
+        yield SystemCommand("Start all tunnels", "Start every profile", self.action_start_all)
+        yield SystemCommand("Stop all tunnels", "Stop every tunnel", self.action_stop_all)
+        yield SystemCommand("New profile", "Add a tunnel profile", self.action_add_profile)
+        yield SystemCommand("Edit profile", "Edit the selected profile", self.action_edit_profile)
+        yield SystemCommand(
+            "Delete profile", "Delete the selected profile", self.action_delete_profile
+        )
+        yield SystemCommand("Copy public URL", "Copy the tunnel's URL", self.action_copy_url)
+        yield SystemCommand("Open in browser", "Open the tunnel's URL", self.action_open_url)
+        yield SystemCommand(
+            "Pause / follow log", "Freeze the request log", self.action_toggle_pause
+        )
+        yield SystemCommand("Filter log", "Filter by method, status, path", self.action_filter)
+        yield SystemCommand("Help", "Keys and what the panes show", self.action_help)
+
+    async def action_quit(self) -> None:
+        self.exit()
+
+    def on_unmount(self) -> None:
+        if self.host is not None:
+            self.host.stop()

@@ -1,0 +1,68 @@
+"""`molehill` with no command, and `molehill demo`: open the full-screen dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from profiles.model import Profile, ProfilesFile
+from profiles.paths import resolve_profiles_path
+from profiles.store import save
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="open the dashboard with two demo apps and light traffic (touches no files)",
+        description=(
+            "Start an embedded relay, a demo frontend and API with a websocket, tunnels to both "
+            "and light traffic, and open the dashboard. Your own profiles file is not used."
+        ),
+    )
+    demo.set_defaults(run=run_demo)
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    """The main job: the dashboard on the user's profiles file."""
+    path = resolve_profiles_path(getattr(args, "profiles_path", None))
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        print(
+            "molehill: the dashboard needs a terminal; for headless tunnels use "
+            "`molehill http PORT` or `molehill start NAME`",
+            file=sys.stderr,
+        )
+        return 2
+    from tui.app import MolehillApp  # Textual loads only for the dashboard
+
+    MolehillApp(path).run()
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from relay.host import TunnelHost
+    from tui.app import MolehillApp
+    from tui.demo import DemoServices
+
+    services = DemoServices(api_name="api")
+    services.start()
+    folder = Path(tempfile.mkdtemp(prefix="molehill-demo-"))
+    path = folder / "profiles.toml"
+    demo_profiles = ProfilesFile(
+        profiles={
+            "frontend": Profile("frontend", services.frontend_port, autostart=True),
+            "api": Profile("api", services.api_port, autostart=True),
+        }
+    )
+    save(demo_profiles, path)
+
+    def send_traffic_to(host: TunnelHost) -> None:
+        if host.embedded is not None:
+            services.relay_port = host.embedded.http_port
+
+    try:
+        MolehillApp(path, on_host_started=send_traffic_to).run()
+    finally:
+        services.stop()
+    return 0

@@ -1,0 +1,93 @@
+"""Request details: headers, bodies and timings of one exchange, in a modal screen."""
+
+from __future__ import annotations
+
+import time
+
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from relay.events import RequestRecord
+from tui.bodies import describe_body
+from tui.format import human_size, ms, status_class
+
+
+def _headers_table(headers: list[tuple[str, str]]) -> Table | Text:
+    if not headers:
+        return Text("(not captured)", style="dim")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in headers:
+        table.add_row(name, value)
+    return table
+
+
+def _body(data: bytes, headers: list[tuple[str, str]], truncated: bool) -> Syntax | Text:
+    kind, text = describe_body(data, headers, truncated)
+    if kind == "empty":
+        return Text("(empty)", style="dim")
+    if kind == "json":
+        return Syntax(text, "json", theme="ansi_dark", word_wrap=True)
+    return Text(text, style="white" if kind == "text" else "dim")
+
+
+class RequestDetailsScreen(ModalScreen[None]):
+    """Shows one RequestRecord; Escape closes it."""
+
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+
+    def __init__(self, tunnel: str, record: RequestRecord) -> None:
+        super().__init__()
+        self.tunnel = tunnel
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        r = self.record
+        capture = r.capture
+        status = str(r.status) if r.status else "no response"
+        title = Text()
+        title.append(f"{r.method} ", style="bold")
+        title.append(r.path)
+        title.append(f"  {status}", style=f"bold {_colour(r.status)}")
+        summary = Table.grid(padding=(0, 2))
+        summary.add_column(style="dim")
+        summary.add_column()
+        summary.add_row("tunnel", self.tunnel)
+        summary.add_row("time", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time)))
+        summary.add_row("client", r.client)
+        summary.add_row("first byte", ms(r.ttfb_ms))
+        summary.add_row("duration", ms(r.duration_ms))
+        summary.add_row("sizes", f"{human_size(r.bytes_in)} in, {human_size(r.bytes_out)} out")
+        with VerticalScroll(id="details-body"):
+            yield Static(title, id="details-title")
+            yield Static(summary)
+            yield Static("Request headers", classes="section")
+            yield Static(_headers_table(capture.request_headers if capture else []))
+            yield Static("Request body", classes="section")
+            yield Static(
+                _body(capture.request_body, capture.request_headers, capture.request_truncated)
+                if capture
+                else Text("(not captured)", style="dim")
+            )
+            yield Static("Response headers", classes="section")
+            yield Static(_headers_table(capture.response_headers if capture else []))
+            yield Static("Response body", classes="section")
+            yield Static(
+                _body(capture.response_body, capture.response_headers, capture.response_truncated)
+                if capture
+                else Text("(not captured)", style="dim")
+            )
+        yield Footer()
+
+
+def _colour(status: int) -> str:
+    return {"2xx": "green", "3xx": "cyan", "4xx": "yellow", "5xx": "red"}.get(
+        status_class(status), "magenta"
+    )

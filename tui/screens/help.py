@@ -1,0 +1,45 @@
+"""The help screen: what the dashboard shows and every key binding."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = (
+    ("s / x", "start / stop the selected tunnel"),
+    ("A / Z", "start all / stop all tunnels"),
+    ("n / e / d", "new / edit / delete a profile"),
+    ("c / o", "copy the public URL / open it in the browser"),
+    ("space", "pause or follow the request log"),
+    ("/", "filter the log (method, status class, path text)"),
+    ("enter", "details of the highlighted request"),
+    ("tab", "move between the sidebar and the log"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("?", "this help"),
+    ("q", "quit (tunnels stop)"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 3))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, what in KEYS:
+            table.add_row(key, what)
+        with VerticalScroll(id="help"):
+            yield Static("molehill dashboard", id="help-title")
+            yield Static(
+                "The sidebar lists your profiles and their state. The main area shows the "
+                "selected tunnel's live request log, its latency figures (p50/p90/p99 over the "
+                "last minute, requests per second, errors, bytes, open connections) and the "
+                "relay round-trip time, so you can tell your app's time from the tunnel's.\n"
+            )
+            yield Static(table)
+            yield Static("\nPress Escape to close.", classes="dim")
