@@ -184,7 +184,8 @@ class FrameLink(asyncio.Protocol):
         """Ping every ``interval`` s; declare the peer dead after ``timeout`` s of silence."""
         self._ping_interval = interval
         self._ping_timeout = timeout
-        self._heartbeat = self.loop.call_later(min(interval, timeout), self._beat)
+        # The first ping goes at once, so the round-trip time is known from the start.
+        self._heartbeat = self.loop.call_soon(self._beat)  # type: ignore[assignment]
 
     def _beat(self) -> None:
         silent = time.monotonic() - self.last_received

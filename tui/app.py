@@ -84,6 +84,7 @@ class MolehillApp(App[None]):
             yield TunnelList(id="sidebar")
             with Vertical(id="main"):
                 yield Static(id="tunnel-info")
+                yield Static(id="log-header")
                 yield RequestLog(self.ring_size, id="log")
                 yield LatencyPane(id="latency")
         yield Footer()
@@ -92,6 +93,7 @@ class MolehillApp(App[None]):
         self.query_one(TunnelList).border_title = "tunnels"
         self.query_one(RequestLog).border_title = "requests"
         self.query_one(LatencyPane).border_title = "latency"
+        self.query_one("#log-header", Static).update(self.query_one(RequestLog).header())
         if not self._load_profiles():
             return
         self._start_host()
@@ -223,6 +225,7 @@ class MolehillApp(App[None]):
         self.selected = key
         log = self.query_one(RequestLog)
         log.show_tunnel = key == ALL
+        self.query_one("#log-header", Static).update(log.header())
         log.replace(self.all_rows if key == ALL else self.logs.get(key, ()))
         self._refresh_main()
 

@@ -51,6 +51,9 @@ def _response(status: int, body: bytes | str, ctype: str) -> Response:
             ("Content-Type", ctype),
             ("Content-Length", str(len(data))),
             ("Access-Control-Allow-Origin", "*"),
+            # websockets' server closes after a plain HTTP response: say so, so clients don't
+            # send a second request down a closing connection.
+            ("Connection", "close"),
         ]
     )
     return Response(status, HTTPStatus(status).phrase, headers, data)

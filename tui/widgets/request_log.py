@@ -131,6 +131,14 @@ class RequestLog(ScrollView, can_focus=True):
         index = self.cursor if self.cursor is not None else len(self.rows) - 1
         return self.rows[index]
 
+    def header(self) -> str:
+        """Column titles matching the rows' layout."""
+        tunnel = f"{'TUNNEL':<12} " if self.show_tunnel else ""
+        return (
+            f"{'TIME':<8} {tunnel}{'METHOD':<7} {'STA':>3} {'DURATION':>8} {'SIZE':>7} "
+            f"{'CLIENT':<15} PATH"
+        )
+
     # -- rendering ------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
