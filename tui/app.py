@@ -36,7 +36,7 @@ REFRESH_EVERY = 0.25  # seconds between UI updates from the tunnel thread
 class MolehillApp(App[None]):
     """Run with a profiles path; ``relay_settings`` configures the embedded relay."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "molehill"
     BINDINGS = [
         Binding("s", "start", "Start"),
