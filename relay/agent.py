@@ -69,6 +69,8 @@ class LocalConnection(StreamBridge):
         super().__init__(link, sid, send_window=link.relay_window, recv_window=s.window)
         self.agent_link = link
         self.early: list[bytes] | None = []  # DATA that arrived while connecting
+        # Grant no credit until the local app accepts: early bytes stay within one window.
+        self.writing_paused = True
         self.early_end = False
         self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes)
 
@@ -84,6 +86,7 @@ class LocalConnection(StreamBridge):
         early, self.early = self.early or [], None
         for chunk in early:
             transport.write(chunk)  # type: ignore[attr-defined]
+        self.resume_writing()
         if self.early_end:
             self.on_end()
 
@@ -179,6 +182,8 @@ class AgentLink(FrameLink):
         elif type(frame) is p.Ping or type(frame) is p.Pong:
             self.answer_ping(frame)
         elif type(frame) is p.Welcome and not self.welcome.done():
+            if frame.window < 1024 or frame.ping_interval < 0.05 or frame.lease < 0:
+                raise p.ProtocolError("the relay's welcome has an impossible window or interval")
             self.relay_window = frame.window
             self.welcome.set_result(frame)
         elif type(frame) is p.Error and not self.welcome.done():

@@ -18,6 +18,7 @@ chunk headers (chunked), so a body of any size passes with bounded memory. After
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -70,6 +71,7 @@ class ResponseHead:
     status: int
     raw: bytes
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    answers_upgrade: bool = False  # the request it answers asked for an upgrade
 
 
 Item = RequestHead | ResponseHead | bytes | _End
@@ -110,7 +112,8 @@ def _header_values(lowered_head: bytes, name: bytes) -> list[bytes]:
 
 
 # States of a framer.
-_HEAD, _FIXED, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_TRAILER, _UNTIL_CLOSE, _RAW = range(7)
+_HEAD, _FIXED, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_TRAILER, _UNTIL_CLOSE, _RAW, _WAIT = range(8)
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class Http1Framer:
@@ -133,6 +136,7 @@ class Http1Framer:
         self._state = _HEAD
         self._buf = b""
         self._remaining = 0
+        self._upgrade_next = False  # wait for the upgrade's answer after this message
         # Response side: the methods of requests still awaiting a response, oldest first.
         self._pending_methods: deque[tuple[str, bool]] = deque()
 
@@ -140,6 +144,27 @@ class Http1Framer:
     def raw(self) -> bool:
         """True once the connection switched protocols: everything is opaque bytes."""
         return self._state == _RAW
+
+    @property
+    def waiting_for_upgrade(self) -> bool:
+        """Request side: an upgrade was asked for; bytes are held until it is answered."""
+        return self._state == _WAIT
+
+    def upgrade_accepted(self) -> bytes:
+        """The peer switched protocols (101): return the held bytes; everything is raw now."""
+        self._state = _RAW
+        held, self._buf = self._buf, b""
+        return held
+
+    def upgrade_refused(self) -> list[Item]:
+        """The upgrade was answered without 101: the connection stays HTTP."""
+        self._state = _HEAD
+        return self.receive(b"")
+
+    @property
+    def pending_responses(self) -> int:
+        """Response side: requests sent that have not had their final response yet."""
+        return len(self._pending_methods)
 
     @property
     def between_messages(self) -> bool:
@@ -158,6 +183,9 @@ class Http1Framer:
             return [data]
         if state in (_RAW, _UNTIL_CLOSE):
             return [data] if data else []
+        if state == _WAIT:
+            self._hold(self._buf + data)
+            return []
         items: list[Item] = []
         buf = self._buf + data if self._buf else data
         self._buf = b""
@@ -182,15 +210,14 @@ class Http1Framer:
                 pos = end
                 items.append(self._parse_head(head))
                 if self._state == _HEAD:
-                    items.append(MESSAGE_END)
+                    self._end_message(items)
             elif state == _FIXED:
                 take = min(self._remaining, n - pos)
                 items.append(buf[pos : pos + take] if take != n or pos else buf)
                 pos += take
                 self._remaining -= take
                 if not self._remaining:
-                    self._state = _HEAD
-                    items.append(MESSAGE_END)
+                    self._end_message(items)
             elif state in (_CHUNK_SIZE, _CHUNK_TRAILER):
                 eol = buf.find(b"\r\n", pos)
                 if eol == -1:
@@ -203,16 +230,12 @@ class Http1Framer:
                 pos = eol + 2
                 if state == _CHUNK_TRAILER:
                     if not line:
-                        self._state = _HEAD
-                        items.append(MESSAGE_END)
+                        self._end_message(items)
                     continue
-                size_text = line.split(b";", 1)[0].strip(b" \t")
-                try:
-                    if not size_text or size_text.startswith((b"+", b"-", b"0x", b"0X")):
-                        raise ValueError
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise HttpError(400, f"bad chunk size {size_text[:20]!r}") from None
+                size_text = line.split(b";", 1)[0].rstrip(b" \t")
+                if not _HEX.fullmatch(size_text):
+                    raise HttpError(400, f"bad chunk size {size_text[:20]!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     self._state = _CHUNK_TRAILER
                 else:
@@ -229,10 +252,24 @@ class Http1Framer:
                 items.append(piece)
                 if not self._remaining:
                     self._state = _CHUNK_SIZE
+            elif state == _WAIT:
+                self._hold(buf[pos:])
+                return items
             else:  # _RAW or _UNTIL_CLOSE reached inside this buffer
                 items.append(buf[pos:])
                 pos = n
         return items
+
+    def _end_message(self, items: list[Item]) -> None:
+        items.append(MESSAGE_END)
+        self._state = _WAIT if self._upgrade_next else _HEAD
+        self._upgrade_next = False
+
+    def _hold(self, data: bytes) -> None:
+        # A client may not speak the new protocol before it is accepted; bound what it sends.
+        if len(data) > self._max_head:
+            raise HttpError(400, "too much data sent before the upgrade was answered")
+        self._buf = data
 
     def eof(self) -> list[Item]:
         """The peer closed its sending side; return the end of a read-until-close message."""
@@ -310,10 +347,11 @@ class Http1Framer:
         if hosts:
             start = lowered.find(b"\r\nhost:") + 7
             host = head[start : head.find(b"\r\n", start)].strip(b" \t").decode("latin-1")
+        if b"\r\ntransfer-encoding:" in lowered and parser.get_http_version() == "1.0":
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
         self._body_framing(lowered)
-        if upgraded:
-            # The body of an upgrade request is the new protocol's bytes: relay them raw.
-            self._state = _RAW
+        # After this request, hold the connection until the response says whether it switched.
+        self._upgrade_next = upgraded
         return RequestHead(
             method=method,
             target=target,
@@ -338,14 +376,16 @@ class Http1Framer:
             if status == 101 and self._pending_methods and self._pending_methods[0][1]:
                 self._pending_methods.popleft()
                 self._state = _RAW
+                return ResponseHead(status, head, headers, answers_upgrade=True)
             # Other interim responses (100 Continue, 103) precede the real one.
             return ResponseHead(status=status, raw=head, headers=headers)
-        method, _ = self._pending_methods.popleft() if self._pending_methods else ("GET", False)
+        pending = self._pending_methods
+        method, upgrade = pending.popleft() if pending else ("GET", False)
         if method == "HEAD" or status in _NO_BODY_STATUS:
             self._state = _HEAD
         else:
             self._body_framing(lowered)
-        return ResponseHead(status=status, raw=head, headers=headers)
+        return ResponseHead(status, head, headers, answers_upgrade=upgrade)
 
 
 def forwarded_head(head: RequestHead, client_ip: str, proto: str) -> bytes:
@@ -354,7 +394,6 @@ def forwarded_head(head: RequestHead, client_ip: str, proto: str) -> bytes:
     if head.has_forwarded:
         lines = raw[:-2].split(b"\r\n")
         raw = b"\r\n".join(line for line in lines if line[:12].lower() != b"x-forwarded-") + b"\r\n"
-        raw += b"\r\n"
     extra = (
         f"X-Forwarded-For: {client_ip}\r\nX-Forwarded-Proto: {proto}\r\n"
         f"X-Forwarded-Host: {head.host or ''}\r\n\r\n"

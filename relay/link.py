@@ -150,7 +150,8 @@ class FrameLink(asyncio.Protocol):
             if chunk:
                 transport.write(chunk)
             elif transport.can_write_eof() and not transport.is_closing():
-                transport.write_eof()
+                with contextlib.suppress(OSError):  # the socket may already be dead
+                    transport.write_eof()
         if self.ws.close_expected() and not transport.is_closing():
             # The closing handshake is done or failed: do not wait for the peer's TCP close.
             self.loop.call_later(1.0, transport.abort)
@@ -163,7 +164,8 @@ class FrameLink(asyncio.Protocol):
         if self.ws.state is State.OPEN:
             self.flush()
             self.ws.fail(code, reason[:120])
-            self._write_ws()
+            with contextlib.suppress(OSError):
+                self._write_ws()
         self.transport.close()
         self.loop.call_later(1.0, self.transport.abort)
 

@@ -26,7 +26,7 @@ def label_problem(name: str) -> str | None:
         return "a name cannot be empty"
     if len(name) > 63:
         return f"{name!r} is longer than 63 characters"
-    if not _LABEL.match(name):
+    if not _LABEL.fullmatch(name):
         return (
             f"{name!r} is not a valid name: use lowercase letters, digits and '-', "
             "not starting or ending with '-'"

@@ -63,6 +63,9 @@ class ExchangeObserver:
         except HttpError:
             self.broken = True
             return
+        self._requests(items)
+
+    def _requests(self, items: list[Item]) -> None:
         for item in items:
             if type(item) is bytes:
                 if self.reading is not None:
@@ -120,12 +123,23 @@ class ExchangeObserver:
                     continue  # interim response: the real one follows
                 self.pending.popleft()
                 self.status = head.status
+                if head.answers_upgrade:
+                    self._upgrade_answered(head.status == 101)
                 if ex.capture is not None:
                     ex.capture.response_headers = _decode(head.headers)
                 if head.status == 101 or self.responses.raw:
                     self._complete(ex)  # switched protocols: the exchange is done
                 else:
                     self.answering = ex
+
+    def _upgrade_answered(self, accepted: bool) -> None:
+        if accepted:
+            self.requests.upgrade_accepted()  # the rest is the new protocol: not ours to log
+            return
+        try:
+            self._requests(self.requests.upgrade_refused())
+        except HttpError:
+            self.broken = True
 
     def _complete(self, ex: _Pending) -> None:
         now = _perf()

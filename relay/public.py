@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 from relay import pages
 from relay import protocol as p
 from relay.bridge import StreamBridge
-from relay.http1 import MESSAGE_END, Http1Framer, HttpError, RequestHead, forwarded_head
+from relay.http1 import (
+    MESSAGE_END,
+    Http1Framer,
+    HttpError,
+    Item,
+    RequestHead,
+    ResponseHead,
+    forwarded_head,
+)
 from relay.names import tunnel_from_host
 
 if TYPE_CHECKING:
@@ -27,6 +35,10 @@ class PublicConnection(StreamBridge):
         self.framer = Http1Framer(
             "request", max_head=relay.settings.max_head, max_headers=relay.settings.max_headers
         )
+        # The responses are framed too: to see whether an upgrade was accepted (only a 101
+        # turns the connection raw) and to count answers by status class.
+        self.responses = Http1Framer("response")
+        self.responses_opaque = False  # the local app answered with something not HTTP
         self.client_ip = ""
         self.client_port = 0
         self.accept = ""  # the first request's Accept header, to pick the error page's form
@@ -60,6 +72,9 @@ class PublicConnection(StreamBridge):
         except HttpError as exc:
             self._bad_request(exc)
             return
+        self._relay_requests(items)
+
+    def _relay_requests(self, items: list[Item]) -> None:
         out: list[bytes] = []
         for item in items:
             kind = type(item)
@@ -74,6 +89,7 @@ class PublicConnection(StreamBridge):
                 if not self._same_tunnel(head):
                     return
                 self.relay.requests += 1
+                self.responses.expect_response_to(head.method, head.upgrade)
                 out.append(forwarded_head(head, self.client_ip, self.proto))
         if out and not self.finished:
             self.forward(out[0] if len(out) == 1 else b"".join(out))
@@ -110,7 +126,10 @@ class PublicConnection(StreamBridge):
         ):
             return True
         # A later request on this connection names another tunnel: refuse it, end the connection.
-        self.reset("misdirected", "a request named another tunnel")
+        if self.responses.pending_responses or not self.responses.between_messages:
+            self.reset("misdirected", "a request named another tunnel")  # answers in flight
+        else:
+            self.reject(pages.misdirected(self.tunnel))
         return False
 
     def _bad_request(self, exc: HttpError) -> None:
@@ -140,6 +159,35 @@ class PublicConnection(StreamBridge):
         return super().eof_received()
 
     # -- stream events from the agent ------------------------------------------------------------
+
+    def on_data(self, data: bytes) -> None:
+        responses = self.responses
+        if not responses.raw and not self.responses_opaque:
+            try:
+                items = responses.receive(data)
+            except HttpError:
+                self.responses_opaque = True  # keep relaying; stop interpreting
+                items = []
+            for item in items:
+                if type(item) is ResponseHead:
+                    self._on_response(item)
+        super().on_data(data)
+        if self.framer.waiting_for_upgrade and responses.raw:
+            self.forward_held(self.framer.upgrade_accepted())
+
+    def _on_response(self, head: ResponseHead) -> None:
+        self.relay.count_response(head.status)
+        if head.answers_upgrade and head.status != 101:
+            try:
+                items = self.framer.upgrade_refused()
+            except HttpError as exc:
+                self._bad_request(exc)
+                return
+            self._relay_requests(items)
+
+    def forward_held(self, held: bytes) -> None:
+        if held and not self.finished:
+            self.forward(held)
 
     def on_reset(self, code: str, message: str) -> None:
         if not self.bytes_to_socket and self.transport is not None:

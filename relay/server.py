@@ -62,6 +62,7 @@ class Relay:
         self.public_connections: set[PublicConnection] = set()
         self.requests = 0
         self.errors = 0
+        self.responses_by_class: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []
         self.http_port = 0
         self.agents_port = 0
@@ -122,6 +123,10 @@ class Relay:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def count_response(self, status: int) -> None:
+        klass = f"{status // 100}xx"
+        self.responses_by_class[klass] = self.responses_by_class.get(klass, 0) + 1
 
     # -- names ------------------------------------------------------------------
 

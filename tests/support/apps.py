@@ -115,6 +115,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def peer(request: web.Request) -> web.Response:
+    """Which TCP connection carried this request (the agent's local socket, seen by the app)."""
+    transport = request.transport
+    address = transport.get_extra_info("peername") if transport is not None else None
+    host, port = (address[0], address[1]) if address else ("", 0)
+    return web.json_response({"host": host, "port": port})
+
+
 async def index(request: web.Request) -> web.Response:
     return web.Response(text="hello from the local app")
 
@@ -130,6 +138,7 @@ def make_app() -> web.Application:
     app.router.add_get("/longpoll", longpoll)
     app.router.add_route("*", "/status/{code}", status)
     app.router.add_get("/ws", websocket)
+    app.router.add_get("/peer", peer)
     app.router.add_get("/", index)
     return app
 
@@ -187,3 +196,21 @@ async def raw_server() -> AsyncIterator[RawServer]:
 
 def decode_json(body: bytes) -> dict:
     return json.loads(body)
+
+
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """Accepts connections and reads them, but never answers; yields its port."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.read(65536):
+                pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()

@@ -39,6 +39,73 @@ class Tunnel:
         return [e for e in self.events if isinstance(e, RequestRecord)]
 
 
+@dataclass
+class RawResponse:
+    """One response read off a raw socket."""
+
+    status: int
+    head: bytes
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+async def open_raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection to 127.0.0.1:port (the relay's public port, usually)."""
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+def raw_request(
+    host: str,
+    path: str = "/",
+    method: str = "GET",
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes | None = None,
+) -> bytes:
+    """A request head (and body, with Content-Length) as bytes."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers or []]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+async def read_response(
+    reader: asyncio.StreamReader, *, head_only: bool = False, timeout: float = 10.0
+) -> RawResponse:
+    """Read one response: Content-Length, chunked (decoded) or until close bodies."""
+    async with asyncio.timeout(timeout):
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head[:-4].decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
+        response = RawResponse(status, head, headers, b"")  # type: ignore[arg-type]
+        length = response.header("Content-Length")
+        if head_only or status in (204, 304) or 100 <= status < 200:
+            return response
+        if (response.header("Transfer-Encoding") or "").lower() == "chunked":
+            body = bytearray()
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    while await reader.readuntil(b"\r\n") != b"\r\n":
+                        pass
+                    break
+                body += await reader.readexactly(size)
+                await reader.readexactly(2)
+            response.body = bytes(body)
+        elif length is not None:
+            response.body = await reader.readexactly(int(length))
+        else:
+            response.body = await reader.read()
+        return response
+
+
 @asynccontextmanager
 async def running_relay(**overrides: object) -> AsyncIterator[Relay]:
     async with Relay(relay_settings(**overrides)) as relay:

@@ -1,0 +1,224 @@
+"""`molehill relay` and `molehill http` as real processes: what they print, their exit codes, and
+a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from tests.support.stack import agent_for, running_relay
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUEST_KEYS = {
+    "event",
+    "time",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "ttfb_ms",
+    "bytes_in",
+    "bytes_out",
+    "client",
+    "stream",
+    "http_version",
+}
+
+
+class Molehill:
+    """A running `molehill ...` process with line-by-line access to its output."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+
+    async def line(self, timeout: float = 10.0) -> str:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout):
+            raw = await self.proc.stdout.readline()
+        if not raw:
+            raise EOFError(f"stdout closed; stderr: {await self.stderr()}")
+        text = raw.decode().rstrip("\n")
+        self.lines.append(text)
+        return text
+
+    async def line_matching(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        async with asyncio.timeout(timeout):
+            while True:
+                found = re.search(pattern, await self.line())
+                if found:
+                    return found
+
+    async def stderr(self) -> str:
+        assert self.proc.stderr is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                return (await self.proc.stderr.read()).decode()
+        return ""
+
+    async def terminate(self, timeout: float = 10.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(timeout):
+            return await self.proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def molehill(*args: str) -> AsyncIterator[Molehill]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOLEHILL_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tui.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield Molehill(proc)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def busy_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+async def test_relay_prints_where_it_listens_and_exits_cleanly_on_sigterm(app_port):
+    async with molehill("relay", "--http", "127.0.0.1:0", "--agents", "127.0.0.1:0") as relay:
+        first = await relay.line()
+        assert first.startswith("molehill relay: tunnels at http://NAME.localhost:")
+        http_port = int(
+            (await relay.line_matching(r"public HTTP\s+http://127\.0\.0\.1:(\d+)")).group(1)
+        )
+        agents = (await relay.line_matching(r"agents\s+(ws://127\.0\.0\.1:\d+)")).group(1)
+        assert first.endswith(f":{http_port}")
+        assert f"--relay {agents}" in relay.lines[-1]
+
+        # it really serves: an agent connects, a visitor gets through
+        async with (
+            molehill(
+                "http", str(app_port), "--relay", agents, "--subdomain", "cli", "--json"
+            ) as agent,
+            httpx.AsyncClient(timeout=5) as c,
+        ):
+            opened = json.loads(await agent.line())
+            assert opened["event"] == "tunnel_open"
+            resp = await c.get(
+                f"http://127.0.0.1:{http_port}/", headers={"Host": f"cli.localhost:{http_port}"}
+            )
+            assert resp.text == "hello from the local app"
+            assert await agent.terminate() == 0
+
+        assert await relay.terminate() == 0
+        rest = (await relay.proc.stdout.read()).decode()
+        assert "shutting down" in rest
+        stderr = await relay.stderr()
+        assert "Traceback" not in stderr, stderr
+
+
+async def test_relay_on_a_busy_port_exits_1_with_a_message():
+    with busy_socket() as sock:
+        port = sock.getsockname()[1]
+        async with molehill("relay", "--http", f"127.0.0.1:{port}", "--agents", "127.0.0.1:0") as r:
+            async with asyncio.timeout(10):
+                code = await r.proc.wait()
+            stderr = await r.stderr()
+    assert code == 1
+    assert "cannot listen" in stderr
+    assert "Traceback" not in stderr
+
+
+async def test_http_json_prints_tunnel_open_then_one_line_per_request(app_port):
+    async with (
+        running_relay() as relay,
+        molehill(
+            "http", str(app_port), "--relay", relay.agents_url, "--subdomain", "jsonl", "--json"
+        ) as agent,
+    ):
+        opened = json.loads(await agent.line())
+        assert opened == {
+            "event": "tunnel_open",
+            "name": "jsonl",
+            "url": f"http://jsonl.localhost:{relay.http_port}",
+            "local": f"127.0.0.1:{app_port}",
+        }
+        host = f"jsonl.localhost:{relay.http_port}"
+        async with httpx.AsyncClient(base_url=relay.http_url, headers={"Host": host}) as c:
+            assert (await c.get("/echo/one?x=1")).status_code == 200
+            assert (await c.post("/echo/two", content=b"12345")).status_code == 200
+            assert (await c.get("/status/404")).status_code == 404
+
+        records = [json.loads(await agent.line()) for _ in range(3)]
+        for record in records:
+            assert set(record) >= REQUEST_KEYS, set(REQUEST_KEYS) - set(record)
+            assert record["event"] == "request"
+            assert record["client"] == "127.0.0.1"
+            assert record["duration_ms"] > 0 and record["bytes_out"] > 0
+        assert [(r["method"], r["path"], r["status"]) for r in records] == [
+            ("GET", "/echo/one?x=1", 200),
+            ("POST", "/echo/two", 200),
+            ("GET", "/status/404", 404),
+        ]
+        # the POST's bytes_in counts its head and its 5-byte body
+        assert records[1]["bytes_in"] >= len(b"POST /echo/two HTTP/1.1\r\n\r\n") + 5
+        assert await agent.terminate() == 0
+        stderr = await agent.stderr()
+        assert "Traceback" not in stderr, stderr
+
+
+async def test_http_human_output(app_port):
+    async with (
+        running_relay() as relay,
+        molehill(
+            "http", str(app_port), "--relay", relay.agents_url, "--subdomain", "human"
+        ) as agent,
+    ):
+        url = f"http://human.localhost:{relay.http_port}"
+        first = await agent.line()
+        assert url in first
+        assert f"127.0.0.1:{app_port}" in first
+        async with httpx.AsyncClient(
+            base_url=relay.http_url, headers={"Host": f"human.localhost:{relay.http_port}"}
+        ) as c:
+            await c.get("/echo/a")
+            await c.get("/status/503")
+        lines = [await agent.line(), await agent.line()]
+        assert re.search(r"\bGET\s+/echo/a\s+200\b", lines[0]), lines[0]
+        assert re.search(r"\bGET\s+/status/503\s+503\b", lines[1]), lines[1]
+        assert re.search(r"\d+(\.\d+)?ms", lines[0])
+        assert await agent.terminate() == 0
+
+
+async def test_http_with_a_taken_subdomain_exits_1_with_a_clear_message(app_port):
+    async with (
+        running_relay() as relay,
+        agent_for(relay, app_port, "busy"),
+        molehill(
+            "http", str(app_port), "--relay", relay.agents_url, "--subdomain", "busy"
+        ) as agent,
+    ):
+        async with asyncio.timeout(10):
+            code = await agent.proc.wait()
+        stderr = await agent.stderr()
+    assert code == 1
+    assert "busy" in stderr and "in use" in stderr
+    assert "Traceback" not in stderr

@@ -1,0 +1,605 @@
+"""HTTP/1.1 framing without a network: where messages start and end, bodies passed through
+byte-exact however the bytes are split, and ambiguous or oversized requests refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.http1 import (
+    MESSAGE_END,
+    Http1Framer,
+    HttpError,
+    RequestHead,
+    ResponseHead,
+    forwarded_head,
+)
+
+GET = b"GET /a?b=1 HTTP/1.1\r\nHost: app.localhost:8080\r\nAccept: */*\r\n\r\n"
+CHUNKED_HEAD = (
+    b"POST /upload HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n"
+    b"Trailer: X-Checksum\r\n\r\n"
+)
+CHUNKED_BODY = (
+    b"5;name=value\r\nhello\r\n"
+    b'1A ; quoted="a;b"\r\nabcdefghijklmnopqrstuvwxyz\r\n'
+    b"3\r\n\r\n\r\r\n"  # data that looks like line ends
+    b"0;final\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
+)
+
+
+def normalise(items: list) -> list:
+    """Join runs of body bytes: how the input was split must not matter."""
+    out: list = []
+    for item in items:
+        if type(item) is bytes:
+            if not item:
+                continue
+            if out and type(out[-1]) is bytes:
+                out[-1] += item
+                continue
+        out.append(item)
+    return out
+
+
+def feed(framer: Http1Framer, pieces: list[bytes]) -> list:
+    items: list = []
+    for piece in pieces:
+        items.extend(framer.receive(piece))
+    return items
+
+
+def frame_all(data: bytes, kind: str = "request", pieces: list[bytes] | None = None, **kw) -> list:
+    framer = Http1Framer(kind, **kw)
+    return normalise(feed(framer, pieces if pieces is not None else [data]))
+
+
+def splits(data: bytes):
+    """Every way to cut ``data`` in two, then byte by byte."""
+    for i in range(1, len(data)):
+        yield [data[:i], data[i:]]
+    yield [data[i : i + 1] for i in range(len(data))]
+
+
+def body_bytes(items: list) -> bytes:
+    return b"".join(i for i in items if type(i) is bytes)
+
+
+def reject(data: bytes, kind: str = "request", **kw) -> HttpError:
+    with pytest.raises(HttpError) as info:
+        Http1Framer(kind, **kw).receive(data)
+    return info.value
+
+
+# -- request heads --------------------------------------------------------------------------------
+
+
+def test_request_head_is_parsed():
+    head, end = Http1Framer("request").receive(GET)
+    assert isinstance(head, RequestHead)
+    assert (head.method, head.target, head.version) == ("GET", b"/a?b=1", "1.1")
+    assert head.raw == GET
+    assert head.host == "app.localhost:8080"
+    assert not head.upgrade and not head.has_forwarded
+    assert end is MESSAGE_END
+
+
+def test_keep_headers_keeps_every_line_in_order():
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nx-dup: 2\r\nX-DUP: 3\r\nCookie: c=1\r\n\r\n"
+    (head, _) = Http1Framer("request", keep_headers=True).receive(data)
+    assert head.headers == [
+        (b"Host", b"a"),
+        (b"X-Dup", b"1"),
+        (b"x-dup", b"2"),
+        (b"X-DUP", b"3"),
+        (b"Cookie", b"c=1"),
+    ]
+
+
+def test_head_split_at_every_byte_boundary_gives_the_same_items():
+    whole = frame_all(GET)
+    assert [type(i) for i in whole] == [RequestHead, type(MESSAGE_END)]
+    for pieces in splits(GET):
+        assert frame_all(GET, pieces=pieces) == whole
+
+
+def test_head_split_keeps_the_framer_between_messages_only_at_the_end():
+    framer = Http1Framer("request")
+    assert framer.between_messages
+    assert framer.receive(GET[:10]) == []
+    assert not framer.between_messages
+    assert len(framer.receive(GET[10:])) == 2
+    assert framer.between_messages
+
+
+def test_empty_lines_before_a_request_are_ignored():
+    assert frame_all(b"\r\n\r\n" + GET) == frame_all(GET)
+
+
+def test_pipelined_keep_alive_requests():
+    data = (
+        b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"POST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET /three HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"POST /four HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+    )
+    items = frame_all(data)
+    shape = [(i.method, i.target) if isinstance(i, RequestHead) else i for i in items]
+    assert shape == [
+        ("GET", b"/one"),
+        MESSAGE_END,
+        ("POST", b"/two"),
+        b"hello",
+        MESSAGE_END,
+        ("GET", b"/three"),
+        MESSAGE_END,
+        ("POST", b"/four"),
+        MESSAGE_END,
+    ]
+    for pieces in splits(data):
+        assert frame_all(data, pieces=pieces) == items
+
+
+def test_content_length_body_passes_in_pieces():
+    body = bytes(range(256)) * 40
+    head = b"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body)
+    framer = Http1Framer("request")
+    items = framer.receive(head + body[:100])
+    assert isinstance(items[0], RequestHead) and items[1] == body[:100]
+    for start in range(100, len(body), 777):
+        piece = body[start : start + 777]
+        got = framer.receive(piece)
+        if start + 777 < len(body):
+            assert got == [piece]
+    assert got[-1] is MESSAGE_END
+    assert framer.between_messages
+
+
+def test_content_length_body_followed_by_next_request_in_one_read():
+    data = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc" + GET
+    items = frame_all(data)
+    assert items[1:3] == [b"abc", MESSAGE_END]
+    assert items[3].raw == GET
+
+
+# -- chunked request bodies -----------------------------------------------------------------------
+
+
+def test_chunked_body_passes_byte_exact_with_extensions_and_trailers():
+    items = frame_all(CHUNKED_HEAD + CHUNKED_BODY)
+    assert isinstance(items[0], RequestHead)
+    assert items[1] == CHUNKED_BODY
+    assert items[2] is MESSAGE_END and len(items) == 3
+
+
+def test_chunked_body_at_every_split_point():
+    data = CHUNKED_HEAD + CHUNKED_BODY
+    for pieces in splits(data):
+        framer = Http1Framer("request")
+        items = feed(framer, pieces)
+        assert body_bytes(items[1:]) == CHUNKED_BODY
+        assert items.count(MESSAGE_END) == 1 and items[-1] is MESSAGE_END
+        assert framer.between_messages
+
+
+def test_chunked_request_followed_by_another_request():
+    data = CHUNKED_HEAD + CHUNKED_BODY + GET
+    items = frame_all(data)
+    kinds = [type(i) for i in items]
+    assert kinds == [RequestHead, bytes, type(MESSAGE_END), RequestHead, type(MESSAGE_END)]
+    assert items[3].raw == GET
+
+
+@st.composite
+def chunked_bodies(draw: st.DrawFn) -> bytes:
+    parts = []
+    for data in draw(st.lists(st.binary(min_size=1, max_size=40), max_size=6)):
+        ext = draw(st.sampled_from([b"", b";a=b", b"; x", b';q="1;2"']))
+        size = b"%x" % len(data)
+        if draw(st.booleans()):
+            size = size.upper()
+        parts.append(size + ext + b"\r\n" + data + b"\r\n")
+    parts.append(b"0\r\n")
+    for i in range(draw(st.integers(0, 2))):
+        parts.append(b"T%d: v\r\n" % i)
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+@settings(max_examples=150)
+@given(chunked_bodies(), st.lists(st.integers(1, 400), max_size=8))
+def test_any_chunked_body_split_anywhere_passes_byte_exact(body, cuts):
+    data = CHUNKED_HEAD + body + GET
+    points = sorted({c % len(data) for c in cuts} - {0})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    items = feed(Http1Framer("request"), pieces)
+    ends = [i for i, item in enumerate(items) if item is MESSAGE_END]
+    assert len(ends) == 2
+    assert body_bytes(items[1 : ends[0]]) == body
+    assert items[ends[0] + 1].raw == GET
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5\r\nhelloXX0\r\n\r\n",
+        b"5\r\nhello\n0\r\n\r\n",
+        b"5\r\nhello\rX",
+        b"3\r\nabcd\r\n0\r\n\r\n",
+    ],
+)
+def test_chunk_data_not_followed_by_crlf_is_an_error(body):
+    data = CHUNKED_HEAD + body
+    for pieces in splits(data):
+        with pytest.raises(HttpError) as info:
+            feed(Http1Framer("request"), pieces)
+        assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "size_line", [b"zz\r\n", b"-5\r\n", b"+5\r\n", b"0x5\r\n", b"\r\n", b";ext\r\n"]
+)
+def test_bad_chunk_size_is_an_error(size_line):
+    assert reject(CHUNKED_HEAD + size_line + b"hello\r\n").status == 400
+
+
+@pytest.mark.parametrize(
+    ("size_line", "length"),
+    [(b"1_0\r\n", 16), (b"0_0\r\n", 0), (b"\x0b5\r\n", 5), (b"5\x0c\r\n", 5), (b"5\n\r\n", 5)],
+    ids=repr,
+)
+def test_chunk_size_must_be_plain_hex_digits(size_line, length):
+    data = b"x" * length + b"\r\n" if length else b""
+    assert reject(CHUNKED_HEAD + size_line + data + b"0\r\n\r\n").status == 400
+
+
+def test_endless_chunk_size_line_is_an_error():
+    framer = Http1Framer("request")
+    framer.receive(CHUNKED_HEAD + b"5")
+    with pytest.raises(HttpError) as info:
+        for _ in range(10):
+            framer.receive(b"0" * 1000)
+    assert info.value.status == 400
+
+
+# -- refusing ambiguous requests ------------------------------------------------------------------
+
+SMUGGLING = {
+    "cl and te": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n",
+    "te and cl": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Length: 5\r\n\r\n",
+    "two cl": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+    "two different cl": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+    b"Content-Length: 6\r\n\r\n",
+    "cl list": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+    "cl sign": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+    "cl hex": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
+    "te gzip": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "te chunked then gzip": b"POST / HTTP/1.1\r\nHost: a\r\n"
+    b"Transfer-Encoding: chunked, gzip\r\n\r\n",
+    "te chunked twice": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n",
+    "te xchunked": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    "space before colon": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n",
+    "te space before colon": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
+    "obs-fold": b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+    "obs-fold tab": b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n",
+    "obs-fold hides cl": b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n Content-Length: 5\r\n\r\n",
+    "bare lf hides cl": b"GET / HTTP/1.1\r\nHost: a\r\nX: y\nContent-Length: 5\r\n\r\n",
+    "bare cr hides cl": b"GET / HTTP/1.1\r\nHost: a\r\nX: y\rContent-Length: 5\r\n\r\n",
+    "two hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "nul in target": b"GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "not http": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", SMUGGLING.values(), ids=SMUGGLING.keys())
+def test_ambiguous_requests_are_bad_requests(data):
+    assert reject(data + b"hello").status == 400
+
+
+def test_http10_request_with_transfer_encoding_is_a_bad_request():
+    data = b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    assert reject(data).status == 400
+
+
+def test_connect_is_refused():
+    error = reject(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+    assert error.status == 400
+
+
+# -- limits ---------------------------------------------------------------------------------------
+
+
+def test_head_larger_than_max_head_is_431_while_incomplete():
+    framer = Http1Framer("request", max_head=1024)
+    framer.receive(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    with pytest.raises(HttpError) as info:
+        for _ in range(20):
+            framer.receive(b"X-Filler: " + b"y" * 90 + b"\r\n")
+    assert info.value.status == 431
+
+
+def test_head_larger_than_max_head_is_431_when_complete_in_one_read():
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 2000 + b"\r\n\r\n"
+    assert reject(data, max_head=1024).status == 431
+    assert len(Http1Framer("request", max_head=len(data)).receive(data)) == 2
+
+
+def test_more_header_lines_than_max_headers_is_431():
+    def head(n: int) -> bytes:
+        lines = b"".join(b"X-H%d: v\r\n" % i for i in range(n - 1))
+        return b"GET / HTTP/1.1\r\nHost: a\r\n" + lines + b"\r\n"
+
+    assert len(Http1Framer("request", max_headers=10).receive(head(10))) == 2
+    assert reject(head(11), max_headers=10).status == 431
+
+
+# -- upgrades -------------------------------------------------------------------------------------
+
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+)
+
+
+def test_upgrade_request_holds_bytes_until_answered_then_raw():
+    framer = Http1Framer("request")
+    items = framer.receive(UPGRADE + b"\x81\x05hello")
+    assert isinstance(items[0], RequestHead) and items[0].upgrade
+    assert body_bytes(items) == b""  # held: the upgrade is not accepted yet
+    assert framer.waiting_for_upgrade and not framer.raw
+    assert framer.upgrade_accepted() == b"\x81\x05hello"
+    assert framer.raw
+    # Anything at all now passes untouched, even what looks like HTTP.
+    assert framer.receive(GET) == [GET]
+    assert framer.receive(b"\x00\xff") == [b"\x00\xff"]
+
+
+def test_refused_upgrade_goes_back_to_http():
+    framer = Http1Framer("request")
+    framer.receive(UPGRADE)
+    assert framer.receive(GET) == []  # held while the upgrade is pending
+    items = framer.upgrade_refused()
+    assert isinstance(items[0], RequestHead) and items[0].raw == GET
+    assert not framer.raw
+
+
+def test_upgrade_request_split_anywhere():
+    data = UPGRADE + b"\x81\x05hello"
+    for pieces in splits(data):
+        framer = Http1Framer("request")
+        items = feed(framer, pieces)
+        assert items[0].upgrade
+        assert framer.upgrade_accepted() == b"\x81\x05hello"
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+def response_framer(*methods: str | tuple[str, bool]) -> Http1Framer:
+    framer = Http1Framer("response")
+    for method in methods:
+        if isinstance(method, tuple):
+            framer.expect_response_to(*method)
+        else:
+            framer.expect_response_to(method)
+    return framer
+
+
+def statuses(items: list) -> list[int]:
+    return [i.status for i in items if isinstance(i, ResponseHead)]
+
+
+def test_response_with_content_length():
+    framer = response_framer("GET")
+    items = framer.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+    assert statuses(items) == [200]
+    assert items[1:] == [b"hello", MESSAGE_END]
+    assert framer.between_messages
+
+
+def test_head_response_with_content_length_has_no_body():
+    framer = response_framer("HEAD", "GET")
+    data = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    items = normalise(framer.receive(data))
+    assert statuses(items) == [200, 200]
+    assert items[1] is MESSAGE_END
+    assert items[3:] == [b"ok", MESSAGE_END]
+
+
+def test_head_response_with_chunked_has_no_body():
+    framer = response_framer("HEAD", "GET")
+    data = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    items = normalise(framer.receive(data))
+    assert statuses(items) == [200, 200]
+    assert items[1] is MESSAGE_END and items[-2:] == [b"ok", MESSAGE_END]
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_no_body_statuses(status):
+    framer = response_framer("GET", "GET")
+    length = b"Content-Length: 50\r\n" if status == 304 else b""
+    data = (
+        b"HTTP/1.1 %d X\r\n%s\r\n" % (status, length)
+        + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    items = normalise(framer.receive(data))
+    assert statuses(items) == [status, 200]
+    assert items[1] is MESSAGE_END and items[-2:] == [b"ok", MESSAGE_END]
+
+
+def test_100_continue_then_200():
+    data = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    for pieces in splits(data):
+        items = normalise(feed(response_framer("POST", "GET"), pieces))
+        assert statuses(items) == [100, 200, 200]
+        assert [i for i in items if type(i) is bytes] == [b"done", b"ok"]
+        assert items[-1] is MESSAGE_END
+
+
+def test_103_early_hints_then_200():
+    framer = response_framer("GET")
+    items = normalise(
+        framer.receive(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        )
+    )
+    assert statuses(items) == [103, 200]
+    assert items[-2:] == [b"ok", MESSAGE_END]
+
+
+def test_101_after_an_upgrade_request_makes_the_rest_raw():
+    framer = response_framer(("GET", True))
+    items = framer.receive(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        b"\x81\x02hi"
+    )
+    assert statuses(items) == [101]
+    assert body_bytes(items) == b"\x81\x02hi"
+    assert framer.raw
+    assert framer.receive(b"HTTP/1.1 200 OK\r\n\r\n") == [b"HTTP/1.1 200 OK\r\n\r\n"]
+
+
+def test_refused_upgrade_stays_http():
+    framer = response_framer(("GET", True), "GET")
+    items = normalise(
+        framer.receive(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nno!"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        )
+    )
+    assert statuses(items) == [400, 200]
+    assert not framer.raw
+
+
+def test_read_until_close_body_ends_at_eof():
+    framer = response_framer("GET")
+    items = framer.receive(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc")
+    assert statuses(items) == [200] and items[1:] == [b"abc"]
+    assert framer.receive(b"HTTP/1.1 200 OK\r\n\r\n") == [b"HTTP/1.1 200 OK\r\n\r\n"]
+    assert framer.eof() == [MESSAGE_END]
+    assert framer.eof() == []
+
+
+def test_response_transfer_encoding_not_chunked_reads_until_close():
+    framer = response_framer("GET")
+    items = framer.receive(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b")
+    assert items[1:] == [b"\x1f\x8b"]
+    assert framer.eof() == [MESSAGE_END]
+
+
+def test_chunked_response_passes_byte_exact():
+    data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + CHUNKED_BODY
+    for pieces in splits(data):
+        items = feed(response_framer("GET"), pieces)
+        assert body_bytes(items[1:]) == CHUNKED_BODY
+        assert items[-1] is MESSAGE_END
+
+
+def test_eof_in_the_middle_of_a_message_ends_nothing():
+    framer = response_framer("GET")
+    framer.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    assert framer.eof() == []
+
+
+def test_malformed_response_is_an_error():
+    assert reject(b"HTTP/1.1 abc OK\r\n\r\n", kind="response").status == 400
+
+
+# -- forwarding headers ---------------------------------------------------------------------------
+
+
+def head_of(data: bytes) -> RequestHead:
+    head = Http1Framer("request").receive(data)[0]
+    assert isinstance(head, RequestHead)
+    return head
+
+
+def test_forwarded_head_appends_the_three_headers():
+    out = forwarded_head(head_of(GET), "203.0.113.7", "https")
+    assert out == GET[:-2] + (
+        b"X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n"
+        b"X-Forwarded-Host: app.localhost:8080\r\n\r\n"
+    )
+    assert frame_all(out)[1:] == [MESSAGE_END]
+
+
+def test_forwarded_head_keeps_every_other_line_byte_exact():
+    data = (
+        b"POST /p HTTP/1.1\r\nhOST: app.localhost\r\nX-Dup: 1\r\nx-dup:2\r\n"
+        b"Forwarded: for=1.2.3.4\r\nContent-Length: 0\r\n\r\n"
+    )
+    out = forwarded_head(head_of(data), "10.0.0.1", "http")
+    assert out.startswith(data[:-2])
+    assert out.endswith(b"X-Forwarded-Host: app.localhost\r\n\r\n")
+
+
+def test_forwarded_head_drops_client_sent_forwarded_lines():
+    data = (
+        b"GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n"
+        b"Accept: */*\r\nx-forwarded-proto: https\r\nX-FORWARDED-HOST: evil\r\n"
+        b"X-Forwarded-Port: 1\r\nX-Forwardedness: kept\r\n\r\n"
+    )
+    out = forwarded_head(head_of(data), "10.0.0.1", "http")
+    assert out == (
+        b"GET / HTTP/1.1\r\nHost: app.localhost\r\nAccept: */*\r\nX-Forwardedness: kept\r\n"
+        b"X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+        b"X-Forwarded-Host: app.localhost\r\n\r\n"
+    )
+
+
+def test_forwarded_head_with_client_lines_is_still_one_request():
+    data = b"GET / HTTP/1.1\r\nHost: a.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+    out = forwarded_head(head_of(data), "10.0.0.1", "http")
+    items = frame_all(out, keep_headers=True)
+    assert [type(i) for i in items] == [RequestHead, type(MESSAGE_END)]
+    assert (b"X-Forwarded-For", b"10.0.0.1") in items[0].headers
+    assert b"6.6.6.6" not in out
+
+
+def test_forwarded_head_without_host():
+    out = forwarded_head(head_of(b"GET / HTTP/1.0\r\n\r\n"), "::1", "http")
+    assert out == (
+        b"GET / HTTP/1.0\r\nX-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\n"
+        b"X-Forwarded-Host: \r\n\r\n"
+    )
+
+
+# -- robustness -----------------------------------------------------------------------------------
+
+http_ish = st.lists(
+    st.sampled_from(
+        [GET, CHUNKED_HEAD, UPGRADE, b"\r\n", b"0\r\n", b"5\r\nhello\r\n", b"HTTP/1.1 200 OK\r\n"]
+    )
+    | st.binary(max_size=40),
+    max_size=6,
+).map(b"".join)
+
+
+@settings(max_examples=300)
+@given(http_ish, st.sampled_from(["request", "response"]), st.integers(1, 50))
+def test_any_bytes_give_items_or_http_error(data, kind, step):
+    framer = Http1Framer(kind, max_head=512, max_headers=8)
+    if kind == "response":
+        framer.expect_response_to("GET")
+    try:
+        for i in range(0, len(data), step):
+            for item in framer.receive(data[i : i + step]):
+                assert isinstance(item, (RequestHead, ResponseHead, bytes)) or item is MESSAGE_END
+        framer.eof()
+    except HttpError as exc:
+        assert exc.status in (400, 431)

@@ -1,0 +1,475 @@
+"""The wire protocol without a network: every frame round-trips, and any other bytes are refused
+with ProtocolError (never another exception), whatever shape they take."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from relay import protocol as p
+from relay.protocol import FrameDecoder, ProtocolError, batch, decode_all, encode, encode_message
+
+PROTOCOL_SOURCE = Path(p.__file__)
+
+EVERY_FRAME: list[p.Frame] = [
+    p.Hello(p.VERSION, "app", "secret-token", "resume-me", p.DEFAULT_WINDOW),
+    p.Hello(p.VERSION, "", "", "", 1024),
+    p.Welcome("app", "http://app.localhost:8080", "resume-me", 120.0, 5.0, p.DEFAULT_WINDOW),
+    p.Error("name_taken", "the name 'app' is in use"),
+    p.Open(1, "203.0.113.9", 54321),
+    p.Open(p.MAX_STREAM_ID, "::1", 0),
+    p.Data(7, b"GET / HTTP/1.1\r\n\r\n"),
+    p.Data(7, b""),
+    p.Data(8, bytes(range(256)) * 100),
+    p.End(3),
+    p.Reset(4, "closed", "socket closed"),
+    p.Credit(5, 1),
+    p.Credit(5, p.MAX_WINDOW),
+    p.Ping(0),
+    p.Ping(2**63),
+    p.Pong(123456789),
+    p.GoAway("relay shutting down"),
+    p.Error("x" * p.MAX_TEXT, "é" * p.MAX_TEXT),
+]
+SESSION_TYPES = {p.HELLO, p.WELCOME, p.ERROR, p.PING, p.PONG, p.GOAWAY}
+FIELD_KINDS: dict[int, tuple[str, ...]] = {
+    p.HELLO: ("int", "str", "str", "str", "int"),
+    p.WELCOME: ("str", "str", "str", "num", "num", "int"),
+    p.ERROR: ("str", "str"),
+    p.OPEN: ("str", "int"),
+    p.DATA: ("bytes",),
+    p.END: (),
+    p.RESET: ("str", "str"),
+    p.CREDIT: ("int",),
+    p.PING: ("int",),
+    p.PONG: ("int",),
+    p.GOAWAY: ("str",),
+}
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def well_formed(item: Any) -> bool:
+    """An independent reading of the protocol's rules: is ``item`` one valid frame?"""
+    if type(item) is not list or len(item) < 2:
+        return False
+    kind, stream, *fields = item
+    if type(kind) is not int or kind not in FIELD_KINDS or type(stream) is not int:
+        return False
+    if kind in SESSION_TYPES:
+        if stream != 0:
+            return False
+    elif not 1 <= stream <= p.MAX_STREAM_ID:
+        return False
+    kinds = FIELD_KINDS[kind]
+    if len(fields) != len(kinds):
+        return False
+    for value, want in zip(fields, kinds, strict=True):
+        if want == "str" and not (type(value) is str and len(value) <= p.MAX_TEXT):
+            return False
+        if want == "bytes" and type(value) is not bytes:
+            return False
+        if want == "num" and type(value) not in (int, float):
+            return False
+        if want == "int" and not (type(value) is int and 0 <= value <= 2**63):
+            return False
+    return not (kind == p.CREDIT and not 1 <= fields[0] <= p.MAX_WINDOW)
+
+
+# -- round trips ----------------------------------------------------------------------------------
+
+
+def message(*items: Any) -> bytes:
+    """A websocket message holding ``items`` (raw msgpack values, not necessarily frames)."""
+    return pack(list(items))
+
+
+@pytest.mark.parametrize("frame", EVERY_FRAME, ids=lambda f: type(f).__name__)
+def test_every_frame_type_round_trips(frame):
+    assert decode_all(encode_message(frame)) == [frame]
+    assert decode_all(batch([encode(frame)])) == [frame]
+
+
+def test_every_frame_type_is_covered():
+    assert {type(f).TYPE for f in EVERY_FRAME} == set(FIELD_KINDS)
+
+
+def test_several_frames_share_one_message():
+    assert decode_all(encode_message(*EVERY_FRAME)) == EVERY_FRAME
+    assert decode_all(batch([encode(f) for f in EVERY_FRAME])) == EVERY_FRAME
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 17, 0xFFFF, 0x10000, 0x10001])
+def test_batches_of_every_size_are_one_msgpack_array(count):
+    # 15/16 and 0xFFFF/0x10000 are where msgpack's array header changes form.
+    frames = [p.Credit(i % 1000 + 1, i + 1) for i in range(count)]
+    encoded = batch([encode(f) for f in frames])
+    assert msgpack.unpackb(encoded, raw=False) == [[p.CREDIT, f.stream, f.amount] for f in frames]
+    if count < 100:
+        assert decode_all(encoded) == frames
+
+
+def test_a_batch_with_a_32_bit_header_decodes():
+    frames = [p.End(i % 7 + 1) for i in range(0x10000)]
+    assert decode_all(batch([encode(f) for f in frames])) == frames
+
+
+def test_one_decoder_decodes_many_messages():
+    decoder = FrameDecoder()
+    for frame in EVERY_FRAME:
+        assert decoder.decode(encode_message(frame)) == [frame]
+
+
+def test_hot_path_encoders_equal_the_general_encoder():
+    assert p.encode_data(9, b"abc") == encode(p.Data(9, b"abc"))
+    assert p.encode_data(p.MAX_STREAM_ID, b"") == encode(p.Data(p.MAX_STREAM_ID, b""))
+    assert p.encode_credit(9, 4096) == encode(p.Credit(9, 4096))
+    assert p.encode_credit(1, p.MAX_WINDOW) == encode(p.Credit(1, p.MAX_WINDOW))
+
+
+def test_data_is_carried_raw_not_base64():
+    payload = b"\x00\xff" * 1000
+    encoded = encode_message(p.Data(1, payload))
+    assert payload in encoded
+    assert len(encoded) < len(payload) + 16
+
+
+def test_welcome_accepts_integer_seconds():
+    (frame,) = decode_all(message([p.WELCOME, 0, "a", "u", "r", 120, 5, 1024]))
+    assert frame == p.Welcome("a", "u", "r", 120.0, 5.0, 1024)
+    assert type(frame.lease) is float and type(frame.ping_interval) is float
+
+
+@given(
+    stream=st.integers(1, p.MAX_STREAM_ID),
+    data=st.binary(max_size=2048),
+    text=st.text(max_size=64),
+    number=st.integers(0, 2**63),
+    amount=st.integers(1, p.MAX_WINDOW),
+    seconds=st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_random_valid_frames_round_trip(stream, data, text, number, amount, seconds):
+    frames = [
+        p.Hello(number, text, text, text, number),
+        p.Welcome(text, text, text, seconds, seconds, number),
+        p.Error(text, text),
+        p.Open(stream, text, number),
+        p.Data(stream, data),
+        p.End(stream),
+        p.Reset(stream, text, text),
+        p.Credit(stream, amount),
+        p.Ping(number),
+        p.Pong(number),
+        p.GoAway(text),
+    ]
+    assert decode_all(encode_message(*frames)) == frames
+
+
+# -- sans-I/O -------------------------------------------------------------------------------------
+
+
+def test_protocol_module_imports_no_io():
+    tree = ast.parse(PROTOCOL_SOURCE.read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import in protocol.py"
+            imported.add((node.module or "").split(".")[0])
+    forbidden = {"asyncio", "socket", "websockets", "selectors", "ssl", "uvloop", "threading"}
+    assert not imported & forbidden, imported & forbidden
+    assert imported <= {"__future__", "dataclasses", "typing", "msgpack"}, imported
+
+
+# -- refusing everything else ---------------------------------------------------------------------
+
+
+def test_empty_message_is_an_error():
+    with pytest.raises(ProtocolError):
+        decode_all(b"")
+
+
+def test_empty_batch_is_an_error():
+    with pytest.raises(ProtocolError):
+        decode_all(batch([]))
+
+
+def test_a_bare_frame_is_not_a_message():
+    # A frame must travel inside the message's array.
+    with pytest.raises(ProtocolError):
+        decode_all(encode(p.Data(1, b"x")))
+    with pytest.raises(ProtocolError):
+        decode_all(encode(p.Ping(5)))
+
+
+@pytest.mark.parametrize("frame", EVERY_FRAME, ids=lambda f: type(f).__name__)
+def test_message_cut_inside_a_frame_is_an_error(frame):
+    whole = encode_message(p.Ping(1), frame)
+    for cut in range(1, len(whole)):
+        with pytest.raises(ProtocolError):
+            FrameDecoder().decode(whole[:cut])
+
+
+def test_a_frame_never_spans_two_messages():
+    whole = encode_message(p.Data(1, b"x" * 100))
+    decoder = FrameDecoder()
+    for cut in (1, 2, 3, 50):
+        with pytest.raises(ProtocolError):
+            decoder.decode(whole[:cut])
+        with pytest.raises(ProtocolError):
+            decoder.decode(whole[cut:])
+    assert decoder.decode(whole) == [p.Data(1, b"x" * 100)]
+
+
+def test_bytes_after_the_message_array_are_an_error():
+    whole = encode_message(p.Ping(1))
+    for extra in (b"\x00", encode(p.Ping(2)), encode_message(p.Ping(2))):
+        with pytest.raises(ProtocolError):
+            decode_all(whole + extra)
+
+
+def test_message_larger_than_the_limit_is_an_error():
+    decoder = FrameDecoder(max_message=1024)
+    with pytest.raises(ProtocolError):
+        decoder.decode(encode_message(p.Data(1, b"x" * 4096)))
+    assert decoder.decode(encode_message(p.Data(1, b"x" * 900))) == [p.Data(1, b"x" * 900)]
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # not a frame at all
+        None,
+        7,
+        "hello",
+        b"bytes",
+        {"type": 1},
+        [],
+        [p.DATA],
+        # bad type or stream numbers
+        [0, 1, b"x"],
+        [12, 1, b"x"],
+        [-1, 1, b"x"],
+        [1.0, 0, 1, "", "", "", 1024],
+        [p.DATA, "1", b"x"],
+        [p.DATA, 1.0, b"x"],
+        [p.DATA, True, b"x"],
+        # stream frames need a stream id 1..2**31-1
+        [p.DATA, 0, b"x"],
+        [p.END, 0],
+        [p.CREDIT, 0, 10],
+        [p.OPEN, 0, "1.2.3.4", 5],
+        [p.RESET, 0, "closed", ""],
+        [p.DATA, -1, b"x"],
+        [p.DATA, p.MAX_STREAM_ID + 1, b"x"],
+        [p.END, 2**40],
+        # session frames need stream 0
+        [p.PING, 1, 5],
+        [p.PONG, 3, 5],
+        [p.HELLO, 1, p.VERSION, "", "", "", 1024],
+        [p.WELCOME, 1, "a", "u", "r", 1.0, 1.0, 1024],
+        [p.ERROR, 2, "code", "message"],
+        [p.GOAWAY, 9, "bye"],
+        # wrong field counts
+        [p.DATA, 1],
+        [p.DATA, 1, b"x", b"y"],
+        [p.END, 1, b""],
+        [p.PING, 0],
+        [p.PING, 0, 1, 2],
+        [p.HELLO, 0, p.VERSION, "", "", ""],
+        [p.CREDIT, 1],
+        # wrong field types
+        [p.DATA, 1, "text is not bytes"],
+        [p.DATA, 1, None],
+        [p.DATA, 1, [1, 2]],
+        [p.HELLO, 0, "1", "", "", "", 1024],
+        [p.HELLO, 0, p.VERSION, b"app", "", "", 1024],
+        [p.HELLO, 0, p.VERSION, "", "", "", 1024.0],
+        [p.HELLO, 0, p.VERSION, "", "", "", True],
+        [p.WELCOME, 0, "a", "u", "r", "120", 5.0, 1024],
+        [p.WELCOME, 0, "a", "u", "r", 120.0, None, 1024],
+        [p.WELCOME, 0, "a", "u", "r", True, 5.0, 1024],
+        [p.OPEN, 1, "1.2.3.4", "80"],
+        [p.OPEN, 1, b"1.2.3.4", 80],
+        [p.RESET, 1, 5, ""],
+        [p.CREDIT, 1, 1.5],
+        [p.CREDIT, 1, "10"],
+        [p.PING, 0, -1],
+        [p.PING, 0, 2**64 - 1],
+        [p.PING, 0, 1.0],
+        [p.PONG, 0, b"1"],
+        [p.GOAWAY, 0, None],
+        # credit out of range
+        [p.CREDIT, 1, 0],
+        [p.CREDIT, 1, p.MAX_WINDOW + 1],
+        [p.CREDIT, 1, -5],
+        # text too long
+        [p.ERROR, 0, "x" * (p.MAX_TEXT + 1), ""],
+        [p.GOAWAY, 0, "é" * (p.MAX_TEXT + 1)],
+        [p.RESET, 1, "closed", "m" * (p.MAX_TEXT + 1)],
+        [p.HELLO, 0, p.VERSION, "n" * (p.MAX_TEXT + 1), "", "", 1024],
+    ],
+    ids=repr,
+)
+def test_wrong_frames_are_protocol_errors(item):
+    assert not well_formed(item)
+    with pytest.raises(ProtocolError):
+        decode_all(message(item))
+    # ... also between good frames in the same message
+    with pytest.raises(ProtocolError):
+        decode_all(message([p.PING, 0, 1], item, [p.END, 1]))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xc1",  # never used in msgpack
+        b"\x91\xc1",  # ... inside an array
+        b"\x92\x01",  # array of 2 with one element
+        b"\x81",  # map of 1 with nothing
+        b"\x91\xc4\x10abc",  # bin 16 bytes, 3 present
+        b"\xdd\xff\xff\xff\xff",  # array of 4G elements
+        b"\x91\xa3\xff\xfe\xfd",  # str with invalid utf-8
+        b"\x91\x93\x05\x01\xd4\x01\x00",  # DATA carrying an ext value
+        b"\x91\x81\x01\x02",  # map with an integer key
+        b"\x91\xd6\xff\x00\x00\x00\x01",  # a msgpack timestamp
+    ],
+)
+def test_undecodable_bytes_are_protocol_errors(raw):
+    with pytest.raises(ProtocolError):
+        decode_all(raw)
+
+
+# -- hypothesis: nothing but frames or ProtocolError ----------------------------------------------
+
+ints = st.integers(-(2**63), 2**64 - 1)  # what msgpack can carry
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | ints | st.floats() | st.text(max_size=20) | st.binary(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=8) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def _decode_or_protocol_error(message: bytes) -> list[p.Frame] | None:
+    try:
+        return FrameDecoder().decode(message)
+    except ProtocolError:
+        return None
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200) | st.binary(max_size=200).map(lambda b: b"\x91" + b))
+def test_random_bytes_give_frames_or_protocol_error(data):
+    frames = _decode_or_protocol_error(data)
+    if frames is not None:
+        assert frames
+        assert decode_all(encode_message(*frames)) == frames
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=5))
+def test_random_message_sequences_on_one_decoder(messages):
+    decoder = FrameDecoder()
+    for message in messages:
+        try:
+            decoder.decode(message)
+        except ProtocolError:
+            return
+
+
+@settings(max_examples=200)
+@given(msgpack_values)
+def test_random_msgpack_values_are_protocol_errors(value):
+    if not (type(value) is list and value and all(well_formed(v) for v in value)):
+        with pytest.raises(ProtocolError):
+            decode_all(pack(value))  # not an array of frames
+    assume(not well_formed(value))
+    with pytest.raises(ProtocolError):
+        decode_all(message(value))
+
+
+def _field(kind: str) -> st.SearchStrategy[Any]:
+    return {
+        "str": st.text(max_size=10),
+        "bytes": st.binary(max_size=10),
+        "num": st.floats(allow_nan=False) | st.integers(0, 1000),
+        "int": st.integers(0, 2**40),
+    }[kind]
+
+
+def _wrong_field(kind: str) -> st.SearchStrategy[Any]:
+    others = {
+        "str": st.binary(max_size=5) | ints | st.none() | st.booleans(),
+        "bytes": st.text(max_size=5) | ints | st.none() | st.lists(ints, max_size=3),
+        "num": st.text(max_size=5) | st.none() | st.booleans() | st.binary(max_size=3),
+        "int": st.integers(-(2**63), -1)
+        | st.integers(2**63 + 1, 2**64 - 1)
+        | st.floats()
+        | st.text(max_size=5)
+        | st.booleans(),
+    }
+    return others[kind]
+
+
+@st.composite
+def nearly_frames(draw: st.DrawFn) -> list[Any]:
+    """A list with a valid type number whose stream id, fields or field count is wrong."""
+    kind = draw(st.sampled_from(sorted(FIELD_KINDS)))
+    kinds = FIELD_KINDS[kind]
+    stream = 0 if kind in SESSION_TYPES else draw(st.integers(1, p.MAX_STREAM_ID))
+    fields = [draw(_field(k)) for k in kinds]
+    if kind == p.CREDIT:
+        fields = [draw(st.integers(1, p.MAX_WINDOW))]
+    flaw = draw(st.sampled_from(["stream", "type", "count", "credit", "text"]))
+    if flaw == "stream":
+        if kind in SESSION_TYPES:
+            stream = draw(st.integers(1, 2**40) | st.integers(-(2**63), -1))
+        else:
+            stream = draw(
+                st.just(0) | st.integers(-(2**63), -1) | st.integers(p.MAX_STREAM_ID + 1, 2**62)
+            )
+    elif flaw == "type" and kinds:
+        i = draw(st.integers(0, len(kinds) - 1))
+        fields[i] = draw(_wrong_field(kinds[i]))
+    elif flaw == "count" or not kinds:
+        extra = draw(st.lists(msgpack_values, min_size=1, max_size=3))
+        fields = fields + extra if draw(st.booleans()) or not fields else fields[:-1]
+    elif flaw == "credit" and kind == p.CREDIT:
+        fields = [draw(st.just(0) | st.integers(p.MAX_WINDOW + 1, 2**63))]
+    elif "str" in kinds:
+        i = kinds.index("str")
+        fields[i] = draw(st.text(min_size=p.MAX_TEXT + 1, max_size=p.MAX_TEXT + 3))
+    else:
+        stream = -1
+    return [kind, stream, *fields]
+
+
+@settings(max_examples=250)
+@given(nearly_frames())
+def test_nearly_valid_frames_are_protocol_errors(item):
+    assert not well_formed(item)
+    with pytest.raises(ProtocolError):
+        decode_all(message(item))
+
+
+@settings(max_examples=150)
+@given(st.lists(msgpack_values | nearly_frames(), min_size=1, max_size=4))
+def test_decode_agrees_with_the_rules(items):
+    """Decoding a message succeeds exactly when every value in it is a well-formed frame."""
+    frames = _decode_or_protocol_error(message(*items))
+    if all(well_formed(v) for v in items):
+        assert frames is not None
+        assert [type(f).TYPE for f in frames] == [v[0] for v in items]
+    else:
+        assert frames is None
