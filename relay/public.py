@@ -44,6 +44,7 @@ class PublicConnection(StreamBridge):
         self.accept = ""  # the first request's Accept header, to pick the error page's form
         self.head_only = False
         self.tunnel = ""
+        self.first_host: str | None = None
         self.proto = "http"
         self._head_timer: asyncio.TimerHandle | None = None
 
@@ -116,14 +117,16 @@ class PublicConnection(StreamBridge):
                 self.reject(pages.unknown_tunnel(name, domain))
             return False
         self.tunnel = name
+        self.first_host = head.host
         self.session = session
         session.attach(self)
         return True
 
     def _same_tunnel(self, head: RequestHead) -> bool:
-        if head.host is None or tunnel_from_host(head.host, self.relay.settings.domain) == (
-            self.tunnel
-        ):
+        host = head.host
+        if host is None or host == self.first_host:
+            return True  # the common case costs one string comparison
+        if tunnel_from_host(host, self.relay.settings.domain) == self.tunnel:
             return True
         # A later request on this connection names another tunnel: refuse it, end the connection.
         if self.responses.pending_responses or not self.responses.between_messages:

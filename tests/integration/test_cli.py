@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.apps import raw_server
 from tests.support.stack import agent_for, running_relay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,3 +223,73 @@ async def test_http_with_a_taken_subdomain_exits_1_with_a_clear_message(app_port
     assert code == 1
     assert "busy" in stderr and "in use" in stderr
     assert "Traceback" not in stderr
+
+
+def write_profiles(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+async def test_start_all_carries_traffic_for_two_profiles_through_a_loopback_relay(
+    tmp_path, app_port
+):
+    async with raw_server() as second, running_relay() as relay:
+        profiles = write_profiles(
+            tmp_path / "profiles.toml",
+            f'[relay]\nurl = "{relay.agents_url}"\n\n'
+            f"[profiles.web]\nport = {app_port}\n\n"
+            f'[profiles.api]\nport = {second.port}\nsubdomain = "backend"\n',
+        )
+        async with molehill("--profiles", str(profiles), "start", "--all", "--json") as run:
+            opened = {}
+            while len(opened) < 2:
+                event = json.loads(await run.line())
+                if event["event"] == "tunnel_open":
+                    opened[event["profile"]] = event
+            assert opened["web"]["name"] == "web"
+            assert opened["api"]["name"] == "backend"
+            base = f"http://127.0.0.1:{relay.http_port}"
+            # One client per tunnel: a connection belongs to one tunnel (another Host gets 421).
+            async with httpx.AsyncClient(base_url=base) as a, httpx.AsyncClient(base_url=base) as b:
+                web = await a.get("/echo/one", headers={"Host": f"web.localhost:{relay.http_port}"})
+                api = await b.get("/two", headers={"Host": f"backend.localhost:{relay.http_port}"})
+            assert web.status_code == 200 and web.json()["path"] == "/echo/one"
+            assert api.status_code == 200 and api.text == "ok"
+            seen = {}
+            while len(seen) < 2:
+                event = json.loads(await run.line())
+                if event["event"] == "request":
+                    seen[event["profile"]] = event["path"]
+            assert seen == {"web": "/echo/one", "api": "/two"}
+            assert await run.terminate() == 0
+
+
+async def test_start_uses_an_embedded_relay_when_none_is_configured(tmp_path, app_port):
+    profiles = write_profiles(tmp_path / "profiles.toml", f"[profiles.web]\nport = {app_port}\n")
+    async with molehill(
+        "start", "web", "--profiles", str(profiles), "--http", "127.0.0.1:0"
+    ) as run:
+        port = int(
+            (
+                await run.line_matching(r"embedded relay: tunnels at http://NAME\.localhost:(\d+)")
+            ).group(1)
+        )
+        await run.line_matching(r"\[web\] tunnel 'web' online: http://web\.localhost:\d+")
+        async with httpx.AsyncClient() as client:
+            resp = await client.get(
+                f"http://127.0.0.1:{port}/echo/x", headers={"Host": f"web.localhost:{port}"}
+            )
+        assert resp.status_code == 200
+        line = await run.line_matching(r"^\[web\] .*GET\s+/echo/x\s+200")
+        assert line
+        assert await run.terminate() == 0
+
+
+async def test_start_reports_bad_profiles_file_with_exit_code_2(tmp_path):
+    profiles = write_profiles(tmp_path / "profiles.toml", "[profiles.web]\nport = 0\n")
+    before = profiles.read_bytes()
+    async with molehill("start", "--all", "--profiles", str(profiles)) as run:
+        assert await asyncio.wait_for(run.proc.wait(), 10) == 2
+        err = await run.stderr()
+    assert "[profiles.web] port" in err
+    assert profiles.read_bytes() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 
 from profiles.errors import ProfilesError
@@ -15,6 +16,7 @@ from relay.host import start_embedded_relay
 from relay.runtime import run_until_signal
 from relay.server import Relay, RelaySettings
 from tui.commands.http import run_agents
+from tui.commands.relay import host_port
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +32,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="profiles to start")
     parser.add_argument("--all", action="store_true", help="start every profile")
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    parser.add_argument(
+        "--http",
+        type=host_port,
+        default=("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="the embedded relay's public listener, when no relay is configured "
+        "(default 127.0.0.1:8080, or a free port if that is taken)",
+    )
     parser.add_argument(
         "--profiles",
         dest="profiles_path",
@@ -71,13 +81,18 @@ def run(args: argparse.Namespace) -> int:
         url = relay.url or ""
         if not url:
             try:
-                embedded = await start_embedded_relay(RelaySettings(http_port=8080, agents_port=0))
+                embedded = await start_embedded_relay(
+                    RelaySettings(http_host=args.http[0], http_port=args.http[1], agents_port=0)
+                )
             except OSError as exc:
                 print(f"molehill: cannot start the embedded relay: {exc}", file=sys.stderr)
                 return 1
             url = embedded.agents_url
-            if not args.json:
-                print(f"embedded relay: tunnels at {embedded.public_url('NAME')}", flush=True)
+            where = embedded.public_url("NAME")
+            if args.json:
+                print(json.dumps({"event": "relay", "embedded": True, "url": where}), flush=True)
+            else:
+                print(f"embedded relay: tunnels at {where}", flush=True)
         tunnels: list[tuple[str | None, AgentSettings]] = [
             (p.name, _settings(p, url, relay.token or "")) for p in chosen
         ]

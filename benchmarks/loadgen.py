@@ -1,0 +1,322 @@
+"""The built-in HTTP/1.1 load generator: asyncio protocols on uvloop, one process, one core.
+
+Used when ``wrk`` is not installed. Each of ``connections`` clients sends one GET, reads the
+response with a tiny parser (status line, ``Content-Length``, ``Connection: close``; no chunked
+bodies, no pipelining) and sends the next one at once; with ``close=True`` every request opens a
+new connection and sends ``Connection: close``. Latency is measured per request from the write
+(or the connect, for new connections) to the last byte of the body, uncorrected for coordinated
+omission (like wrk, unlike wrk2).
+
+Run it as a subprocess so it can be pinned to its own core::
+
+    python benchmarks/loadgen.py --port 8080 --host-header app.localhost:8080 \
+        --path / --connections 32 --duration 5 [--close]
+
+It prints one JSON object (``LoadResult.to_json``). ``BuiltinGenerator`` does that for run.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class LoadSpec:
+    """What to send: one GET, repeated, on ``connections`` clients for ``duration`` seconds."""
+
+    port: int
+    host_header: str
+    path: str = "/"
+    connections: int = 32
+    duration: float = 5.0
+    close: bool = False  # a new connection per request, with "Connection: close"
+    host: str = "127.0.0.1"
+
+    def request(self) -> bytes:
+        close = "Connection: close\r\n" if self.close else ""
+        return (
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host_header}\r\n"
+            f"User-Agent: molehill-bench\r\nAccept: */*\r\n{close}\r\n"
+        ).encode("latin-1")
+
+
+@dataclass
+class LoadResult:
+    """What a generator measured. Latencies in milliseconds; ``bytes`` counts heads too."""
+
+    requests: int = 0  # responses completed within the duration (any status)
+    duration_s: float = 0.0
+    bytes: int = 0
+    non_2xx: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # connect, read, timeout, ...
+    latency_ms: dict[str, float] = field(default_factory=dict)  # mean, p50, p90, p99, max
+    generator: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by role (cpuwatch.py)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        """Response bytes per second in MB (10**6 bytes)."""
+        return self.bytes / self.duration_s / 1e6 if self.duration_s else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values()) + self.non_2xx
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["rps"] = round(self.rps, 1)
+        data["mb_per_s"] = round(self.mb_per_s, 2)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> LoadResult:
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def latency_summary(samples_s: list[float]) -> dict[str, float]:
+    """mean/p50/p90/p99/max in ms from samples in seconds (nearest-rank percentiles)."""
+    if not samples_s:
+        return {}
+    ordered = sorted(samples_s)
+    n = len(ordered)
+
+    def pct(p: float) -> float:
+        return ordered[min(n - 1, max(0, math.ceil(p / 100 * n) - 1))] * 1000
+
+    return {
+        "mean": sum(ordered) / n * 1000,
+        "p50": pct(50),
+        "p90": pct(90),
+        "p99": pct(99),
+        "max": ordered[-1] * 1000,
+    }
+
+
+# -- the engine ------------------------------------------------------------------------------------
+
+
+class _Run:
+    """Shared counters of one run."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self.spec = spec
+        self.request = spec.request()
+        self.deadline = math.inf
+        self.stopping = False
+        self.requests = 0
+        self.bytes = 0
+        self.non_2xx = 0
+        self.errors: dict[str, int] = {}
+        self.latencies: list[float] = []
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class _Client(asyncio.Protocol):
+    """One connection: send, parse the response, repeat (keep-alive) or close."""
+
+    def __init__(self, run: _Run, started: float) -> None:
+        self.run = run
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.started = started  # when the current request began
+        self.head = b""  # a response head being collected
+        self.remaining = -1  # body bytes still to come; -1 while reading the head
+        self.size = 0
+        self.status_ok = True
+        self.server_closes = False
+        self.complete = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.write(self.run.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.remaining < 0:
+            buf = self.head + data if self.head else data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.head = buf
+                return
+            head = buf[:end].lower()
+            self.head = b""
+            self.status_ok = head[9:10] == b"2"
+            pos = head.find(b"\r\ncontent-length:")
+            if pos < 0:
+                self.run.error("no_content_length")
+                self._abort()
+                return
+            stop = head.find(b"\r\n", pos + 17)
+            length = int(head[pos + 17 : stop if stop >= 0 else len(head)])
+            self.server_closes = b"\r\nconnection: close" in head
+            self.remaining = length - (len(buf) - end - 4)
+        else:
+            self.remaining -= len(data)
+        if self.remaining <= 0:
+            self._response_done()
+
+    def _response_done(self) -> None:
+        run = self.run
+        now = time.perf_counter()
+        if now <= run.deadline:
+            run.requests += 1
+            run.bytes += self.size
+            run.latencies.append(now - self.started)
+            if not self.status_ok:
+                run.non_2xx += 1
+        self.size = 0
+        self.remaining = -1
+        transport = self.transport
+        assert transport is not None
+        if run.spec.close or self.server_closes or run.stopping or now > run.deadline:
+            self.complete = True
+            transport.close()
+            return
+        self.started = now
+        transport.write(run.request)
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.complete and not self.run.stopping:
+            self.run.error("read")
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def _returning(client: _Client) -> Callable[[], _Client]:
+    return lambda: client
+
+
+async def _client_loop(run: _Run) -> None:
+    loop = asyncio.get_running_loop()
+    spec = run.spec
+    while not run.stopping:
+        client = _Client(run, time.perf_counter())
+        try:
+            await loop.create_connection(_returning(client), spec.host, spec.port)
+        except OSError:
+            run.error("connect")
+            await asyncio.sleep(0.01)
+            continue
+        await client.closed
+
+
+async def generate(spec: LoadSpec) -> LoadResult:
+    """Run the load described by ``spec`` in this process and return what it measured."""
+    run = _Run(spec)
+    start = time.perf_counter()
+    run.deadline = start + spec.duration
+    tasks = [asyncio.create_task(_client_loop(run)) for _ in range(spec.connections)]
+    await asyncio.sleep(spec.duration)
+    run.stopping = True
+    # Give in-flight requests a moment, then cut what is left (it no longer counts).
+    _, pending = await asyncio.wait(tasks, timeout=2.0)
+    for task in pending:
+        task.cancel()
+    return LoadResult(
+        requests=run.requests,
+        duration_s=spec.duration,  # only responses completed by the deadline count
+        bytes=run.bytes,
+        non_2xx=run.non_2xx,
+        errors=run.errors,
+        latency_ms=latency_summary(run.latencies),
+        generator="builtin",
+    )
+
+
+# -- running it as a pinned subprocess -------------------------------------------------------------
+
+
+class BuiltinGenerator:
+    """Runs ``python benchmarks/loadgen.py`` pinned to ``cpus`` and reads its JSON result."""
+
+    name = "builtin"
+
+    def __init__(self, cpus: set[int] | None = None, python: str = sys.executable) -> None:
+        self.cpus = cpus
+        self.python = python
+
+    def describe(self) -> str:
+        return "built-in asyncio+uvloop generator (benchmarks/loadgen.py, 1 process)"
+
+    def run(self, spec: LoadSpec) -> LoadResult:
+        from stack import pinned_preexec, track
+
+        cmd = [
+            self.python, str(HERE / "loadgen.py"),
+            "--host", spec.host, "--port", str(spec.port), "--host-header", spec.host_header,
+            "--path", spec.path, "--connections", str(spec.connections),
+            "--duration", str(spec.duration),
+        ]
+        if spec.close:
+            cmd.append("--close")
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=pinned_preexec(self.cpus),
+        )
+        with track(proc):
+            out, err = proc.communicate(timeout=spec.duration + 30)
+        if proc.returncode != 0:
+            raise RuntimeError(f"load generator failed ({proc.returncode}): {err.strip()[-2000:]}")
+        return LoadResult.from_json(json.loads(out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Built-in HTTP/1.1 load generator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host-header", default=None)
+    parser.add_argument("--path", default="/")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--close", action="store_true", help="a new connection per request")
+    args = parser.parse_args(argv)
+    spec = LoadSpec(
+        port=args.port,
+        host_header=args.host_header or f"{args.host}:{args.port}",
+        path=args.path,
+        connections=args.connections,
+        duration=args.duration,
+        close=args.close,
+        host=args.host,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        result = asyncio.run(generate(spec))
+    else:
+        result = uvloop.run(generate(spec))
+    print(json.dumps(result.to_json()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

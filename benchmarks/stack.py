@@ -1,0 +1,292 @@
+"""Starting and stopping the processes under test: local app, relay and agent.
+
+Each runs as a real subprocess, the way a user runs it (``molehill relay ...``,
+``molehill http PORT ...``), on 127.0.0.1 with ports chosen by the OS (port 0; the actual ports
+are read from each process's first output lines, so there is no race for free ports). Output
+goes to log files in a temporary directory: the agent logs one line per request, and writing
+that to a real file is part of what is measured.
+
+Every process started here (and every load generator, through ``track``) is registered and
+killed by ``kill_all`` -- on success, error, Ctrl+C or SIGTERM (run.py arranges that). On Linux
+each child also gets PR_SET_PDEATHSIG, so even a SIGKILLed run.py leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TUNNEL_NAME = "bench"
+
+_children: list[subprocess.Popen] = []
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def pinned_preexec(cpus: set[int] | None) -> Callable[[], None]:
+    """A preexec_fn: pin the child to ``cpus`` (if any) and have it die with its parent."""
+
+    def preexec() -> None:
+        if cpus and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, cpus)
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return preexec
+
+
+def _register(proc: subprocess.Popen) -> None:
+    _children.append(proc)
+
+
+def _stop(procs: list[subprocess.Popen], grace: float = 3.0) -> None:
+    """SIGTERM each process (by pid), wait up to ``grace`` seconds in all, then SIGKILL."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+    for proc in procs:
+        with contextlib.suppress(ValueError):
+            _children.remove(proc)
+
+
+@contextlib.contextmanager
+def track(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """Register a short-lived child (a load generator); it is dead when the block exits."""
+    _register(proc)
+    try:
+        yield proc
+    finally:
+        _stop([proc], grace=1.0)
+
+
+def kill_all() -> None:
+    """Stop every child this process started that is still registered."""
+    _stop(list(reversed(_children)))
+
+
+def molehill_command(explicit: str | None = None) -> list[str]:
+    """How to run `molehill`: --molehill, the venv's script next to this Python, PATH, -m."""
+    if explicit:
+        return explicit.split()
+    beside = Path(sys.executable).parent / "molehill"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("molehill")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "tui.cli"]
+
+
+class StackError(RuntimeError):
+    """The processes under test could not be started or the tunnel never answered."""
+
+
+# -- HTTP probe ------------------------------------------------------------------------------------
+
+
+def http_get(
+    port: int, host_header: str, path: str = "/", timeout: float = 2.0
+) -> tuple[int, bytes]:
+    """One ``GET`` with ``Connection: close`` to 127.0.0.1:port; (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode()
+        )
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    try:
+        status = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        status = 0
+    return status, body
+
+
+# -- the stack -------------------------------------------------------------------------------------
+
+
+class Stack:
+    """Local app + relay + agent, pinned to ``cpus``; use as a context manager."""
+
+    def __init__(
+        self,
+        logdir: Path,
+        cpus: set[int] | None = None,
+        molehill: list[str] | None = None,
+        python: str = sys.executable,
+        name: str = TUNNEL_NAME,
+    ) -> None:
+        self.logdir = logdir
+        self.cpus = cpus
+        self.molehill = molehill or molehill_command()
+        self.python = python
+        self.name = name
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.app_port = 0
+        self.http_port = 0
+        self.agents_port = 0
+
+    # -- targets --
+
+    @property
+    def direct_host(self) -> str:
+        return f"127.0.0.1:{self.app_port}"
+
+    @property
+    def tunnel_host(self) -> str:
+        return f"{self.name}.localhost:{self.http_port}"
+
+    def pids(self) -> dict[str, int]:
+        return {role: proc.pid for role, proc in self.procs.items()}
+
+    def log_path(self, role: str) -> Path:
+        return self.logdir / f"{role}.log"
+
+    # -- processes --
+
+    def _spawn(self, role: str, cmd: list[str]) -> subprocess.Popen:
+        log = open(self.log_path(role), "wb")  # noqa: SIM115 -- the child owns it
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl+C reaches run.py only; it stops them in order
+                preexec_fn=pinned_preexec(self.cpus),
+                cwd=str(HERE.parent),
+            )
+        finally:
+            log.close()
+        _register(proc)
+        self.procs[role] = proc
+        return proc
+
+    def _wait_for_line(self, role: str, pattern: str, timeout: float) -> re.Match[str]:
+        proc = self.procs[role]
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern, re.MULTILINE)
+        while True:
+            text = self.log_path(role).read_text(errors="replace")
+            match = regex.search(text)
+            if match:
+                return match
+            if proc.poll() is not None:
+                raise StackError(
+                    f"the {role} exited with code {proc.returncode} before it was ready\n"
+                    + self.tail(role)
+                )
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the {role} did not start within {timeout:.0f}s\n" + self.tail(role)
+                )
+            time.sleep(0.02)
+
+    def _port(self, role: str, pattern: str, timeout: float) -> int:
+        return int(self._wait_for_line(role, pattern, timeout)[1])
+
+    def tail(self, role: str, lines: int = 15) -> str:
+        try:
+            text = self.log_path(role).read_text(errors="replace")
+        except OSError:
+            return f"  ({role} log missing)"
+        last = text.splitlines()[-lines:] or ["(empty)"]
+        return f"--- last lines of the {role}'s output ({self.log_path(role)}):\n" + "\n".join(
+            "  " + line for line in last
+        )
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start app, relay and agent; return when a request through the tunnel succeeds."""
+        started = time.monotonic()
+        self._spawn("app", [self.python, str(HERE / "localapp.py"), "0"])
+        self.app_port = self._port("app", r"listening on 127\.0\.0\.1:(\d+)", timeout)
+        self._spawn(
+            "relay",
+            [*self.molehill, "relay", "--http", "127.0.0.1:0", "--agents", "127.0.0.1:0"],
+        )
+        self.http_port = self._port("relay", r"public HTTP\s+http://[^:]+:(\d+)", timeout)
+        self.agents_port = self._port("relay", r"agents\s+ws://[^:]+:(\d+)", timeout)
+        self._spawn(
+            "agent",
+            [
+                *self.molehill, "http", str(self.app_port),
+                "--relay", f"ws://127.0.0.1:{self.agents_port}", "--subdomain", self.name,
+            ],
+        )
+        self.wait_tunnel(max(1.0, timeout - (time.monotonic() - started)))
+
+    def wait_tunnel(self, timeout: float) -> None:
+        from localapp import SMALL_BODY
+
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while True:
+            for role, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise StackError(
+                        f"the {role} exited with code {proc.returncode} before the tunnel came "
+                        f"up\n{self.tail('relay')}\n{self.tail('agent')}"
+                    )
+            try:
+                status, body = http_get(self.http_port, self.tunnel_host, "/", timeout=1.0)
+                if status == 200 and body == SMALL_BODY:
+                    return
+                last = f"HTTP {status}: {body[:160].decode('utf-8', 'replace').strip()}"
+            except OSError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the tunnel never came up: http://{self.tunnel_host}/ did not return the "
+                    f"local app's page within {timeout:.0f}s (last answer: {last})\n"
+                    f"{self.tail('relay')}\n{self.tail('agent')}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        # The agent first (it says goodbye to the relay), then the relay, then the app.
+        order = [self.procs[r] for r in ("agent", "relay", "app") if r in self.procs]
+        _stop(order)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,36 @@
+"""The benchmark command runs end to end (a short run: its figures are not checked here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_direct_and_through_the_tunnel(tmp_path):
+    if os.environ.get("CI") == "true":
+        assert shutil.which("wrk"), ".ci/run installs wrk; it is missing"
+    out = tmp_path / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    keys = {s["key"] for s in result["scenarios"]}
+    assert {"keepalive", "sequential", "newconn", "64k"} <= keys
+    for scenario in result["scenarios"]:
+        for metric in scenario["metrics"]:
+            if metric.get("direct") is not None:
+                assert metric["direct"] > 0 and metric["tunnel"] > 0, metric
