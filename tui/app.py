@@ -193,6 +193,16 @@ class MolehillApp(App[None]):
         paused = "  [paused" + (f", {log.missed} new" if log.missed else "") + "]"
         filtered = f"  [filter: {log.filter.describe()}]" if log.filter.active else ""
         suffix = (paused if log.paused else "") + filtered
+        if self.loaded is not None and not self.loaded.file.profiles:
+            info.update(
+                Text(
+                    "No profiles yet. Press n to add one (say 'frontend' on port 3000), then s to "
+                    f"start it. Profiles are kept in {self.profiles_path}",
+                    style="bold",
+                )
+            )
+            pane.show(None)
+            return
         if self.selected == ALL:
             online = sum(1 for s in self.statuses.values() if s.state == "online")
             info.update(Text(f"All tunnels · {online} online{suffix}", style="bold"))
@@ -324,7 +334,8 @@ class MolehillApp(App[None]):
                 if profile.name in self.loaded.file.profiles:
                     self.notify(f"a profile named '{profile.name}' exists", severity="error")
                     return
-                self._save(self.loaded.file.with_added(profile), f"added '{profile.name}'")
+                if self._save(self.loaded.file.with_added(profile), f"added '{profile.name}'"):
+                    self.query_one(TunnelList).select_key(profile.name)
 
         self.push_screen(ProfileFormScreen(taken=self._taken()), added)
 

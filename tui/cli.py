@@ -24,6 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="profiles file (default: $MOLEHILL_PROFILES or the user config directory)",
     )
+    parser.add_argument(
+        "--log-size",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="dashboard: requests kept per tunnel (default 5000)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     http.add_parser(sub)
     start.add_parser(sub)

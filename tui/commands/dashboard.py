@@ -36,7 +36,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
         return 2
     from tui.app import MolehillApp  # Textual loads only for the dashboard
 
-    MolehillApp(path).run()
+    MolehillApp(path, ring_size=max(100, args.log_size)).run()
     return 0
 
 

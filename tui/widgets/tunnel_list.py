@@ -54,3 +54,10 @@ class TunnelList(OptionList):
         if self.highlighted is None:
             return None
         return self.get_option_at_index(self.highlighted).id
+
+    def select_key(self, key: str) -> None:
+        """Highlight the option with this id, if there is one."""
+        for index in range(self.option_count):
+            if self.get_option_at_index(index).id == key:
+                self.highlighted = index
+                return
