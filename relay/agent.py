@@ -55,6 +55,24 @@ class AgentSettings:
     backoff_first: float = 0.25
     backoff_max: float = 5.0
     capture_bytes: int = 0  # keep this many body bytes per exchange for the details view
+    basic_auth: str | None = None  # "user:password" the relay demands of visitors
+    allow: tuple[str, ...] = ()  # visitor networks (CIDR) let in; empty: everyone
+    deny: tuple[str, ...] = ()  # visitor networks turned away
+    takeover: bool = False  # replace a live tunnel of the same name opened with our token
+    ca_file: str | None = None  # trust this CA for wss:// (a self-signed relay)
+
+    def options(self) -> dict[str, object]:
+        """The HELLO options the relay enforces."""
+        options: dict[str, object] = {}
+        if self.basic_auth:
+            options["basic_auth"] = self.basic_auth
+        if self.allow:
+            options["allow"] = list(self.allow)
+        if self.deny:
+            options["deny"] = list(self.deny)
+        if self.takeover:
+            options["takeover"] = True
+        return options
 
     @property
     def local(self) -> str:
@@ -142,6 +160,7 @@ class AgentLink(FrameLink):
         self.handshake: asyncio.Future[Response] = self.loop.create_future()
         self.welcome: asyncio.Future[p.Welcome] = self.loop.create_future()
         self.goaway = ""
+        self.refusal: Refused | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -186,8 +205,12 @@ class AgentLink(FrameLink):
                 raise p.ProtocolError("the relay's welcome has an impossible window or interval")
             self.relay_window = frame.window
             self.welcome.set_result(frame)
-        elif type(frame) is p.Error and not self.welcome.done():
-            self.welcome.set_exception(Refused(frame.code, frame.message))
+        elif type(frame) is p.Error:
+            refusal = Refused(frame.code, frame.message)
+            if not self.welcome.done():
+                self.welcome.set_exception(refusal)
+            else:
+                self.refusal = refusal  # e.g. the token was revoked: do not come back
         elif type(frame) is p.GoAway:
             self.goaway = frame.reason
         else:
@@ -281,6 +304,11 @@ class Agent:
             self.link = None
             if self._stopping:
                 break
+            if link.refusal is not None:
+                self.state = "error"
+                self.last_error = link.refusal.message
+                self.on_event(TunnelRefused(self.name, link.refusal.code, link.refusal.message))
+                raise link.refusal
             if link.goaway:
                 reason = f"relay going away: {link.goaway}"
             attempt = 1
@@ -305,7 +333,7 @@ class Agent:
         s = self.settings
         uri = parse_uri(s.relay)
         loop = asyncio.get_running_loop()
-        context = ssl.create_default_context() if uri.secure else None
+        context = ssl.create_default_context(cafile=s.ca_file) if uri.secure else None
         link: AgentLink | None = None
 
         def factory() -> AgentLink:
@@ -314,11 +342,18 @@ class Agent:
             return link
 
         async with asyncio.timeout(s.connect_timeout):
-            await loop.create_connection(factory, uri.host, uri.port, ssl=context)
+            await loop.create_connection(
+                factory,
+                uri.host,
+                uri.port,
+                ssl=context,
+                server_hostname=uri.host if context else None,
+            )
             assert link is not None
             try:
                 await link.handshake
-                link.send(p.Hello(p.VERSION, self.name, s.token, self.resume, s.window))
+                hello = p.Hello(p.VERSION, self.name, s.token, self.resume, s.window, s.options())
+                link.send(hello)
                 welcome = await link.welcome
             except BaseException:
                 link.fail("handshake failed")

@@ -388,14 +388,27 @@ class Http1Framer:
         return ResponseHead(status, head, headers, answers_upgrade=upgrade)
 
 
-def forwarded_head(head: RequestHead, client_ip: str, proto: str) -> bytes:
-    """The head with X-Forwarded-For/-Proto/-Host set by the relay (client-sent copies dropped)."""
+def forwarded_head(head: RequestHead, client_ip: str, proto: str, host: str | None = None) -> bytes:
+    """The head with X-Forwarded-For/-Proto/-Host set by the relay (client-sent copies dropped).
+
+    ``client_ip`` may be a chain ("a, b") when a trusted proxy's own header is carried on.
+    """
     raw = head.raw
     if head.has_forwarded:
         lines = raw[:-2].split(b"\r\n")
         raw = b"\r\n".join(line for line in lines if line[:12].lower() != b"x-forwarded-") + b"\r\n"
     extra = (
         f"X-Forwarded-For: {client_ip}\r\nX-Forwarded-Proto: {proto}\r\n"
-        f"X-Forwarded-Host: {head.host or ''}\r\n\r\n"
+        f"X-Forwarded-Host: {host if host is not None else head.host or ''}\r\n\r\n"
     ).encode("latin-1")
     return raw[:-2] + extra
+
+
+def header_value(head: RequestHead, name: bytes) -> str:
+    """One header's value (lowercase ``name``), from the raw head; "" when absent."""
+    lowered = head.raw.lower()
+    pos = lowered.find(b"\r\n" + name + b":")
+    if pos == -1:
+        return ""
+    start = pos + len(name) + 3
+    return head.raw[start : head.raw.find(b"\r\n", start)].strip(b" \t").decode("latin-1")

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 _REASONS = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    429: "Too Many Requests",
     404: "Not Found",
     408: "Request Timeout",
     421: "Misdirected Request",
@@ -34,6 +37,7 @@ class ErrorPage:
     title: str
     detail: str
     hint: str
+    headers: tuple[tuple[str, str], ...] = ()
 
     def render(self, accept: str = "", head_only: bool = False) -> bytes:
         """A complete HTTP/1.1 response that closes the connection."""
@@ -52,7 +56,9 @@ class ErrorPage:
             f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Error')}\r\n"
             f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
             "Cache-Control: no-store\r\nConnection: close\r\nX-Molehill-Error: "
-            f"{self.status}\r\n\r\n"
+            f"{self.status}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in self.headers)
+            + "\r\n"
         ).encode()
         return head if head_only else head + body
 
@@ -112,3 +118,52 @@ def misdirected(name: str) -> ErrorPage:
 
 def request_timeout() -> ErrorPage:
     return ErrorPage(408, "Request timeout", "The request head did not arrive in time.", "")
+
+
+def unauthorized(name: str) -> ErrorPage:
+    return ErrorPage(
+        401,
+        "Sign-in required",
+        f"The tunnel '{name}' asks for a user name and password.",
+        "Ask the person who shared this link for them.",
+        headers=(("WWW-Authenticate", f'Basic realm="molehill: {name}", charset="UTF-8"'),),
+    )
+
+
+def forbidden(name: str, ip: str) -> ErrorPage:
+    return ErrorPage(
+        403,
+        "Not allowed from your address",
+        f"The tunnel '{name}' does not accept visitors from {ip}.",
+        "Ask the person who shared this link to allow your network.",
+    )
+
+
+def too_many_requests(name: str) -> ErrorPage:
+    return ErrorPage(
+        429,
+        "Too many requests",
+        f"The tunnel '{name}' is receiving more requests than its relay allows.",
+        "Wait a moment and try again.",
+        headers=(("Retry-After", "1"),),
+    )
+
+
+def too_many_connections(ip: str) -> ErrorPage:
+    return ErrorPage(
+        429,
+        "Too many connections",
+        f"There are too many open connections from {ip} to this relay.",
+        "Close some connections and try again.",
+        headers=(("Retry-After", "5"),),
+    )
+
+
+def tunnel_busy(name: str) -> ErrorPage:
+    return ErrorPage(
+        503,
+        f"Tunnel '{name}' is busy",
+        f"The tunnel '{name}' carries as many connections as its relay allows.",
+        "Try again in a moment.",
+        headers=(("Retry-After", "2"),),
+    )

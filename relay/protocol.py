@@ -8,7 +8,7 @@ is a msgpack array of one or more frames; a frame is a msgpack array
 Stream id 0 is the session itself (hello, welcome, error, ping, pong, goaway); streams are opened
 by the relay only (a public connection arrived) and have ids >= 1.
 
-Session:  agent -> HELLO(version, name, token, resume, window)
+Session:  agent -> HELLO(version, name, token, resume, window, options)
           relay -> WELCOME(name, url, resume, lease, ping_interval, window) or ERROR(code, message)
 Streams:  relay -> OPEN(client_host, client_port)
           both  -> DATA(bytes) / END (half close) / RESET(code, message) / CREDIT(n)
@@ -25,7 +25,7 @@ decoding any byte string either yields frames or raises :class:`ProtocolError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
@@ -56,9 +56,12 @@ class Hello:
     token: str
     resume: str  # resume token from an earlier welcome, "" for none
     window: int  # receive window this agent grants per stream
+    # Tunnel settings the relay enforces: basic_auth ("user:password"), allow / deny (lists of
+    # CIDR), takeover (bool: replace this token's own live tunnel of the same name).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def fields(self) -> list[Any]:
-        return [self.version, self.name, self.token, self.resume, self.window]
+        return [self.version, self.name, self.token, self.resume, self.window, self.options]
 
 
 @dataclass(slots=True)
@@ -206,7 +209,7 @@ def encode_credit(stream: int, amount: int) -> bytes:
 
 # Field types per frame type, checked on decode. str means text; float accepts ints too.
 _SCHEMA: dict[int, tuple[Any, tuple[type, ...]]] = {
-    HELLO: (Hello, (int, str, str, str, int)),
+    HELLO: (Hello, (int, str, str, str, int, dict)),
     WELCOME: (Welcome, (str, str, str, float, float, int)),
     ERROR: (Error, (str, str)),
     OPEN: (Open, (str, int)),
@@ -229,6 +232,8 @@ def _check_field(value: Any, kind: Any, type_name: str) -> Any:
         raise ProtocolError(f"{type_name}: expected {kind.__name__}, got {type(value).__name__}")
     if kind is str and len(value) > MAX_TEXT:
         raise ProtocolError(f"{type_name}: text field longer than {MAX_TEXT}")
+    if kind is dict and (len(value) > 32 or not all(type(k) is str for k in value)):
+        raise ProtocolError(f"{type_name}: options must be a small map with text keys")
     if kind is int and not 0 <= value <= 2**63:
         raise ProtocolError(f"{type_name}: integer out of range")
     return value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from relay import pages
@@ -16,6 +18,7 @@ from relay.http1 import (
     RequestHead,
     ResponseHead,
     forwarded_head,
+    header_value,
 )
 from relay.names import tunnel_from_host
 
@@ -46,6 +49,9 @@ class PublicConnection(StreamBridge):
         self.tunnel = ""
         self.first_host: str | None = None
         self.proto = "http"
+        self.trusted_peer = False  # the peer is a configured proxy: its X-Forwarded-* count
+        self.last_active = time.monotonic()
+        self.started: deque[float] = deque()  # when each unanswered request was forwarded
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,8 +60,16 @@ class PublicConnection(StreamBridge):
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         if transport.get_extra_info("sslcontext") is not None:
             self.proto = "https"
-        self.relay.public_connections.add(self)
-        timeout = self.relay.settings.head_timeout
+        relay = self.relay
+        relay.public_connections.add(self)
+        count = relay.per_ip.get(self.client_ip, 0) + 1
+        relay.per_ip[self.client_ip] = count
+        limit = relay.settings.connections_per_ip
+        if limit and count > limit:
+            self.reject(pages.too_many_connections(self.client_ip))
+            return
+        self.trusted_peer = relay.trusted(self.client_ip)
+        timeout = relay.settings.head_timeout
         if timeout:
             self._head_timer = asyncio.get_running_loop().call_later(timeout, self._head_timeout)
 
@@ -64,6 +78,7 @@ class PublicConnection(StreamBridge):
             self.reject(pages.request_timeout())
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         framer = self.framer
         if framer.raw and self.session is not None:
             self.forward(data)
@@ -89,9 +104,19 @@ class PublicConnection(StreamBridge):
                     return
                 if not self._same_tunnel(head):
                     return
+                if self.trusted_peer:
+                    forwarded = self._from_proxy(head)
+                    if forwarded is None:
+                        return
+                else:
+                    session = self.session
+                    if session.checks and not self._allowed(head, self.client_ip):  # type: ignore[union-attr]
+                        return
+                    forwarded = forwarded_head(head, self.client_ip, self.proto)
                 self.relay.requests += 1
                 self.responses.expect_response_to(head.method, head.upgrade)
-                out.append(forwarded_head(head, self.client_ip, self.proto))
+                self.started.append(time.perf_counter())
+                out.append(forwarded)
         if out and not self.finished:
             self.forward(out[0] if len(out) == 1 else b"".join(out))
 
@@ -99,7 +124,7 @@ class PublicConnection(StreamBridge):
         """Open a stream to the tunnel the first request names; answer with a page if we can't."""
         if self._head_timer is not None:
             self._head_timer.cancel()
-        self.accept = _header(head, b"accept")
+        self.accept = header_value(head, b"accept")
         self.head_only = head.method == "HEAD"
         domain = self.relay.settings.domain
         if head.host is None:
@@ -118,9 +143,52 @@ class PublicConnection(StreamBridge):
             return False
         self.tunnel = name
         self.first_host = head.host
+        if not session.attach(self):
+            self.reject(pages.tunnel_busy(name))
+            return False
         self.session = session
-        session.attach(self)
         return True
+
+    def _from_proxy(self, head: RequestHead) -> bytes | None:
+        """A trusted proxy's request: its X-Forwarded-* are carried on; rules use its client."""
+        chain = header_value(head, b"x-forwarded-for")
+        hops = [h.strip() for h in chain.split(",") if h.strip()]
+        client = next((h for h in reversed(hops) if not self.relay.trusted(h)), self.client_ip)
+        session = self.session
+        if session is not None and session.checks and not self._allowed(head, client):
+            return None
+        return forwarded_head(
+            head,
+            f"{chain}, {self.client_ip}" if chain else self.client_ip,
+            header_value(head, b"x-forwarded-proto") or self.proto,
+            header_value(head, b"x-forwarded-host") or head.host,
+        )
+
+    def _allowed(self, head: RequestHead, client: str) -> bool:
+        """The tunnel's rules for one request: address, basic auth, rate. Refuses if not."""
+        session = self.session
+        assert session is not None
+        rules = session.rules
+        if not rules.ip_allowed(client):
+            self._refuse(pages.forbidden(self.tunnel, client))
+            return False
+        if rules.basic_auth is not None and not rules.authorized(
+            header_value(head, b"authorization").encode("latin-1")
+        ):
+            self._refuse(pages.unauthorized(self.tunnel))
+            return False
+        if session.bucket is not None and not session.bucket.take():
+            self._refuse(pages.too_many_requests(self.tunnel))
+            return False
+        return True
+
+    def _refuse(self, page: pages.ErrorPage) -> None:
+        """Answer one request with a page, if no earlier answer is still on its way."""
+        self.accept = self.accept or ""
+        if self.responses.pending_responses or not self.responses.between_messages:
+            self.reset(f"http_{page.status}", page.title)
+        else:
+            self.reject(page)
 
     def _same_tunnel(self, head: RequestHead) -> bool:
         host = head.host
@@ -164,6 +232,7 @@ class PublicConnection(StreamBridge):
     # -- stream events from the agent ------------------------------------------------------------
 
     def on_data(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         responses = self.responses
         if not responses.raw and not self.responses_opaque:
             try:
@@ -180,6 +249,8 @@ class PublicConnection(StreamBridge):
 
     def _on_response(self, head: ResponseHead) -> None:
         self.relay.count_response(head.status)
+        if (head.status >= 200 or head.status == 101) and self.started:
+            self.relay.durations.observe(time.perf_counter() - self.started.popleft())
         if head.answers_upgrade and head.status != 101:
             try:
                 items = self.framer.upgrade_refused()
@@ -206,10 +277,25 @@ class PublicConnection(StreamBridge):
                 return
         super().on_reset(code, message)
 
+    def idle_out(self) -> None:
+        """No bytes either way for the relay's idle timeout: close (the agent is told)."""
+        if self.session is not None and not self.finished:
+            self.reset("idle_timeout", "no traffic either way for the idle timeout")
+        elif self.transport is not None:
+            self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
-        self.relay.public_connections.discard(self)
+        relay = self.relay
+        relay.public_connections.discard(self)
+        relay.bytes_in += self.bytes_from_socket
+        relay.bytes_out += self.bytes_to_socket
+        left = relay.per_ip.get(self.client_ip, 1) - 1
+        if left > 0:
+            relay.per_ip[self.client_ip] = left
+        else:
+            relay.per_ip.pop(self.client_ip, None)
         if self.session is not None:
             super().connection_lost(exc)
         self.finished = True
@@ -217,13 +303,3 @@ class PublicConnection(StreamBridge):
     def forget(self) -> None:
         if self.session is not None:
             self.session.detach(self.sid)
-
-
-def _header(head: RequestHead, name: bytes) -> str:
-    """One header's value from the raw head (only used on the first request)."""
-    lowered = head.raw.lower()
-    pos = lowered.find(b"\r\n" + name + b":")
-    if pos == -1:
-        return ""
-    start = pos + len(name) + 3
-    return head.raw[start : head.raw.find(b"\r\n", start)].strip().decode("latin-1")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import secrets
+import os
+import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from relay import protocol as p
+from relay.access import Network, TokenEntry, in_networks
+from relay.admission import admit
 from relay.http1 import MAX_HEAD, MAX_HEADERS
-from relay.names import label_problem, random_name
+from relay.metrics import Histogram, render
 from relay.public import PublicConnection
 from relay.session import AgentSession
 
@@ -40,6 +44,23 @@ class RelaySettings:
     max_head: int = MAX_HEAD
     max_headers: int = MAX_HEADERS
     shutdown_grace: float = 2.0
+    idle_timeout: float = 300.0  # close a visitor connection idle both ways this long (0: never)
+    connections_per_ip: int = 256  # open visitor connections per client address (0: no limit)
+    rate: float = 0.0  # requests per second per tunnel, token bucket (0: no limit)
+    burst: float = 0.0  # bucket size (default: rate)
+    max_message: int = p.MAX_MESSAGE  # cap on an agent's websocket message
+    streams_per_agent: int = 4096
+    tokens: tuple[TokenEntry, ...] = ()
+    open: bool = False  # accept agents without a token on a non-loopback listener
+    trusted_proxies: list[Network] = field(default_factory=list)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_format: str = "text"
+    config_path: str | None = None  # re-read on reload() (SIGHUP)
+
+
+class RelayConfigError(Exception):
+    """The relay refuses to start with these settings; the message says why."""
 
 
 @dataclass
@@ -49,6 +70,7 @@ class Lease:
     resume: str
     expires: float
     timer: asyncio.TimerHandle
+    token_label: str = ""
 
 
 class Relay:
@@ -63,6 +85,13 @@ class Relay:
         self.requests = 0
         self.errors = 0
         self.responses_by_class: dict[str, int] = {}
+        self.bytes_in = 0  # from visitors, of closed connections (open ones are summed live)
+        self.bytes_out = 0
+        self.durations = Histogram()
+        self.per_ip: dict[str, int] = {}
+        self.ssl: ssl.SSLContext | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._config_stamp: int | None = None
         self._servers: list[asyncio.Server] = []
         self.http_port = 0
         self.agents_port = 0
@@ -72,15 +101,94 @@ class Relay:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
+        self._check_policy()
+        if s.tls_cert and s.tls_key:
+            self.ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ssl.load_cert_chain(s.tls_cert, s.tls_key)
+            if s.public_scheme == "http":
+                s.public_scheme = "https"
         public = await loop.create_server(
-            lambda: PublicConnection(self), s.http_host, s.http_port, backlog=1024
+            lambda: PublicConnection(self), s.http_host, s.http_port, backlog=1024, ssl=self.ssl
         )
         agents = await loop.create_server(
-            lambda: AgentSession(self), s.agents_host, s.agents_port, backlog=1024
+            lambda: AgentSession(self), s.agents_host, s.agents_port, backlog=1024, ssl=self.ssl
         )
         self._servers = [public, agents]
         self.http_port = public.sockets[0].getsockname()[1]
         self.agents_port = agents.sockets[0].getsockname()[1]
+        self._sweeper = loop.call_later(1.0, self._sweep)
+
+    def _check_policy(self) -> None:
+        s = self.settings
+        exposed = [h for h in (s.agents_host,) if not is_loopback(h)]
+        if not s.tokens and not s.open and exposed:
+            raise RelayConfigError(
+                f"the agents' listener is on {s.agents_host}, not loopback, and no agent tokens "
+                "are configured: anyone could open tunnels. Add a token "
+                "(molehill relay token add LABEL --config FILE) or set open = true in the "
+                "config if that is what you want."
+            )
+
+    def reload(self) -> str:
+        """Re-read the config file's tokens and the TLS files (SIGHUP); return what changed."""
+        s = self.settings
+        changes = []
+        if s.config_path:
+            from relay.config import load_config  # imported late: config imports this module
+
+            fresh = load_config(s.config_path, s)
+            s.tokens = fresh.tokens
+            changes.append(f"{len(s.tokens)} token(s)")
+            valid = {t.label for t in s.tokens if not t.revoked}
+            for session in list(self.sessions):
+                if session.token_label and session.token_label not in valid:
+                    session.refuse("token_revoked", "the token of this tunnel was revoked")
+                    self.log_event("token_revoked", name=session.name, token=session.token_label)
+        if self.ssl is not None and s.tls_cert and s.tls_key:
+            self.ssl.load_cert_chain(s.tls_cert, s.tls_key)
+            changes.append("TLS certificate")
+        return ", ".join(changes) or "nothing to reload"
+
+    def _sweep(self) -> None:
+        """Once a second: close idle visitor connections; pick up a changed config file."""
+        self._watch_config()
+        timeout = self.settings.idle_timeout
+        if timeout:
+            deadline = time.monotonic() - timeout
+            for conn in [c for c in self.public_connections if c.last_active < deadline]:
+                conn.idle_out()
+        self._sweeper = asyncio.get_running_loop().call_later(1.0, self._sweep)
+
+    def _watch_config(self) -> None:
+        path = self.settings.config_path
+        if not path:
+            return
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except OSError:
+            return
+        if self._config_stamp is None:
+            self._config_stamp = stamp
+        elif stamp != self._config_stamp:
+            self._config_stamp = stamp
+            try:
+                what = self.reload()
+            except Exception as exc:  # a half-edited file must not stop the relay
+                self.log_event("reload_failed", error=str(exc))
+            else:
+                self.log_event("reloaded", what=what)
+
+    def log_event(self, event: str, **fields: object) -> None:
+        """One structured line per agent session event (text or JSON, per log_format)."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if self.settings.log_format == "json":
+            log.info(json.dumps({"event": event, **fields}, default=str))
+        else:
+            log.info(" ".join([event, *(f"{k}={v}" for k, v in fields.items())]))
+
+    def trusted(self, ip: str) -> bool:
+        proxies = self.settings.trusted_proxies
+        return bool(proxies) and in_networks(ip, proxies)
 
     @property
     def agents_url(self) -> str:
@@ -92,6 +200,8 @@ class Relay:
 
     async def stop(self) -> None:
         """Stop listening, tell agents, let open streams finish briefly, then reset the rest."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in self._servers:
             server.close()
         for session in list(self.sessions):
@@ -138,57 +248,7 @@ class Relay:
         return f"{s.public_scheme}://{name}.{s.domain}{suffix}"
 
     def admit(self, session: AgentSession, hello: p.Hello) -> None:
-        """Answer an agent's HELLO: give it its name, or say why not."""
-        if hello.version != p.VERSION:
-            session.refuse(
-                "version",
-                f"this relay speaks protocol {p.VERSION}, the agent {hello.version}: "
-                "upgrade the older side",
-            )
-            return
-        if not 1024 <= hello.window <= p.MAX_WINDOW:
-            session.refuse("bad_window", f"window {hello.window} out of range")
-            return
-        name = hello.name or self._free_random_name()
-        problem = label_problem(name)
-        if problem:
-            session.refuse("invalid_name", problem)
-            return
-        live = self.tunnels.get(name)
-        lease = self.leases.get(name)
-        if live is not None:
-            if not hello.resume or hello.resume != live.resume:
-                session.refuse(
-                    "name_taken",
-                    f"the name '{name}' is in use by another agent; choose another --subdomain",
-                )
-                return
-            # The same agent is back before its old connection was declared dead.
-            self.tunnels.pop(name, None)
-            live.fail("replaced by a reconnecting agent with the same resume token")
-        elif lease is not None:
-            if hello.resume != lease.resume:
-                wait = max(0, int(lease.expires - time.monotonic()))
-                session.refuse(
-                    "name_held",
-                    f"the name '{name}' is held for its previous agent for {wait} more "
-                    "seconds; choose another --subdomain",
-                )
-                return
-            lease.timer.cancel()
-            del self.leases[name]
-        # A free name keeps the agent's own token: after a relay restart it still names it.
-        resume = hello.resume or secrets.token_urlsafe(24)
-        self.tunnels[name] = session
-        session.welcome(name, resume, hello)
-        log.info("tunnel online: %s from %s", name, session.peer)
-
-    def _free_random_name(self) -> str:
-        for attempt in range(50):
-            name = random_name(suffix_digits=0 if attempt < 20 else 3)
-            if name not in self.tunnels and name not in self.leases:
-                return name
-        return f"tunnel-{secrets.token_hex(4)}"
+        admit(self, session, hello)
 
     def session_closed(self, session: AgentSession, reason: str) -> None:
         self.sessions.discard(session)
@@ -198,14 +258,16 @@ class Relay:
         del self.tunnels[name]
         lease_s = self.settings.lease
         timer = asyncio.get_running_loop().call_later(lease_s, self._expire, name, session.resume)
-        self.leases[name] = Lease(session.resume, time.monotonic() + lease_s, timer)
-        log.info("tunnel offline: %s (%s); name held for %ss", name, reason, lease_s)
+        self.leases[name] = Lease(
+            session.resume, time.monotonic() + lease_s, timer, session.token_label
+        )
+        self.log_event("tunnel_offline", name=name, reason=reason, held_for=lease_s)
 
     def _expire(self, name: str, resume: str) -> None:
         lease = self.leases.get(name)
         if lease is not None and lease.resume == resume:
             del self.leases[name]
-            log.info("lease expired: %s", name)
+            self.log_event("lease_expired", name=name)
 
     # -- plain HTTP on the agents' port ------------------------------------------------------------
 
@@ -213,6 +275,8 @@ class Relay:
         """Answer non-websocket requests on the agents' listener (health checks)."""
         if request.path == "/healthz":
             return _text_response(200, "ok\n")
+        if request.path == "/metrics":
+            return _text_response(200, render(self), "text/plain; version=0.0.4")
         if "upgrade" not in request.headers.get("Connection", "").lower():
             return _text_response(
                 426,
@@ -222,10 +286,12 @@ class Relay:
         return None
 
 
-def _text_response(status: int, text: str) -> Response:
+def _text_response(status: int, text: str, ctype: str = "text/plain; charset=utf-8") -> Response:
     body = text.encode()
     reason = {200: "OK", 426: "Upgrade Required"}.get(status, "")
-    headers = Headers(
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    )
+    headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body)))])
     return Response(status, reason, headers, body)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")

@@ -9,6 +9,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from relay import protocol as p
+from relay.access import AccessRules, TokenBucket
 from relay.link import FrameLink
 
 if TYPE_CHECKING:
@@ -20,8 +21,13 @@ class AgentSession(FrameLink):
     """One agent connection. It carries one tunnel once its HELLO is accepted."""
 
     def __init__(self, relay: Relay) -> None:
-        super().__init__(ServerProtocol(max_size=p.MAX_MESSAGE))
+        cap = relay.settings.max_message
+        super().__init__(ServerProtocol(max_size=cap))
+        self.decoder = p.FrameDecoder(cap)
         self.relay = relay
+        self.token_label = ""  # the label of the token this agent presented, if any
+        self.rules = AccessRules()
+        self.bucket: TokenBucket | None = None
         self.name: str | None = None
         self.resume = ""
         self.peer = ""
@@ -85,6 +91,11 @@ class AgentSession(FrameLink):
         if sid >= self.next_sid:
             raise p.ProtocolError(f"frame for stream {sid}, which was never opened")
 
+    @property
+    def checks(self) -> bool:
+        """Whether requests on this tunnel need per-request checks (rules or a rate limit)."""
+        return self.rules.any or self.bucket is not None
+
     def welcome(self, name: str, resume: str, hello: p.Hello) -> None:
         self.name = name
         self.resume = resume
@@ -96,13 +107,16 @@ class AgentSession(FrameLink):
         self.start_heartbeat(s.ping_interval, s.ping_timeout)
 
     def refuse(self, code: str, message: str) -> None:
+        self.relay.log_event("agent_refused", code=code, peer=self.peer, name=self.name)
         self.send(p.Error(code, message))
         self.close(f"refused: {code}", code=1008)
 
     # -- streams ------------------------------------------------------------------
 
-    def attach(self, conn: PublicConnection) -> None:
+    def attach(self, conn: PublicConnection) -> bool:
         """Give a visitor connection a stream on this tunnel and tell the agent."""
+        if len(self.streams) >= self.relay.settings.streams_per_agent:
+            return False
         sid = self.next_sid
         self.next_sid += 1
         window = self.relay.settings.window
@@ -113,6 +127,7 @@ class AgentSession(FrameLink):
         conn.grant_at = max(window // 4, 1)
         self.streams[sid] = conn
         self.send(p.Open(sid, conn.client_ip, conn.client_port))
+        return True
 
     def detach(self, sid: int) -> None:
         self.streams.pop(sid, None)
@@ -120,6 +135,8 @@ class AgentSession(FrameLink):
     def on_close(self, reason: str) -> None:
         if self._hello_timer is not None:
             self._hello_timer.cancel()
+        if reason.startswith("protocol error") or reason.startswith("heartbeat"):
+            self.relay.log_event("agent_dropped", name=self.name, peer=self.peer, reason=reason)
         self.relay.session_closed(self, reason)
         for conn in list(self.streams.values()):
             conn.on_reset("session_lost", reason)

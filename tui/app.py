@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -118,7 +119,8 @@ class MolehillApp(App[None]):
     def _start_host(self) -> None:
         assert self.loaded is not None
         relay = self.loaded.file.relay
-        self.host = TunnelHost(relay.url, relay.token or "", embedded=self.relay_settings)
+        token = relay.token or os.environ.get("MOLEHILL_TOKEN", "")
+        self.host = TunnelHost(relay.url, token, embedded=self.relay_settings)
         try:
             self.host.start()
         except OSError as exc:
@@ -259,7 +261,13 @@ class MolehillApp(App[None]):
         if self.host is None:
             return
         settings = AgentSettings(
-            local_port=profile.port, local_host=profile.host, name=profile.public_name, relay=""
+            local_port=profile.port,
+            local_host=profile.host,
+            name=profile.public_name,
+            relay="",
+            basic_auth=profile.basic_auth,
+            allow=profile.allow,
+            deny=profile.deny,
         )
         self.host.start_tunnel(profile.name, settings)
 

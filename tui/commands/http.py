@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import os
 import sys
 
@@ -41,7 +42,49 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--token", default=None, help="agent token (default $MOLEHILL_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    add_access_options(parser)
+    parser.add_argument(
+        "--takeover",
+        action="store_true",
+        help="replace a live tunnel of the same name opened with the same token",
+    )
+    parser.add_argument("--ca", metavar="FILE", help="trust this CA file for a wss:// relay")
     parser.set_defaults(run=run)
+
+
+def add_access_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--basic-auth",
+        metavar="USER:PASSWORD",
+        help="visitors must sign in with these (checked by the relay)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let in only visitors from this network (repeatable)",
+    )
+    parser.add_argument(
+        "--deny",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="turn away visitors from this network (repeatable)",
+    )
+
+
+def access_problem(args: argparse.Namespace) -> str | None:
+    """Check --basic-auth, --allow and --deny before going to the relay."""
+    if args.basic_auth is not None and (":" not in args.basic_auth or args.basic_auth[0] == ":"):
+        return "--basic-auth must be USER:PASSWORD"
+    for flag in ("allow", "deny"):
+        for cidr in getattr(args, flag):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                return f"--{flag}: {cidr!r} is not a network like 203.0.113.0/24"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,12 +95,20 @@ def run(args: argparse.Namespace) -> int:
     if not relay.startswith(("ws://", "wss://")):
         print(f"molehill: --relay must start with ws:// or wss://, got {relay!r}", file=sys.stderr)
         return 2
+    if problem := access_problem(args):
+        print(f"molehill: {problem}", file=sys.stderr)
+        return 2
     settings = AgentSettings(
         local_port=args.port,
         local_host=args.host,
         relay=relay,
         name=args.subdomain,
         token=args.token or os.environ.get("MOLEHILL_TOKEN", ""),
+        basic_auth=args.basic_auth,
+        allow=tuple(args.allow),
+        deny=tuple(args.deny),
+        takeover=args.takeover,
+        ca_file=args.ca,
     )
     return run_until_signal(lambda stop: run_agents([(None, settings)], args.json, stop))
 

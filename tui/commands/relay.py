@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
+import json
 import logging
+import signal
 import sys
 
+from relay.config import ConfigError, load_config
 from relay.names import label_problem
 from relay.runtime import run_until_signal
-from relay.server import Relay, RelaySettings
+from relay.server import Relay, RelayConfigError, RelaySettings
+from tui.commands import relay_tokens
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -24,71 +30,129 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "relay",
         help="run the relay server that gives tunnels their public URLs",
-        description="Run a molehill relay: visitors connect to --http, agents to --agents.",
+        description=(
+            "Run a molehill relay: visitors connect to --http, agents to --agents. Settings come "
+            "from --config FILE (TOML, see docs/self-hosting.md); flags override it."
+        ),
     )
-    parser.add_argument("--domain", default="localhost", help="tunnels live at NAME.DOMAIN")
+    parser.add_argument("--config", metavar="FILE", help="relay config file (TOML)")
+    parser.add_argument("--domain", help="tunnels live at NAME.DOMAIN (default localhost)")
     parser.add_argument(
         "--http",
         type=host_port,
-        default=("127.0.0.1", 8080),
         metavar="HOST:PORT",
         help="public HTTP listener (default 127.0.0.1:8080)",
     )
     parser.add_argument(
         "--agents",
         type=host_port,
-        default=("127.0.0.1", 7000),
         metavar="HOST:PORT",
         help="agents' websocket listener (default 127.0.0.1:7000)",
     )
     parser.add_argument(
         "--public-port",
         type=int,
-        default=None,
         help="port shown in public URLs when a proxy listens for the relay",
+    )
+    parser.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM)")
+    parser.add_argument("--key", metavar="FILE", help="TLS private key (PEM)")
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        default=None,
+        help="accept agents without a token on a non-loopback listener",
     )
     parser.add_argument(
         "--lease",
         type=float,
-        default=120.0,
         help="seconds a disconnected agent's name is held for it (default 120)",
     )
-    parser.add_argument("--ping-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        help="close visitor connections idle both ways this long (default 300)",
+    )
+    parser.add_argument("--ping-interval", type=float, help="heartbeat period (default 5)")
     parser.add_argument(
         "--ping-timeout",
         type=float,
-        default=15.0,
-        help="declare a silent agent dead after this many seconds",
+        help="declare a silent agent dead after this many seconds (default 15)",
     )
+    parser.add_argument("--log-format", choices=("text", "json"), help="log line format")
     parser.set_defaults(run=run)
+    relay_tokens.add_parser(parser)
+
+
+def settings_from(args: argparse.Namespace) -> RelaySettings:
+    """The config file (if any) with the flags on top; raises ConfigError."""
+    settings = load_config(args.config) if args.config else RelaySettings()
+    if args.domain is not None:
+        settings.domain = args.domain.lower().strip(".")
+    if args.http is not None:
+        settings.http_host, settings.http_port = args.http
+    if args.agents is not None:
+        settings.agents_host, settings.agents_port = args.agents
+    for flag, field in (
+        ("public_port", "public_port"),
+        ("open", "open"),
+        ("lease", "lease"),
+        ("idle_timeout", "idle_timeout"),
+        ("ping_interval", "ping_interval"),
+        ("ping_timeout", "ping_timeout"),
+        ("log_format", "log_format"),
+    ):
+        if getattr(args, flag) is not None:
+            setattr(settings, field, getattr(args, flag))
+    if bool(args.cert) != bool(args.key):
+        raise ConfigError("--cert and --key go together")
+    if args.cert:
+        settings.tls_cert, settings.tls_key = args.cert, args.key
+    if any(label_problem(part) for part in settings.domain.split(".")):
+        raise ConfigError(f"domain {settings.domain!r} is not a valid domain name")
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
-    domain = args.domain.lower().strip(".")
-    bad = [part for part in domain.split(".") if label_problem(part)]
-    if bad:
-        print(f"molehill: --domain {args.domain!r} is not a valid domain name", file=sys.stderr)
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        print(f"molehill: {exc}", file=sys.stderr)
         return 2
-    settings = RelaySettings(
-        domain=domain,
-        http_host=args.http[0],
-        http_port=args.http[1],
-        agents_host=args.agents[0],
-        agents_port=args.agents[1],
-        public_port=args.public_port,
-        lease=args.lease,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-    )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    _configure_logging(settings.log_format)
     return run_until_signal(lambda stop: serve(settings, stop))
 
 
+def _configure_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        try:
+            fields = json.loads(message)
+        except ValueError:
+            fields = {"message": message}
+        if not isinstance(fields, dict):
+            fields = {"message": message}
+        return json.dumps({"time": self.formatTime(record), "level": record.levelname, **fields})
+
+
 async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
-    relay = Relay(settings)
+    relay = Relay(dataclasses.replace(settings))
     try:
         await relay.start()
+    except RelayConfigError as exc:
+        print(f"molehill: the relay will not start: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"molehill: cannot listen: {exc.strerror or exc}. Is another relay running? "
@@ -96,13 +160,30 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
             file=sys.stderr,
         )
         return 1
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(relay))
+    scheme = "wss" if relay.ssl else "ws"
+    agents = f"{scheme}://{settings.agents_host}:{relay.agents_port}"
     print(f"molehill relay: tunnels at {relay.public_url('NAME')}", flush=True)
-    print(f"  public HTTP  http://{settings.http_host}:{relay.http_port}", flush=True)
     print(
-        f"  agents       {relay.agents_url}  (molehill http PORT --relay {relay.agents_url})",
+        f"  public {'HTTPS' if relay.ssl else 'HTTP '} "
+        f"{'https' if relay.ssl else 'http'}://{settings.http_host}:{relay.http_port}",
         flush=True,
     )
+    print(f"  agents       {agents}  (molehill http PORT --relay {agents})", flush=True)
+    tokens = len([t for t in settings.tokens if not t.revoked])
+    print(f"  agent tokens {tokens if tokens else 'none (open relay)'}", flush=True)
     await stop.wait()
     print("molehill relay: shutting down", flush=True)
     await relay.stop()
     return 0
+
+
+def _reload(relay: Relay) -> None:
+    try:
+        what = relay.reload()
+    except (ConfigError, OSError) as exc:
+        relay.log_event("reload_failed", error=str(exc))
+        return
+    relay.log_event("reloaded", what=what)

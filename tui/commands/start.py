@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 from profiles.errors import ProfilesError
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"embedded relay: tunnels at {where}", flush=True)
         tunnels: list[tuple[str | None, AgentSettings]] = [
-            (p.name, _settings(p, url, relay.token or "")) for p in chosen
+            (p.name, _settings(p, url, relay.token or os.environ.get("MOLEHILL_TOKEN", "")))
+            for p in chosen
         ]
         try:
             return await run_agents(tunnels, args.json, stop)
@@ -112,4 +114,7 @@ def _settings(profile: Profile, relay_url: str, token: str) -> AgentSettings:
         relay=relay_url,
         name=profile.public_name,
         token=token,
+        basic_auth=profile.basic_auth,
+        allow=profile.allow,
+        deny=profile.deny,
     )

@@ -1,0 +1,83 @@
+"""Prometheus text exposition of a relay's figures, served at /metrics on the agents' port."""
+
+from __future__ import annotations
+
+import bisect
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+
+# Seconds from a request head reaching the relay to its response head leaving the agent.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Histogram:
+    """Cumulative-at-render histogram; observe() is one bisect and two adds."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def lines(self, name: str) -> list[str]:
+        out = []
+        running = 0
+        for bound, count in zip(BUCKETS, self.counts, strict=False):
+            running += count
+            out.append(f'{name}_bucket{{le="{bound}"}} {running}')
+        running += self.counts[-1]
+        out.append(f'{name}_bucket{{le="+Inf"}} {running}')
+        out.append(f"{name}_sum {self.sum:.6f}")
+        out.append(f"{name}_count {running}")
+        return out
+
+
+def render(relay: Relay) -> str:
+    live_in = sum(c.bytes_from_socket for c in relay.public_connections)
+    live_out = sum(c.bytes_to_socket for c in relay.public_connections)
+    streams = sum(len(s.streams) for s in relay.tunnels.values())
+    lines = [
+        "# HELP molehill_tunnels Tunnels online.",
+        "# TYPE molehill_tunnels gauge",
+        f"molehill_tunnels {len(relay.tunnels)}",
+        "# HELP molehill_leases Names held for disconnected agents.",
+        "# TYPE molehill_leases gauge",
+        f"molehill_leases {len(relay.leases)}",
+        "# HELP molehill_agent_connections Agent websocket connections.",
+        "# TYPE molehill_agent_connections gauge",
+        f"molehill_agent_connections {len(relay.sessions)}",
+        "# HELP molehill_streams Visitor connections carried by tunnels.",
+        "# TYPE molehill_streams gauge",
+        f"molehill_streams {streams}",
+        "# HELP molehill_public_connections Open visitor connections.",
+        "# TYPE molehill_public_connections gauge",
+        f"molehill_public_connections {len(relay.public_connections)}",
+        "# HELP molehill_bytes_total Bytes carried for visitors.",
+        "# TYPE molehill_bytes_total counter",
+        f'molehill_bytes_total{{direction="in"}} {relay.bytes_in + live_in}',
+        f'molehill_bytes_total{{direction="out"}} {relay.bytes_out + live_out}',
+        "# HELP molehill_requests_total Requests relayed.",
+        "# TYPE molehill_requests_total counter",
+        f"molehill_requests_total {relay.requests}",
+        "# HELP molehill_responses_total Responses by status class.",
+        "# TYPE molehill_responses_total counter",
+    ]
+    for klass in ("1xx", "2xx", "3xx", "4xx", "5xx"):
+        lines.append(
+            f'molehill_responses_total{{class="{klass}"}} {relay.responses_by_class.get(klass, 0)}'
+        )
+    lines += [
+        "# HELP molehill_error_pages_total Error pages the relay answered itself.",
+        "# TYPE molehill_error_pages_total counter",
+        f"molehill_error_pages_total {relay.errors}",
+        "# HELP molehill_request_duration_seconds Request head in to response head out.",
+        "# TYPE molehill_request_duration_seconds histogram",
+        *relay.durations.lines("molehill_request_duration_seconds"),
+    ]
+    return "\n".join(lines) + "\n"
