@@ -60,6 +60,7 @@ class AgentSettings:
     deny: tuple[str, ...] = ()  # visitor networks turned away
     takeover: bool = False  # replace a live tunnel of the same name opened with our token
     ca_file: str | None = None  # trust this CA for wss:// (a self-signed relay)
+    resume: str = ""  # a resume token from an earlier run, to get the same name back
 
     def options(self) -> dict[str, object]:
         """The HELLO options the relay enforces."""
@@ -245,7 +246,7 @@ class Agent:
         self.link: AgentLink | None = None
         self.name = settings.name
         self.url = ""
-        self.resume = ""
+        self.resume = settings.resume
         self.state = "stopped"  # stopped, connecting, online, reconnecting, error
         self.last_error = ""
         self._stopping = False

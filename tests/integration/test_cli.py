@@ -74,9 +74,10 @@ class Molehill:
 
 
 @contextlib.asynccontextmanager
-async def molehill(*args: str) -> AsyncIterator[Molehill]:
+async def molehill(*args: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[Molehill]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOLEHILL_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra_env or {})
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -293,3 +294,32 @@ async def test_start_reports_bad_profiles_file_with_exit_code_2(tmp_path):
         err = await run.stderr()
     assert "[profiles.web] port" in err
     assert profiles.read_bytes() == before
+
+
+async def test_a_restarted_agent_gets_its_name_back_within_the_lease(tmp_path, app_port):
+    """kill -9, start again: the resume token kept on disk reclaims the held name."""
+    resume = {"MOLEHILL_RESUME_FILE": str(tmp_path / "resume.json")}
+    async with running_relay(lease=30.0) as relay:
+        args = ("http", str(app_port), "--relay", relay.agents_url, "--subdomain", "keep", "--json")
+        async with molehill(*args, extra_env=resume) as first:
+            assert json.loads(await first.line())["event"] == "tunnel_open"
+            first.proc.kill()
+            await first.proc.wait()
+        for _ in range(100):  # the relay notices the dead connection
+            if "keep" in relay.leases:
+                break
+            await asyncio.sleep(0.05)
+        assert "keep" in relay.leases
+        # Someone else asking for the held name is refused...
+        other = {"MOLEHILL_RESUME_FILE": str(tmp_path / "other.json")}
+        async with molehill(*args, extra_env=other) as thief:
+            assert await asyncio.wait_for(thief.proc.wait(), 10) == 1
+        # ...while the restarted agent gets it back.
+        async with molehill(*args, extra_env=resume) as second:
+            event = json.loads(await second.line())
+            assert event["event"] == "tunnel_open" and event["name"] == "keep"
+            # and a second copy running at the same time does not steal it
+            async with molehill(*args, extra_env=resume) as copy:
+                assert await asyncio.wait_for(copy.proc.wait(), 10) == 1
+            assert "keep" in relay.tunnels
+            assert await second.terminate() == 0

@@ -7,11 +7,14 @@ import asyncio
 import ipaddress
 import os
 import sys
+from collections.abc import Callable
 
 from relay.agent import DEFAULT_RELAY, Agent, AgentSettings, Refused
+from relay.events import AgentEvent, Reconnected, TunnelOpen
 from relay.names import label_problem
 from relay.runtime import run_until_signal
 from tui.report import Reporter
+from tui.resume_store import ResumeStore
 
 
 def port_number(text: str) -> int:
@@ -117,7 +120,13 @@ async def run_agents(
     tunnels: list[tuple[str | None, AgentSettings]], as_json: bool, stop: asyncio.Event
 ) -> int:
     """Run agents until stop is set; exit code 1 if the relay refuses any of them."""
-    agents = [Agent(settings, Reporter(as_json, tag)) for tag, settings in tunnels]
+    store = ResumeStore()
+    agents: list[Agent] = []
+    for tag, settings in tunnels:
+        settings.resume = settings.resume or store.get(settings.relay, settings.name)
+        agents.append(
+            Agent(settings, _remembering(Reporter(as_json, tag), store, len(agents), agents))
+        )
     tasks = [asyncio.create_task(agent.run()) for agent in agents]
     stopper = asyncio.create_task(stop.wait())
     code = 0
@@ -137,3 +146,17 @@ async def run_agents(
     await asyncio.wait(tasks, timeout=3)
     stopper.cancel()
     return code
+
+
+def _remembering(
+    report: Reporter, store: ResumeStore, index: int, agents: list[Agent]
+) -> Callable[[AgentEvent], None]:
+    """Report events; once a tunnel is online, keep its resume token for the next run."""
+
+    def on_event(event: AgentEvent) -> None:
+        if isinstance(event, TunnelOpen | Reconnected):
+            agent = agents[index]
+            store.put(agent.settings.relay, agent.name, agent.resume)
+        report(event)
+
+    return on_event
