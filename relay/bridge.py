@@ -60,7 +60,7 @@ class StreamBridge(asyncio.Protocol):
         self.bytes_from_socket += len(data)
         if not self.held and len(data) <= self.send_credit:
             self.send_credit -= len(data)
-            self.link.queue(p.encode_data(self.sid, data))
+            self.link.queue_data(self.sid, data)
             return
         self.held.append(data)
         self._send_held()
@@ -73,7 +73,7 @@ class StreamBridge(asyncio.Protocol):
             else:
                 data, self.held[0] = data[: self.send_credit], data[self.send_credit :]
             self.send_credit -= len(data)
-            self.link.queue(p.encode_data(self.sid, data))
+            self.link.queue_data(self.sid, data)
         if self.held:
             if not self.reading_paused and self.transport is not None:
                 self.reading_paused = True

@@ -46,6 +46,7 @@ class FrameLink(asyncio.Protocol):
         self.last_received = time.monotonic()
         self._out: list[bytes] = []
         self._out_size = 0
+        self._frames = 0
         self._flush_scheduled = False
         self._fragments: list[bytes] = []
         self._heartbeat: asyncio.TimerHandle | None = None
@@ -121,7 +122,20 @@ class FrameLink(asyncio.Protocol):
     def queue(self, encoded: bytes) -> None:
         """Queue an encoded frame; it leaves with this loop iteration's message."""
         self._out.append(encoded)
+        self._frames += 1
         self._out_size += len(encoded)
+        if self._out_size >= FLUSH_AT:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def queue_data(self, stream: int, data: bytes) -> None:
+        """Queue a DATA frame as two pieces: the payload is copied only into the message."""
+        self._out.append(p.data_prefix(stream, len(data)))
+        self._out.append(data)
+        self._frames += 1
+        self._out_size += len(data)
         if self._out_size >= FLUSH_AT:
             self.flush()
         elif not self._flush_scheduled:
@@ -135,8 +149,9 @@ class FrameLink(asyncio.Protocol):
         self._flush_scheduled = False
         if not self._out:
             return
-        message = p.batch(self._out)
+        message = p.batch(self._out, self._frames)
         self._out = []
+        self._frames = 0
         self._out_size = 0
         if self.ws.state is State.OPEN:
             self.ws.send_binary(message)

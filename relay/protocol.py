@@ -25,6 +25,7 @@ decoding any byte string either yields frames or raises :class:`ProtocolError`.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -198,8 +199,34 @@ def encode(frame: Frame) -> bytes:
 
 
 def encode_data(stream: int, data: bytes) -> bytes:
-    """Serialise a DATA frame without building a Data object (the hot path)."""
-    return _packer.pack([DATA, stream, data])
+    """Serialise a DATA frame without building a Data object."""
+    return data_prefix(stream, len(data)) + data
+
+
+_U8, _U16, _U32 = struct.Struct(">B"), struct.Struct(">H"), struct.Struct(">I")
+
+
+def data_prefix(stream: int, size: int) -> bytes:
+    """The msgpack bytes of ``[DATA, stream, <bin of size>]`` up to the payload itself.
+
+    The hot path sends this prefix and the payload as separate pieces, so a large body is
+    copied once (into the websocket message), not once more into a frame first.
+    """
+    if stream < 0x80:
+        sid = _U8.pack(stream)
+    elif stream < 0x100:
+        sid = b"\xcc" + _U8.pack(stream)
+    elif stream < 0x10000:
+        sid = b"\xcd" + _U16.pack(stream)
+    else:
+        sid = b"\xce" + _U32.pack(stream)
+    if size < 0x100:
+        length = b"\xc4" + _U8.pack(size)
+    elif size < 0x10000:
+        length = b"\xc5" + _U16.pack(size)
+    else:
+        length = b"\xc6" + _U32.pack(size)
+    return b"\x93\x05" + sid + length
 
 
 def encode_credit(stream: int, amount: int) -> bytes:
@@ -268,9 +295,12 @@ def _build(item: Any) -> Frame:
     return frame
 
 
-def batch(encoded: list[bytes]) -> bytes:
-    """One websocket message: a msgpack array holding already-encoded frames."""
-    n = len(encoded)
+def batch(encoded: list[bytes], frames: int | None = None) -> bytes:
+    """One websocket message: a msgpack array holding already-encoded frames.
+
+    ``encoded`` may hold frames in several pieces; ``frames`` then says how many frames.
+    """
+    n = len(encoded) if frames is None else frames
     if n < 16:
         header = bytes((0x90 | n,))
     elif n < 0x10000:

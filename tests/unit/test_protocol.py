@@ -39,7 +39,7 @@ EVERY_FRAME: list[p.Frame] = [
 ]
 SESSION_TYPES = {p.HELLO, p.WELCOME, p.ERROR, p.PING, p.PONG, p.GOAWAY}
 FIELD_KINDS: dict[int, tuple[str, ...]] = {
-    p.HELLO: ("int", "str", "str", "str", "int"),
+    p.HELLO: ("int", "str", "str", "str", "int", "map"),
     p.WELCOME: ("str", "str", "str", "num", "num", "int"),
     p.ERROR: ("str", "str"),
     p.OPEN: ("str", "int"),
@@ -187,7 +187,7 @@ def test_protocol_module_imports_no_io():
             imported.add((node.module or "").split(".")[0])
     forbidden = {"asyncio", "socket", "websockets", "selectors", "ssl", "uvloop", "threading"}
     assert not imported & forbidden, imported & forbidden
-    assert imported <= {"__future__", "dataclasses", "typing", "msgpack"}, imported
+    assert imported <= {"__future__", "dataclasses", "typing", "msgpack", "struct"}, imported
 
 
 # -- refusing everything else ---------------------------------------------------------------------
@@ -405,6 +405,7 @@ def _field(kind: str) -> st.SearchStrategy[Any]:
         "bytes": st.binary(max_size=10),
         "num": st.floats(allow_nan=False) | st.integers(0, 1000),
         "int": st.integers(0, 2**40),
+        "map": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
     }[kind]
 
 
@@ -418,6 +419,7 @@ def _wrong_field(kind: str) -> st.SearchStrategy[Any]:
         | st.floats()
         | st.text(max_size=5)
         | st.booleans(),
+        "map": st.text(max_size=5) | ints | st.none() | st.lists(ints, max_size=3),
     }
     return others[kind]
 
