@@ -8,25 +8,24 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rich.text import Text
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 
-from profiles.errors import ProfilesChangedOnDisk, ProfilesError
-from profiles.model import Profile, ProfilesFile
-from profiles.store import LoadedProfiles, load, save
+from profiles.errors import ProfilesError
+from profiles.model import Profile
+from profiles.store import LoadedProfiles, load
 from relay.agent import AgentSettings
 from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
-from tui.screens.confirm import ConfirmScreen
+from tui.profile_actions import ProfileActions
 from tui.screens.details import RequestDetailsScreen
 from tui.screens.file_error import ProfilesErrorScreen
 from tui.screens.filter import FilterScreen
 from tui.screens.help import HelpScreen
-from tui.screens.profile_form import ProfileFormScreen
 from tui.widgets.latency_pane import LatencyPane
 from tui.widgets.request_log import LogFilter, RequestLog, Row
 from tui.widgets.tunnel_list import ALL, TunnelList
@@ -34,7 +33,7 @@ from tui.widgets.tunnel_list import ALL, TunnelList
 REFRESH_EVERY = 0.25  # seconds between UI updates from the tunnel thread
 
 
-class MolehillApp(App[None]):
+class MolehillApp(ProfileActions):
     """Run with a profiles path; ``relay_settings`` configures the embedded relay."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
@@ -328,80 +327,6 @@ class MolehillApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
-
-    # -- profiles --------------------------------------------------------------------------
-
-    def _taken(self, except_name: str | None = None) -> set[str]:
-        if self.loaded is None:
-            return set()
-        return {p.public_name for p in self.loaded.file.profiles.values() if p.name != except_name}
-
-    def action_add_profile(self) -> None:
-        def added(profile: Profile | None) -> None:
-            if profile is not None and self.loaded is not None:
-                if profile.name in self.loaded.file.profiles:
-                    self.notify(f"a profile named '{profile.name}' exists", severity="error")
-                    return
-                if self._save(self.loaded.file.with_added(profile), f"added '{profile.name}'"):
-                    self.query_one(TunnelList).select_key(profile.name)
-
-        self.push_screen(ProfileFormScreen(taken=self._taken()), added)
-
-    def action_edit_profile(self) -> None:
-        existing = self._selected_profile()
-        if existing is None:
-            return
-
-        def edited(profile: Profile | None) -> None:
-            if profile is None or self.loaded is None:
-                return
-            file = self.loaded.file
-            if profile.name != existing.name:
-                if profile.name in file.profiles:
-                    self.notify(f"a profile named '{profile.name}' exists", severity="error")
-                    return
-                new = file.without(existing.name).with_added(profile)
-            else:
-                new = file.with_replaced(profile)
-            if self._save(new, f"saved '{profile.name}'") and self.host is not None:
-                self.host.stop_tunnel(existing.name)  # its settings changed: restart by hand
-
-        self.push_screen(ProfileFormScreen(existing, self._taken(existing.name)), edited)
-
-    def action_delete_profile(self) -> None:
-        profile = self._selected_profile()
-        if profile is None:
-            return
-
-        def confirmed(yes: bool | None) -> None:
-            if not yes or self.loaded is None:
-                return
-            saved = self._save(self.loaded.file.without(profile.name), f"deleted '{profile.name}'")
-            if saved and self.host is not None:
-                self.host.stop_tunnel(profile.name)
-
-        self.push_screen(ConfirmScreen(f"Delete profile '{profile.name}'?", "Delete"), confirmed)
-
-    def _save(self, new: ProfilesFile, done: str) -> bool:
-        assert self.loaded is not None
-        try:
-            self.loaded = save(self.loaded.with_file(new))
-        except ProfilesChangedOnDisk as exc:
-            self.push_screen(
-                ConfirmScreen(f"{exc}\n\nReload it now? (your change is dropped)", "Reload"),
-                self._reload_after_conflict,
-            )
-            return False
-        except ProfilesError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
-            return False
-        self.notify(done)
-        self._refresh_sidebar(force=True)
-        return True
-
-    def _reload_after_conflict(self, reload: bool | None) -> None:
-        if reload:
-            self._load_profiles()
 
     # -- command palette -------------------------------------------------------------------
 
