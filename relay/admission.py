@@ -66,18 +66,19 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     lease = relay.leases.get(name)
     own = bool(label) and takeover  # the same token, asking explicitly
     if live is not None:
-        if not (
-            (hello.resume and hello.resume == live.resume) or (own and live.token_label == label)
-        ):
+        same_agent = bool(hello.resume) and hello.resume == live.resume
+        if not (same_agent or (own and live.token_label == label)):
             hint = " (or --takeover with the same token)" if label else ""
             session.refuse(
                 "name_taken",
                 f"the name '{name}' is in use by another agent; choose another --subdomain{hint}",
             )
             return
-        # The same agent is back before its old connection was declared dead, or took over.
         relay.tunnels.pop(name, None)
-        live.fail("replaced by an agent with the same resume token or token")
+        if same_agent:  # the same agent is back before its old connection was declared dead
+            live.fail("replaced by the same agent, reconnected")
+        else:  # taken over: tell the old agent, so it stops instead of taking the name back
+            live.refuse("replaced", f"another agent with the same token took over '{name}'")
     elif lease is not None:
         if hello.resume != lease.resume and not (own and lease.token_label == label):
             wait = max(0, int(lease.expires - time.monotonic()))

@@ -228,6 +228,7 @@ class AgentLink(FrameLink):
         for fut in (self.handshake, self.welcome):
             if not fut.done():
                 fut.set_exception(ConnectionError(reason))
+                fut.exception()  # nobody may be waiting any more: mark it seen
         for conn in list(self.streams.values()):
             conn.on_reset("session_lost", reason)
         self.streams.clear()
@@ -376,9 +377,17 @@ def _describe(exc: BaseException, relay: str) -> str:
         return f"no answer from the relay at {relay} (timed out)"
     if isinstance(exc, ConnectionRefusedError):
         return f"the relay at {relay} refused the connection; is `molehill relay` running?"
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"the TLS handshake with {relay} failed ({exc.reason or exc}); "
+            "a relay without TLS is reached with ws://, not wss://"
+        )
     if isinstance(exc, OSError) and exc.strerror:
         return f"cannot reach the relay at {relay}: {exc.strerror}"
-    return f"{relay}: {exc}"
+    detail = str(exc) or exc.__class__.__name__
+    if relay.startswith("wss://") and isinstance(exc, ConnectionError):
+        detail += " (is the relay serving TLS? a relay without TLS is reached with ws://)"
+    return f"{relay}: {detail}"
 
 
 def relay_host(url: str) -> str:

@@ -182,5 +182,18 @@ class StreamBridge(asyncio.Protocol):
             self.link.queue(p.encode(p.Reset(self.sid, "closed", str(exc or "socket closed"))))
             self.forget()
 
+    def detach_stream(self, code: str) -> None:
+        """Leave the current stream (the peer resets its end) and be ready for another one."""
+        if not self.finished:
+            self.link.queue(p.encode(p.Reset(self.sid, code, "the connection moved on")))
+            self.forget()
+        self.sid = 0
+        self.send_credit = self.recv_allowed = self.unacked = 0
+        self.held.clear()
+        self.sent_end = self.got_end = self.end_after_held = self.finished = False
+        if self.reading_paused and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
     def forget(self) -> None:
         """Remove this stream from its link's table (subclasses know the table)."""

@@ -49,6 +49,16 @@ _LIMITS = {
     "ping_timeout": float,
     "window": int,
 }
+# Values below these make a relay no agent can work with (or that closes everything at once).
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "window": (1024, 2**31 - 1),
+    "ping_interval": (0.05, None),
+    "ping_timeout": (0.1, None),
+    "max_head": (1024, None),
+    "max_headers": (8, None),
+    "max_message": (2 * 1024 * 1024, None),
+    "streams_per_agent": (1, None),
+}
 _TOKEN = {"label": str, "hash": str, "names": list, "max_tunnels": int, "revoked": bool}
 
 
@@ -118,7 +128,15 @@ def load_config(path: str | Path, base: RelaySettings | None = None) -> RelaySet
     for key, value in limits.items():
         if value < 0:
             raise ConfigError(f"{path} [limits]: '{key}' cannot be negative")
+        low, high = _RANGES.get(key, (0, None))
+        if value < low or (high is not None and value > high):
+            span = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise ConfigError(f"{path} [limits]: '{key}' must be {span}, not {value}")
         setattr(settings, key, value)
+    if settings.ping_timeout <= settings.ping_interval:
+        raise ConfigError(f"{path} [limits]: ping_timeout must be longer than ping_interval")
+    if settings.max_message < 2 * 1024 * 1024:
+        raise ConfigError(f"{path} [limits]: max_message must be at least 2 MiB (agents batch)")
     settings.tokens = tuple(_tokens(data.get("tokens", []), path))
     return settings
 

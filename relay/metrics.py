@@ -51,7 +51,7 @@ def render(relay: Relay) -> str:
         f"molehill_leases {len(relay.leases)}",
         "# HELP molehill_agent_connections Agent websocket connections.",
         "# TYPE molehill_agent_connections gauge",
-        f"molehill_agent_connections {len(relay.sessions)}",
+        f"molehill_agent_connections {sum(1 for s in relay.sessions if s.handshake_done)}",
         "# HELP molehill_streams Visitor connections carried by tunnels.",
         "# TYPE molehill_streams gauge",
         f"molehill_streams {streams}",

@@ -12,7 +12,6 @@ _REASONS = {
     429: "Too Many Requests",
     404: "Not Found",
     408: "Request Timeout",
-    421: "Misdirected Request",
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -105,15 +104,6 @@ def bad_request(detail: str) -> ErrorPage:
 
 def headers_too_large(detail: str) -> ErrorPage:
     return ErrorPage(431, "Request headers too large", detail, "Send fewer or smaller headers.")
-
-
-def misdirected(name: str) -> ErrorPage:
-    return ErrorPage(
-        421,
-        "Misdirected request",
-        f"This connection belongs to tunnel '{name}'; a request on it named another host.",
-        "Open a new connection for the other host.",
-    )
 
 
 def request_timeout() -> ErrorPage:

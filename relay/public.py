@@ -62,13 +62,14 @@ class PublicConnection(StreamBridge):
             self.proto = "https"
         relay = self.relay
         relay.public_connections.add(self)
-        count = relay.per_ip.get(self.client_ip, 0) + 1
-        relay.per_ip[self.client_ip] = count
-        limit = relay.settings.connections_per_ip
-        if limit and count > limit:
-            self.reject(pages.too_many_connections(self.client_ip))
-            return
         self.trusted_peer = relay.trusted(self.client_ip)
+        if not self.trusted_peer:  # a proxy carries many visitors: it is not one of them
+            count = relay.per_ip.get(self.client_ip, 0) + 1
+            relay.per_ip[self.client_ip] = count
+            limit = relay.settings.connections_per_ip
+            if limit and count > limit:
+                self.reject(pages.too_many_connections(self.client_ip))
+                return
         timeout = relay.settings.head_timeout
         if timeout:
             self._head_timer = asyncio.get_running_loop().call_later(timeout, self._head_timeout)
@@ -196,12 +197,16 @@ class PublicConnection(StreamBridge):
             return True  # the common case costs one string comparison
         if tunnel_from_host(host, self.relay.settings.domain) == self.tunnel:
             return True
-        # A later request on this connection names another tunnel: refuse it, end the connection.
+        # A later request names another tunnel (a proxy pooling connections, a client that
+        # sets Host by hand). With nothing in flight, move the connection over, as a proxy
+        # would; with answers still on their way it cannot be done cleanly: the connection ends.
         if self.responses.pending_responses or not self.responses.between_messages:
-            self.reset("misdirected", "a request named another tunnel")  # answers in flight
-        else:
-            self.reject(pages.misdirected(self.tunnel))
-        return False
+            self.reset("misdirected", "a request named another tunnel")
+            return False
+        self.detach_stream("moved")
+        self.session = None
+        self.responses = Http1Framer("response")
+        return self._route(head)
 
     def _bad_request(self, exc: HttpError) -> None:
         page = pages.headers_too_large(exc.message) if exc.status == 431 else None
@@ -291,6 +296,8 @@ class PublicConnection(StreamBridge):
         relay.public_connections.discard(self)
         relay.bytes_in += self.bytes_from_socket
         relay.bytes_out += self.bytes_to_socket
+        if self.trusted_peer:
+            return
         left = relay.per_ip.get(self.client_ip, 1) - 1
         if left > 0:
             relay.per_ip[self.client_ip] = left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -102,9 +103,18 @@ class Relay:
         loop = asyncio.get_running_loop()
         s = self.settings
         self._check_policy()
+        if s.config_path:
+            with contextlib.suppress(OSError):
+                self._config_stamp = os.stat(s.config_path).st_mtime_ns
         if s.tls_cert and s.tls_key:
             self.ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self.ssl.load_cert_chain(s.tls_cert, s.tls_key)
+            try:
+                self.ssl.load_cert_chain(s.tls_cert, s.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                why = getattr(exc, "strerror", None) or str(exc)
+                raise RelayConfigError(
+                    f"cannot load the TLS certificate {s.tls_cert} with the key {s.tls_key}: {why}"
+                ) from None
             if s.public_scheme == "http":
                 s.public_scheme = "https"
         public = await loop.create_server(

@@ -28,6 +28,7 @@ class AgentSession(FrameLink):
         self.token_label = ""  # the label of the token this agent presented, if any
         self.rules = AccessRules()
         self.bucket: TokenBucket | None = None
+        self.handshake_done = False  # a websocket (not a health check or a scrape)
         self.name: str | None = None
         self.resume = ""
         self.peer = ""
@@ -42,6 +43,9 @@ class AgentSession(FrameLink):
         self.peer = f"{peer[0]}:{peer[1]}"
         self.relay.sessions.add(self)
         self._hello_timer = self.loop.call_later(self.relay.settings.hello_timeout, self._no_hello)
+
+    def on_open(self) -> None:
+        self.handshake_done = True
 
     def _no_hello(self) -> None:
         if self.name is None:

@@ -4,6 +4,7 @@ disturbs the others on the same tunnel."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 
@@ -196,19 +197,34 @@ async def test_random_name_is_adjective_noun(app_port):
         assert (await get(relay.http_port, t.host)).status_code == 200
 
 
-async def test_request_for_another_tunnel_on_the_same_connection_is_421(app_port):
+async def test_a_connection_moves_to_another_tunnel_between_requests(app_port):
+    """Like a proxy pooling connections: with nothing in flight, the next Host wins."""
     async with (
         running_relay() as relay,
         agent_for(relay, app_port, "first") as first,
         agent_for(relay, app_port, "second") as second,
     ):
         reader, writer = await open_raw(relay.http_port)
-        writer.write(raw_request(first.host, "/"))
-        assert (await read_response(reader)).status == 200
-        writer.write(raw_request(second.host, "/"))
-        resp = await read_response(reader)
-        assert resp.status == 421
-        assert "first" in resp.body.decode()
+        for tunnel in (first, second, first):
+            writer.write(raw_request(tunnel.host, "/echo"))
+            resp = await read_response(reader)
+            assert resp.status == 200
+            headers = dict((k.lower(), v) for k, v in json.loads(resp.body)["headers"])
+            assert headers["host"] == tunnel.host
+        writer.close()
+
+
+async def test_a_pipelined_request_for_another_tunnel_is_421_or_cut(app_port):
+    """With an answer still on its way the connection cannot move: it ends instead."""
+    async with (
+        running_relay() as relay,
+        agent_for(relay, app_port, "first") as first,
+        agent_for(relay, app_port, "second") as second,
+    ):
+        reader, writer = await open_raw(relay.http_port)
+        writer.write(
+            raw_request(first.host, "/longpoll?seconds=0.3") + raw_request(second.host, "/")
+        )
         assert await closes(reader)
         writer.close()
 

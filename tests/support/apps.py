@@ -4,8 +4,10 @@ raw TCP server that records the exact bytes it received."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -127,6 +129,32 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text="hello from the local app")
 
 
+SOAK_SOURCE_SIZE = 2 * 1024 * 1024
+
+
+@functools.cache
+def soak_source() -> bytes:
+    """2 MiB of seeded random bytes: request and response bodies of the soak are slices of it."""
+    return random.Random(20240607).randbytes(SOAK_SOURCE_SIZE)
+
+
+async def soak(request: web.Request) -> web.Response:
+    """``/soak?offset=O&size=N`` (any method): answers ``soak_source()[O:O+N]`` and reports the
+    sha256 and length of the request body it received in ``X-Request-Sha256``/``-Length``."""
+    digest = hashlib.sha256()
+    length = 0
+    async for piece in request.content.iter_any():
+        digest.update(piece)
+        length += len(piece)
+    offset = int(request.query.get("offset", "0"))
+    size = int(request.query.get("size", "0"))
+    return web.Response(
+        body=soak_source()[offset : offset + size],
+        content_type="application/octet-stream",
+        headers={"X-Request-Sha256": digest.hexdigest(), "X-Request-Length": str(length)},
+    )
+
+
 def make_app() -> web.Application:
     app = web.Application(client_max_size=2**40)
     app.router.add_route("*", "/echo", echo)
@@ -139,6 +167,7 @@ def make_app() -> web.Application:
     app.router.add_route("*", "/status/{code}", status)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/peer", peer)
+    app.router.add_route("*", "/soak", soak)
     app.router.add_get("/", index)
     return app
 

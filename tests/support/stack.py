@@ -143,3 +143,28 @@ async def tunnel_to(
 ) -> AsyncIterator[Tunnel]:
     async with running_relay(**relay_overrides) as relay, agent_for(relay, local_port, name) as t:
         yield t
+
+
+@asynccontextmanager
+async def agent_via(
+    relay: Relay, url: str, local_port: int, name: str = "", **overrides: object
+) -> AsyncIterator[Tunnel]:
+    """Like ``agent_for``, but the agent dials ``url`` (a proxy in front of ``relay``)."""
+    settings = AgentSettings(local_port=local_port, relay=url, name=name)
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    events: list[AgentEvent] = []
+    agent = Agent(settings, events.append)
+    task = asyncio.create_task(agent.run())
+    waiter = asyncio.create_task(agent.wait_online())
+    done, _ = await asyncio.wait({task, waiter}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if waiter not in done:
+        waiter.cancel()
+        if task.done():
+            task.result()  # raises the refusal
+        raise TimeoutError("agent did not come online")
+    try:
+        yield Tunnel(relay, agent, task, events)
+    finally:
+        agent.stop()
+        await asyncio.wait({task}, timeout=5)
