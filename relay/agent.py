@@ -102,6 +102,7 @@ class LocalConnection(StreamBridge):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.block_reading(self.agent_link.blocked)
         early, self.early = self.early or [], None
         for chunk in early:
             transport.write(chunk)  # type: ignore[attr-defined]

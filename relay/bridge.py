@@ -40,7 +40,9 @@ class StreamBridge(asyncio.Protocol):
         self.grant_at = max(recv_window // 4, 1)
         self.unacked = 0  # bytes written to our socket, not yet granted back
         self.held: list[bytes] = []
-        self.reading_paused = False
+        self.reading_paused = False  # out of the peer's credit
+        self.link_blocked = False  # the link's own socket is backed up
+        self._socket_reading = True  # what we last told the transport
         self.writing_paused = False
         self.sent_end = False  # our socket reached EOF and the peer was told
         self.got_end = False  # the peer will send no more
@@ -75,13 +77,13 @@ class StreamBridge(asyncio.Protocol):
             self.send_credit -= len(data)
             self.link.queue_data(self.sid, data)
         if self.held:
-            if not self.reading_paused and self.transport is not None:
+            if not self.reading_paused:
                 self.reading_paused = True
-                self.transport.pause_reading()
+                self.apply_reading()
         else:
-            if self.reading_paused and self.transport is not None:
+            if self.reading_paused:
                 self.reading_paused = False
-                self.transport.resume_reading()
+                self.apply_reading()
             if self.end_after_held:
                 self.end_after_held = False
                 self._send_end()
@@ -111,6 +113,8 @@ class StreamBridge(asyncio.Protocol):
     # -- peer -> socket ---------------------------------------------------------------------------
 
     def on_data(self, data: bytes) -> None:
+        if self.got_end:
+            raise p.ProtocolError(f"stream {self.sid}: DATA after END")
         size = len(data)
         if size > self.recv_allowed:
             raise FlowControlError(
@@ -191,9 +195,25 @@ class StreamBridge(asyncio.Protocol):
         self.send_credit = self.recv_allowed = self.unacked = 0
         self.held.clear()
         self.sent_end = self.got_end = self.end_after_held = self.finished = False
-        if self.reading_paused and self.transport is not None:
-            self.reading_paused = False
-            self.transport.resume_reading()
+        self.reading_paused = False
+        self.apply_reading()
+
+    def apply_reading(self) -> None:
+        """Read our socket unless out of credit or the link is backed up."""
+        want = not (self.reading_paused or self.link_blocked)
+        transport = self.transport
+        if want != self._socket_reading and transport is not None and not transport.is_closing():
+            self._socket_reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def block_reading(self, blocked: bool) -> None:
+        """The link's socket is backed up (or drained): stop (or resume) reading ours."""
+        if blocked != self.link_blocked:
+            self.link_blocked = blocked
+            self.apply_reading()
 
     def forget(self) -> None:
         """Remove this stream from its link's table (subclasses know the table)."""

@@ -23,6 +23,7 @@ from websockets.protocol import State
 from relay import protocol as p
 
 FLUSH_AT = 1024 * 1024  # send a message now once this much is queued
+LINK_HIGH_WATER = 4 * 1024 * 1024  # link socket buffer above which streams stop reading
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -53,6 +54,7 @@ class FrameLink(asyncio.Protocol):
         self._ping_interval = 0.0
         self._ping_timeout = 0.0
         self._close_reason = ""
+        self.blocked = False
 
     # -- hooks for subclasses ------------------------------------------------------------------
 
@@ -73,6 +75,8 @@ class FrameLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
         set_nodelay(transport)
+        # Pause the streams only when a lot is queued: toggling them is work for every stream.
+        transport.set_write_buffer_limits(high=LINK_HIGH_WATER, low=LINK_HIGH_WATER // 4)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
@@ -194,6 +198,22 @@ class FrameLink(asyncio.Protocol):
             self.ws.send_close(code, reason[:120])
             self._write_ws()
         self.loop.call_later(2.0, self.transport.abort)
+
+    # -- backpressure on the link itself ----------------------------------------------------
+
+    streams: dict[int, Any]  # the subclass's streams (StreamBridges), by id
+
+    def pause_writing(self) -> None:
+        # Per-stream credit bounds each stream; this bounds them all together when the peer
+        # (or the network) stops taking bytes: no stream reads its socket until it drains.
+        self.blocked = True
+        for stream in list(self.streams.values()):
+            stream.block_reading(True)
+
+    def resume_writing(self) -> None:
+        self.blocked = False
+        for stream in list(self.streams.values()):
+            stream.block_reading(False)
 
     # -- heartbeat ------------------------------------------------------------------
 

@@ -269,7 +269,8 @@ class PublicConnection(StreamBridge):
             self.forward(held)
 
     def on_reset(self, code: str, message: str) -> None:
-        if not self.bytes_to_socket and self.transport is not None:
+        # A page can only go out if nothing (not even our EOF) went to the visitor yet.
+        if not self.bytes_to_socket and not self.got_end and self.transport is not None:
             if code == "connect_failed":
                 self.finished = True
                 self.forget()

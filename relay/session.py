@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from websockets.http11 import Request
@@ -15,6 +16,8 @@ from relay.link import FrameLink
 if TYPE_CHECKING:
     from relay.public import PublicConnection
     from relay.server import Relay
+
+log = logging.getLogger("molehill.relay")
 
 
 class AgentSession(FrameLink):
@@ -103,7 +106,9 @@ class AgentSession(FrameLink):
     def welcome(self, name: str, resume: str, hello: p.Hello) -> None:
         self.name = name
         self.resume = resume
-        self.agent_window = hello.window
+        # The relay sends at most this much per stream before the agent grants more: trust the
+        # agent's wish only up to a bound, or one that stops reading makes the relay buffer it.
+        self.agent_window = min(hello.window, self.relay.settings.window * 4)
         s = self.relay.settings
         self.send(
             p.Welcome(name, self.relay.public_url(name), resume, s.lease, s.ping_interval, s.window)
@@ -127,6 +132,7 @@ class AgentSession(FrameLink):
         conn.link = self
         conn.sid = sid
         conn.send_credit = self.agent_window
+        conn.block_reading(self.blocked)
         conn.recv_allowed = window
         conn.grant_at = max(window // 4, 1)
         self.streams[sid] = conn
@@ -143,5 +149,10 @@ class AgentSession(FrameLink):
             self.relay.log_event("agent_dropped", name=self.name, peer=self.peer, reason=reason)
         self.relay.session_closed(self, reason)
         for conn in list(self.streams.values()):
-            conn.on_reset("session_lost", reason)
+            try:
+                conn.on_reset("session_lost", reason)
+            except Exception:  # one broken stream must not leave the others hanging
+                log.exception("resetting stream %s of %s", conn.sid, self.name)
+                if conn.transport is not None:
+                    conn.transport.abort()
         self.streams.clear()

@@ -81,6 +81,10 @@ def well_formed(item: Any) -> bool:
             return False
         if want == "int" and not (type(value) is int and 0 <= value <= 2**63):
             return False
+        if want == "map" and not (
+            type(value) is dict and len(value) <= 32 and all(type(k) is str for k in value)
+        ):
+            return False
     return not (kind == p.CREDIT and not 1 <= fields[0] <= p.MAX_WINDOW)
 
 
