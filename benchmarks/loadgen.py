@@ -7,10 +7,15 @@ new connection and sends ``Connection: close``. Latency is measured per request 
 (or the connect, for new connections) to the last byte of the body, uncorrected for coordinated
 omission (like wrk, unlike wrk2).
 
+With ``--rate R`` (requests per second, all connections together) the load is paced instead:
+each connection sends its next request at its own slot (every ``connections / R`` seconds,
+the connections' slots spread evenly), or at once when it is behind schedule; wrk cannot do
+that, so run.py uses this generator for rate-limited load (the dashboard's responsiveness).
+
 Run it as a subprocess so it can be pinned to its own core::
 
     python benchmarks/loadgen.py --port 8080 --host-header app.localhost:8080 \
-        --path / --connections 32 --duration 5 [--close]
+        --path / --connections 32 --duration 5 [--close] [--rate 2000]
 
 It prints one JSON object (``LoadResult.to_json``). ``BuiltinGenerator`` does that for run.py.
 """
@@ -19,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +50,7 @@ class LoadSpec:
     duration: float = 5.0
     close: bool = False  # a new connection per request, with "Connection: close"
     host: str = "127.0.0.1"
+    rate: float = 0.0  # requests per second, all connections together; 0: as fast as possible
 
     def request(self) -> bytes:
         close = "Connection: close\r\n" if self.close else ""
@@ -125,6 +133,11 @@ class _Run:
         self.non_2xx = 0
         self.errors: dict[str, int] = {}
         self.latencies: list[float] = []
+        # Pacing: each connection sends once per ``interval`` seconds (0: unpaced).
+        self.interval = spec.connections / spec.rate if spec.rate > 0 else 0.0
+        self.first_slot = 0.0  # when the first connection's first request is due
+        self.clients_started = 0
+        self.waiting: set[_Client] = set()  # paced clients between requests
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -133,8 +146,10 @@ class _Run:
 class _Client(asyncio.Protocol):
     """One connection: send, parse the response, repeat (keep-alive) or close."""
 
-    def __init__(self, run: _Run, started: float) -> None:
+    def __init__(self, run: _Run, started: float, due: float = 0.0) -> None:
         self.run = run
+        self.due = due  # paced runs: when the next request is due (perf_counter)
+        self.timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.started = started  # when the current request began
@@ -150,7 +165,31 @@ class _Client(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.write(self.run.request)  # type: ignore[attr-defined]
+        if self.run.interval:
+            self._send_when_due()
+        else:
+            transport.write(self.run.request)  # type: ignore[attr-defined]
+
+    def _send_when_due(self) -> None:
+        wait = self.due - time.perf_counter()
+        if wait > 0:
+            self.timer = asyncio.get_running_loop().call_later(wait, self._send)
+            self.run.waiting.add(self)
+        else:
+            self._send()
+
+    def _send(self) -> None:
+        self.timer = None
+        self.run.waiting.discard(self)
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.run.stopping:
+            return
+        now = time.perf_counter()
+        self.started = now
+        interval = self.run.interval
+        # Behind by more than a second: the target rate is out of reach; don't burst to catch up.
+        self.due = max(self.due, now - 1.0) + interval
+        transport.write(self.run.request)
 
     def data_received(self, data: bytes) -> None:
         self.size += len(data)
@@ -194,6 +233,9 @@ class _Client(asyncio.Protocol):
             self.complete = True
             transport.close()
             return
+        if run.interval:
+            self._send_when_due()
+            return
         self.started = now
         transport.write(run.request)
 
@@ -205,6 +247,9 @@ class _Client(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.run.waiting.discard(self)
         if not self.complete and not self.run.stopping:
             self.run.error("read")
         if not self.closed.done():
@@ -218,8 +263,11 @@ def _returning(client: _Client) -> Callable[[], _Client]:
 async def _client_loop(run: _Run) -> None:
     loop = asyncio.get_running_loop()
     spec = run.spec
+    slot = run.clients_started
+    run.clients_started += 1
+    due = run.first_slot + slot * run.interval / max(1, spec.connections)
     while not run.stopping:
-        client = _Client(run, time.perf_counter())
+        client = _Client(run, time.perf_counter(), due)
         try:
             await loop.create_connection(_returning(client), spec.host, spec.port)
         except OSError:
@@ -227,6 +275,7 @@ async def _client_loop(run: _Run) -> None:
             await asyncio.sleep(0.01)
             continue
         await client.closed
+        due = max(client.due, time.perf_counter())
 
 
 async def generate(spec: LoadSpec) -> LoadResult:
@@ -234,16 +283,30 @@ async def generate(spec: LoadSpec) -> LoadResult:
     run = _Run(spec)
     start = time.perf_counter()
     run.deadline = start + spec.duration
+    run.first_slot = start
     tasks = [asyncio.create_task(_client_loop(run)) for _ in range(spec.connections)]
-    await asyncio.sleep(spec.duration)
+    stop = asyncio.Event()  # SIGTERM ends the run early; what was measured so far is reported
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), spec.duration)
+    elapsed = min(spec.duration, time.perf_counter() - start)
+    run.deadline = min(run.deadline, start + elapsed)
     run.stopping = True
+    for client in list(run.waiting):  # paced clients idle until their next slot: done
+        if client.timer is not None:
+            client.timer.cancel()
+        client.complete = True
+        if client.transport is not None:
+            client.transport.close()
     # Give in-flight requests a moment, then cut what is left (it no longer counts).
     _, pending = await asyncio.wait(tasks, timeout=2.0)
     for task in pending:
         task.cancel()
     return LoadResult(
         requests=run.requests,
-        duration_s=spec.duration,  # only responses completed by the deadline count
+        duration_s=elapsed,  # only responses completed by the deadline count
         bytes=run.bytes,
         non_2xx=run.non_2xx,
         errors=run.errors,
@@ -268,7 +331,11 @@ class BuiltinGenerator:
         return "built-in asyncio+uvloop generator (benchmarks/loadgen.py, 1 process)"
 
     def run(self, spec: LoadSpec) -> LoadResult:
-        from stack import pinned_preexec, track
+        return self.collect(self.start(spec), spec)
+
+    def start(self, spec: LoadSpec) -> subprocess.Popen:
+        """Start a run in the background; ``collect`` waits for it and reads its result."""
+        from stack import _register, pinned_preexec
 
         cmd = [
             self.python, str(HERE / "loadgen.py"),
@@ -278,10 +345,21 @@ class BuiltinGenerator:
         ]
         if spec.close:
             cmd.append("--close")
+        if spec.rate:
+            cmd += ["--rate", str(spec.rate)]
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=pinned_preexec(self.cpus),
         )
+        _register(proc)
+        return proc
+
+    def collect(self, proc: subprocess.Popen, spec: LoadSpec, early: bool = False) -> LoadResult:
+        """Wait for a run started with ``start`` (``early``: end it now, with SIGTERM)."""
+        from stack import track
+
+        if early and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         with track(proc):
             out, err = proc.communicate(timeout=spec.duration + 30)
         if proc.returncode != 0:
@@ -298,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--close", action="store_true", help="a new connection per request")
+    parser.add_argument("--rate", type=float, default=0.0, metavar="R",
+                        help="pace the load at R requests/s in all (default: unpaced)")
     args = parser.parse_args(argv)
     spec = LoadSpec(
         port=args.port,
@@ -307,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration,
         close=args.close,
         host=args.host,
+        rate=args.rate,
     )
     try:
         import uvloop

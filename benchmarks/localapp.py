@@ -5,12 +5,23 @@
 
 - ``GET /``    -> 200 with a small text body (``SMALL_BODY`` bytes; a few hundred bytes in all)
 - ``GET /64k`` -> 200 with 65,536 bytes
+- ``GET /stream?size=N`` -> 200 with N bytes (Content-Length N), written 256 KiB at a time and
+  only while the socket accepts more (``pause_writing``/``resume_writing``): the app's memory does
+  not grow with N
+- ``POST /upload`` (any method) -> reads the body and discards it; answers ``200`` with the
+  number of body bytes it received (``N\n``)
+- ``GET /poll?ms=N`` -> a long-poll: 200 with a small body N milliseconds after the request
+  arrived (never earlier: a timer that fires early is set again for the rest)
+- ``GET /sse?n=K&ms=N`` -> server-sent events, chunked: one ``data: tick`` event every N ms
+  (the first after N ms), K in all, then the end of the response
 - anything else -> 404
 
-Responses always carry Content-Length. Keep-alive follows the request (HTTP/1.1 default, or
-``Connection: close``); pipelined requests are answered in order. ``HEAD`` gets the head only.
-The app does as little Python work per request as it can, so that the direct measurement shows
-the load generator's and the kernel's limits rather than the app's.
+Responses carry Content-Length (except ``/sse``, which is chunked). Keep-alive follows the
+request (HTTP/1.1 default, or ``Connection: close``); pipelined requests are answered in order
+(except after the delayed routes: ``/stream``, ``/poll``, ``/sse`` answer later, so a client must
+wait for their response before the next request). ``HEAD`` gets the head only. The app does as
+little Python work per request as it can, so that the direct measurement shows the load
+generator's and the kernel's limits rather than the app's.
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ import asyncio
 import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 
 import httptools
 
@@ -47,15 +60,46 @@ for _path, (_status, _body) in ROUTES.items():
             RESPONSES[_path, _close, _head] = _response(_status, _body, _close, _head)
 
 
+STREAM_CHUNK = bytes(range(256)) * 1024  # 256 KiB, written again and again by /stream
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+)
+SSE_EVENT = b"data: tick\n\n"  # what a client counts
+SSE_CHUNK = b"%x\r\n" % len(SSE_EVENT) + SSE_EVENT + b"\r\n"
+POLL_BODY = b"long-poll answered\n"
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """``a=1&b=2`` -> {"a": "1", "b": "2"} (only the delayed routes pay for this)."""
+    out = {}
+    for part in raw.decode("latin-1").split("&"):
+        key, _, value = part.partition("=")
+        out[key] = value
+    return out
+
+
+def _int(query: dict[str, str], key: str, default: int) -> int:
+    value = query.get(key, "")
+    return int(value) if value.isdigit() else default
+
+
 class AppProtocol(asyncio.Protocol):
     """One client connection, owning an httptools parser."""
 
-    __slots__ = ("parser", "path", "transport")
+    __slots__ = (
+        "body_bytes", "parser", "path", "stream_close", "stream_left", "transport",
+        "write_paused",
+    )
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.path = b"/"
+        self.body_bytes = 0  # of the request being read (only /upload looks at it)
+        self.stream_left = 0  # bytes of a /stream body still to write
+        self.stream_close = False
+        self.write_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -71,10 +115,21 @@ class AppProtocol(asyncio.Protocol):
                 self.transport.write(_response(b"400 Bad Request", b"bad request\n", True))
                 self.transport.close()
 
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.stream_left:
+            self._pump()
+
     # -- httptools callbacks --------------------------------------------------------------------
 
     def on_url(self, url: bytes) -> None:
         self.path = url
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)  # read and discarded
 
     def on_message_complete(self) -> None:
         transport = self.transport
@@ -83,9 +138,13 @@ class AppProtocol(asyncio.Protocol):
         parser = self.parser
         close = not parser.should_keep_alive()
         head_only = parser.get_method() == b"HEAD"
-        path = self.path.split(b"?", 1)[0]
+        path, _, query = self.path.partition(b"?")
         response = RESPONSES.get((path, close, head_only))
         if response is None:
+            handler = DELAYED.get(path)
+            if handler is not None:
+                handler(self, _query(query), close, head_only)
+                return
             response = _response(b"404 Not Found", NOT_FOUND_BODY, close, head_only)
         transport.write(response)
         if close:
@@ -93,6 +152,96 @@ class AppProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.stream_left = 0
+
+    # -- the routes that answer later or at length -----------------------------------------------
+
+    def _finish(self, data: bytes, close: bool) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(data)
+        if close:
+            transport.close()
+
+    def upload(self, query: dict[str, str], close: bool, head_only: bool) -> None:
+        received, self.body_bytes = self.body_bytes, 0
+        self._finish(_response(b"200 OK", b"%d\n" % received, close, head_only), close)
+
+    def stream(self, query: dict[str, str], close: bool, head_only: bool) -> None:
+        size = _int(query, "size", 1 << 20)
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\n" % size + (b"Connection: close\r\n" if close else b"")
+            + b"\r\n"
+        )
+        if head_only or size == 0:
+            self._finish(head, close)
+            return
+        assert self.transport is not None
+        self.transport.write(head)
+        self.stream_left, self.stream_close = size, close
+        self._pump()
+
+    def _pump(self) -> None:
+        transport = self.transport
+        chunk = len(STREAM_CHUNK)
+        while transport is not None and self.stream_left > 0 and not self.write_paused:
+            n = min(self.stream_left, chunk)
+            transport.write(STREAM_CHUNK if n == chunk else STREAM_CHUNK[:n])
+            self.stream_left -= n
+        if transport is not None and self.stream_left == 0 and self.stream_close:
+            transport.close()
+
+    def poll(self, query: dict[str, str], close: bool, head_only: bool) -> None:
+        delay = _int(query, "ms", 1000) / 1000
+        due = time.monotonic() + delay
+        response = _response(b"200 OK", POLL_BODY, close, head_only)
+        _call_at(due, self._finish, response, close)
+
+    def sse(self, query: dict[str, str], close: bool, head_only: bool) -> None:
+        count, interval = _int(query, "n", 5), _int(query, "ms", 1000) / 1000
+        head = SSE_HEAD + (b"Connection: close\r\n" if close else b"") + b"\r\n"
+        if head_only:
+            self._finish(head, close)
+            return
+        assert self.transport is not None
+        self.transport.write(head)
+        start = time.monotonic()
+        _call_at(start + interval, self._tick, start, interval, 1, count, close)
+
+    def _tick(self, start: float, interval: float, n: int, count: int, close: bool) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if n < count:
+            transport.write(SSE_CHUNK)
+            _call_at(start + (n + 1) * interval, self._tick, start, interval, n + 1, count, close)
+        else:
+            self._finish(SSE_CHUNK + b"0\r\n\r\n", close)
+
+
+def _call_at(due: float, fn: Callable[..., None], *args: object) -> None:
+    """Call ``fn(*args)`` at ``due`` (time.monotonic), never earlier: the loop's timers have a
+    coarse clock (uvloop: 1 ms) and may fire a little early; then they are set again."""
+    loop = asyncio.get_running_loop()
+
+    def check() -> None:
+        left = due - time.monotonic()
+        if left > 0:
+            loop.call_later(left, check)
+        else:
+            fn(*args)
+
+    loop.call_later(max(0.0, due - time.monotonic()), check)
+
+
+DELAYED: dict[bytes, Callable[[AppProtocol, dict[str, str], bool, bool], None]] = {
+    b"/upload": AppProtocol.upload,
+    b"/stream": AppProtocol.stream,
+    b"/poll": AppProtocol.poll,
+    b"/sse": AppProtocol.sse,
+}
 
 
 async def serve(port: int) -> None:

@@ -15,6 +15,12 @@ runs the loop (``Runner.run``). With ``--native`` (much slower) C frames appear:
 Samples taken while the process sleeps (idle in epoll) are not recorded; ``active`` =
 samples / (rate x seconds) is the share of the time the process was running or waiting for a
 core -- with app, relay and agent sharing one core it is more than their CPU share.
+
+``threads=True`` (the dashboard: a UI thread and the tunnels' thread) adds ``--threads``: each
+stack then starts with a ``thread (0x...)`` frame, ``by_thread`` sums samples per thread, and
+``top`` stays by leaf function over all threads (``active`` can then exceed 100%). With
+``gil=True`` (``--gil``) only the thread holding the GIL is sampled: the shares then say which
+thread's Python ran, and threads waiting in select/epoll/locks drop out.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class Profile:
     expected: int  # rate x duration: what a fully busy process would give
     top: list[tuple[str, int]]  # (frame, own samples), most first
     run: dict = field(default_factory=dict)  # the load while profiling (run.py fills it in)
+    by_thread: list[tuple[str, int]] = field(default_factory=list)  # (thread, samples)
 
     @property
     def active(self) -> float:
@@ -51,6 +58,10 @@ class Profile:
             "file": str(self.path),
             "samples": self.samples,
             "active": round(self.active, 3),
+            "by_thread": [
+                {"thread": t, "samples": n, "percent": round(100 * n / self.samples, 1)}
+                for t, n in self.by_thread
+            ],
             "top_own": [
                 {"frame": frame, "samples": n, "percent": round(100 * n / self.samples, 1)}
                 for frame, n in self.top
@@ -62,6 +73,8 @@ class Profile:
             f"{self.role}: {self.samples} samples, active {self.active:.0%} of the time; "
             "own time by function, % of the process's samples"
         ]
+        for thread, n in self.by_thread:
+            lines.append(f"  {100 * n / self.samples:5.1f}%  of the samples in {thread}")
         for frame, n in self.top[:limit]:
             lines.append(f"  {100 * n / self.samples:5.1f}%  {frame}")
         return "\n".join(lines)
@@ -69,7 +82,15 @@ class Profile:
 
 def collapsed_own(text: str) -> tuple[int, Counter[str]]:
     """(total samples, samples per leaf frame) from collapsed stacks."""
+    total, own, _ = collapsed(text)
+    return total, own
+
+
+def collapsed(text: str) -> tuple[int, Counter[str], Counter[str]]:
+    """(total samples, samples per leaf frame, samples per first frame) from collapsed stacks;
+    with ``py-spy --threads`` the first frame names the thread."""
     own: Counter[str] = Counter()
+    first: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -78,17 +99,21 @@ def collapsed_own(text: str) -> tuple[int, Counter[str]]:
         n = int(count)
         total += n
         own[stack.rsplit(";", 1)[-1]] += n
-    return total, own
+        first[stack.split(";", 1)[0]] += n
+    return total, own, first
 
 
 class Recorder:
     """Runs ``py-spy record`` on several pids at once for ``seconds``."""
 
-    def __init__(self, pyspy: str, outdir: Path, rate: int = 250, native: bool = False) -> None:
+    def __init__(self, pyspy: str, outdir: Path, rate: int = 250, native: bool = False,
+                 threads: bool = False, gil: bool = False) -> None:
         self.pyspy = pyspy
         self.outdir = outdir
         self.rate = rate
         self.native = native
+        self.threads = threads
+        self.gil = gil
         self.procs: dict[str, tuple[subprocess.Popen, Path]] = {}
         self.seconds = 0
 
@@ -105,6 +130,10 @@ class Recorder:
             ]
             if self.native:
                 cmd.append("--native")
+            if self.threads:
+                cmd.append("--threads")
+            if self.gil:
+                cmd.append("--gil")
             proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 preexec_fn=pinned_preexec(cpus),
@@ -123,8 +152,9 @@ class Recorder:
                 _stop([proc], grace=1.0)
             if proc.returncode != 0 or not out.exists():
                 raise RuntimeError(f"py-spy failed for the {role}: {log.strip()[-1000:]}")
-            total, own = collapsed_own(out.read_text())
-            profiles.append(
-                Profile(role, out, total, self.rate * self.seconds, own.most_common(40))
-            )
+            total, own, first = collapsed(out.read_text())
+            profile = Profile(role, out, total, self.rate * self.seconds, own.most_common(40))
+            if self.threads:
+                profile.by_thread = first.most_common()
+            profiles.append(profile)
         return profiles

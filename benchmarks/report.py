@@ -41,11 +41,20 @@ def table(results: list[ScenarioResult]) -> str:
 
 
 CPU_ROLES = ("app", "relay", "agent", "load", "kernel", "others")
+NOT_ROLES = {"wall", "attempts"}
 
 
 def cpu_table(results: list[ScenarioResult]) -> str:
-    """CPU used during each run, as a share of one core (from cpuwatch.py)."""
-    rows: list[tuple[str, ...]] = [("run", *CPU_ROLES)]
+    """CPU used during each run, as a share of one core (from cpuwatch.py). Roles beyond the
+    usual ones (the dashboard, its terminal, the load agents) get columns of their own."""
+    extra: list[str] = []
+    for result in results:
+        for run in result.runs.values():
+            for role in run.cpu or {}:
+                if role not in CPU_ROLES and role not in NOT_ROLES and role not in extra:
+                    extra.append(role)
+    roles = (*CPU_ROLES[:3], *extra, *CPU_ROLES[3:])
+    rows: list[tuple[str, ...]] = [("run", *roles)]
     for result in results:
         for side, run in result.runs.items():
             cpu, wall = run.cpu, run.cpu.get("wall") if run.cpu else None
@@ -53,7 +62,7 @@ def cpu_table(results: list[ScenarioResult]) -> str:
                 continue
             rows.append(
                 (f"{result.key} {side}", *(f"{cpu[r] / wall:.0%}" if r in cpu else "-"
-                                           for r in CPU_ROLES))
+                                           for r in roles))
             )
     if len(rows) == 1:
         return ""
@@ -85,9 +94,13 @@ def markdown_table(results: list[ScenarioResult]) -> str:
 def targets_text(checks: list[dict]) -> str:
     lines = []
     for c in checks:
-        verdict = "met" if c["ok"] else "MISSED"
-        lines.append(f"  {verdict:<6}  {c['label']}: {c['value']:,.3f} (target {c['op']} "
-                     f"{c['limit']:,g})")
+        verdict = {True: "met", False: "MISSED"}.get(c["ok"], "unsure")
+        digits = c.get("digits", 3)
+        unit = f" {c['unit']}" if c.get("unit") else ""
+        lines.append(f"  {verdict:<6}  {c['label']}: {c['value']:,.{digits}f}{unit} (target "
+                     f"{c['op']} {c['limit']:,g}{unit})"
+                     + ("; impossible value, a disturbed run: run again" if c["ok"] is None
+                        else ""))
     return "\n".join(lines)
 
 

@@ -47,20 +47,41 @@ _PRCTL = _load_prctl()
 _PR_SET_PDEATHSIG = 1
 
 
+def raise_fd_limit() -> int:
+    """Lift this process's open-files soft limit to the hard limit (1,000 streams need ~3,000
+    sockets across app, relay and agent); returns the new soft limit."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft
+    return wanted
+
+
 def pinned_preexec(cpus: set[int] | None) -> Callable[[], None]:
-    """A preexec_fn: pin the child to ``cpus`` (if any) and have it die with its parent."""
+    """A preexec_fn: pin the child to ``cpus`` (if any), have it die with its parent, and lift
+    its open-files limit to the hard limit."""
 
     def preexec() -> None:
         if cpus and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, cpus)
         if _PRCTL is not None:
             _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        raise_fd_limit()
 
     return preexec
 
 
 def _register(proc: subprocess.Popen) -> None:
-    _children.append(proc)
+    if proc not in _children:
+        _children.append(proc)
 
 
 def _stop(procs: list[subprocess.Popen], grace: float = 3.0) -> None:
@@ -183,6 +204,7 @@ class Stack:
     # -- processes --
 
     def _spawn(self, role: str, cmd: list[str]) -> subprocess.Popen:
+        self.logdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path(role), "wb")  # noqa: SIM115 -- the child owns it
         try:
             proc = subprocess.Popen(
@@ -236,22 +258,35 @@ class Stack:
     def start(self, timeout: float = 20.0) -> None:
         """Start app, relay and agent; return when a request through the tunnel succeeds."""
         started = time.monotonic()
+        self.start_app(timeout)
+        self.start_relay(timeout)
+        self.start_agent()
+        self.wait_tunnel(max(1.0, timeout - (time.monotonic() - started)))
+
+    def start_app(self, timeout: float = 20.0) -> None:
         self._spawn("app", [self.python, str(HERE / "localapp.py"), "0"])
         self.app_port = self._port("app", r"listening on 127\.0\.0\.1:(\d+)", timeout)
+
+    def start_relay(self, timeout: float = 20.0) -> None:
         self._spawn(
             "relay",
             [*self.molehill, "relay", "--http", "127.0.0.1:0", "--agents", "127.0.0.1:0"],
         )
         self.http_port = self._port("relay", r"public HTTP\s+http://[^:]+:(\d+)", timeout)
         self.agents_port = self._port("relay", r"agents\s+ws://[^:]+:(\d+)", timeout)
+
+    def start_agent(self) -> None:
         self._spawn(
             "agent",
             [
                 *self.molehill, "http", str(self.app_port),
-                "--relay", f"ws://127.0.0.1:{self.agents_port}", "--subdomain", self.name,
+                "--relay", self.agents_url, "--subdomain", self.name,
             ],
         )
-        self.wait_tunnel(max(1.0, timeout - (time.monotonic() - started)))
+
+    @property
+    def agents_url(self) -> str:
+        return f"ws://127.0.0.1:{self.agents_port}"
 
     def wait_tunnel(self, timeout: float) -> None:
         from localapp import SMALL_BODY
