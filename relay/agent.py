@@ -118,8 +118,9 @@ class LocalConnection(StreamBridge):
         super().on_end()
 
     def data_received(self, data: bytes) -> None:
-        self.observer.response_bytes(data)
+        # Forward first: the response's flush is then scheduled before the request log's.
         self.forward(data)
+        self.observer.response_bytes(data)
 
     def eof_received(self) -> bool:
         self.observer.response_eof()

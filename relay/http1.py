@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httptools
@@ -61,7 +61,6 @@ class RequestHead:
     host: str | None
     upgrade: bool
     has_forwarded: bool  # carries X-Forwarded-* lines a client could have forged
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -70,23 +69,10 @@ class ResponseHead:
 
     status: int
     raw: bytes
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     answers_upgrade: bool = False  # the request it answers asked for an upgrade
 
 
 Item = RequestHead | ResponseHead | bytes | _End
-
-
-class _HeaderCollector:
-    """httptools callbacks that keep every header line, in order, repeated ones too."""
-
-    __slots__ = ("headers",)
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
 
 
 class _Silent:
@@ -123,14 +109,12 @@ class Http1Framer:
         self,
         kind: str,
         *,
-        keep_headers: bool = False,
         max_head: int = MAX_HEAD,
         max_headers: int = MAX_HEADERS,
     ) -> None:
         if kind not in ("request", "response"):
             raise ValueError(kind)
         self._is_request = kind == "request"
-        self._keep_headers = keep_headers
         self._max_head = max_head
         self._max_headers = max_headers
         self._state = _HEAD
@@ -281,7 +265,7 @@ class Http1Framer:
     # -- heads ------------------------------------------------------------------
 
     def _parse_head(self, head: bytes) -> RequestHead | ResponseHead:
-        collector = _HeaderCollector() if self._keep_headers else _SILENT
+        collector = _SILENT
         parser: Any = (
             httptools.HttpRequestParser(collector)
             if self._is_request
@@ -297,10 +281,9 @@ class Http1Framer:
         lowered = head.lower()
         if lowered.count(b"\r\n") - 2 > self._max_headers:
             raise HttpError(431, f"more than {self._max_headers} header lines")
-        headers = collector.headers if isinstance(collector, _HeaderCollector) else []
         if self._is_request:
-            return self._request_head(parser, head, lowered, upgraded, headers)
-        return self._response_head(parser, head, lowered, upgraded, headers)
+            return self._request_head(parser, head, lowered, upgraded)
+        return self._response_head(parser, head, lowered, upgraded)
 
     def _body_framing(self, lowered: bytes) -> None:
         """Set the state for the body that follows a head, from Content-Length and chunking."""
@@ -333,7 +316,6 @@ class Http1Framer:
         head: bytes,
         lowered: bytes,
         upgraded: bool,
-        headers: list[tuple[bytes, bytes]],
     ) -> RequestHead:
         method = parser.get_method().decode("ascii")
         if method == "CONNECT":
@@ -360,7 +342,6 @@ class Http1Framer:
             host=host,
             upgrade=upgraded,
             has_forwarded=b"\r\nx-forwarded-" in lowered,
-            headers=headers,
         )
 
     def _response_head(
@@ -369,23 +350,22 @@ class Http1Framer:
         head: bytes,
         lowered: bytes,
         upgraded: bool,
-        headers: list[tuple[bytes, bytes]],
     ) -> ResponseHead:
         status = parser.get_status_code()
         if 100 <= status < 200:
             if status == 101 and self._pending_methods and self._pending_methods[0][1]:
                 self._pending_methods.popleft()
                 self._state = _RAW
-                return ResponseHead(status, head, headers, answers_upgrade=True)
+                return ResponseHead(status, head, answers_upgrade=True)
             # Other interim responses (100 Continue, 103) precede the real one.
-            return ResponseHead(status=status, raw=head, headers=headers)
+            return ResponseHead(status=status, raw=head)
         pending = self._pending_methods
         method, upgrade = pending.popleft() if pending else ("GET", False)
         if method == "HEAD" or status in _NO_BODY_STATUS:
             self._state = _HEAD
         else:
             self._body_framing(lowered)
-        return ResponseHead(status, head, headers, answers_upgrade=upgrade)
+        return ResponseHead(status, head, answers_upgrade=upgrade)
 
 
 def forwarded_head(head: RequestHead, client_ip: str, proto: str, host: str | None = None) -> bytes:

@@ -43,9 +43,8 @@ class ExchangeObserver:
         self.stream = stream
         self.emit = emit
         self.capture_bytes = capture_bytes
-        keep = capture_bytes > 0
-        self.requests = Http1Framer("request", keep_headers=keep)
-        self.responses = Http1Framer("response", keep_headers=keep)
+        self.requests = Http1Framer("request")
+        self.responses = Http1Framer("response")
         self.pending: deque[_Pending] = deque()  # requests awaiting their response
         self.reading: _Pending | None = None  # the request whose body is arriving
         self.answering: _Pending | None = None  # the exchange whose response is arriving
@@ -78,7 +77,7 @@ class ExchangeObserver:
                 head: RequestHead = item  # type: ignore[assignment]
                 capture = None
                 if self.capture_bytes:
-                    capture = Capture(request_headers=_decode(head.headers))
+                    capture = Capture(request_head=head.raw)
                 exchange = _Pending(head, capture)
                 self.reading = exchange
                 self.pending.append(exchange)
@@ -126,7 +125,7 @@ class ExchangeObserver:
                 if head.answers_upgrade:
                     self._upgrade_answered(head.status == 101)
                 if ex.capture is not None:
-                    ex.capture.response_headers = _decode(head.headers)
+                    ex.capture.response_head = head.raw
                 if head.status == 101 or self.responses.raw:
                     self._complete(ex)  # switched protocols: the exchange is done
                 else:
@@ -188,7 +187,3 @@ class ExchangeObserver:
                 capture.response_body += data[:room]
             if len(data) > room:
                 capture.response_truncated = True
-
-
-def _decode(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -61,6 +62,7 @@ class MolehillApp(ProfileActions):
         ring_size: int = 5000,
         autostart: bool = True,
         on_host_started: Callable[[TunnelHost], None] | None = None,
+        capture_bytes: int = 64 * 1024,
     ) -> None:
         super().__init__()
         self.profiles_path = profiles_path
@@ -68,6 +70,7 @@ class MolehillApp(ProfileActions):
         self.ring_size = ring_size
         self.autostart = autostart
         self.on_host_started = on_host_started
+        self.capture_bytes = capture_bytes
         self.loaded: LoadedProfiles | None = None
         self.host: TunnelHost | None = None
         self.statuses: dict[str, TunnelStatus] = {}
@@ -90,6 +93,9 @@ class MolehillApp(ProfileActions):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The widgets and the code loaded so far live as long as the app: keep them out of
+        # the collector's way, so full collections walk only the request rings.
+        gc.freeze()
         self.query_one(TunnelList).border_title = "tunnels"
         self.query_one(RequestLog).border_title = "requests"
         self.query_one(LatencyPane).border_title = "latency"
@@ -119,7 +125,9 @@ class MolehillApp(ProfileActions):
         assert self.loaded is not None
         relay = self.loaded.file.relay
         token = relay.token or os.environ.get("MOLEHILL_TOKEN", "")
-        self.host = TunnelHost(relay.url, token, embedded=self.relay_settings)
+        self.host = TunnelHost(
+            relay.url, token, embedded=self.relay_settings, capture_bytes=self.capture_bytes
+        )
         try:
             self.host.start()
         except OSError as exc:

@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="dashboard: requests kept per tunnel (default 5000)",
     )
+    parser.add_argument(
+        "--capture-bytes",
+        type=int,
+        default=64 * 1024,
+        metavar="N",
+        help="dashboard: body bytes kept per request for the details view (default 65536; 0: none)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     http.add_parser(sub)
     start.add_parser(sub)

@@ -36,8 +36,14 @@ def _records() -> list[RequestRecord]:
     for i in range(21):
         method, path, status, ms, size = shapes[i % len(shapes)]
         capture = Capture(
-            request_headers=[("Host", "frontend.localhost:8080"), ("Accept", "application/json")],
-            response_headers=[("Content-Type", "application/json"), ("Content-Length", "27")],
+            request_head=(
+                f"{method} {path} HTTP/1.1\r\nHost: frontend.localhost:8080\r\n"
+                "Accept: application/json\r\n\r\n"
+            ).encode(),
+            response_head=(
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                "Content-Length: 27\r\n\r\n"
+            ).encode(),
             request_body=b'{"name": "pickaxe"}' if method == "POST" else b"",
             response_body=b'{"id": 7, "name": "pickaxe"}',
         )

@@ -36,7 +36,9 @@ def run_dashboard(args: argparse.Namespace) -> int:
         return 2
     from tui.app import MolehillApp  # Textual loads only for the dashboard
 
-    MolehillApp(path, ring_size=max(100, args.log_size)).run()
+    MolehillApp(
+        path, ring_size=max(100, args.log_size), capture_bytes=max(0, args.capture_bytes)
+    ).run()
     return 0
 
 
