@@ -329,7 +329,10 @@ class Http1Framer:
         if hosts:
             start = lowered.find(b"\r\nhost:") + 7
             host = head[start : head.find(b"\r\n", start)].strip(b" \t").decode("latin-1")
-        if b"\r\ntransfer-encoding:" in lowered and parser.get_http_version() == "1.0":
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise HttpError(505, f"HTTP/{version} is not spoken here: use HTTP/1.1")
+        if b"\r\ntransfer-encoding:" in lowered and version == "1.0":
             raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
         self._body_framing(lowered)
         # After this request, hold the connection until the response says whether it switched.
@@ -337,7 +340,7 @@ class Http1Framer:
         return RequestHead(
             method=method,
             target=target,
-            version=parser.get_http_version(),
+            version=version,
             raw=head,
             host=host,
             upgrade=upgraded,

@@ -15,6 +15,7 @@ _REASONS = {
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
     504: "Gateway Timeout",
 }
 
@@ -157,3 +158,7 @@ def tunnel_busy(name: str) -> ErrorPage:
         "Try again in a moment.",
         headers=(("Retry-After", "2"),),
     )
+
+
+def version_not_supported(detail: str) -> ErrorPage:
+    return ErrorPage(505, "HTTP version not supported", detail, "Send HTTP/1.1 requests.")

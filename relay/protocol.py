@@ -274,6 +274,8 @@ def _build(item: Any) -> Frame:
         raise ProtocolError("frame type and stream id must be integers")
     if kind == DATA and len(item) == 3 and type(item[2]) is bytes and 0 < stream <= MAX_STREAM_ID:
         return Data(stream, item[2])  # fast path for the commonest frame
+    if kind == HELLO and len(item) == 7:
+        item = [*item, {}]  # agents of 0.1.0 sent no options: they asked for none
     try:
         cls, types = _SCHEMA[kind]
     except KeyError:

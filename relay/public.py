@@ -209,8 +209,12 @@ class PublicConnection(StreamBridge):
         return self._route(head)
 
     def _bad_request(self, exc: HttpError) -> None:
-        page = pages.headers_too_large(exc.message) if exc.status == 431 else None
-        page = page or pages.bad_request(exc.message)
+        if exc.status == 431:
+            page = pages.headers_too_large(exc.message)
+        elif exc.status == 505:
+            page = pages.version_not_supported(exc.message)
+        else:
+            page = pages.bad_request(exc.message)
         if self.session is not None and self.bytes_to_socket:
             self.reset("bad_request", exc.message)  # a response is under way: just cut it
         else:

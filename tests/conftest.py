@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import tests.support.environ  # noqa: F401  (points the resume-token file at a temp dir)
 from tests.support.apps import local_app
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import signal
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.apps import raw_server
+from tests.support.environ import clean_environ
 from tests.support.stack import agent_for, running_relay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ class Molehill:
 
 @contextlib.asynccontextmanager
 async def molehill(*args: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[Molehill]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOLEHILL_")}
+    env = clean_environ()
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra_env or {})
     proc = await asyncio.create_subprocess_exec(

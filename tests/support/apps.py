@@ -155,6 +155,118 @@ async def soak(request: web.Request) -> web.Response:
     )
 
 
+# A page for a real browser (tests/browser): it loads a script and a stylesheet, then exercises a
+# WebSocket, server-sent events, a 3 MB upload and a 5 MB download through the tunnel, and puts
+# what it saw in ``window.results`` (``window.results.error`` if something threw).
+BROWSER_UPLOAD = 3 * 1024 * 1024
+BROWSER_DOWNLOAD = 5 * 1024 * 1024
+BROWSER_EVENTS = 5
+
+BROWSER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>molehill browser check</title>
+<link rel="stylesheet" href="/browser/app.css">
+<script src="/browser/app.js" defer></script>
+</head><body><h1 id="title">molehill</h1><p id="state">running</p></body></html>
+"""
+
+BROWSER_CSS = "#title { color: rgb(1, 2, 3); }\n"
+
+BROWSER_JS = (
+    """
+"use strict";
+async function sha256(data) {
+  const digest = await crypto.subtle.digest("SHA-256", data);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+function upload_body(size) {  // browser_upload_body() in tests/support/apps.py
+  const body = new Uint8Array(size);
+  for (let i = 0; i < size; i++) body[i] = ((i % 251) * 7 + 3) % 256;
+  return body;
+}
+function websocket() {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://${location.host}/ws`);
+    ws.binaryType = "arraybuffer";
+    const got = [];
+    ws.onopen = () => {
+      for (let i = 0; i < 3; i++) ws.send(`hello ${i}`);
+      ws.send(new Uint8Array([0, 1, 2, 254, 255]));
+    };
+    ws.onmessage = (event) => {
+      const data = event.data;
+      got.push(typeof data === "string" ? data : Array.from(new Uint8Array(data)));
+      if (got.length === 4) { ws.close(1000, "done"); resolve(got); }
+    };
+    ws.onerror = () => reject(new Error("websocket error"));
+  });
+}
+function events(count) {
+  return new Promise((resolve, reject) => {
+    const source = new EventSource(`/sse?n=${count}&interval=0.05`);
+    const got = [];
+    source.onmessage = (event) => {
+      got.push({id: event.lastEventId, data: event.data});
+      if (got.length === count) { source.close(); resolve(got); }
+    };
+    source.onerror = () => {
+      if (got.length < count) { source.close(); reject(new Error("sse error")); }
+    };
+  });
+}
+async function upload(size) {
+  const body = upload_body(size);
+  const resp = await fetch("/upload", {method: "POST", body});
+  const answer = await resp.json();
+  const sent = await sha256(body);
+  return {status: resp.status, sha256: answer.sha256, length: answer.length, sent};
+}
+async function download(size) {
+  const resp = await fetch(`/download?size=${size}`);
+  const body = await resp.arrayBuffer();
+  return {status: resp.status, length: body.byteLength, sha256: await sha256(body)};
+}
+(async () => {
+  const results = {
+    script: true,
+    css: getComputedStyle(document.getElementById("title")).color,
+    secure: window.isSecureContext,
+    host: location.host,
+  };
+  try {
+    results.websocket = await websocket();
+    results.events = await events(EVENTS);
+    results.upload = await upload(UPLOAD);
+    results.download = await download(DOWNLOAD);
+  } catch (error) {
+    results.error = String(error && error.stack || error);
+  }
+  document.getElementById("state").textContent = "done";
+  window.results = results;
+})();
+""".replace("EVENTS", str(BROWSER_EVENTS))
+    .replace("UPLOAD", str(BROWSER_UPLOAD))
+    .replace("DOWNLOAD", str(BROWSER_DOWNLOAD))
+)
+
+
+def browser_upload_body(size: int = BROWSER_UPLOAD) -> bytes:
+    """The bytes the browser page uploads (its ``upload_body``)."""
+    period = bytes((i * 7 + 3) % 256 for i in range(251))
+    return (period * (size // 251 + 1))[:size]
+
+
+async def browser_page(request: web.Request) -> web.Response:
+    return web.Response(text=BROWSER_PAGE, content_type="text/html")
+
+
+async def browser_js(request: web.Request) -> web.Response:
+    return web.Response(text=BROWSER_JS, content_type="application/javascript")
+
+
+async def browser_css(request: web.Request) -> web.Response:
+    return web.Response(text=BROWSER_CSS, content_type="text/css")
+
+
 def make_app() -> web.Application:
     app = web.Application(client_max_size=2**40)
     app.router.add_route("*", "/echo", echo)
@@ -168,6 +280,9 @@ def make_app() -> web.Application:
     app.router.add_get("/ws", websocket)
     app.router.add_get("/peer", peer)
     app.router.add_route("*", "/soak", soak)
+    app.router.add_get("/browser/", browser_page)
+    app.router.add_get("/browser/app.js", browser_js)
+    app.router.add_get("/browser/app.css", browser_css)
     app.router.add_get("/", index)
     return app
 

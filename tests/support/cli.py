@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.environ import clean_environ
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def molehill_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test's environment without MOLEHILL_* (a developer's own settings must not leak in)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOLEHILL_")}
+    env = clean_environ()
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
@@ -127,7 +129,6 @@ async def run_molehill(*args: str, timeout: float = 20.0, **kwargs) -> Finished:
 
 def require_program(name: str) -> str | None:
     """The program's path; under CI=true a missing one fails the test instead of skipping it."""
-    import os
     import shutil
 
     import pytest

@@ -70,6 +70,8 @@ def well_formed(item: Any) -> bool:
     elif not 1 <= stream <= p.MAX_STREAM_ID:
         return False
     kinds = FIELD_KINDS[kind]
+    if kind == p.HELLO and len(fields) == len(kinds) - 1:
+        fields = [*fields, {}]  # 0.1.0 agents sent no options
     if len(fields) != len(kinds):
         return False
     for value, want in zip(fields, kinds, strict=True):
