@@ -102,18 +102,33 @@ class Terminal:
     def start(self, command: list[str]) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.server = subprocess.Popen(
-            self._cmd("-D"), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            self._cmd("-D"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
             preexec_fn=pinned_preexec(self.cpus),
         )
         _register(self.server)
         shell = " ".join(shlex.quote(c) for c in command)
-        new_session = ("new-session", "-d", "-s", "bench", "-x", str(WIDTH), "-y", str(HEIGHT),
-                       "-c", str(HERE.parent), shell)
+        new_session = (
+            "new-session",
+            "-d",
+            "-s",
+            "bench",
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            "-c",
+            str(HERE.parent),
+            shell,
+        )
         # Wait for our server's socket: a new-session sent earlier would start a daemon
         # server of its own (one that would not die with run.py).
-        socket = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / (
-            self.socket)
+        socket = (
+            Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / (self.socket)
+        )
         deadline = time.monotonic() + 5
         while not socket.is_socket():
             if self.server.poll() is not None or time.monotonic() > deadline:
@@ -122,17 +137,23 @@ class Terminal:
         self.tmux_run(*new_session)
         self.tmux_run("set-option", "-t", "bench", "remain-on-exit", "on")
         pid, server, self.socket_path = self.tmux_run(
-            "display", "-p", "-t", "bench", "#{pane_pid} #{pid} #{socket_path}").split(maxsplit=2)
+            "display", "-p", "-t", "bench", "#{pane_pid} #{pid} #{socket_path}"
+        ).split(maxsplit=2)
         self.pane_pid = int(pid)
         self.socket_path = self.socket_path.strip()
         if int(server) != self.server.pid:
-            raise StackError(f"the session runs in tmux server {server}, not ours "
-                             f"({self.server.pid})")
+            raise StackError(
+                f"the session runs in tmux server {server}, not ours ({self.server.pid})"
+            )
 
     def capture(self) -> str:
         started = time.perf_counter()
-        out = subprocess.run(self._cmd("capture-pane", "-p", "-t", "bench"),
-                             capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            self._cmd("capture-pane", "-p", "-t", "bench"),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
         self.capture_s.append(time.perf_counter() - started)
         return out
 
@@ -140,8 +161,10 @@ class Terminal:
         subprocess.run(self._cmd("send-keys", "-t", "bench", key), check=True, timeout=10)
 
     def pane_dead(self) -> bool:
-        return self.tmux_run("display", "-p", "-t", "bench", "#{pane_dead}",
-                             check=False).strip() == "1"
+        return (
+            self.tmux_run("display", "-p", "-t", "bench", "#{pane_dead}", check=False).strip()
+            == "1"
+        )
 
     def stop(self) -> None:
         if self.pane_pid:
@@ -183,16 +206,22 @@ class Dashboard(Scenario):
         return 10 if ctx.quick else 20
 
     def how(self, ctx: Context) -> str:
-        return (f"keep-alive, 32 connections, {ctx.duration:g}s, headless (molehill http) then "
-                f"in the Textual dashboard in tmux {WIDTH}x{HEIGHT}; then {self.presses(ctx)} "
-                f"key presses at ~{RATE:,} req/s (loadgen.py --rate)")
+        return (
+            f"keep-alive, 32 connections, {ctx.duration:g}s, headless (molehill http) then "
+            f"in the Textual dashboard in tmux {WIDTH}x{HEIGHT}; then {self.presses(ctx)} "
+            f"key presses at ~{RATE:,} req/s (loadgen.py --rate)"
+        )
 
     def run(self, ctx: Context) -> ScenarioResult:
         stack = ctx.stack
         runs: dict[str, LoadResult] = {}
         notes: list[str] = []
-        headless_spec = LoadSpec(port=stack.http_port, host_header=stack.tunnel_host,
-                                 duration=ctx.duration, connections=32)
+        headless_spec = LoadSpec(
+            port=stack.http_port,
+            host_header=stack.tunnel_host,
+            duration=ctx.duration,
+            connections=32,
+        )
         runs["headless"] = ctx.measure_undisturbed(headless_spec)
 
         folder = ctx.logdir / "dashboard"
@@ -200,8 +229,17 @@ class Dashboard(Scenario):
         profiles_path = folder / "profiles.toml"
         profiles_path.write_text(profiles_toml(stack.agents_url, stack.app_port))
         cpus = ",".join(str(c) for c in sorted(ctx.pinning.tunnel or ()))
-        command = [sys.executable, str(HERE / "dashboard.py"), "exec", "--cpus", cpus, "--",
-                   *ctx.molehill, "--profiles", str(profiles_path)]
+        command = [
+            sys.executable,
+            str(HERE / "dashboard.py"),
+            "exec",
+            "--cpus",
+            cpus,
+            "--",
+            *ctx.molehill,
+            "--profiles",
+            str(profiles_path),
+        ]
         term = Terminal(folder, ctx.pinning.load)
         try:
             term.start(command)
@@ -212,10 +250,14 @@ class Dashboard(Scenario):
                 extra["terminal"] = term.server.pid
             time.sleep(0.5)
             rss_idle = rss_kib(term.pane_pid) or 0
-            pinned = sorted(os.sched_getaffinity(term.pane_pid)) if hasattr(
-                os, "sched_getaffinity") else None
-            spec = LoadSpec(port=stack.http_port, host_header=host, duration=ctx.duration,
-                            connections=32)
+            pinned = (
+                sorted(os.sched_getaffinity(term.pane_pid))
+                if hasattr(os, "sched_getaffinity")
+                else None
+            )
+            spec = LoadSpec(
+                port=stack.http_port, host_header=host, duration=ctx.duration, connections=32
+            )
             runs["dashboard"] = ctx.measure_undisturbed(spec, extra)
             time.sleep(2 * 0.25)  # the last batches reach the UI
             rss_mid = rss_kib(term.pane_pid) or 0
@@ -236,48 +278,126 @@ class Dashboard(Scenario):
             notes.append(f"{missed} of {len(presses)} key presses showed no change within 2 s")
         polls = sorted(term.capture_s)
         resolution = polls[len(polls) // 2] * 1000 if polls else 0.0
-        notes.append(f"key latency resolution: one capture-pane poll takes ~{resolution:.1f} ms "
-                     f"(median); each figure is from just before tmux send-keys")
+        notes.append(
+            f"key latency resolution: one capture-pane poll takes ~{resolution:.1f} ms "
+            f"(median); each figure is from just before tmux send-keys"
+        )
         for side in ("headless", "dashboard"):
             if runs[side].error_count:
                 notes.append(f"{side}: {runs[side].error_count} errors")
-        dash_cpu = paced.cpu.get("dashboard", 0) / paced.cpu["wall"] if paced.cpu.get(
-            "wall") else None
+        dash_cpu = (
+            paced.cpu.get("dashboard", 0) / paced.cpu["wall"] if paced.cpu.get("wall") else None
+        )
         metrics = [
-            Metric("keep-alive, headless agent (req/s)", "req/s", None, headless,
-                   show_ratio=False, key="dashboard.headless_rps"),
-            Metric("keep-alive, dashboard's agent (req/s)", "req/s", None, dash,
-                   show_ratio=False, key="dashboard.dashboard_rps"),
-            Metric("dashboard / headless throughput", "ratio", None,
-                   dash / headless if headless else None, digits=2, show_ratio=False,
-                   key="dashboard.ratio"),
-            Metric(f"key press to redraw at {paced.rps:,.0f} req/s, p50 (ms)", "ms", None,
-                   _pct(latencies, 50), "lower", 1, False, key="dashboard.key_p50_ms"),
-            Metric(f"key press to redraw at {paced.rps:,.0f} req/s, p99 (ms)", "ms", None,
-                   _pct(latencies, 99) if not missed else 2000.0, "lower", 1, False,
-                   key="dashboard.key_p99_ms"),
-            Metric("dashboard CPU at that rate (% of a core)", "%", None,
-                   100 * dash_cpu if dash_cpu is not None else None, "lower", 0, False,
-                   key="dashboard.cpu_pct"),
-            Metric("dashboard RSS idle (MiB)", "MiB", None, mib(rss_idle), "lower", 1, False,
-                   key="dashboard.rss_idle_mib"),
-            Metric("dashboard RSS after the keep-alive run (MiB)", "MiB", None, mib(rss_mid),
-                   "lower", 1, False, key="dashboard.rss_mid_mib"),
-            Metric(f"dashboard RSS after the {RATE:,} req/s run too (MiB)", "MiB", None,
-                   mib(rss_after), "lower", 1, False, key="dashboard.rss_after_mib"),
+            Metric(
+                "keep-alive, headless agent (req/s)",
+                "req/s",
+                None,
+                headless,
+                show_ratio=False,
+                key="dashboard.headless_rps",
+            ),
+            Metric(
+                "keep-alive, dashboard's agent (req/s)",
+                "req/s",
+                None,
+                dash,
+                show_ratio=False,
+                key="dashboard.dashboard_rps",
+            ),
+            Metric(
+                "dashboard / headless throughput",
+                "ratio",
+                None,
+                dash / headless if headless else None,
+                digits=2,
+                show_ratio=False,
+                key="dashboard.ratio",
+            ),
+            Metric(
+                f"key press to redraw at {paced.rps:,.0f} req/s, p50 (ms)",
+                "ms",
+                None,
+                _pct(latencies, 50),
+                "lower",
+                1,
+                False,
+                key="dashboard.key_p50_ms",
+            ),
+            Metric(
+                f"key press to redraw at {paced.rps:,.0f} req/s, p99 (ms)",
+                "ms",
+                None,
+                _pct(latencies, 99) if not missed else 2000.0,
+                "lower",
+                1,
+                False,
+                key="dashboard.key_p99_ms",
+            ),
+            Metric(
+                "dashboard CPU at that rate (% of a core)",
+                "%",
+                None,
+                100 * dash_cpu if dash_cpu is not None else None,
+                "lower",
+                0,
+                False,
+                key="dashboard.cpu_pct",
+            ),
+            Metric(
+                "dashboard RSS idle (MiB)",
+                "MiB",
+                None,
+                mib(rss_idle),
+                "lower",
+                1,
+                False,
+                key="dashboard.rss_idle_mib",
+            ),
+            Metric(
+                "dashboard RSS after the keep-alive run (MiB)",
+                "MiB",
+                None,
+                mib(rss_mid),
+                "lower",
+                1,
+                False,
+                key="dashboard.rss_mid_mib",
+            ),
+            Metric(
+                f"dashboard RSS after the {RATE:,} req/s run too (MiB)",
+                "MiB",
+                None,
+                mib(rss_after),
+                "lower",
+                1,
+                False,
+                key="dashboard.rss_after_mib",
+            ),
         ]
         details = {
             "presses_ms": [None if p is None else round(p, 2) for p in presses],
             "capture_ms_median": round(resolution, 2),
-            "rss_idle_kib": rss_idle, "rss_mid_kib": rss_mid, "rss_after_kib": rss_after,
+            "rss_idle_kib": rss_idle,
+            "rss_mid_kib": rss_mid,
+            "rss_after_kib": rss_after,
             "hwm_kib": hwm,
             "requests_keepalive": runs["dashboard"].requests,
-            "requests_paced": paced.requests, "dashboard_cpus": pinned,
+            "requests_paced": paced.requests,
+            "dashboard_cpus": pinned,
             "paced_rps": round(paced.rps, 1),
             "paced_latency_ms": paced.latency_ms,
         }
-        return ScenarioResult(self.key, self.title, metrics, runs, notes, how=self.how(ctx),
-                              details=details, profiles=profiles)
+        return ScenarioResult(
+            self.key,
+            self.title,
+            metrics,
+            runs,
+            notes,
+            how=self.how(ctx),
+            details=details,
+            profiles=profiles,
+        )
 
     @staticmethod
     def _profile(ctx: Context, pid: int, host: str) -> list:
@@ -295,8 +415,13 @@ class Dashboard(Scenario):
             recorder = Recorder(pyspy, outdir, threads=True, gil=True)
             recorder.start({"dashboard": pid}, seconds, ctx.pinning.load)
             time.sleep(0.3)
-            spec = LoadSpec(port=ctx.stack.http_port, host_header=host, duration=seconds,
-                            connections=8 if rate else 32, rate=rate)
+            spec = LoadSpec(
+                port=ctx.stack.http_port,
+                host_header=host,
+                duration=seconds,
+                connections=8 if rate else 32,
+                rate=rate,
+            )
             if rate:
                 generator = BuiltinGenerator(ctx.pinning.load)
                 meter = CpuMeter({**ctx.stack.pids(), "dashboard": pid})
@@ -308,8 +433,10 @@ class Dashboard(Scenario):
             profiles = recorder.finish()
             wall = load.cpu.get("wall") or 1
             what = f"paced at {rate:,.0f} req/s" if rate else "keep-alive, 32 connections"
-            note = (f"{load.rps:,.0f} req/s ({what}) through the dashboard's tunnel; dashboard "
-                    f"CPU {load.cpu.get('dashboard', 0) / wall:.0%} of a core")
+            note = (
+                f"{load.rps:,.0f} req/s ({what}) through the dashboard's tunnel; dashboard "
+                f"CPU {load.cpu.get('dashboard', 0) / wall:.0%} of a core"
+            )
             for profile in profiles:
                 profile.run = {"note": note, "rps": round(load.rps, 1), "cpu": load.cpu}
             out += profiles
@@ -330,16 +457,19 @@ class Dashboard(Scenario):
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.1)
-        raise StackError(f"the dashboard's tunnel never answered ({last}); its screen:\n"
-                         + term.capture())
+        raise StackError(
+            f"the dashboard's tunnel never answered ({last}); its screen:\n" + term.capture()
+        )
 
-    def _presses(self, ctx: Context, term: Terminal, host: str,
-                 extra: dict[str, int]) -> tuple[list[float | None], LoadResult]:
+    def _presses(
+        self, ctx: Context, term: Terminal, host: str, extra: dict[str, int]
+    ) -> tuple[list[float | None], LoadResult]:
         """Key presses while ~RATE req/s go through the dashboard's tunnel."""
         count = self.presses(ctx)
         generator = BuiltinGenerator(ctx.pinning.load)
-        spec = LoadSpec(port=ctx.stack.http_port, host_header=host, connections=8,
-                        duration=60.0, rate=RATE)
+        spec = LoadSpec(
+            port=ctx.stack.http_port, host_header=host, connections=8, duration=60.0, rate=RATE
+        )
         proc = generator.start(spec)
         meter = CpuMeter({**ctx.stack.pids(), **extra})
         try:

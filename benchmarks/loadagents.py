@@ -46,13 +46,14 @@ def _say(*parts: object) -> None:
     print(*parts, flush=True)
 
 
-async def _connect(agents: list, names: list[str], app_port: int, relay: str, batch: int,
-                   tasks: list[asyncio.Task]) -> None:
+async def _connect(
+    agents: list, names: list[str], app_port: int, relay: str, batch: int, tasks: list[asyncio.Task]
+) -> None:
     from relay.agent import Agent, AgentSettings
 
     for start in range(0, len(names), batch):
         group, runs = [], []
-        for name in names[start:start + batch]:
+        for name in names[start : start + batch]:
             agent = Agent(AgentSettings(local_port=app_port, relay=relay, name=name))
             agents.append(agent)
             group.append(agent)
@@ -62,7 +63,8 @@ async def _connect(agents: list, names: list[str], app_port: int, relay: str, ba
         deadline = time.monotonic() + ONLINE_TIMEOUT
         while waits:  # until all are online, one run() ended (refused), or the deadline
             done, waits = await asyncio.wait(
-                waits | set(runs), timeout=max(0.0, deadline - time.monotonic()),
+                waits | set(runs),
+                timeout=max(0.0, deadline - time.monotonic()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             waits -= set(runs)
@@ -117,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     from relay.runtime import new_event_loop
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(load_agents(args.relay, args.app_port, args.count, args.warmup,
-                                      args.batch))
+        return runner.run(
+            load_agents(args.relay, args.app_port, args.count, args.warmup, args.batch)
+        )
 
 
 # -- the scenario ----------------------------------------------------------------------------------
@@ -143,8 +146,7 @@ class _Lines:
                     raise StackError(f"the load agents did not say '{word}' within {timeout:.0f}s")
                 line = self.proc.stdout.readline()
                 if not line:
-                    raise StackError(f"the load agents exited ({self.proc.wait()}) before "
-                                     f"'{word}'")
+                    raise StackError(f"the load agents exited ({self.proc.wait()}) before '{word}'")
                 parts = line.split()
                 if parts and parts[0] == word:
                     return parts
@@ -161,8 +163,10 @@ class IdleTunnels(Scenario):
 
     def how(self, ctx: Context) -> str:
         scaled = " (--quick: scaled down from 1,000)" if ctx.quick else ""
-        return (f"{self.count(ctx):,} agents (benchmarks/loadagents.py, one process) on a fresh "
-                f"relay; relay RSS before and after, per tunnel{scaled}")
+        return (
+            f"{self.count(ctx):,} agents (benchmarks/loadagents.py, one process) on a fresh "
+            f"relay; relay RSS before and after, per tunnel{scaled}"
+        )
 
     def run(self, ctx: Context) -> ScenarioResult:
         count = self.count(ctx)
@@ -172,12 +176,25 @@ class IdleTunnels(Scenario):
         try:
             stack.start_relay(ctx.tunnel_timeout)
             relay_pid = stack.procs["relay"].pid
-            cmd = [sys.executable, str(HERE / "loadagents.py"), "--relay", stack.agents_url,
-                   "--app-port", str(stack.app_port), "--count", str(count)]
+            cmd = [
+                sys.executable,
+                str(HERE / "loadagents.py"),
+                "--relay",
+                stack.agents_url,
+                "--app-port",
+                str(stack.app_port),
+                "--count",
+                str(count),
+            ]
             log = open(stack.logdir / "loadagents.log", "w")  # noqa: SIM115 -- closed below
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=log, text=True, preexec_fn=pinned_preexec(
-                                        ctx.pinning.load))
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                preexec_fn=pinned_preexec(ctx.pinning.load),
+            )
             log.close()
             _register(proc)
             lines = _Lines(proc)
@@ -215,17 +232,49 @@ class IdleTunnels(Scenario):
             "agents_rss_after_kib": agents_after,
         }
         metrics = [
-            Metric(f"{count:,} idle tunnels: relay RSS per tunnel (KiB)", "KiB", None, relay_kib,
-                   "lower", 1, False, key="idle.relay_kib_per_tunnel"),
-            Metric(f"{count:,} idle tunnels: agent process RSS per tunnel (KiB)", "KiB", None,
-                   agent_kib, "lower", 1, False, key="idle.agent_kib_per_tunnel"),
-            Metric(f"{count:,} agents connect, all online (s)", "s", None, float(online[2]),
-                   "lower", 2, False, key="idle.connect_s"),
+            Metric(
+                f"{count:,} idle tunnels: relay RSS per tunnel (KiB)",
+                "KiB",
+                None,
+                relay_kib,
+                "lower",
+                1,
+                False,
+                key="idle.relay_kib_per_tunnel",
+            ),
+            Metric(
+                f"{count:,} idle tunnels: agent process RSS per tunnel (KiB)",
+                "KiB",
+                None,
+                agent_kib,
+                "lower",
+                1,
+                False,
+                key="idle.agent_kib_per_tunnel",
+            ),
+            Metric(
+                f"{count:,} agents connect, all online (s)",
+                "s",
+                None,
+                float(online[2]),
+                "lower",
+                2,
+                False,
+                key="idle.connect_s",
+            ),
         ]
-        run = LoadResult(requests=count, duration_s=float(online[2]), generator="loadagents.py",
-                         cpu=cpu)
-        return ScenarioResult(self.key, f"{count:,} idle tunnels", metrics, {"connect": run},
-                              notes, how=self.how(ctx), details=details)
+        run = LoadResult(
+            requests=count, duration_s=float(online[2]), generator="loadagents.py", cpu=cpu
+        )
+        return ScenarioResult(
+            self.key,
+            f"{count:,} idle tunnels",
+            metrics,
+            {"connect": run},
+            notes,
+            how=self.how(ctx),
+            details=details,
+        )
 
     @staticmethod
     def _probe(port: int, name: str) -> str:

@@ -338,17 +338,30 @@ class BuiltinGenerator:
         from stack import _register, pinned_preexec
 
         cmd = [
-            self.python, str(HERE / "loadgen.py"),
-            "--host", spec.host, "--port", str(spec.port), "--host-header", spec.host_header,
-            "--path", spec.path, "--connections", str(spec.connections),
-            "--duration", str(spec.duration),
+            self.python,
+            str(HERE / "loadgen.py"),
+            "--host",
+            spec.host,
+            "--port",
+            str(spec.port),
+            "--host-header",
+            spec.host_header,
+            "--path",
+            spec.path,
+            "--connections",
+            str(spec.connections),
+            "--duration",
+            str(spec.duration),
         ]
         if spec.close:
             cmd.append("--close")
         if spec.rate:
             cmd += ["--rate", str(spec.rate)]
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             preexec_fn=pinned_preexec(self.cpus),
         )
         _register(proc)
@@ -376,8 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--close", action="store_true", help="a new connection per request")
-    parser.add_argument("--rate", type=float, default=0.0, metavar="R",
-                        help="pace the load at R requests/s in all (default: unpaced)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="pace the load at R requests/s in all (default: unpaced)",
+    )
     args = parser.parse_args(argv)
     spec = LoadSpec(
         port=args.port,

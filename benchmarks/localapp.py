@@ -44,7 +44,9 @@ def _response(status: bytes, body: bytes, close: bool, head_only: bool = False) 
     head = (
         b"HTTP/1.1 " + status + b"\r\n"
         b"Content-Type: text/plain\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n"
         + (b"Connection: close\r\n" if close else b"")
         + b"\r\n"
     )
@@ -88,7 +90,12 @@ class AppProtocol(asyncio.Protocol):
     """One client connection, owning an httptools parser."""
 
     __slots__ = (
-        "body_bytes", "parser", "path", "stream_close", "stream_left", "transport",
+        "body_bytes",
+        "parser",
+        "path",
+        "stream_close",
+        "stream_left",
+        "transport",
         "write_paused",
     )
 
@@ -172,7 +179,9 @@ class AppProtocol(asyncio.Protocol):
         size = _int(query, "size", 1 << 20)
         head = (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-            b"Content-Length: %d\r\n" % size + (b"Connection: close\r\n" if close else b"")
+            b"Content-Length: %d\r\n"
+            % size
+            + (b"Connection: close\r\n" if close else b"")
             + b"\r\n"
         )
         if head_only or size == 0:

@@ -106,8 +106,15 @@ def collapsed(text: str) -> tuple[int, Counter[str], Counter[str]]:
 class Recorder:
     """Runs ``py-spy record`` on several pids at once for ``seconds``."""
 
-    def __init__(self, pyspy: str, outdir: Path, rate: int = 250, native: bool = False,
-                 threads: bool = False, gil: bool = False) -> None:
+    def __init__(
+        self,
+        pyspy: str,
+        outdir: Path,
+        rate: int = 250,
+        native: bool = False,
+        threads: bool = False,
+        gil: bool = False,
+    ) -> None:
         self.pyspy = pyspy
         self.outdir = outdir
         self.rate = rate
@@ -125,8 +132,19 @@ class Recorder:
         for role, pid in pids.items():
             out = self.outdir / f"{role}.txt"
             cmd = [
-                self.pyspy, "record", "--pid", str(pid), "--duration", str(seconds),
-                "--rate", str(self.rate), "--format", "raw", "--function", "-o", str(out),
+                self.pyspy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                str(self.rate),
+                "--format",
+                "raw",
+                "--function",
+                "-o",
+                str(out),
             ]
             if self.native:
                 cmd.append("--native")
@@ -135,7 +153,10 @@ class Recorder:
             if self.gil:
                 cmd.append("--gil")
             proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
                 preexec_fn=pinned_preexec(cpus),
             )
             _register(proc)

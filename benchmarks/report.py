@@ -61,21 +61,24 @@ def cpu_table(results: list[ScenarioResult]) -> str:
             if not wall:
                 continue
             rows.append(
-                (f"{result.key} {side}", *(f"{cpu[r] / wall:.0%}" if r in cpu else "-"
-                                           for r in roles))
+                (
+                    f"{result.key} {side}",
+                    *(f"{cpu[r] / wall:.0%}" if r in cpu else "-" for r in roles),
+                )
             )
     if len(rows) == 1:
         return ""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
-        "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:],
-                                                                          strict=True)])
+        "  ".join(
+            [row[0].ljust(widths[0])]
+            + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        )
         for row in rows
     ]
     return (
         "CPU used during each run (share of one core; load = load generator + run.py, "
-        "kernel = kernel threads and interrupts, others = every other process)\n"
-        + "\n".join(lines)
+        "kernel = kernel threads and interrupts, others = every other process)\n" + "\n".join(lines)
     )
 
 
@@ -97,10 +100,11 @@ def targets_text(checks: list[dict]) -> str:
         verdict = {True: "met", False: "MISSED"}.get(c["ok"], "unsure")
         digits = c.get("digits", 3)
         unit = f" {c['unit']}" if c.get("unit") else ""
-        lines.append(f"  {verdict:<6}  {c['label']}: {c['value']:,.{digits}f}{unit} (target "
-                     f"{c['op']} {c['limit']:,g}{unit})"
-                     + ("; impossible value, a disturbed run: run again" if c["ok"] is None
-                        else ""))
+        lines.append(
+            f"  {verdict:<6}  {c['label']}: {c['value']:,.{digits}f}{unit} (target "
+            f"{c['op']} {c['limit']:,g}{unit})"
+            + ("; impossible value, a disturbed run: run again" if c["ok"] is None else "")
+        )
     return "\n".join(lines)
 
 

@@ -43,40 +43,90 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python benchmarks/run.py",
         description="Measure the local app directly and through a molehill tunnel.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: ~1.5 s per measurement instead of 5 s")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
-                        help="seconds per measurement (default 5, or 1.5 with --quick)")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
-                        help="where to write the results (default benchmarks/results/latest.json;"
-                             " with --quick, benchmarks/results/quick.json)")
-    parser.add_argument("--scenarios", default=",".join(keys), metavar="LIST",
-                        help=f"comma-separated subset of: {', '.join(keys)}")
-    parser.add_argument("--generator", choices=("auto", "wrk", "builtin"), default="auto",
-                        help="load generator (auto: wrk when on PATH, else the built-in one)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: ~1.5 s per measurement instead of 5 s"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds per measurement (default 5, or 1.5 with --quick)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="where to write the results (default benchmarks/results/latest.json;"
+        " with --quick, benchmarks/results/quick.json)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(keys),
+        metavar="LIST",
+        help=f"comma-separated subset of: {', '.join(keys)}",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "builtin"),
+        default="auto",
+        help="load generator (auto: wrk when on PATH, else the built-in one)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
-    parser.add_argument("--retries", type=int, default=None, metavar="N",
-                        help="re-measure a run up to N times while other processes on the "
-                             "machine disturb it (default 2, 0 with --quick)")
-    parser.add_argument("--molehill", default=None, metavar="CMD",
-                        help="command that runs molehill (default: the one beside this Python)")
-    parser.add_argument("--tunnel-timeout", type=float, default=20.0, metavar="S",
-                        help="give up if the tunnel does not answer within S seconds (20)")
-    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="afterwards, profile relay and agent with py-spy under the "
-                             "keep-alive load and write collapsed stacks to DIR (the dashboard "
-                             "scenario also profiles the dashboard process)")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="re-measure a run up to N times while other processes on the "
+        "machine disturb it (default 2, 0 with --quick)",
+    )
+    parser.add_argument(
+        "--molehill",
+        default=None,
+        metavar="CMD",
+        help="command that runs molehill (default: the one beside this Python)",
+    )
+    parser.add_argument(
+        "--tunnel-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="give up if the tunnel does not answer within S seconds (20)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="afterwards, profile relay and agent with py-spy under the "
+        "keep-alive load and write collapsed stacks to DIR (the dashboard "
+        "scenario also profiles the dashboard process)",
+    )
     parser.add_argument("--profile-seconds", type=int, default=8, metavar="S")
-    parser.add_argument("--profile-path", default="/", metavar="PATH",
-                        help="what the profiled load requests: / (default) or /64k")
-    parser.add_argument("--profile-native", action="store_true",
-                        help="include C frames (libc read/write, uvloop); slows the tunnel a lot")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the processes' logs (their directory is printed)")
-    parser.add_argument("--markdown", action="store_true",
-                        help="also print the table in Markdown (for benchmarks/README.md)")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 3 when a target is missed")
+    parser.add_argument(
+        "--profile-path",
+        default="/",
+        metavar="PATH",
+        help="what the profiled load requests: / (default) or /64k",
+    )
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="include C frames (libc read/write, uvloop); slows the tunnel a lot",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the processes' logs (their directory is printed)",
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also print the table in Markdown (for benchmarks/README.md)",
+    )
+    parser.add_argument("--check", action="store_true", help="exit 3 when a target is missed")
     args = parser.parse_args(argv)
     args.duration = args.duration or (1.5 if args.quick else 5.0)
     args.json = args.json or (QUICK_JSON if args.quick else DEFAULT_JSON)
@@ -123,12 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     generator = pick_generator(args.generator, pinning.load)
     started = dt.datetime.now().astimezone()
     print(f"molehill benchmark  {started:%Y-%m-%d %H:%M %Z}")
-    print(f"  machine    {info['cpu_model']}, {info['cores']} cores, {info['python']}, "
-          f"uvloop {info['uvloop']}")
+    print(
+        f"  machine    {info['cpu_model']}, {info['cores']} cores, {info['python']}, "
+        f"uvloop {info['uvloop']}"
+    )
     print(f"  load       {generator.describe()}")
     print(f"  pinning    {pinning.describe()}")
-    print(f"  duration   {args.duration:g}s per measurement"
-          + (" (wrk rounds to whole seconds)" if generator.name == "wrk" else ""))
+    print(
+        f"  duration   {args.duration:g}s per measurement"
+        + (" (wrk rounds to whole seconds)" if generator.name == "wrk" else "")
+    )
 
     logdir = Path(tempfile.mkdtemp(prefix="molehill-bench-"))
     keep_logs = args.keep_logs
@@ -139,13 +193,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.monotonic()
         the_stack.start(timeout=args.tunnel_timeout)
-        print(f"  stack      app :{the_stack.app_port}, relay :{the_stack.http_port} "
-              f"(agents :{the_stack.agents_port}), agent -> {the_stack.tunnel_host}, "
-              f"up in {time.monotonic() - t0:.1f}s; logs in {logdir}")
-        ctx = Context(generator, the_stack, args.duration, args.retries, quick=args.quick,
-                      pinning=pinning, logdir=logdir, molehill=the_stack.molehill,
-                      tunnel_timeout=args.tunnel_timeout, profile_dir=args.profile,
-                      profile_seconds=args.profile_seconds)
+        print(
+            f"  stack      app :{the_stack.app_port}, relay :{the_stack.http_port} "
+            f"(agents :{the_stack.agents_port}), agent -> {the_stack.tunnel_host}, "
+            f"up in {time.monotonic() - t0:.1f}s; logs in {logdir}"
+        )
+        ctx = Context(
+            generator,
+            the_stack,
+            args.duration,
+            args.retries,
+            quick=args.quick,
+            pinning=pinning,
+            logdir=logdir,
+            molehill=the_stack.molehill,
+            tunnel_timeout=args.tunnel_timeout,
+            profile_dir=args.profile,
+            profile_seconds=args.profile_seconds,
+        )
         warm_up(ctx, min(1.0, args.duration / 3))
         print()
         for scenario in args.scenario_list:
@@ -192,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\ntargets (issue 6)")
         print(report.targets_text(checks))
         if args.quick:
-            print("  (--quick: the transfer, streams and idle-tunnel scenarios ran scaled down "
-                  "-- 100 MB, 200 streams, 200 tunnels -- and every run is short; the full run "
-                  "is the one that counts)")
+            print(
+                "  (--quick: the transfer, streams and idle-tunnel scenarios ran scaled down "
+                "-- 100 MB, 200 streams, 200 tunnels -- and every run is short; the full run "
+                "is the one that counts)"
+            )
     for profile in profiles:
         print()
         print(profile.text())
@@ -220,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": args.profile_seconds,
             "load_while_profiled": profiles[0].run,
             "processes": [p.to_json() for p in profiles],
-        } if profiles else None,
+        }
+        if profiles
+        else None,
     }
     report.write_json(args.json, payload)
     print(f"\nresults written to {args.json}")
@@ -238,8 +307,11 @@ def run_profile(ctx: Context, args: argparse.Namespace, cpus: set[int] | None) -
         raise RuntimeError("--profile needs py-spy (pip install py-spy)")
     pids = {role: pid for role, pid in ctx.stack.pids().items() if role in ("relay", "agent")}
     outdir, seconds, path = args.profile, args.profile_seconds, args.profile_path
-    print(f"  profiling  relay and agent with py-spy for {seconds}s under keep-alive load "
-          f"(GET {path}, 32 connections through the tunnel) -> {outdir}", flush=True)
+    print(
+        f"  profiling  relay and agent with py-spy for {seconds}s under keep-alive load "
+        f"(GET {path}, 32 connections through the tunnel) -> {outdir}",
+        flush=True,
+    )
     recorder = Recorder(pyspy, outdir, native=args.profile_native)
     recorder.start(pids, seconds, cpus)
     time.sleep(0.3)  # let py-spy attach
@@ -247,11 +319,16 @@ def run_profile(ctx: Context, args: argparse.Namespace, cpus: set[int] | None) -
     profiles = recorder.finish()
     shares = ", ".join(
         f"{role} {load.cpu[role] / load.cpu['wall']:.0%}"
-        for role in ("app", "relay", "agent") if load.cpu.get("wall") and role in load.cpu
+        for role in ("app", "relay", "agent")
+        if load.cpu.get("wall") and role in load.cpu
     )
     print(f"  (while profiled: {load.rps:,.0f} req/s; CPU {shares})", flush=True)
-    ctx_note = {"path": path, "rps": round(load.rps, 1), "mb_per_s": round(load.mb_per_s, 1),
-                "cpu": load.cpu}
+    ctx_note = {
+        "path": path,
+        "rps": round(load.rps, 1),
+        "mb_per_s": round(load.mb_per_s, 1),
+        "cpu": load.cpu,
+    }
     for profile in profiles:
         profile.run = ctx_note
     return profiles

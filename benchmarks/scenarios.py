@@ -200,7 +200,8 @@ class HttpLoad(Scenario):
         notes += [
             f"{side}: measured {r.cpu['attempts']} times because other processes disturbed it; "
             "kept the least disturbed run"
-            for side, r in runs.items() if r.cpu.get("attempts", 1) > 1
+            for side, r in runs.items()
+            if r.cpu.get("attempts", 1) > 1
         ]
         notes += self.notes(runs)
         return ScenarioResult(
@@ -247,8 +248,15 @@ class KeepAlive(HttpLoad):
     title = "keep-alive, 32 connections"
 
     def metrics(self, runs: dict[str, LoadResult]) -> list[Metric]:
-        return [Metric(f"{self.title} (req/s)", "req/s", runs["direct"].rps, runs["tunnel"].rps,
-                       key="keepalive.rps")]
+        return [
+            Metric(
+                f"{self.title} (req/s)",
+                "req/s",
+                runs["direct"].rps,
+                runs["tunnel"].rps,
+                key="keepalive.rps",
+            )
+        ]
 
 
 class Sequential(HttpLoad):
@@ -266,12 +274,32 @@ class Sequential(HttpLoad):
             for stat in ("mean", "p50", "p99")
         ]
         added = t["mean"] - d["mean"] if "mean" in d and "mean" in t else None
-        rows.append(Metric("added latency, mean (ms)", "ms", None, added, "lower", 3, False,
-                           key="sequential.added_ms"))
+        rows.append(
+            Metric(
+                "added latency, mean (ms)",
+                "ms",
+                None,
+                added,
+                "lower",
+                3,
+                False,
+                key="sequential.added_ms",
+            )
+        )
         # The median difference shrugs off the few slow requests a neighbour causes on one side.
         added50 = t["p50"] - d["p50"] if "p50" in d and "p50" in t else None
-        rows.append(Metric("added latency, p50 (ms)", "ms", None, added50, "lower", 3, False,
-                           key="sequential.added_p50_ms"))
+        rows.append(
+            Metric(
+                "added latency, p50 (ms)",
+                "ms",
+                None,
+                added50,
+                "lower",
+                3,
+                False,
+                key="sequential.added_p50_ms",
+            )
+        )
         return rows
 
     def notes(self, runs: dict[str, LoadResult]) -> list[str]:
@@ -290,8 +318,15 @@ class NewConnection(HttpLoad):
     close = True
 
     def metrics(self, runs: dict[str, LoadResult]) -> list[Metric]:
-        return [Metric("new connection (req/s)", "req/s", runs["direct"].rps, runs["tunnel"].rps,
-                       key="newconn.rps")]
+        return [
+            Metric(
+                "new connection (req/s)",
+                "req/s",
+                runs["direct"].rps,
+                runs["tunnel"].rps,
+                key="newconn.rps",
+            )
+        ]
 
 
 class Large(HttpLoad):
@@ -302,8 +337,14 @@ class Large(HttpLoad):
     def metrics(self, runs: dict[str, LoadResult]) -> list[Metric]:
         d, t = runs["direct"], runs["tunnel"]
         return [
-            Metric("64 KiB, 32 conns (MB/s)", "MB/s", d.mb_per_s, t.mb_per_s, digits=1,
-                   key="64k.mb_per_s"),
+            Metric(
+                "64 KiB, 32 conns (MB/s)",
+                "MB/s",
+                d.mb_per_s,
+                t.mb_per_s,
+                digits=1,
+                key="64k.mb_per_s",
+            ),
             Metric("64 KiB, 32 conns (req/s)", "req/s", d.rps, t.rps),
         ]
 

@@ -279,8 +279,13 @@ class Stack:
         self._spawn(
             "agent",
             [
-                *self.molehill, "http", str(self.app_port),
-                "--relay", self.agents_url, "--subdomain", self.name,
+                *self.molehill,
+                "http",
+                str(self.app_port),
+                "--relay",
+                self.agents_url,
+                "--subdomain",
+                self.name,
             ],
         )
 

@@ -107,7 +107,7 @@ class _Stream(asyncio.Protocol):
                 s.bad_status += 1
             pos = head.find(b"content-length:")
             if pos >= 0:
-                self.length = int(head[pos + 15:].split(b"\r\n", 1)[0])
+                self.length = int(head[pos + 15 :].split(b"\r\n", 1)[0])
         if s.kind == "sse" and self.ok:
             count = self.buf.count(EVENT, self.body_at)
             for k in range(self.events + 1, count + 1):
@@ -141,8 +141,7 @@ class _Stream(asyncio.Protocol):
             self.done.set_result(False)
 
 
-async def _one(shared: _Shared, port: int, request: bytes, deadline: float,
-               source: str) -> None:
+async def _one(shared: _Shared, port: int, request: bytes, deadline: float, source: str) -> None:
     loop = asyncio.get_running_loop()
     stream = _Stream(shared, request)
     try:
@@ -158,8 +157,7 @@ async def _one(shared: _Shared, port: int, request: bytes, deadline: float,
             stream.transport.abort()
 
 
-async def hold(port: int, host_header: str, kind: str, count: int, ms: int,
-               events: int) -> dict:
+async def hold(port: int, host_header: str, kind: str, count: int, ms: int, events: int) -> dict:
     shared = _Shared(kind, ms, events)
     path = f"/poll?ms={ms}" if kind == "poll" else f"/sse?n={events}&ms={ms}"
     request = (
@@ -168,8 +166,9 @@ async def hold(port: int, host_header: str, kind: str, count: int, ms: int,
     ).encode()
     deadline = time.monotonic() + shared.intended + 30
     started = time.perf_counter()
-    await asyncio.gather(*(_one(shared, port, request, deadline, source_address(i))
-                           for i in range(count)))
+    await asyncio.gather(
+        *(_one(shared, port, request, deadline, source_address(i)) for i in range(count))
+    )
     elapsed = time.perf_counter() - started
     ms_summary = latency_summary(shared.extra)  # seconds in, ms out
     return {
@@ -201,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     import uvloop
 
-    out = uvloop.run(hold(args.port, args.host_header, args.kind, args.count, args.ms,
-                          args.events))
+    out = uvloop.run(hold(args.port, args.host_header, args.kind, args.count, args.ms, args.events))
     print(json.dumps(out))
     return 0
 
@@ -210,13 +208,38 @@ def main(argv: list[str] | None = None) -> int:
 # -- the scenario ----------------------------------------------------------------------------------
 
 
-def run_client(stack_port: int, host_header: str, kind: str, count: int, ms: int, events: int,
-               cpus: set[int] | None) -> dict:
-    cmd = [sys.executable, str(HERE / "streams.py"), "--port", str(stack_port),
-           "--host-header", host_header, "--kind", kind, "--count", str(count), "--ms", str(ms),
-           "--events", str(events)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=pinned_preexec(cpus))
+def run_client(
+    stack_port: int,
+    host_header: str,
+    kind: str,
+    count: int,
+    ms: int,
+    events: int,
+    cpus: set[int] | None,
+) -> dict:
+    cmd = [
+        sys.executable,
+        str(HERE / "streams.py"),
+        "--port",
+        str(stack_port),
+        "--host-header",
+        host_header,
+        "--kind",
+        kind,
+        "--count",
+        str(count),
+        "--ms",
+        str(ms),
+        "--events",
+        str(events),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=pinned_preexec(cpus),
+    )
     with track(proc):
         out, err = proc.communicate(timeout=ms / 1000 * max(events, 1) + 60)
     if proc.returncode != 0:
@@ -236,10 +259,12 @@ class Streams(Scenario):
     def how(self, ctx: Context) -> str:
         p = self.plan(ctx)
         scaled = " (--quick: scaled down from 1,000 streams, 5 s, 1 event/s)" if ctx.quick else ""
-        return (f"{p['count']:,} long-polls (app answers after {p['poll_ms'] / 1000:g} s), then "
-                f"{p['count']:,} SSE streams ({p['events']} events, 1 per "
-                f"{p['interval_ms'] / 1000:g} s), all opened at once, direct then through a "
-                f"fresh relay + agent per kind{scaled}")
+        return (
+            f"{p['count']:,} long-polls (app answers after {p['poll_ms'] / 1000:g} s), then "
+            f"{p['count']:,} SSE streams ({p['events']} events, 1 per "
+            f"{p['interval_ms'] / 1000:g} s), all opened at once, direct then through a "
+            f"fresh relay + agent per kind{scaled}"
+        )
 
     def run(self, ctx: Context) -> ScenarioResult:
         p = self.plan(ctx)
@@ -259,34 +284,51 @@ class Streams(Scenario):
             for side in ("direct", "tunnel"):
                 out = details[kind][side]
                 runs[f"{kind} {side}"] = LoadResult(
-                    requests=out["completed"], duration_s=out["elapsed_s"],
-                    errors=out["errors"], non_2xx=out["bad_status"],
-                    latency_ms=out["extra_ms"], generator="streams.py", cpu=out["cpu"],
+                    requests=out["completed"],
+                    duration_s=out["elapsed_s"],
+                    errors=out["errors"],
+                    non_2xx=out["bad_status"],
+                    latency_ms=out["extra_ms"],
+                    generator="streams.py",
+                    cpu=out["cpu"],
                 )
                 problems = self._problems(out)
                 if problems:
                     notes.append(f"{kind} {side}: {problems}")
             tunnel = details[kind]["tunnel"]
             idle, peak = tunnel["rss_idle_kib"], tunnel["rss_peak_kib"]
-            notes.append(f"{kind}: RSS idle -> with {count:,} open: " + ", ".join(
-                f"{role} {mib(idle.get(role, 0)):.1f} -> {mib(peak.get(role, 0)):.1f} MiB"
-                for role in ("relay", "agent")))
-        return ScenarioResult(self.key, self._title(count), self._metrics(details, count), runs,
-                              notes + (["--quick: scaled down"] if ctx.quick else []),
-                              how=self.how(ctx), details=details)
+            notes.append(
+                f"{kind}: RSS idle -> with {count:,} open: "
+                + ", ".join(
+                    f"{role} {mib(idle.get(role, 0)):.1f} -> {mib(peak.get(role, 0)):.1f} MiB"
+                    for role in ("relay", "agent")
+                )
+            )
+        return ScenarioResult(
+            self.key,
+            self._title(count),
+            self._metrics(details, count),
+            runs,
+            notes + (["--quick: scaled down"] if ctx.quick else []),
+            how=self.how(ctx),
+            details=details,
+        )
 
     def _title(self, count: int) -> str:
         return f"{count:,} concurrent long-polls and SSE streams"
 
-    def _measure(self, ctx: Context, stack: Stack, kind: str, count: int, ms: int,
-                 events: int) -> dict:
+    def _measure(
+        self, ctx: Context, stack: Stack, kind: str, count: int, ms: int, events: int
+    ) -> dict:
         cpus = ctx.pinning.load
         # Warm-up through the tunnel: lazy imports and first-use allocations are not per stream.
         run_client(stack.http_port, stack.tunnel_host, kind, 20, 100, 1, cpus)
         watched = {r: pid for r, pid in stack.pids().items() if r in ("relay", "agent")}
         out: dict[str, dict] = {}
-        for side, port, host in (("direct", stack.app_port, stack.direct_host),
-                                 ("tunnel", stack.http_port, stack.tunnel_host)):
+        for side, port, host in (
+            ("direct", stack.app_port, stack.direct_host),
+            ("tunnel", stack.http_port, stack.tunnel_host),
+        ):
             idle = wait_settled(watched)
             sampler = RssSampler(watched).start()
             meter = CpuMeter(stack.pids())
@@ -330,23 +372,53 @@ class Streams(Scenario):
                     return 100 * min(complete / out["count"], events)
                 return 100 * out["completed"] / out["count"]
 
-            rows.append(Metric(f"{n} {what}: {done} (%)", "%", ok_share(d), ok_share(t),
-                               digits=1, key=f"streams.{kind}.complete_pct"))
+            rows.append(
+                Metric(
+                    f"{n} {what}: {done} (%)",
+                    "%",
+                    ok_share(d),
+                    ok_share(t),
+                    digits=1,
+                    key=f"streams.{kind}.complete_pct",
+                )
+            )
             for stat in ("p50", "p99"):
-                rows.append(Metric(
-                    f"{n} {what}: completion after intended, {stat} (ms)", "ms",
-                    d["extra_ms"].get(stat), t["extra_ms"].get(stat), "lower", 1,
-                    key=f"streams.{kind}.extra_{stat}_ms"))
+                rows.append(
+                    Metric(
+                        f"{n} {what}: completion after intended, {stat} (ms)",
+                        "ms",
+                        d["extra_ms"].get(stat),
+                        t["extra_ms"].get(stat),
+                        "lower",
+                        1,
+                        key=f"streams.{kind}.extra_{stat}_ms",
+                    )
+                )
             if kind == "sse":
-                rows.append(Metric(
-                    f"{n} SSE streams: events 2.., late vs the first, p99 (ms)", "ms",
-                    d["event_spacing_ms"].get("p99"), t["event_spacing_ms"].get("p99"), "lower",
-                    1, key="streams.sse.event_spacing_p99_ms"))
+                rows.append(
+                    Metric(
+                        f"{n} SSE streams: events 2.., late vs the first, p99 (ms)",
+                        "ms",
+                        d["event_spacing_ms"].get("p99"),
+                        t["event_spacing_ms"].get("p99"),
+                        "lower",
+                        1,
+                        key="streams.sse.event_spacing_p99_ms",
+                    )
+                )
             for role in ("relay", "agent"):
-                rows.append(Metric(
-                    f"{n} {what}: {role} RSS per open stream (KiB)", "KiB", None,
-                    t["rss_per_stream_kib"][role], "lower", 1, False,
-                    key=f"streams.{kind}.{role}_kib_per_stream"))
+                rows.append(
+                    Metric(
+                        f"{n} {what}: {role} RSS per open stream (KiB)",
+                        "KiB",
+                        None,
+                        t["rss_per_stream_kib"][role],
+                        "lower",
+                        1,
+                        False,
+                        key=f"streams.{kind}.{role}_kib_per_stream",
+                    )
+                )
         return rows
 
 

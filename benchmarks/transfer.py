@@ -82,9 +82,15 @@ def download(port: int, host_header: str, size: int) -> dict:
                 break
             got += n
         done = time.perf_counter()
-    return {"direction": "download", "status": status, "bytes": got, "expected": size,
-            "seconds": done - started, "ttfb_s": first - started, "ok": status == 200
-            and got == size}
+    return {
+        "direction": "download",
+        "status": status,
+        "bytes": got,
+        "expected": size,
+        "seconds": done - started,
+        "ttfb_s": first - started,
+        "ok": status == 200 and got == size,
+    }
 
 
 def upload(port: int, host_header: str, size: int) -> dict:
@@ -111,9 +117,15 @@ def upload(port: int, host_header: str, size: int) -> dict:
             rest += more
         done = time.perf_counter()
     received = int(rest.strip() or b"-1") if status == 200 else -1
-    return {"direction": "upload", "status": status, "bytes": received, "expected": size,
-            "seconds": done - started, "send_s": sent - started,
-            "ok": status == 200 and received == size}
+    return {
+        "direction": "upload",
+        "status": status,
+        "bytes": received,
+        "expected": size,
+        "seconds": done - started,
+        "send_s": sent - started,
+        "ok": status == 200 and received == size,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,12 +149,27 @@ def _size_label(size: int) -> str:
     return f"{size / GB:g} GB" if size >= GB else f"{size / 1e6:g} MB"
 
 
-def run_client(direction: str, port: int, host_header: str, size: int,
-               cpus: set[int] | None) -> dict:
-    cmd = [sys.executable, str(HERE / "transfer.py"), direction, "--port", str(port),
-           "--host-header", host_header, "--size", str(size)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=pinned_preexec(cpus))
+def run_client(
+    direction: str, port: int, host_header: str, size: int, cpus: set[int] | None
+) -> dict:
+    cmd = [
+        sys.executable,
+        str(HERE / "transfer.py"),
+        direction,
+        "--port",
+        str(port),
+        "--host-header",
+        host_header,
+        "--size",
+        str(size),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=pinned_preexec(cpus),
+    )
     with track(proc):
         out, err = proc.communicate(timeout=size / 5e6 + 60)  # gives up below 5 MB/s
     if proc.returncode != 0:
@@ -160,9 +187,11 @@ class Transfer(Scenario):
     def how(self, ctx: Context) -> str:
         size = self.size(ctx)
         scaled = " (--quick: scaled down from 1 GB)" if ctx.quick else ""
-        return (f"{_size_label(size)} download (GET /stream) and upload (POST /upload), one "
-                f"connection, direct and through a fresh relay + agent; VmRSS polled every "
-                f"10 ms{scaled}")
+        return (
+            f"{_size_label(size)} download (GET /stream) and upload (POST /upload), one "
+            f"connection, direct and through a fresh relay + agent; VmRSS polled every "
+            f"10 ms{scaled}"
+        )
 
     def run(self, ctx: Context) -> ScenarioResult:
         stack = ctx.fresh_stack("transfer")
@@ -174,8 +203,10 @@ class Transfer(Scenario):
 
     def _measure(self, ctx: Context, stack: Stack) -> ScenarioResult:
         size, cpus = self.size(ctx), ctx.pinning.load
-        sides = {"direct": (stack.app_port, stack.direct_host),
-                 "tunnel": (stack.http_port, stack.tunnel_host)}
+        sides = {
+            "direct": (stack.app_port, stack.direct_host),
+            "tunnel": (stack.http_port, stack.tunnel_host),
+        }
         for direction in ("download", "upload"):  # warm-up: code paths, buffers, lazy imports
             for port, host in sides.values():
                 run_client(direction, port, host, 1_000_000, cpus)
@@ -194,15 +225,21 @@ class Transfer(Scenario):
                 cpu = meter.stop()
                 peaks = sampler.stop()
                 name = f"{direction} {side}"
-                runs[name] = LoadResult(requests=1, duration_s=out["seconds"], bytes=size,
-                                        generator="transfer.py", cpu=cpu)
+                runs[name] = LoadResult(
+                    requests=1,
+                    duration_s=out["seconds"],
+                    bytes=size,
+                    generator="transfer.py",
+                    cpu=cpu,
+                )
                 out["rss_idle_kib"] = idle
                 out["rss_peak_kib"] = peaks
                 out["rss_samples"] = sampler.samples
                 details[name] = out
                 if not out["ok"]:
-                    notes.append(f"{name}: status {out['status']}, {out['bytes']:,} of "
-                                 f"{size:,} bytes")
+                    notes.append(
+                        f"{name}: status {out['status']}, {out['bytes']:,} of {size:,} bytes"
+                    )
                 if side == "tunnel":
                     for role in watched:
                         growth[direction, role] = peaks.get(role, 0) - idle.get(role, 0)
@@ -210,25 +247,45 @@ class Transfer(Scenario):
         metrics = []
         for direction in ("download", "upload"):
             d, t = details[f"{direction} direct"], details[f"{direction} tunnel"]
-            metrics.append(Metric(
-                f"{label} {direction} (MB/s)", "MB/s", size / d["seconds"] / 1e6,
-                size / t["seconds"] / 1e6, digits=1, key=f"transfer.{direction}.mb_per_s"))
+            metrics.append(
+                Metric(
+                    f"{label} {direction} (MB/s)",
+                    "MB/s",
+                    size / d["seconds"] / 1e6,
+                    size / t["seconds"] / 1e6,
+                    digits=1,
+                    key=f"transfer.{direction}.mb_per_s",
+                )
+            )
         for direction in ("download", "upload"):
             for role in ("relay", "agent"):
-                metrics.append(Metric(
-                    f"{label} {direction}: {role} peak RSS growth (MiB)", "MiB", None,
-                    mib(growth[direction, role]), "lower", 1, False,
-                    key=f"transfer.{direction}.{role}_rss_growth_mib"))
+                metrics.append(
+                    Metric(
+                        f"{label} {direction}: {role} peak RSS growth (MiB)",
+                        "MiB",
+                        None,
+                        mib(growth[direction, role]),
+                        "lower",
+                        1,
+                        False,
+                        key=f"transfer.{direction}.{role}_rss_growth_mib",
+                    )
+                )
         for name, out in details.items():
             if name.endswith("tunnel"):
                 idle, peak = out["rss_idle_kib"], out["rss_peak_kib"]
-                notes.append(f"{name}: RSS idle -> peak: " + ", ".join(
-                    f"{role} {mib(idle.get(role, 0)):.1f} -> {mib(peak.get(role, 0)):.1f} MiB"
-                    for role in ("relay", "agent")))
+                notes.append(
+                    f"{name}: RSS idle -> peak: "
+                    + ", ".join(
+                        f"{role} {mib(idle.get(role, 0)):.1f} -> {mib(peak.get(role, 0)):.1f} MiB"
+                        for role in ("relay", "agent")
+                    )
+                )
         if ctx.quick:
             notes.append(f"--quick: {label} instead of 1 GB")
-        return ScenarioResult(self.key, f"{label} transfer", metrics, runs, notes,
-                              how=self.how(ctx), details=details)
+        return ScenarioResult(
+            self.key, f"{label} transfer", metrics, runs, notes, how=self.how(ctx), details=details
+        )
 
 
 if __name__ == "__main__":

@@ -98,8 +98,16 @@ class WrkGenerator:
 
     def command(self, spec: LoadSpec) -> list[str]:
         cmd = [
-            self.path, "-t1", f"-c{spec.connections}", f"-d{whole_seconds(spec.duration)}s",
-            "--timeout", "5s", "-s", str(self.script), "-H", f"Host: {spec.host_header}",
+            self.path,
+            "-t1",
+            f"-c{spec.connections}",
+            f"-d{whole_seconds(spec.duration)}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(self.script),
+            "-H",
+            f"Host: {spec.host_header}",
         ]
         if spec.close:
             cmd += ["-H", "Connection: close"]
@@ -109,7 +117,10 @@ class WrkGenerator:
         from stack import pinned_preexec, track
 
         proc = subprocess.Popen(
-            self.command(spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            self.command(spec),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             preexec_fn=pinned_preexec(self.cpus),
         )
         with track(proc):

@@ -126,20 +126,17 @@ class FrameLink(asyncio.Protocol):
     def queue(self, encoded: bytes) -> None:
         """Queue an encoded frame; it leaves with this loop iteration's message."""
         self._out.append(encoded)
-        self._frames += 1
-        self._out_size += len(encoded)
-        if self._out_size >= FLUSH_AT:
-            self.flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        self._queued(len(encoded))
 
     def queue_data(self, stream: int, data: bytes) -> None:
         """Queue a DATA frame as two pieces: the payload is copied only into the message."""
         self._out.append(p.data_prefix(stream, len(data)))
         self._out.append(data)
+        self._queued(len(data))
+
+    def _queued(self, size: int) -> None:
         self._frames += 1
-        self._out_size += len(data)
+        self._out_size += size
         if self._out_size >= FLUSH_AT:
             self.flush()
         elif not self._flush_scheduled:

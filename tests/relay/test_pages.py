@@ -75,6 +75,14 @@ async def slow(relay: Relay, app: int) -> RawResponse:
     return response
 
 
+async def http2_in_clear(relay: Relay, app: int) -> RawResponse:
+    reader, writer = await open_from(relay.http_port)
+    writer.write(f"GET / HTTP/2.0\r\nHost: pages.localhost:{relay.http_port}\r\n\r\n".encode())
+    response = await read_response(reader)
+    writer.close()
+    return response
+
+
 async def rate_limited(relay: Relay, app: int) -> RawResponse:
     async with agent_for(relay, app, "pages") as tunnel:
         assert (await get(relay.http_port, tunnel.host)).status == 200
@@ -146,6 +154,9 @@ CASES = {
     ),
     "503-offline": Case(503, r"Tunnel 'pages' is offline", "is offline", {}, offline),
     "503-busy": Case(503, r"Tunnel 'pages' is busy", "is busy", {"streams_per_agent": 1}, busy),
+    "505": Case(
+        505, r"HTTP version not supported", "HTTP version not supported", {}, http2_in_clear
+    ),
 }
 
 

@@ -57,3 +57,5 @@ def test_ruff_is_clean():
     assert ruff, "ruff is a test dependency: pip install -e '.[test]'"
     out = subprocess.run([ruff, "check", "."], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
+    out = subprocess.run([ruff, "format", "--check", "."], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, "run `ruff format .`:\n" + out.stdout + out.stderr
