@@ -297,19 +297,22 @@ def _build(item: Any) -> Frame:
     return frame
 
 
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` items: a message's first bytes."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
 def batch(encoded: list[bytes], frames: int | None = None) -> bytes:
     """One websocket message: a msgpack array holding already-encoded frames.
 
     ``encoded`` may hold frames in several pieces; ``frames`` then says how many frames.
     """
     n = len(encoded) if frames is None else frames
-    if n < 16:
-        header = bytes((0x90 | n,))
-    elif n < 0x10000:
-        header = b"\xdc" + n.to_bytes(2, "big")
-    else:
-        header = b"\xdd" + n.to_bytes(4, "big")
-    return header + b"".join(encoded)
+    return b"".join([array_header(n), *encoded])
 
 
 def encode_message(*frames: Frame) -> bytes:

@@ -122,11 +122,11 @@ async def run_agents(
     """Run agents until stop is set; exit code 1 if the relay refuses any of them."""
     store = ResumeStore()
     agents: list[Agent] = []
+    reporters: list[Reporter] = []
     for tag, settings in tunnels:
         settings.resume = settings.resume or store.get(settings.relay, settings.name)
-        agents.append(
-            Agent(settings, _remembering(Reporter(as_json, tag), store, len(agents), agents))
-        )
+        reporters.append(Reporter(as_json, tag))
+        agents.append(Agent(settings, _remembering(reporters[-1], store, len(agents), agents)))
     tasks = [asyncio.create_task(agent.run()) for agent in agents]
     stopper = asyncio.create_task(stop.wait())
     code = 0
@@ -145,6 +145,8 @@ async def run_agents(
         agent.stop()
     await asyncio.wait(tasks, timeout=3)
     stopper.cancel()
+    for reporter in reporters:
+        reporter.flush()
     return code
 
 

@@ -1,0 +1,66 @@
+"""The headless request log: request lines leave in batches, other events at once."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+from relay.events import RequestRecord, TunnelClosed, TunnelOpen
+from tui.report import FLUSH_EVERY, Reporter
+
+
+class CountingStream(io.StringIO):
+    """A text stream that counts the writes it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def record(path: str, status: int = 200) -> RequestRecord:
+    return RequestRecord(0.0, "GET", path, status, 1.5, 100, 2048, "127.0.0.1", 1)
+
+
+async def test_request_lines_are_written_together_after_a_short_delay():
+    out = CountingStream()
+    report = Reporter(as_json=False, out=out)
+    for i in range(100):
+        report(record(f"/r{i}"))
+    assert out.getvalue() == ""
+    await asyncio.sleep(FLUSH_EVERY * 3)
+    lines = out.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == [f"/r{i}" for i in range(100)]
+    assert out.writes == 1
+    assert "200  1.5ms  100B in 2.0KB out" in lines[0]
+
+
+async def test_other_events_go_out_at_once_after_pending_requests():
+    out = CountingStream()
+    report = Reporter(as_json=True, tag="web", out=out)
+    report(TunnelOpen("web", "http://web.localhost:8080", "127.0.0.1:3000"))
+    assert json.loads(out.getvalue())["event"] == "tunnel_open"
+    report(record("/a"))
+    report(TunnelClosed("web", "stopped"))
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["tunnel_open", "request", "closed"]
+    assert all(e["profile"] == "web" for e in events)
+
+
+def test_outside_a_loop_every_line_is_written_at_once():
+    out = CountingStream()
+    report = Reporter(as_json=False, out=out)
+    report(record("/x"))
+    assert "/x" in out.getvalue()
+
+
+async def test_flush_writes_what_is_pending():
+    out = CountingStream()
+    report = Reporter(as_json=False, out=out)
+    report(record("/last"))
+    report.flush()
+    assert "/last" in out.getvalue()
