@@ -6,6 +6,7 @@ import gc
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from pathlib import Path
 
 from rich.text import Text
@@ -161,9 +162,11 @@ class MolehillApp(ProfileActions):
         if self.host is None:
             return
         update = self.host.drain()
+        if not update.records and not update.events and update.statuses == self.statuses:
+            return  # nothing to redraw: an idle dashboard should cost (almost) nothing
         log = self.query_one(RequestLog)
         for key, records in update.records.items():
-            rows = [(key, r) for r in records]
+            rows = list(zip(repeat(key), records))  # thousands a second under load
             self.logs.setdefault(key, deque(maxlen=self.ring_size)).extend(rows)
             self.all_rows.extend(rows)
             if self.selected in (key, ALL):

@@ -104,12 +104,12 @@ class RequestLog(ScrollView, can_focus=True):
             self.cursor = None
         self._resized()
 
-    def add(self, rows: Iterable[Row]) -> None:
+    def add(self, rows: list[Row]) -> None:
         if self.paused:
             self.missed += sum(1 for r in rows if self.filter.matches(r[1]))
             return
         before = len(self.rows)
-        matching = [r for r in rows if self.filter.matches(r[1])]
+        matching = [r for r in rows if self.filter.matches(r[1])] if self.filter.active else rows
         if not matching:
             return
         self.rows.extend(matching)
