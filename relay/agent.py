@@ -94,11 +94,11 @@ class LocalConnection(StreamBridge):
         self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes)
 
     def write(self, data: bytes) -> None:
-        self.observer.request_bytes(data)
         if self.early is not None:
             self.early.append(data)
         else:
             super().write(data)
+        self.observer.request_bytes(data)  # after the write: off the request's path
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -117,21 +117,24 @@ class LocalConnection(StreamBridge):
             return
         super().on_end()
 
+    # The response side is observed after the link's flush, which forward() has scheduled:
+    # parsing and logging the response then happen after it has left, not before. Every
+    # observer call goes through call_soon, so the observer sees them in their order.
+
     def data_received(self, data: bytes) -> None:
-        # Forward first: the response's flush is then scheduled before the request log's.
         self.forward(data)
-        self.observer.response_bytes(data)
+        self.agent_link.loop.call_soon(self.observer.response_bytes, data)
 
     def eof_received(self) -> bool:
-        self.observer.response_eof()
+        self.agent_link.loop.call_soon(self.observer.response_eof)
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.observer.close()
+        self.agent_link.loop.call_soon(self.observer.close)
         super().connection_lost(exc)
 
     def on_reset(self, code: str, message: str) -> None:
-        self.observer.close()
+        self.agent_link.loop.call_soon(self.observer.close)
         super().on_reset(code, message)
 
     def forget(self) -> None:

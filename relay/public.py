@@ -242,6 +242,7 @@ class PublicConnection(StreamBridge):
 
     def on_data(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        super().on_data(data)  # to the visitor first: the response's framing is bookkeeping
         responses = self.responses
         if not responses.raw and not self.responses_opaque:
             try:
@@ -252,7 +253,6 @@ class PublicConnection(StreamBridge):
             for item in items:
                 if type(item) is ResponseHead:
                     self._on_response(item)
-        super().on_data(data)
         if self.framer.waiting_for_upgrade and responses.raw:
             self.forward_held(self.framer.upgrade_accepted())
 
