@@ -117,6 +117,7 @@ class MolehillApp(ProfileActions):
             )
             return False
         self._refresh_sidebar(force=True)
+        self._refresh_main()  # the periodic update redraws only what the tunnels change
         return True
 
     def _after_file_error(self, reload: bool | None) -> None:

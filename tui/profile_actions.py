@@ -32,6 +32,9 @@ class ProfileActions(App[None]):
     def _refresh_sidebar(self, force: bool = False) -> None:
         raise NotImplementedError
 
+    def _refresh_main(self) -> None:
+        raise NotImplementedError
+
     # -- profiles --------------------------------------------------------------------------
 
     def _taken(self, except_name: str | None = None) -> set[str]:
@@ -100,6 +103,7 @@ class ProfileActions(App[None]):
             return False
         self.notify(done)
         self._refresh_sidebar(force=True)
+        self._refresh_main()
         return True
 
     def _reload_after_conflict(self, reload: bool | None) -> None:

@@ -97,6 +97,7 @@ async def test_add_edit_delete_profile_through_forms(tmp_path):
     path = tmp_path / "profiles.toml"
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "No profiles yet" in info_text(app))
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, ProfileFormScreen))
         await pilot.press(*"Front")  # uppercase is not a valid name
@@ -112,6 +113,7 @@ async def test_add_edit_delete_profile_through_forms(tmp_path):
         await wait_for(pilot, lambda: not isinstance(app.screen, ProfileFormScreen))
         data = tomllib.loads(path.read_text())
         assert data["profiles"]["frontend"]["port"] == 3000
+        await wait_for(pilot, lambda: "No profiles yet" not in info_text(app))
         # Edit: change the port.
         await wait_for(pilot, lambda: app.selected == "frontend" or _select(app, "frontend"))
         await pilot.press("e")
@@ -130,6 +132,12 @@ async def test_add_edit_delete_profile_through_forms(tmp_path):
         await wait_for(
             pilot, lambda: "frontend" not in tomllib.loads(path.read_text()).get("profiles", {})
         )
+        await wait_for(pilot, lambda: "No profiles yet" in info_text(app))
+
+
+def info_text(app) -> str:
+    """What the line above the request log says."""
+    return str(app.query_one("#tunnel-info").render())
 
 
 def _select(app, name) -> bool:
