@@ -117,24 +117,24 @@ class LocalConnection(StreamBridge):
             return
         super().on_end()
 
-    # The response side is observed after the link's flush, which forward() has scheduled:
-    # parsing and logging the response then happen after it has left, not before. Every
-    # observer call goes through call_soon, so the observer sees them in their order.
+    # The response side is observed after the link's flush: parsing and logging a response
+    # then happen after it has left, not before. Every observer call on this side goes through
+    # after_flush, so the observer sees them in their order.
 
     def data_received(self, data: bytes) -> None:
         self.forward(data)
-        self.agent_link.loop.call_soon(self.observer.response_bytes, data)
+        self.agent_link.after_flush(self.observer.response_bytes, data)
 
     def eof_received(self) -> bool:
-        self.agent_link.loop.call_soon(self.observer.response_eof)
+        self.agent_link.after_flush(self.observer.response_eof)
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.agent_link.loop.call_soon(self.observer.close)
+        self.agent_link.after_flush(self.observer.close)
         super().connection_lost(exc)
 
     def on_reset(self, code: str, message: str) -> None:
-        self.agent_link.loop.call_soon(self.observer.close)
+        self.agent_link.after_flush(self.observer.close)
         super().on_reset(code, message)
 
     def forget(self) -> None:

@@ -15,6 +15,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from websockets.frames import Frame as _FrameType
@@ -83,6 +84,7 @@ class FrameLink(asyncio.Protocol):
         self._out_size = 0
         self._frames = 0
         self._flush_scheduled = False
+        self._after_flush: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
         self._fragments: list[bytes] = []
         self._heartbeat: asyncio.TimerHandle | None = None
         self._ping_interval = 0.0
@@ -149,6 +151,7 @@ class FrameLink(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._run_after_flush()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         reason = self._close_reason or (f"connection lost: {exc}" if exc else "connection closed")
@@ -178,21 +181,39 @@ class FrameLink(asyncio.Protocol):
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
 
+    def after_flush(self, fn: Callable[..., object], *args: Any) -> None:
+        """Call ``fn(*args)`` once what is queued now has been written (in the order asked).
+
+        Bookkeeping that need not delay the bytes (the agent's request log) goes here: one
+        list append instead of a loop callback per chunk.
+        """
+        self._after_flush.append((fn, args))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def _run_after_flush(self) -> None:
+        while self._after_flush:
+            calls, self._after_flush = self._after_flush, []
+            for fn, args in calls:
+                fn(*args)
+
     def send(self, frame: p.Frame) -> None:
         self.queue(p.encode(frame))
 
     def flush(self) -> None:
         self._flush_scheduled = False
-        if not self._out:
-            return
-        pieces = self._out
-        pieces.insert(0, p.array_header(self._frames))
-        self._out = []
-        self._frames = 0
-        self._out_size = 0
-        if self.ws.state is State.OPEN and self.transport is not None:
-            self._write_ws()  # whatever websockets itself has queued goes first
-            self._send_message(pieces)
+        if self._out:
+            pieces = self._out
+            pieces.insert(0, p.array_header(self._frames))
+            self._out = []
+            self._frames = 0
+            self._out_size = 0
+            if self.ws.state is State.OPEN and self.transport is not None:
+                self._write_ws()  # whatever websockets itself has queued goes first
+                self._send_message(pieces)
+        if self._after_flush:
+            self._run_after_flush()
 
     def _send_message(self, pieces: list[bytes]) -> None:
         # Framed here rather than by websockets' send_binary, which copies the message twice
