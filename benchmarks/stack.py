@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import json
 import os
 import re
 import shutil
@@ -111,6 +112,22 @@ def track(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
         yield proc
     finally:
         _stop([proc], grace=1.0)
+
+
+def run_json_client(cmd: list[str], cpus: set[int] | None, timeout: float, what: str) -> dict:
+    """Run a pinned client script to its end; return the JSON object it prints."""
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=pinned_preexec(cpus),
+    )
+    with track(proc):
+        out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {err.strip()[-2000:]}")
+    return json.loads(out)
 
 
 def kill_all() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from cpuwatch import CpuMeter
 from loadgen import LoadResult, latency_summary
 from memory import RssSampler, mib, wait_settled
 from scenarios import Context, Metric, Scenario, ScenarioResult
-from stack import Stack, pinned_preexec, raise_fd_limit, track
+from stack import Stack, raise_fd_limit, run_json_client
 
 HERE = Path(__file__).resolve().parent
 EVENT = b"data: tick"
@@ -233,18 +232,7 @@ def run_client(
         "--events",
         str(events),
     ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=pinned_preexec(cpus),
-    )
-    with track(proc):
-        out, err = proc.communicate(timeout=ms / 1000 * max(events, 1) + 60)
-    if proc.returncode != 0:
-        raise RuntimeError(f"streams client failed ({proc.returncode}): {err.strip()[-2000:]}")
-    return json.loads(out)
+    return run_json_client(cmd, cpus, ms / 1000 * max(events, 1) + 60, "streams client")
 
 
 class Streams(Scenario):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from cpuwatch import CpuMeter
 from loadgen import LoadResult
 from memory import RssSampler, mib, wait_settled
 from scenarios import Context, Metric, Scenario, ScenarioResult
-from stack import Stack, pinned_preexec, track
+from stack import Stack, run_json_client
 
 HERE = Path(__file__).resolve().parent
 BUFFER = 1 << 20
@@ -163,18 +162,8 @@ def run_client(
         "--size",
         str(size),
     ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=pinned_preexec(cpus),
-    )
-    with track(proc):
-        out, err = proc.communicate(timeout=size / 5e6 + 60)  # gives up below 5 MB/s
-    if proc.returncode != 0:
-        raise RuntimeError(f"transfer client failed ({proc.returncode}): {err.strip()[-2000:]}")
-    return json.loads(out)
+    # gives up below 5 MB/s
+    return run_json_client(cmd, cpus, size / 5e6 + 60, "transfer client")
 
 
 class Transfer(Scenario):

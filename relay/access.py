@@ -104,12 +104,9 @@ class AccessRules:
         """Deny wins; a non-empty allow list lets in only its networks."""
         if not (self.allow or self.deny):
             return True
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+        address = client_address(ip)
+        if address is None:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
         if any(address in net for net in self.deny):
             return False
         return not self.allow or any(address in net for net in self.allow)
@@ -169,11 +166,17 @@ def parse_networks(items: Iterable[str]) -> list[Network]:
     return [ipaddress.ip_network(item, strict=False) for item in items]
 
 
-def in_networks(ip: str, networks: Sequence[Network]) -> bool:
+def client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address to match against networks (IPv4-mapped IPv6 as IPv4); None if invalid."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
-        return False
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return any(address in net for net in networks)
+        return address.ipv4_mapped
+    return address
+
+
+def in_networks(ip: str, networks: Sequence[Network]) -> bool:
+    address = client_address(ip)
+    return address is not None and any(address in net for net in networks)

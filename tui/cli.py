@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from relay import __version__
 from tui.commands import dashboard, http, relay, start
 from tui.commands import profiles as profiles_command
+from tui.commands.profiles import add_profiles_option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,13 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hostable tunnels to your local web apps, with a live dashboard.",
     )
     parser.add_argument("--version", action="version", version=f"molehill {__version__}")
-    parser.add_argument(
-        "--profiles",
-        dest="profiles_path",
-        default=argparse.SUPPRESS,
-        metavar="PATH",
-        help="profiles file (default: $MOLEHILL_PROFILES or the user config directory)",
-    )
+    add_profiles_option(parser)
     parser.add_argument(
         "--log-size",
         type=int,

@@ -4,22 +4,17 @@ a clean exit on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import signal
 import socket
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 
 from tests.support.apps import raw_server
-from tests.support.environ import clean_environ
+from tests.support.cli import molehill_process
 from tests.support.stack import agent_for, running_relay
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUEST_KEYS = {
     "event",
     "time",
@@ -36,67 +31,6 @@ REQUEST_KEYS = {
 }
 
 
-class Molehill:
-    """A running `molehill ...` process with line-by-line access to its output."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-
-    async def line(self, timeout: float = 10.0) -> str:
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(timeout):
-            raw = await self.proc.stdout.readline()
-        if not raw:
-            raise EOFError(f"stdout closed; stderr: {await self.stderr()}")
-        text = raw.decode().rstrip("\n")
-        self.lines.append(text)
-        return text
-
-    async def line_matching(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        async with asyncio.timeout(timeout):
-            while True:
-                found = re.search(pattern, await self.line())
-                if found:
-                    return found
-
-    async def stderr(self) -> str:
-        assert self.proc.stderr is not None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                return (await self.proc.stderr.read()).decode()
-        return ""
-
-    async def terminate(self, timeout: float = 10.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(timeout):
-            return await self.proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def molehill(*args: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[Molehill]:
-    env = clean_environ()
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra_env or {})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tui.cli",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield Molehill(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
 def busy_socket() -> socket.socket:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -105,7 +39,9 @@ def busy_socket() -> socket.socket:
 
 
 async def test_relay_prints_where_it_listens_and_exits_cleanly_on_sigterm(app_port):
-    async with molehill("relay", "--http", "127.0.0.1:0", "--agents", "127.0.0.1:0") as relay:
+    async with molehill_process(
+        "relay", "--http", "127.0.0.1:0", "--agents", "127.0.0.1:0"
+    ) as relay:
         first = await relay.line()
         assert first.startswith("molehill relay: tunnels at http://NAME.localhost:")
         http_port = int(
@@ -117,7 +53,7 @@ async def test_relay_prints_where_it_listens_and_exits_cleanly_on_sigterm(app_po
 
         # it really serves: an agent connects, a visitor gets through
         async with (
-            molehill(
+            molehill_process(
                 "http", str(app_port), "--relay", agents, "--subdomain", "cli", "--json"
             ) as agent,
             httpx.AsyncClient(timeout=5) as c,
@@ -133,17 +69,19 @@ async def test_relay_prints_where_it_listens_and_exits_cleanly_on_sigterm(app_po
         assert await relay.terminate() == 0
         rest = (await relay.proc.stdout.read()).decode()
         assert "shutting down" in rest
-        stderr = await relay.stderr()
+        stderr = await relay.rest_of_stderr()
         assert "Traceback" not in stderr, stderr
 
 
 async def test_relay_on_a_busy_port_exits_1_with_a_message():
     with busy_socket() as sock:
         port = sock.getsockname()[1]
-        async with molehill("relay", "--http", f"127.0.0.1:{port}", "--agents", "127.0.0.1:0") as r:
+        async with molehill_process(
+            "relay", "--http", f"127.0.0.1:{port}", "--agents", "127.0.0.1:0"
+        ) as r:
             async with asyncio.timeout(10):
                 code = await r.proc.wait()
-            stderr = await r.stderr()
+            stderr = await r.rest_of_stderr()
     assert code == 1
     assert "cannot listen" in stderr
     assert "Traceback" not in stderr
@@ -152,7 +90,7 @@ async def test_relay_on_a_busy_port_exits_1_with_a_message():
 async def test_http_json_prints_tunnel_open_then_one_line_per_request(app_port):
     async with (
         running_relay() as relay,
-        molehill(
+        molehill_process(
             "http", str(app_port), "--relay", relay.agents_url, "--subdomain", "jsonl", "--json"
         ) as agent,
     ):
@@ -183,14 +121,14 @@ async def test_http_json_prints_tunnel_open_then_one_line_per_request(app_port):
         # the POST's bytes_in counts its head and its 5-byte body
         assert records[1]["bytes_in"] >= len(b"POST /echo/two HTTP/1.1\r\n\r\n") + 5
         assert await agent.terminate() == 0
-        stderr = await agent.stderr()
+        stderr = await agent.rest_of_stderr()
         assert "Traceback" not in stderr, stderr
 
 
 async def test_http_human_output(app_port):
     async with (
         running_relay() as relay,
-        molehill(
+        molehill_process(
             "http", str(app_port), "--relay", relay.agents_url, "--subdomain", "human"
         ) as agent,
     ):
@@ -214,13 +152,13 @@ async def test_http_with_a_taken_subdomain_exits_1_with_a_clear_message(app_port
     async with (
         running_relay() as relay,
         agent_for(relay, app_port, "busy"),
-        molehill(
+        molehill_process(
             "http", str(app_port), "--relay", relay.agents_url, "--subdomain", "busy"
         ) as agent,
     ):
         async with asyncio.timeout(10):
             code = await agent.proc.wait()
-        stderr = await agent.stderr()
+        stderr = await agent.rest_of_stderr()
     assert code == 1
     assert "busy" in stderr and "in use" in stderr
     assert "Traceback" not in stderr
@@ -241,7 +179,7 @@ async def test_start_all_carries_traffic_for_two_profiles_through_a_loopback_rel
             f"[profiles.web]\nport = {app_port}\n\n"
             f'[profiles.api]\nport = {second.port}\nsubdomain = "backend"\n',
         )
-        async with molehill("--profiles", str(profiles), "start", "--all", "--json") as run:
+        async with molehill_process("--profiles", str(profiles), "start", "--all", "--json") as run:
             opened = {}
             while len(opened) < 2:
                 event = json.loads(await run.line())
@@ -267,7 +205,7 @@ async def test_start_all_carries_traffic_for_two_profiles_through_a_loopback_rel
 
 async def test_start_uses_an_embedded_relay_when_none_is_configured(tmp_path, app_port):
     profiles = write_profiles(tmp_path / "profiles.toml", f"[profiles.web]\nport = {app_port}\n")
-    async with molehill(
+    async with molehill_process(
         "start", "web", "--profiles", str(profiles), "--http", "127.0.0.1:0"
     ) as run:
         port = int(
@@ -289,9 +227,9 @@ async def test_start_uses_an_embedded_relay_when_none_is_configured(tmp_path, ap
 async def test_start_reports_bad_profiles_file_with_exit_code_2(tmp_path):
     profiles = write_profiles(tmp_path / "profiles.toml", "[profiles.web]\nport = 0\n")
     before = profiles.read_bytes()
-    async with molehill("start", "--all", "--profiles", str(profiles)) as run:
+    async with molehill_process("start", "--all", "--profiles", str(profiles)) as run:
         assert await asyncio.wait_for(run.proc.wait(), 10) == 2
-        err = await run.stderr()
+        err = await run.rest_of_stderr()
     assert "[profiles.web] port" in err
     assert profiles.read_bytes() == before
 
@@ -301,7 +239,7 @@ async def test_a_restarted_agent_gets_its_name_back_within_the_lease(tmp_path, a
     resume = {"MOLEHILL_RESUME_FILE": str(tmp_path / "resume.json")}
     async with running_relay(lease=30.0) as relay:
         args = ("http", str(app_port), "--relay", relay.agents_url, "--subdomain", "keep", "--json")
-        async with molehill(*args, extra_env=resume) as first:
+        async with molehill_process(*args, env=resume) as first:
             assert json.loads(await first.line())["event"] == "tunnel_open"
             first.proc.kill()
             await first.proc.wait()
@@ -312,14 +250,14 @@ async def test_a_restarted_agent_gets_its_name_back_within_the_lease(tmp_path, a
         assert "keep" in relay.leases
         # Someone else asking for the held name is refused...
         other = {"MOLEHILL_RESUME_FILE": str(tmp_path / "other.json")}
-        async with molehill(*args, extra_env=other) as thief:
+        async with molehill_process(*args, env=other) as thief:
             assert await asyncio.wait_for(thief.proc.wait(), 10) == 1
         # ...while the restarted agent gets it back.
-        async with molehill(*args, extra_env=resume) as second:
+        async with molehill_process(*args, env=resume) as second:
             event = json.loads(await second.line())
             assert event["event"] == "tunnel_open" and event["name"] == "keep"
             # and a second copy running at the same time does not steal it
-            async with molehill(*args, extra_env=resume) as copy:
+            async with molehill_process(*args, env=resume) as copy:
                 assert await asyncio.wait_for(copy.proc.wait(), 10) == 1
             assert "keep" in relay.tunnels
             assert await second.terminate() == 0

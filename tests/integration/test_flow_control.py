@@ -23,6 +23,7 @@ from tests.support.stack import (
     running_relay,
     tunnel_to,
 )
+from tests.support.waiting import eventually
 
 KB = 1024
 HIGH_WATER = 64 * KB  # asyncio's default write buffer high-water mark
@@ -31,15 +32,6 @@ MAX_READ = 256 * KB  # the most one socket read can bring in
 
 def client(t: Tunnel, **kw) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=t.base, headers={"Host": t.host}, timeout=30, **kw)
-
-
-async def eventually(predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def nodelay(transport) -> bool:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import pytest
@@ -13,18 +12,7 @@ from relay.agent import Agent, AgentSettings, Refused
 from relay.events import Reconnected, Reconnecting, RequestRecord, TunnelOpen
 from relay.server import Relay
 from tests.support.stack import Tunnel, agent_for, relay_settings, running_relay
-
-
-async def eventually(predicate, timeout: float = 5.0, what: str = "condition") -> float:
-    """Wait for ``predicate``; return how long it took."""
-    started = time.monotonic()
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-    return time.monotonic() - started
+from tests.support.waiting import eventually
 
 
 async def status_of(t: Tunnel, path: str = "/") -> int:

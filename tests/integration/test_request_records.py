@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from relay.events import RequestRecord
 from tests.support.stack import Tunnel, open_raw, raw_request, read_response, tunnel_to
+from tests.support.waiting import eventually
 
 CLOSE_BODY = 5000
 
@@ -56,10 +57,7 @@ async def sized_app() -> AsyncIterator[int]:
 
 
 async def records_when(t: Tunnel, count: int) -> list[RequestRecord]:
-    for _ in range(200):
-        if len(t.records()) >= count:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(t.records()) >= count, 2.0, f"{count} records")
     return t.records()
 
 

@@ -19,6 +19,7 @@ from tests.support.stack import (
     read_response,
     tunnel_to,
 )
+from tests.support.waiting import eventually
 
 
 def forwarding_lines(t: Tunnel, ip: str = "127.0.0.1") -> bytes:
@@ -29,12 +30,6 @@ def forwarding_lines(t: Tunnel, ip: str = "127.0.0.1") -> bytes:
 
 def client(t: Tunnel, **kw) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=t.base, headers={"Host": t.host}, timeout=20, **kw)
-
-
-async def wait_for(predicate, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_every_header_line_reaches_the_app_byte_exact():
@@ -155,7 +150,7 @@ async def test_expect_100_continue(app_port):
         assert final.status == 200
         assert final.body and b'"length": 5000' in final.body
         writer.close()
-        await wait_for(lambda: any(r.path == "/echo" for r in t.records()))
+        await eventually(lambda: any(r.path == "/echo" for r in t.records()), 3.0)
         (record,) = [r for r in t.records() if r.path == "/echo"]
         assert record.status == 200
 
@@ -182,7 +177,7 @@ async def test_head_204_304_then_another_request_on_the_same_connection(app_port
                 await reader.read(1)
         writer.close()
         # the agent framed each bodiless response correctly
-        await wait_for(lambda: len(t.records()) == 5)
+        await eventually(lambda: len(t.records()) == 5, 3.0)
         assert [(r.method, r.path, r.status) for r in t.records()] == [
             ("HEAD", "/status/200", 200),
             ("GET", "/status/204", 204),
@@ -209,7 +204,7 @@ async def test_pipelined_requests_are_answered_in_order(app_port):
             assert f'"length": {i}' in data
         writer.close()
         # the agent paired each request with its own response
-        await wait_for(lambda: len(t.records()) == len(paths))
+        await eventually(lambda: len(t.records()) == len(paths), 3.0)
         assert [(r.path, r.status) for r in t.records()] == [(path, 200) for path in paths]
         assert [r.bytes_in for r in t.records()] == sorted(r.bytes_in for r in t.records())
 
@@ -223,7 +218,7 @@ async def test_half_closed_client_still_gets_its_response():
             data = await reader.read()
         assert data == app.response
         writer.close()
-        await wait_for(lambda: not t.relay.public_connections and not t.agent.link.streams)
+        await eventually(lambda: not t.relay.public_connections and not t.agent.link.streams, 3.0)
 
 
 async def test_request_head_arriving_in_pieces(app_port):
@@ -264,6 +259,6 @@ async def test_requests_after_a_refused_upgrade_are_still_logged():
         await read_response(reader)
         writer.write(raw_request(t.host, "/after"))
         await read_response(reader)
-        await wait_for(lambda: len(t.records()) >= 2, timeout=0.3)
+        await eventually(lambda: len(t.records()) >= 2, timeout=0.3)
         assert [(r.path, r.status) for r in t.records()] == [("/ws", 200), ("/after", 200)]
         writer.close()

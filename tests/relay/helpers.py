@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +13,8 @@ from websockets.asyncio.client import connect as ws_connect
 
 from relay import protocol as p
 from relay.access import TokenEntry, new_token, token_hash
-from relay.agent import Refused
+from relay.agent import Agent, AgentSettings, Refused
+from relay.events import Reconnecting
 from relay.server import Relay
 from tests.support.stack import RawResponse, agent_for, raw_request, read_response
 
@@ -116,47 +117,6 @@ async def raw_agent(
         yield ws, answer
 
 
-# -- local servers that report what happened to their connections ---------------------------
-
-
-@dataclass
-class WatchedServer:
-    """Answers each request head with a small keep-alive response; records connection ends."""
-
-    port: int = 0
-    opened: int = 0
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    body: bytes = b"ok"
-
-
-@contextlib.asynccontextmanager
-async def watched_server(body: bytes = b"ok") -> AsyncIterator[WatchedServer]:
-    state = WatchedServer(body=body)
-    response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        state.opened += 1
-        buf = b""
-        try:
-            while data := await reader.read(65536):
-                buf += data
-                while b"\r\n\r\n" in buf:
-                    _, buf = buf.split(b"\r\n\r\n", 1)
-                    writer.write(response)
-        except ConnectionError:
-            pass
-        finally:
-            state.closed.set()
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state.port = server.sockets[0].getsockname()[1]
-    try:
-        yield state
-    finally:
-        server.close()
-
-
 def metrics_dict(text: str) -> dict[str, float]:
     """Prometheus text exposition as {'name{labels}': value}."""
     values = {}
@@ -165,3 +125,18 @@ def metrics_dict(text: str) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             values[key] = float(value)
     return values
+
+
+async def first_retry_reason(url: str, port: int = 9) -> str:
+    """Start an agent at ``url``; return the reason of its first retry."""
+    events: list = []
+    agent = Agent(AgentSettings(port, relay=url, connect_timeout=2.0), events.append)
+    task = asyncio.create_task(agent.run())
+    try:
+        async with asyncio.timeout(5):
+            while not any(isinstance(e, Reconnecting) for e in events):
+                await asyncio.sleep(0.02)
+    finally:
+        agent.stop()
+        await asyncio.wait({task}, timeout=3)
+    return next(e for e in events if isinstance(e, Reconnecting)).reason

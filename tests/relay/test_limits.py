@@ -19,7 +19,6 @@ from tests.relay.helpers import (
     get,
     open_from,
     raw_agent,
-    watched_server,
 )
 from tests.support.apps import raw_server
 from tests.support.stack import agent_for, raw_request, read_response, running_relay
@@ -67,7 +66,7 @@ async def test_oversized_heads_get_431(headers, says):
 
 async def test_idle_connection_is_closed_on_both_sides():
     async with (
-        watched_server() as app,
+        raw_server() as app,
         running_relay(idle_timeout=1) as relay,
         agent_for(relay, app.port, "idle") as tunnel,
     ):
@@ -145,7 +144,7 @@ async def test_per_tunnel_rate_limit(app_port):
 
 async def test_streams_per_agent():
     async with (
-        watched_server() as app,
+        raw_server() as app,
         running_relay(streams_per_agent=2) as relay,
         agent_for(relay, app.port, "narrow") as tunnel,
     ):

@@ -12,9 +12,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from relay.agent import Agent, AgentSettings
-from relay.events import Reconnecting
-from tests.relay.helpers import agent_at
+from tests.relay.helpers import agent_at, first_retry_reason
 from tests.support.stack import raw_request, read_response, running_relay
 
 trustme = pytest.importorskip("trustme")
@@ -90,18 +88,7 @@ async def test_agents_over_wss_and_visitors_over_https(certs, app_port):
 
 async def test_agent_without_the_ca_says_the_certificate_is_not_trusted(certs, app_port):
     async with tls_relay(certs) as relay:
-        events: list = []
-        settings = AgentSettings(app_port, relay=f"wss://localhost:{relay.agents_port}")
-        agent = Agent(settings, events.append)
-        task = asyncio.create_task(agent.run())
-        try:
-            async with asyncio.timeout(5):
-                while not any(isinstance(e, Reconnecting) for e in events):
-                    await asyncio.sleep(0.02)
-        finally:
-            agent.stop()
-            await asyncio.wait({task}, timeout=3)
-        reason = next(e for e in events if isinstance(e, Reconnecting)).reason
+        reason = await first_retry_reason(f"wss://localhost:{relay.agents_port}", app_port)
         assert "CERTIFICATE_VERIFY_FAILED" in reason
         assert not relay.tunnels
 

@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from relay.agent import Agent, AgentSettings
-from relay.events import Reconnecting
+from tests.relay.helpers import first_retry_reason
 from tests.support.cli import molehill_process
 from tests.support.stack import running_relay
-
-
-async def first_retry_reason(url: str, port: int = 9) -> str:
-    """Start an agent at ``url``; return the reason of its first retry."""
-    events: list = []
-    agent = Agent(AgentSettings(port, relay=url, connect_timeout=2.0), events.append)
-    task = asyncio.create_task(agent.run())
-    try:
-        async with asyncio.timeout(5):
-            while not any(isinstance(e, Reconnecting) for e in events):
-                await asyncio.sleep(0.02)
-    finally:
-        agent.stop()
-        await asyncio.wait({task}, timeout=3)
-    return next(e for e in events if isinstance(e, Reconnecting)).reason
 
 
 async def test_agent_pointed_at_the_public_port():

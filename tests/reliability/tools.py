@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from tests.support.stack import open_raw, raw_request, read_response
+from tests.support.waiting import eventually
 
-
-async def eventually(
-    predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
-) -> float:
-    """Wait for ``predicate()`` to be truthy; return how long it took."""
-    started = time.monotonic()
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
-    return time.monotonic() - started
+__all__ = ["eventually"]  # the reliability tests take it from here
 
 
 async def get(port: int, host: str, path: str = "/", timeout: float = 10.0):

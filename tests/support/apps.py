@@ -308,6 +308,7 @@ class RawServer:
     received: bytearray = field(default_factory=bytearray)
     port: int = 0
     response: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # set when a connection ends
 
     def heads(self) -> list[bytes]:
         return [h + b"\r\n\r\n" for h in bytes(self.received).split(b"\r\n\r\n") if h]
@@ -327,7 +328,10 @@ async def raw_server() -> AsyncIterator[RawServer]:
                     _, buf = buf.split(b"\r\n\r\n", 1)
                     writer.write(state.response)
                     await writer.drain()
+        except ConnectionError:
+            pass
         finally:
+            state.closed.set()
             writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)

@@ -116,25 +116,8 @@ async def running_relay(**overrides: object) -> AsyncIterator[Relay]:
 async def agent_for(
     relay: Relay, local_port: int, name: str = "", **overrides: object
 ) -> AsyncIterator[Tunnel]:
-    settings = AgentSettings(local_port=local_port, relay=relay.agents_url, name=name)
-    for key, value in overrides.items():
-        setattr(settings, key, value)
-    events: list[AgentEvent] = []
-    agent = Agent(settings, events.append)
-    task = asyncio.create_task(agent.run())
-    waiter = asyncio.create_task(agent.wait_online())
-    done, _ = await asyncio.wait({task, waiter}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if waiter not in done:
-        waiter.cancel()
-        if task.done():
-            task.result()  # raises the refusal
-        raise TimeoutError("agent did not come online")
-    tunnel = Tunnel(relay, agent, task, events)
-    try:
+    async with agent_via(relay, relay.agents_url, local_port, name, **overrides) as tunnel:
         yield tunnel
-    finally:
-        agent.stop()
-        await asyncio.wait({task}, timeout=5)
 
 
 @asynccontextmanager

@@ -41,7 +41,8 @@ RELAY_OPTIONS = {"url": "--url", "token": "--token"}
 # -- parser --------------------------------------------------------------------------------------
 
 
-def _add_profiles_option(parser: argparse.ArgumentParser) -> None:
+def add_profiles_option(parser: argparse.ArgumentParser) -> None:
+    """``--profiles PATH``, which every subcommand that reads the profiles file takes."""
     # SUPPRESS at every level: an unset option must not overwrite a --profiles given earlier on
     # the command line (argparse copies sub-parser defaults over the parent's values).
     parser.add_argument(
@@ -128,7 +129,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         # "resolve": the dispatcher may add its own global --profiles option here too.
         conflict_handler="resolve",
     )
-    _add_profiles_option(parser)
+    add_profiles_option(parser)
     parser.set_defaults(run=run)  # the dispatcher (tui/cli.py) calls args.run(args)
     commands = parser.add_subparsers(dest="profiles_command", metavar="COMMAND")
 
@@ -139,7 +140,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             description=help[0].upper() + help[1:] + ".",
             conflict_handler="resolve",
         )
-        _add_profiles_option(sub)
+        add_profiles_option(sub)
         return sub
 
     command("path", "print the path of the profiles file in use")

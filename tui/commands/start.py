@@ -17,6 +17,7 @@ from relay.host import start_embedded_relay
 from relay.runtime import run_until_signal
 from relay.server import Relay, RelaySettings
 from tui.commands.http import run_agents
+from tui.commands.profiles import add_profiles_option
 from tui.commands.relay import host_port
 
 
@@ -41,13 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the embedded relay's public listener, when no relay is configured "
         "(default 127.0.0.1:8080, or a free port if that is taken)",
     )
-    parser.add_argument(
-        "--profiles",
-        dest="profiles_path",
-        default=argparse.SUPPRESS,
-        metavar="PATH",
-        help="profiles file (default: $MOLEHILL_PROFILES or the user config directory)",
-    )
+    add_profiles_option(parser)
     parser.set_defaults(run=run)
 
 
