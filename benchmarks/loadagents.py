@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raise_fd_limit()
     sys.path.insert(0, str(HERE.parent))  # relay/ when molehill is not installed
-    from relay.runtime import new_event_loop
+    from relay.transport.runtime import new_event_loop
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(

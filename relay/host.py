@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from relay.agent import Agent, AgentSettings, Refused
 from relay.events import AgentEvent, RequestRecord, TunnelRefused
-from relay.runtime import new_event_loop
 from relay.server import Relay, RelaySettings
 from relay.stats import StatsSnapshot, TunnelStats
+from relay.transport.runtime import new_event_loop
 
 PUBLISH_EVERY = 0.25  # seconds between status snapshots
 

@@ -16,7 +16,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from relay.runtime import new_event_loop
+from relay.transport.runtime import new_event_loop
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>molehill demo</title>

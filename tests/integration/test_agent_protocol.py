@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from relay import protocol as p
+from relay.wire import codec as p
 from tests.support.stack import agent_for, running_relay
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from relay.agent import Agent, AgentSettings, Refused
-from relay.names import ADJECTIVES, NOUNS
+from relay.http.names import ADJECTIVES, NOUNS
 from tests.support.apps import silent_server
 from tests.support.stack import (
     agent_for,

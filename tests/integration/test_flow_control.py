@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from relay.agent import LocalConnection
-from relay.public import PublicConnection
+from relay.server.public import PublicConnection
 from tests.support.apps import pattern_sha256
 from tests.support.stack import (
     Tunnel,

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from relay import protocol as p
-from relay.access import TokenEntry, new_token, token_hash
 from relay.agent import Agent, AgentSettings, Refused
 from relay.events import Reconnecting
 from relay.server import Relay
+from relay.server.access import TokenEntry, new_token, token_hash
+from relay.wire import codec as p
 from tests.support.stack import RawResponse, agent_for, raw_request, read_response
 
 

@@ -9,7 +9,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from relay import protocol as p
+from relay.wire import codec as p
 from tests.relay.helpers import get, open_from, raw_agent
 from tests.support.cli import molehill_process
 from tests.support.stack import agent_for, raw_request, read_response, running_relay

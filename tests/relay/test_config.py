@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from relay import config as relay_config
-from relay import protocol as p
-from relay.access import TokenEntry
-from relay.config import ConfigError, load_config
 from relay.server import RelaySettings
+from relay.server import config as relay_config
+from relay.server.access import TokenEntry
+from relay.server.config import ConfigError, load_config
+from relay.wire import codec as p
 from tests.relay.helpers import first_frame_of
 from tests.support.cli import ROOT, molehill_process, run_molehill
 

@@ -12,7 +12,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from relay import protocol as p
+from relay.wire import codec as p
 from tests.relay.helpers import (
     closed_within,
     first_frame_of,

@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import fnmatch
 
-from relay import protocol as p
 from relay.agent import Refused
 from relay.server import Relay
+from relay.wire import codec as p
 from tests.relay.helpers import get, make_token, raw_agent, refusal
 from tests.support.apps import raw_server
 from tests.support.stack import agent_for, relay_settings, running_relay

@@ -9,7 +9,7 @@ import re
 
 import httpx
 
-from relay.metrics import render
+from relay.server.metrics import render
 from tests.relay.helpers import agent_at, get, metrics_dict, open_from, refusal
 from tests.support.cli import molehill_process
 from tests.support.stack import agent_for, raw_request, read_response, running_relay
@@ -127,7 +127,8 @@ async def test_the_guide_lists_every_metric_and_log_event():
     assert len(names) == 10
     assert not [n for n in sorted(names) if f"`{n}" not in guide]
     source = "".join(
-        (ROOT / "relay" / f).read_text() for f in ("server.py", "session.py", "admission.py")
+        (ROOT / "relay" / "server" / f).read_text()
+        for f in ("relay.py", "agent_session.py", "admission.py")
     )
     events = set(re.findall(r'log_event\(\s*"([a-z_]+)"', source))
     assert {"tunnel_online", "tunnel_offline", "agent_refused"} <= events

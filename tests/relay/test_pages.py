@@ -187,8 +187,8 @@ async def test_browsers_get_html_pages(app_port):
 
 def refusal_codes() -> set[str]:
     """The codes the relay refuses agents with, read from its source."""
-    source = (ROOT / "relay" / "admission.py").read_text() + (
-        ROOT / "relay" / "access.py"
+    source = (ROOT / "relay" / "server" / "admission.py").read_text() + (
+        ROOT / "relay" / "server" / "access.py"
     ).read_text()
     codes = set(re.findall(r'refuse\(\s*"([a-z_]+)"', source))
     codes |= set(re.findall(r'Verdict\(\s*None,\s*"([a-z_]+)"', source))

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from relay.config import load_config
 from relay.server import Relay
+from relay.server.config import load_config
 from tests.relay.helpers import agent_at, open_from
 from tests.support.cli import ROOT, require_program
 from tests.support.stack import agent_for, raw_request, read_response, running_relay

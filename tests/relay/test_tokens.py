@@ -14,10 +14,10 @@ import tomllib
 
 import pytest
 
-from relay.access import token_hash
 from relay.agent import Agent, AgentSettings, Refused
-from relay.config import load_config
 from relay.server import Relay, RelayConfigError
+from relay.server.access import token_hash
+from relay.server.config import load_config
 from tests.relay.helpers import agent_at, get, make_token, refusal
 from tests.support.cli import molehill_process, run_molehill
 from tests.support.stack import agent_for, relay_settings, running_relay

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from relay.events import Reconnected, Reconnecting, RequestRecord
-from relay.public import PublicConnection
+from relay.server.public import PublicConnection
 from tests.reliability.procs import agent_process, app_process, relay_process
 from tests.reliability.tools import (
     download,

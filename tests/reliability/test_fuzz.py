@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect as ws_connect
 
-from relay import protocol as p
+from relay.wire import codec as p
 from tests.reliability.threaded import GOOD, ThreadedStack, background_traffic, read_until_closed
 
 EXAMPLE_TIMEOUT = 2.0

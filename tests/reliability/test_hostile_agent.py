@@ -20,8 +20,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from relay import protocol as p
 from relay.server import Relay
+from relay.wire import codec as p
 from tests.reliability.tools import drain_until_closed, eventually, get
 from tests.support.stack import Tunnel, agent_for, open_raw, raw_request, running_relay
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.events import parse_header_lines
-from relay.http1 import (
+from relay.http.framing import (
     MESSAGE_END,
     Http1Framer,
     HttpError,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from relay.names import (
+from relay.http.names import (
     ADJECTIVES,
     NOUNS,
     is_valid_label,

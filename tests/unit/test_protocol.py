@@ -12,8 +12,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from relay import protocol as p
-from relay.protocol import FrameDecoder, ProtocolError, batch, decode_all, encode, encode_message
+from relay.wire import codec as p
+from relay.wire.codec import FrameDecoder, ProtocolError, batch, decode_all, encode, encode_message
 
 PROTOCOL_SOURCE = Path(p.__file__)
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from relay.agent import DEFAULT_RELAY, Agent, AgentSettings, Refused
 from relay.events import AgentEvent, Reconnected, TunnelOpen
-from relay.names import label_problem
-from relay.runtime import run_until_signal
+from relay.http.names import label_problem
+from relay.transport.runtime import run_until_signal
 from tui.report import Reporter
 from tui.resume_store import ResumeStore
 

@@ -11,10 +11,10 @@ import logging
 import signal
 import sys
 
-from relay.config import ConfigError, load_config
-from relay.names import label_problem
-from relay.runtime import run_until_signal
+from relay.http.names import label_problem
 from relay.server import Relay, RelayConfigError, RelaySettings
+from relay.server.config import ConfigError, load_config
+from relay.transport.runtime import run_until_signal
 from tui.commands import relay_tokens
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import tomli_w
 
-from relay.access import new_token, token_hash
-from relay.config import ConfigError, load_config
+from relay.server.access import new_token, token_hash
+from relay.server.config import ConfigError, load_config
 
 HEADER = (
     "# molehill relay config. `molehill relay token ...` rewrites this file: comments and\n"

@@ -14,8 +14,8 @@ from profiles.paths import resolve_profiles_path
 from profiles.store import load
 from relay.agent import AgentSettings
 from relay.host import start_embedded_relay
-from relay.runtime import run_until_signal
 from relay.server import Relay, RelaySettings
+from relay.transport.runtime import run_until_signal
 from tui.commands.http import run_agents
 from tui.commands.profiles import add_profiles_option
 from tui.commands.relay import host_port

@@ -6,13 +6,13 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from relay import protocol as p
-from relay.access import TokenBucket, check_token, reserved_by, rules_from_options
-from relay.names import label_problem, random_name
+from relay.http.names import label_problem, random_name
+from relay.server.access import TokenBucket, check_token, reserved_by, rules_from_options
+from relay.wire import codec as p
 
 if TYPE_CHECKING:
     from relay.server import Relay
-    from relay.session import AgentSession
+    from relay.server.agent_session import AgentSession
 
 
 def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:

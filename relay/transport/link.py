@@ -23,7 +23,7 @@ from websockets.frames import Opcode, apply_mask
 from websockets.protocol import Protocol as WsProtocol
 from websockets.protocol import Side, State
 
-from relay import protocol as p
+from relay.wire import codec as p
 
 FLUSH_AT = 1024 * 1024  # send a message now once this much is queued
 LINK_HIGH_WATER = 4 * 1024 * 1024  # link socket buffer above which streams stop reading

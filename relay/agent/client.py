@@ -15,8 +15,7 @@ from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from relay import protocol as p
-from relay.bridge import StreamBridge
+from relay.agent.observe import ExchangeObserver
 from relay.events import (
     AgentEvent,
     Reconnected,
@@ -26,8 +25,9 @@ from relay.events import (
     TunnelOpen,
     TunnelRefused,
 )
-from relay.link import FrameLink
-from relay.observe import ExchangeObserver
+from relay.transport.bridge import StreamBridge
+from relay.transport.link import FrameLink
+from relay.wire import codec as p
 
 DEFAULT_RELAY = "ws://127.0.0.1:7000"
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from relay.access import TokenEntry, parse_networks
-from relay.server import RelaySettings
+from relay.server.access import TokenEntry, parse_networks
+from relay.server.settings import RelaySettings
 
 
 class ConfigError(Exception):

@@ -9,59 +9,21 @@ import logging
 import os
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from relay import protocol as p
-from relay.access import Network, TokenEntry, in_networks
-from relay.admission import admit
-from relay.http1 import MAX_HEAD, MAX_HEADERS
-from relay.metrics import Histogram, render
-from relay.public import PublicConnection
-from relay.session import AgentSession
+from relay.server.access import in_networks
+from relay.server.admission import admit
+from relay.server.agent_session import AgentSession
+from relay.server.config import load_config
+from relay.server.metrics import Histogram, render
+from relay.server.public import PublicConnection
+from relay.server.settings import RelayConfigError, RelaySettings, is_loopback
+from relay.wire import codec as p
 
 log = logging.getLogger("molehill.relay")
-
-
-@dataclass
-class RelaySettings:
-    """Everything a relay can be told; the command line and tests fill it in."""
-
-    domain: str = "localhost"
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    agents_host: str = "127.0.0.1"
-    agents_port: int = 7000
-    public_port: int | None = None  # the port in public URLs; default: the listening port
-    public_scheme: str = "http"
-    window: int = p.DEFAULT_WINDOW
-    lease: float = 120.0  # seconds a disconnected agent's name stays reserved for it
-    ping_interval: float = 5.0
-    ping_timeout: float = 15.0
-    hello_timeout: float = 10.0
-    head_timeout: float = 30.0  # first request head must arrive within this (slowloris)
-    max_head: int = MAX_HEAD
-    max_headers: int = MAX_HEADERS
-    shutdown_grace: float = 2.0
-    idle_timeout: float = 300.0  # close a visitor connection idle both ways this long (0: never)
-    connections_per_ip: int = 256  # open visitor connections per client address (0: no limit)
-    rate: float = 0.0  # requests per second per tunnel, token bucket (0: no limit)
-    burst: float = 0.0  # bucket size (default: rate)
-    max_message: int = p.MAX_MESSAGE  # cap on an agent's websocket message
-    streams_per_agent: int = 4096
-    tokens: tuple[TokenEntry, ...] = ()
-    open: bool = False  # accept agents without a token on a non-loopback listener
-    trusted_proxies: list[Network] = field(default_factory=list)
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    log_format: str = "text"
-    config_path: str | None = None  # re-read on reload() (SIGHUP)
-
-
-class RelayConfigError(Exception):
-    """The relay refuses to start with these settings; the message says why."""
 
 
 @dataclass
@@ -144,8 +106,6 @@ class Relay:
         s = self.settings
         changes = []
         if s.config_path:
-            from relay.config import load_config  # imported late: config imports this module
-
             fresh = load_config(s.config_path, s)
             s.tokens = fresh.tokens
             changes.append(f"{len(s.tokens)} token(s)")
@@ -301,7 +261,3 @@ def _text_response(status: int, text: str, ctype: str = "text/plain; charset=utf
     reason = {200: "OK", 426: "Upgrade Required"}.get(status, "")
     headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body)))])
     return Response(status, reason, headers, body)
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")

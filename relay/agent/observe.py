@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 
 from relay.events import Capture, RequestRecord
-from relay.http1 import MESSAGE_END, Http1Framer, HttpError, Item, RequestHead, ResponseHead
+from relay.http.framing import MESSAGE_END, Http1Framer, HttpError, Item, RequestHead, ResponseHead
 
 _perf = time.perf_counter
 

@@ -7,10 +7,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from relay import pages
-from relay import protocol as p
-from relay.bridge import StreamBridge
-from relay.http1 import (
+from relay.http import pages as pages
+from relay.http.framing import (
     MESSAGE_END,
     Http1Framer,
     HttpError,
@@ -20,11 +18,13 @@ from relay.http1 import (
     forwarded_head,
     header_value,
 )
-from relay.names import tunnel_from_host
+from relay.http.names import tunnel_from_host
+from relay.transport.bridge import StreamBridge
+from relay.wire import codec as p
 
 if TYPE_CHECKING:
     from relay.server import Relay
-    from relay.session import AgentSession
+    from relay.server.agent_session import AgentSession
 
 
 class PublicConnection(StreamBridge):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from relay import protocol as p
-from relay.link import set_nodelay
+from relay.transport.link import set_nodelay
+from relay.wire import codec as p
 
 if TYPE_CHECKING:
-    from relay.link import FrameLink
+    from relay.transport.link import FrameLink
 
 
 class FlowControlError(p.ProtocolError):

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from relay import protocol as p
-from relay.access import AccessRules, TokenBucket
-from relay.link import FrameLink
+from relay.server.access import AccessRules, TokenBucket
+from relay.transport.link import FrameLink
+from relay.wire import codec as p
 
 if TYPE_CHECKING:
-    from relay.public import PublicConnection
     from relay.server import Relay
+    from relay.server.public import PublicConnection
 
 log = logging.getLogger("molehill.relay")
 

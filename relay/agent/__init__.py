@@ -1,0 +1,12 @@
+"""The tunnel agent: one websocket to the relay, one local connection per stream."""
+
+from relay.agent.client import (
+    DEFAULT_RELAY,
+    Agent,
+    AgentLink,
+    AgentSettings,
+    LocalConnection,
+    Refused,
+)
+
+__all__ = ["DEFAULT_RELAY", "Agent", "AgentLink", "AgentSettings", "LocalConnection", "Refused"]
