@@ -14,6 +14,8 @@
   arrived (never earlier: a timer that fires early is set again for the rest)
 - ``GET /sse?n=K&ms=N`` -> server-sent events, chunked: one ``data: tick`` event every N ms
   (the first after N ms), K in all, then the end of the response
+- ``GET /ws`` with ``Upgrade: websocket`` -> a WebSocket that echoes every message (wsframes.py:
+  the handshake and a minimal RFC 6455 frame echo); without the upgrade, 426
 - anything else -> 404
 
 Responses carry Content-Length (except ``/sse``, which is chunked). Keep-alive follows the
@@ -34,6 +36,7 @@ import time
 from collections.abc import Callable
 
 import httptools
+from wsframes import Echo, handshake
 
 SMALL_BODY = b"molehill benchmark local app. " * 8 + b"ok\n"  # 243 bytes
 BIG_BODY = b"0123456789abcdef" * 4096  # 65,536 bytes
@@ -70,6 +73,7 @@ SSE_HEAD = (
 SSE_EVENT = b"data: tick\n\n"  # what a client counts
 SSE_CHUNK = b"%x\r\n" % len(SSE_EVENT) + SSE_EVENT + b"\r\n"
 POLL_BODY = b"long-poll answered\n"
+WS_PATH = b"/ws"
 
 
 def _query(raw: bytes) -> dict[str, str]:
@@ -91,12 +95,15 @@ class AppProtocol(asyncio.Protocol):
 
     __slots__ = (
         "body_bytes",
+        "chunk",
         "parser",
         "path",
         "stream_close",
         "stream_left",
         "transport",
         "write_paused",
+        "ws",
+        "ws_head",
     )
 
     def __init__(self) -> None:
@@ -107,6 +114,9 @@ class AppProtocol(asyncio.Protocol):
         self.stream_left = 0  # bytes of a /stream body still to write
         self.stream_close = False
         self.write_paused = False
+        self.chunk = b""  # the bytes being parsed (on_url keeps them for a /ws handshake)
+        self.ws_head: list[bytes] | None = None  # raw bytes since the /ws request line
+        self.ws: Echo | None = None  # after the upgrade: the frame echo
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -115,8 +125,16 @@ class AppProtocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self._ws_data(data)
+            return
+        if self.ws_head is not None:
+            self.ws_head.append(data)
+        self.chunk = data
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade(data, exc.args[0])
         except httptools.HttpParserError:
             if self.transport is not None:
                 self.transport.write(_response(b"400 Bad Request", b"bad request\n", True))
@@ -134,6 +152,8 @@ class AppProtocol(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.path = url
+        if url == WS_PATH:  # keep the raw head: its Sec-WebSocket-Key (no on_header cost)
+            self.ws_head = [self.chunk]
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)  # read and discarded
@@ -160,6 +180,46 @@ class AppProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.stream_left = 0
+
+    # -- WebSocket (GET /ws) -----------------------------------------------------------------------
+
+    def _upgrade(self, data: bytes, offset: int) -> None:
+        """httptools stopped at the end of an upgrade request's head (``data[offset:]`` is the
+        new protocol's): answer a /ws handshake with 101, anything else by closing."""
+        transport, head = self.transport, self.ws_head
+        self.ws_head = None
+        if transport is None or transport.is_closing():
+            return
+        joined = b"".join(head or ())
+        answer = handshake(joined[: len(joined) - (len(data) - offset)]) if head else None
+        if answer is None:
+            if head:  # a /ws request that is not a WebSocket handshake
+                transport.write(_response(b"400 Bad Request", b"bad handshake\n", True))
+            transport.close()
+            return
+        transport.write(answer)
+        self.ws = Echo()
+        if offset < len(data):
+            self._ws_data(data[offset:])
+
+    def _ws_data(self, data: bytes) -> None:
+        ws, transport = self.ws, self.transport
+        if ws is None or transport is None:
+            return
+        out = ws.feed(data)
+        if out:
+            transport.write(out)
+        if ws.closed:
+            transport.close()
+
+    def websocket(self, query: dict[str, str], close: bool, head_only: bool) -> None:
+        """GET /ws: an upgrade is answered when httptools stops at its head (``_upgrade``);
+        a plain GET gets 426."""
+        if self.parser.should_upgrade():
+            return
+        self.ws_head = None
+        body = b"a WebSocket echo: send Upgrade: websocket\n"
+        self._finish(_response(b"426 Upgrade Required", body, close, head_only), close)
 
     # -- the routes that answer later or at length -----------------------------------------------
 
@@ -250,6 +310,7 @@ DELAYED: dict[bytes, Callable[[AppProtocol, dict[str, str], bool, bool], None]] 
     b"/stream": AppProtocol.stream,
     b"/poll": AppProtocol.poll,
     b"/sse": AppProtocol.sse,
+    WS_PATH: AppProtocol.websocket,
 }
 
 

@@ -258,9 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         print(report.targets_text(checks))
         if args.quick:
             print(
-                "  (--quick: the transfer, streams and idle-tunnel scenarios ran scaled down "
-                "-- 100 MB, 200 streams, 200 tunnels -- and every run is short; the full run "
-                "is the one that counts)"
+                "  (--quick: the transfer, streams, idle-tunnel and WebSocket echo scenarios "
+                "ran scaled down -- 100 MB, 200 streams, 200 tunnels, 3 x 300 echoes -- and "
+                "every run is short; the full run is the one that counts)"
             )
     for profile in profiles:
         print()

@@ -11,8 +11,16 @@ from loadagents import IdleTunnels
 from scenarios import HTTP_SCENARIOS, Scenario, Target
 from streams import Streams
 from transfer import Transfer
+from wsecho import WsEcho
 
-SCENARIOS: list[Scenario] = [*HTTP_SCENARIOS, Transfer(), Streams(), IdleTunnels(), Dashboard()]
+SCENARIOS: list[Scenario] = [
+    *HTTP_SCENARIOS,
+    WsEcho(),
+    Transfer(),
+    Streams(),
+    IdleTunnels(),
+    Dashboard(),
+]
 
 TARGETS = [
     Target(
@@ -27,6 +35,15 @@ TARGETS = [
     ),
     Target("64 KiB responses through the tunnel", ("64k.mb_per_s",), 500, True, "MB/s", 1),
     Target("new connection per request through the tunnel", ("newconn.rps",), 3_000, True, "req/s"),
+    Target(
+        "WebSocket echo round trip through the tunnel: mean, tunnel / direct",
+        ("wsecho.ratio",),
+        1.5,
+        False,
+        "",
+        2,
+        floor=1.0,
+    ),
     Target(
         "1 GB transfer at bounded memory: peak RSS growth of relay and agent (worst)",
         tuple(

@@ -10,6 +10,7 @@ from relay import __version__
 from tui.commands import dashboard, http, relay, start
 from tui.commands import profiles as profiles_command
 from tui.commands.profiles import add_profiles_option
+from tui.output import quiet_stdout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,9 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         return dashboard.run_dashboard(args)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # here, where a closed pipe can be caught, not at interpreter exit
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `molehill ... | head`: the reader has had enough, as with `yes | head`. Without a
+        # quiet stdout the interpreter's own last flush would print "Exception ignored".
+        quiet_stdout()
+        return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 import time
-from typing import TextIO
+from typing import Protocol
 
 from relay.events import (
     AgentEvent,
@@ -21,6 +21,14 @@ from relay.events import (
 from tui.format import human_size
 
 FLUSH_EVERY = 0.05  # seconds between flushes of request lines
+
+
+class Sink(Protocol):
+    """Where lines go: a text stream, or a LineWriter (tui.output) on the agent's stdout."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> None: ...
 
 
 def human_line(event: AgentEvent) -> str:
@@ -53,9 +61,11 @@ class Reporter:
     on each request's path. The lines are gathered here rather than left to the stream's
     buffer, which PYTHONUNBUFFERED or a terminal would flush line by line. Other events (the
     URL, a reconnect) are written at once with what is pending: the user is waiting for them.
+    The commands write through a LineWriter (tui.output): a reader that stops reading costs
+    lines, never the event loop.
     """
 
-    def __init__(self, as_json: bool, tag: str | None = None, out: TextIO | None = None) -> None:
+    def __init__(self, as_json: bool, tag: str | None = None, out: Sink | None = None) -> None:
         self.as_json = as_json
         self.tag = tag
         self.out = out or sys.stdout

@@ -28,6 +28,7 @@ from relay.events import (
 from relay.transport.bridge import StreamBridge
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
+from relay.wire.session import Session, Side
 
 DEFAULT_RELAY = "ws://127.0.0.1:7000"
 
@@ -85,7 +86,7 @@ class LocalConnection(StreamBridge):
 
     def __init__(self, link: AgentLink, sid: int, client: str) -> None:
         s = link.agent.settings
-        super().__init__(link, sid, send_window=link.relay_window, recv_window=s.window)
+        super().__init__(link, link.wire.streams[sid])
         self.agent_link = link
         self.early: list[bytes] | None = []  # DATA that arrived while connecting
         # Grant no credit until the local app accepts: early bytes stay within one window.
@@ -159,10 +160,9 @@ class AgentLink(FrameLink):
     """The agent's end of the websocket."""
 
     def __init__(self, agent: Agent, ws: ClientProtocol) -> None:
-        super().__init__(ws)
+        super().__init__(ws, Session(Side.AGENT, agent.settings.window))
         self.agent = agent
         self.streams: dict[int, LocalConnection] = {}
-        self.relay_window = p.DEFAULT_WINDOW
         self.handshake: asyncio.Future[Response] = self.loop.create_future()
         self.welcome: asyncio.Future[p.Welcome] = self.loop.create_future()
         self.goaway = ""
@@ -186,31 +186,12 @@ class AgentLink(FrameLink):
                 )
 
     def on_frame(self, frame: p.Frame) -> None:
-        if type(frame) is p.Data:
-            conn = self.streams.get(frame.stream)
-            if conn is not None:
-                conn.on_data(frame.data)
-        elif type(frame) is p.Credit:
-            conn = self.streams.get(frame.stream)
-            if conn is not None:
-                conn.on_credit(frame.amount)
-        elif type(frame) is p.Open:
+        # The session checked the order and the stream ids; here each event meets its handler.
+        if type(frame) is p.Open:
             self._open(frame)
-        elif type(frame) is p.End:
-            conn = self.streams.get(frame.stream)
-            if conn is not None:
-                conn.on_end()
-        elif type(frame) is p.Reset:
-            conn = self.streams.get(frame.stream)
-            if conn is not None:
-                conn.on_reset(frame.code, frame.message)
-        elif type(frame) is p.Ping or type(frame) is p.Pong:
-            self.answer_ping(frame)
-        elif type(frame) is p.Welcome and not self.welcome.done():
-            if frame.window < 1024 or frame.ping_interval < 0.05 or frame.lease < 0:
-                raise p.ProtocolError("the relay's welcome has an impossible window or interval")
-            self.relay_window = frame.window
-            self.welcome.set_result(frame)
+        elif type(frame) is p.Welcome:
+            if not self.welcome.done():
+                self.welcome.set_result(frame)
         elif type(frame) is p.Error:
             refusal = Refused(frame.code, frame.message)
             if not self.welcome.done():
@@ -219,12 +200,8 @@ class AgentLink(FrameLink):
                 self.refusal = refusal  # e.g. the token was revoked: do not come back
         elif type(frame) is p.GoAway:
             self.goaway = frame.reason
-        else:
-            raise p.ProtocolError(f"unexpected {type(frame).__name__} frame from the relay")
 
     def _open(self, frame: p.Open) -> None:
-        if frame.stream in self.streams:
-            raise p.ProtocolError(f"stream {frame.stream} opened twice")
         conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
         self.streams[frame.stream] = conn
         self.loop.create_task(conn.connect())
@@ -360,7 +337,8 @@ class Agent:
             try:
                 await link.handshake
                 hello = p.Hello(p.VERSION, self.name, s.token, self.resume, s.window, s.options())
-                link.send(hello)
+                link.wire.hello(hello)
+                link.flush()
                 welcome = await link.welcome
             except BaseException:
                 link.fail("handshake failed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from typing import TYPE_CHECKING
@@ -13,6 +14,8 @@ from relay.wire import codec as p
 if TYPE_CHECKING:
     from relay.server import Relay
     from relay.server.agent_session import AgentSession
+
+RESUME_BYTES = 16  # 128 random bits in each resume token
 
 
 def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
@@ -35,7 +38,11 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     entry = verdict.entry
     label = entry.label if entry else ""
     if entry and entry.max_tunnels:
-        mine = sum(1 for t in relay.tunnels.values() if t.token_label == label)
+        # The tunnel this HELLO would replace (a reconnect, a takeover) is not counted: an agent
+        # at its limit must be able to come back before its old connection is declared dead.
+        mine = sum(
+            1 for n, t in relay.tunnels.items() if t.token_label == label and n != hello.name
+        )
         if mine >= entry.max_tunnels:
             session.refuse(
                 "too_many_tunnels",
@@ -65,8 +72,9 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     live = relay.tunnels.get(name)
     lease = relay.leases.get(name)
     own = bool(label) and takeover  # the same token, asking explicitly
+    resumed = False  # the agent presented the resume token this relay issued to its token
     if live is not None:
-        same_agent = bool(hello.resume) and hello.resume == live.resume
+        same_agent = resumed = _resumes(hello.resume, live.resume, live.token_label, label)
         if not (same_agent or (own and live.token_label == label)):
             hint = " (or --takeover with the same token)" if label else ""
             session.refuse(
@@ -80,7 +88,8 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
         else:  # taken over: tell the old agent, so it stops instead of taking the name back
             live.refuse("replaced", f"another agent with the same token took over '{name}'")
     elif lease is not None:
-        if hello.resume != lease.resume and not (own and lease.token_label == label):
+        resumed = _resumes(hello.resume, lease.resume, lease.token_label, label)
+        if not (resumed or (own and lease.token_label == label)):
             wait = max(0, int(lease.expires - time.monotonic()))
             session.refuse(
                 "name_held",
@@ -90,8 +99,13 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
             return
         lease.timer.cancel()
         del relay.leases[name]
-    # A free name keeps the agent's own resume token: after a relay restart it still names it.
-    resume = hello.resume or secrets.token_urlsafe(24)
+    # Resume tokens are minted here, never chosen by the agent: one the relay did not issue (say,
+    # from before a restart) is no resume, and a free name gets a fresh token. An honoured token
+    # is issued again unchanged, not rotated: the agent only learns a new one from the WELCOME,
+    # and one that gives up on the handshake just as the WELCOME is sent (its connect timeout, a
+    # cut connection) retries with the token it had. Rotated, the relay would hold the name for a
+    # token that agent never saw, and refuse it the name (name_held, name_taken) for good.
+    resume = hello.resume if resumed else secrets.token_urlsafe(RESUME_BYTES)
     session.token_label = label
     session.rules = rules
     if s.rate:
@@ -99,6 +113,16 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     relay.tunnels[name] = session
     session.welcome(name, resume, hello)
     relay.log_event("tunnel_online", name=name, peer=session.peer, token=label or None)
+
+
+def _resumes(presented: str, issued: str, issued_label: str, label: str) -> bool:
+    """Whether ``presented`` is the resume token issued to a tunnel of the agent token ``label``
+    (on a relay without tokens every label is ""). Compared in constant time, as bytes: an
+    agent's string need not be ASCII, which ``compare_digest`` wants of a ``str``."""
+    if not presented or not issued:
+        return False
+    same = hmac.compare_digest(presented.encode(), issued.encode())
+    return same and issued_label == label
 
 
 def _free_random_name(relay: Relay) -> str:

@@ -12,6 +12,7 @@ from websockets.server import ServerProtocol
 from relay.server.access import AccessRules, TokenBucket
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
+from relay.wire.session import HELLO_MAX, Session, Side
 
 if TYPE_CHECKING:
     from relay.server import Relay
@@ -25,8 +26,12 @@ class AgentSession(FrameLink):
 
     def __init__(self, relay: Relay) -> None:
         cap = relay.settings.max_message
-        super().__init__(ServerProtocol(max_size=cap))
-        self.decoder = p.FrameDecoder(cap)
+        # Until the HELLO is accepted, a message may hold a HELLO and no more: an unknown peer
+        # costs a few KiB, whatever it claims to send.
+        super().__init__(
+            ServerProtocol(max_size=HELLO_MAX),
+            Session(Side.RELAY, relay.settings.window, max_message=cap),
+        )
         self.relay = relay
         self.token_label = ""  # the label of the token this agent presented, if any
         self.rules = AccessRules()
@@ -36,8 +41,7 @@ class AgentSession(FrameLink):
         self.resume = ""
         self.peer = ""
         self.streams: dict[int, PublicConnection] = {}
-        self.next_sid = 1
-        self.agent_window = p.DEFAULT_WINDOW
+        self.client_streams: dict[str, int] = {}  # streams per client address (public.py counts)
         self._hello_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,39 +68,11 @@ class AgentSession(FrameLink):
         ws.send_response(response)
 
     def on_frame(self, frame: p.Frame) -> None:
-        if type(frame) is p.Data:
-            conn = self.streams.get(frame.stream)
-            if conn is not None:
-                conn.on_data(frame.data)
-            else:
-                self._check_known(frame.stream)
-        elif type(frame) is p.Credit:
-            conn = self.streams.get(frame.stream)
-            if conn is not None:
-                conn.on_credit(frame.amount)
-            else:
-                self._check_known(frame.stream)
-        elif type(frame) is p.End or type(frame) is p.Reset:
-            conn = self.streams.get(frame.stream)
-            if conn is None:
-                self._check_known(frame.stream)
-            elif type(frame) is p.End:
-                conn.on_end()
-            else:
-                conn.on_reset(frame.code, frame.message)  # type: ignore[union-attr]
-        elif type(frame) is p.Ping or type(frame) is p.Pong:
-            self.answer_ping(frame)
-        elif type(frame) is p.Hello and self.name is None:
+        # The session lets through only what may come now: here, the one HELLO.
+        if type(frame) is p.Hello:
             if self._hello_timer is not None:
                 self._hello_timer.cancel()
             self.relay.admit(self, frame)
-        else:
-            raise p.ProtocolError(f"unexpected {type(frame).__name__} frame from an agent")
-
-    def _check_known(self, sid: int) -> None:
-        # Frames for a stream we closed a moment ago are normal; for one never opened, hostile.
-        if sid >= self.next_sid:
-            raise p.ProtocolError(f"frame for stream {sid}, which was never opened")
 
     @property
     def checks(self) -> bool:
@@ -106,37 +82,33 @@ class AgentSession(FrameLink):
     def welcome(self, name: str, resume: str, hello: p.Hello) -> None:
         self.name = name
         self.resume = resume
+        s = self.relay.settings
         # The relay sends at most this much per stream before the agent grants more: trust the
         # agent's wish only up to a bound, or one that stops reading makes the relay buffer it.
-        self.agent_window = min(hello.window, self.relay.settings.window * 4)
-        s = self.relay.settings
-        self.send(
-            p.Welcome(name, self.relay.public_url(name), resume, s.lease, s.ping_interval, s.window)
+        agent_window = min(hello.window, s.window * 4)
+        welcome = p.Welcome(
+            name, self.relay.public_url(name), resume, s.lease, s.ping_interval, s.window
         )
+        self.wire.welcome(welcome, agent_window)
+        self.ws.max_message_size = s.max_message
+        self.flush()
         self.start_heartbeat(s.ping_interval, s.ping_timeout)
 
     def refuse(self, code: str, message: str) -> None:
         self.relay.log_event("agent_refused", code=code, peer=self.peer, name=self.name)
-        self.send(p.Error(code, message))
+        self.wire.refuse(code, message)
         self.close(f"refused: {code}", code=1008)
 
     # -- streams ------------------------------------------------------------------
 
     def attach(self, conn: PublicConnection) -> bool:
         """Give a visitor connection a stream on this tunnel and tell the agent."""
-        if len(self.streams) >= self.relay.settings.streams_per_agent:
+        if len(self.streams) >= self.relay.settings.streams_per_agent or self.name is None:
             return False
-        sid = self.next_sid
-        self.next_sid += 1
-        window = self.relay.settings.window
-        conn.link = self
-        conn.sid = sid
-        conn.send_credit = self.agent_window
-        conn.block_reading(self.blocked)
-        conn.recv_allowed = window
-        conn.grant_at = max(window // 4, 1)
-        self.streams[sid] = conn
-        self.send(p.Open(sid, conn.client_ip, conn.client_port))
+        stream = self.wire.open_stream(conn.client_ip, conn.client_port)
+        self.streams[stream.id] = conn
+        conn.bind(self, stream)
+        self._schedule()
         return True
 
     def detach(self, sid: int) -> None:

@@ -20,7 +20,6 @@ from relay.http.framing import (
 )
 from relay.http.names import tunnel_from_host
 from relay.transport.bridge import StreamBridge
-from relay.wire import codec as p
 
 if TYPE_CHECKING:
     from relay.server import Relay
@@ -32,7 +31,7 @@ class PublicConnection(StreamBridge):
 
     def __init__(self, relay: Relay) -> None:
         # The stream fields are filled in once the first request names a live tunnel.
-        super().__init__(link=None, sid=0, send_window=0, recv_window=0)  # type: ignore[arg-type]
+        super().__init__(None, None)
         self.relay = relay
         self.session: AgentSession | None = None
         self.framer = Http1Framer(
@@ -224,7 +223,7 @@ class PublicConnection(StreamBridge):
         """Answer with an error page and close; any stream is reset."""
         if self.session is not None and not self.finished:
             # Tell the agent, but keep our socket: the page still has to reach the visitor.
-            self.link.queue(p.encode(p.Reset(self.sid, f"http_{page.status}", page.title)))
+            self.link.reset_stream(self.stream, f"http_{page.status}", page.title)
             self.forget()
         self.finished = True
         self.relay.errors += 1

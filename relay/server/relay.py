@@ -176,7 +176,7 @@ class Relay:
             server.close()
         for session in list(self.sessions):
             if session.name is not None:
-                session.send(p.GoAway("relay shutting down"))
+                session.wire.go_away("relay shutting down")
                 session.flush()
         deadline = time.monotonic() + self.settings.shutdown_grace
         while self.public_connections and time.monotonic() < deadline:

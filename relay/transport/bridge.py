@@ -18,27 +18,25 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from relay.transport.link import set_nodelay
-from relay.wire import codec as p
 
 if TYPE_CHECKING:
     from relay.transport.link import FrameLink
-
-
-class FlowControlError(p.ProtocolError):
-    """The peer sent more DATA than the window it was granted."""
+    from relay.wire.stream import Stream
 
 
 class StreamBridge(asyncio.Protocol):
-    """A socket <-> stream bridge; subclasses add HTTP awareness and lifecycle policy."""
+    """A socket <-> stream bridge; subclasses add HTTP awareness and lifecycle policy.
 
-    def __init__(self, link: FrameLink, sid: int, send_window: int, recv_window: int) -> None:
-        self.link = link
-        self.sid = sid
+    The stream's state and windows live in its :class:`~relay.wire.stream.Stream` (the session
+    checks every frame against them); the bridge only decides when to read, write and grant.
+    """
+
+    def __init__(self, link: FrameLink | None, stream: Stream | None) -> None:
+        self.link: FrameLink = link  # type: ignore[assignment]  # None only until bind()
+        self.stream: Stream = stream  # type: ignore[assignment]
+        self.sid = stream.id if stream is not None else 0
         self.transport: asyncio.Transport | None = None
-        self.send_credit = send_window  # bytes we may still send the peer
-        self.recv_allowed = recv_window  # bytes the peer may still send us
-        self.grant_at = max(recv_window // 4, 1)
-        self.unacked = 0  # bytes written to our socket, not yet granted back
+        self.unacked = 0  # bytes written to our socket while it was backed up, not yet granted
         self.held: list[bytes] = []
         self.reading_paused = False  # out of the peer's credit
         self.link_blocked = False  # the link's own socket is backed up
@@ -51,6 +49,23 @@ class StreamBridge(asyncio.Protocol):
         self.bytes_to_socket = 0
         self.bytes_from_socket = 0
 
+    def bind(self, link: FrameLink, stream: Stream) -> None:
+        """Carry ``stream`` of ``link`` from now on (a visitor's connection gets one late)."""
+        self.link = link
+        self.stream = stream
+        self.sid = stream.id
+        self.unacked = 0
+        self.held.clear()
+        self.sent_end = self.got_end = self.end_after_held = self.finished = False
+        self.reading_paused = False
+        self.link_blocked = link.blocked
+        self.apply_reading()
+
+    @property
+    def send_credit(self) -> int:
+        """Bytes we may still send the peer on this stream."""
+        return self.stream.send_credit if self.stream is not None else 0
+
     # -- socket -> peer ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,23 +74,25 @@ class StreamBridge(asyncio.Protocol):
 
     def forward(self, data: bytes) -> None:
         """Send bytes read from our socket to the peer, within its credit."""
+        if self.finished:
+            return
         self.bytes_from_socket += len(data)
-        if not self.held and len(data) <= self.send_credit:
-            self.send_credit -= len(data)
-            self.link.queue_data(self.sid, data)
+        if not self.held and len(data) <= self.stream.send_credit:
+            self.link.send_data(self.stream, data)
             return
         self.held.append(data)
         self._send_held()
 
     def _send_held(self) -> None:
-        while self.held and self.send_credit > 0:
+        stream = self.stream
+        while self.held and stream.send_credit > 0:
             data = self.held[0]
-            if len(data) <= self.send_credit:
+            credit = stream.send_credit
+            if len(data) <= credit:
                 self.held.pop(0)
             else:
-                data, self.held[0] = data[: self.send_credit], data[self.send_credit :]
-            self.send_credit -= len(data)
-            self.link.queue_data(self.sid, data)
+                data, self.held[0] = data[:credit], data[credit:]
+            self.link.send_data(stream, data)
         if self.held:
             if not self.reading_paused:
                 self.reading_paused = True
@@ -89,10 +106,8 @@ class StreamBridge(asyncio.Protocol):
                 self._send_end()
 
     def on_credit(self, amount: int) -> None:
-        self.send_credit += amount
-        if self.send_credit > p.MAX_WINDOW:
-            raise FlowControlError(f"stream {self.sid}: credit overflow")
-        if self.held:
+        """The peer granted more (the session already counted it)."""
+        if self.held and not self.finished:
             self._send_held()
 
     def eof_received(self) -> bool:
@@ -106,26 +121,21 @@ class StreamBridge(asyncio.Protocol):
         if self.sent_end or self.finished:
             return
         self.sent_end = True
-        self.link.queue(p.encode(p.End(self.sid)))
+        self.link.end_stream(self.stream)
         if self.got_end:
             self.finish()
 
     # -- peer -> socket ---------------------------------------------------------------------------
 
     def on_data(self, data: bytes) -> None:
-        if self.got_end:
-            raise p.ProtocolError(f"stream {self.sid}: DATA after END")
+        """DATA from the peer, already checked against our window by the session."""
         size = len(data)
-        if size > self.recv_allowed:
-            raise FlowControlError(
-                f"stream {self.sid}: peer sent {size} bytes with {self.recv_allowed} granted"
-            )
-        self.recv_allowed -= size
         self.bytes_to_socket += size
         self.write(data)
-        self.unacked += size
-        if self.unacked >= self.grant_at and not self.writing_paused:
-            self.grant()
+        if self.writing_paused:
+            self.unacked += size  # granted once our socket drains
+        else:
+            self.link.consume(self.stream, size)
 
     def write(self, data: bytes) -> None:
         """Write to our socket (subclasses may buffer until it exists)."""
@@ -133,10 +143,14 @@ class StreamBridge(asyncio.Protocol):
         self.transport.write(data)
 
     def grant(self) -> None:
-        if self.unacked and not self.finished:
-            self.link.queue(p.encode_credit(self.sid, self.unacked))
-            self.recv_allowed += self.unacked
+        """Grant back what reached our socket while it was backed up."""
+        if self.finished:
+            return
+        if self.unacked:
+            self.stream.unconsumed += self.unacked
             self.unacked = 0
+        if self.stream.unconsumed:
+            self.link.grant_now(self.stream)
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -175,7 +189,7 @@ class StreamBridge(asyncio.Protocol):
         """Abort the stream: tell the peer, drop our socket."""
         if not self.finished:
             self.finished = True
-            self.link.queue(p.encode(p.Reset(self.sid, code, message)))
+            self.link.reset_stream(self.stream, code, message)
             self.forget()
         if self.transport is not None:
             self.transport.abort()
@@ -183,18 +197,17 @@ class StreamBridge(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.finished:
             self.finished = True
-            self.link.queue(p.encode(p.Reset(self.sid, "closed", str(exc or "socket closed"))))
+            self.link.reset_stream(self.stream, "closed", str(exc or "socket closed"))
             self.forget()
 
     def detach_stream(self, code: str) -> None:
-        """Leave the current stream (the peer resets its end) and be ready for another one."""
+        """Leave the current stream (the peer resets its end); bind() gives the next one."""
         if not self.finished:
-            self.link.queue(p.encode(p.Reset(self.sid, code, "the connection moved on")))
+            self.link.reset_stream(self.stream, code, "the connection moved on")
             self.forget()
-        self.sid = 0
-        self.send_credit = self.recv_allowed = self.unacked = 0
-        self.held.clear()
         self.sent_end = self.got_end = self.end_after_held = self.finished = False
+        self.unacked = 0
+        self.held.clear()
         self.reading_paused = False
         self.apply_reading()
 
@@ -216,4 +229,6 @@ class StreamBridge(asyncio.Protocol):
             self.apply_reading()
 
     def forget(self) -> None:
-        """Remove this stream from its link's table (subclasses know the table)."""
+        """Remove this stream from its link's table."""
+        if self.link is not None:
+            self.link.streams.pop(self.sid, None)

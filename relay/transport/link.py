@@ -1,10 +1,11 @@
-"""A websocket that carries molehill frames: websockets' sans-I/O core on an asyncio.Protocol.
+"""A websocket that carries a molehill session: websockets' sans-I/O core on an asyncio.Protocol.
 
 Both the relay's side of an agent session and the agent's side of it are FrameLinks. A link
-only moves bytes: socket -> websockets protocol -> FrameDecoder -> ``on_frame``, and frames
-queued by streams -> one websocket message per loop iteration -> socket. Batching the frames of
-all busy streams into one message per iteration keeps the per-request cost low without adding
-latency (the flush runs before the loop next waits for I/O).
+only moves bytes: socket -> websockets protocol (whole messages) -> the molehill
+:class:`~relay.wire.session.Session` (rules, events) -> ``on_frame`` / the stream handlers; and
+the frames the session queued -> one websocket message per loop iteration -> socket. Batching
+the frames of all busy streams into one message per iteration keeps the per-request cost low
+without adding latency (the flush runs before the loop next waits for I/O).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from websockets.protocol import Protocol as WsProtocol
 from websockets.protocol import Side, State
 
 from relay.wire import codec as p
+from relay.wire.session import Session
+from relay.wire.stream import Stream
 
 FLUSH_AT = 1024 * 1024  # send a message now once this much is queued
 LINK_HIGH_WATER = 4 * 1024 * 1024  # link socket buffer above which streams stop reading
@@ -72,17 +75,14 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 class FrameLink(asyncio.Protocol):
     """One websocket connection carrying frames; subclasses handle the frames."""
 
-    def __init__(self, ws: WsProtocol) -> None:
+    def __init__(self, ws: WsProtocol, wire: Session) -> None:
         self.ws = ws
+        self.wire = wire
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.decoder = p.FrameDecoder()
         self.closed = self.loop.create_future()  # result: the reason, a string
         self.rtt: float | None = None  # seconds, from our last ping
         self.last_received = time.monotonic()
-        self._out: list[bytes] = []
-        self._out_size = 0
-        self._frames = 0
         self._flush_scheduled = False
         self._after_flush: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
         self._fragments: list[bytes] = []
@@ -102,7 +102,7 @@ class FrameLink(asyncio.Protocol):
         """The handshake request (server side) or response (client side) arrived."""
 
     def on_frame(self, frame: p.Frame) -> None:
-        """A frame arrived."""
+        """A session event arrived that is not a stream's DATA, CREDIT, END or RESET."""
 
     def on_close(self, reason: str) -> None:
         """The connection is gone; called once."""
@@ -136,14 +136,48 @@ class FrameLink(asyncio.Protocol):
                     if self._fragments:
                         message = b"".join([*self._fragments, message])
                         self._fragments.clear()
-                    for frame in self.decoder.decode(message):
-                        self.on_frame(frame)
+                    self._dispatch(self.wire.receive_message(message))
+                    if self.wire.error is not None:
+                        raise self.wire.error
+                elif opcode is Opcode.PING:
+                    self.wire.websocket_ping()  # websockets answers it; the rate counts it
                 elif opcode is Opcode.TEXT:
                     raise p.ProtocolError("text websocket message; molehill frames are binary")
         except p.ProtocolError as exc:
             self.fail(f"protocol error: {exc}")
             return
         self._write_ws()
+        if self.wire.has_output:
+            self._schedule()
+
+    def _dispatch(self, events: list[p.Frame]) -> None:
+        """Hand each session event to its stream's handler, or to ``on_frame``."""
+        streams = self.streams
+        for frame in events:
+            kind = type(frame)
+            if kind is p.Data:
+                handler = streams.get(frame.stream)  # type: ignore[union-attr]
+                if handler is not None:
+                    handler.on_data(frame.data)  # type: ignore[union-attr]
+            elif kind is p.Credit:
+                handler = streams.get(frame.stream)  # type: ignore[union-attr]
+                if handler is not None:
+                    handler.on_credit(frame.amount)  # type: ignore[union-attr]
+            elif kind is p.End:
+                handler = streams.get(frame.stream)  # type: ignore[union-attr]
+                if handler is not None:
+                    handler.on_end()
+            elif kind is p.Reset:
+                handler = streams.get(frame.stream)  # type: ignore[union-attr]
+                if handler is not None:
+                    handler.on_reset(frame.code, frame.message)  # type: ignore[union-attr]
+            elif kind is p.Pong:
+                sent = frame.payload  # type: ignore[union-attr]
+                now = time.monotonic_ns()
+                if 0 < sent <= now:
+                    self.rtt = (now - sent) / 1e9
+            else:
+                self.on_frame(frame)
 
     def eof_received(self) -> bool:
         self.ws.receive_eof()
@@ -159,23 +193,39 @@ class FrameLink(asyncio.Protocol):
             self.closed.set_result(reason)
         self.on_close(reason)
 
-    # -- sending ------------------------------------------------------------------
+    # -- sending: session commands, then a flush within this loop iteration ------------------------
 
-    def queue(self, encoded: bytes) -> None:
-        """Queue an encoded frame; it leaves with this loop iteration's message."""
-        self._out.append(encoded)
-        self._queued(len(encoded))
+    def send_data(self, stream: Stream, data: bytes) -> None:
+        """Queue DATA (within the stream's credit); the payload is copied only into the message."""
+        self.wire.send_data(stream, data)
+        if self.wire.queued_bytes >= FLUSH_AT:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
 
-    def queue_data(self, stream: int, data: bytes) -> None:
-        """Queue a DATA frame as two pieces: the payload is copied only into the message."""
-        self._out.append(p.data_prefix(stream, len(data)))
-        self._out.append(data)
-        self._queued(len(data))
+    def end_stream(self, stream: Stream) -> None:
+        self.wire.end(stream)
+        self._schedule()
 
-    def _queued(self, size: int) -> None:
-        self._frames += 1
-        self._out_size += size
-        if self._out_size >= FLUSH_AT:
+    def reset_stream(self, stream: Stream, code: str, message: str = "") -> None:
+        self.wire.reset(stream, code, message)
+        self._schedule()
+
+    def consume(self, stream: Stream, size: int) -> None:
+        """``size`` bytes of ``stream`` reached our socket: credit goes back in good time."""
+        wire = self.wire
+        wire.consume(stream, size)
+        if wire.has_output and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def grant_now(self, stream: Stream) -> None:
+        self.wire.grant_now(stream)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.wire.queued_bytes >= FLUSH_AT:
             self.flush()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
@@ -198,20 +248,12 @@ class FrameLink(asyncio.Protocol):
             for fn, args in calls:
                 fn(*args)
 
-    def send(self, frame: p.Frame) -> None:
-        self.queue(p.encode(frame))
-
     def flush(self) -> None:
         self._flush_scheduled = False
-        if self._out:
-            pieces = self._out
-            pieces.insert(0, p.array_header(self._frames))
-            self._out = []
-            self._frames = 0
-            self._out_size = 0
-            if self.ws.state is State.OPEN and self.transport is not None:
-                self._write_ws()  # whatever websockets itself has queued goes first
-                self._send_message(pieces)
+        pieces = self.wire.data_to_send()
+        if pieces and self.ws.state is State.OPEN and self.transport is not None:
+            self._write_ws()  # whatever websockets itself has queued goes first
+            self._send_message(pieces)
         if self._after_flush:
             self._run_after_flush()
 
@@ -300,16 +342,7 @@ class FrameLink(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             return
-        self.send(p.Ping(time.monotonic_ns()))
+        self.wire.ping(time.monotonic_ns())
+        self._schedule()
         wait = min(self._ping_interval, self._ping_timeout - silent)
         self._heartbeat = self.loop.call_later(max(wait, 0.01), self._beat)
-
-    def answer_ping(self, frame: p.Ping | p.Pong) -> None:
-        """Handle the session's liveness frames."""
-        if type(frame) is p.Ping:
-            self.send(p.Pong(frame.payload))
-        else:
-            sent = frame.payload
-            now = time.monotonic_ns()
-            if 0 < sent <= now:
-                self.rtt = (now - sent) / 1e9

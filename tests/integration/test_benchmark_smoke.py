@@ -29,7 +29,7 @@ def test_quick_benchmark_runs_direct_and_through_the_tunnel(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(out.read_text())
     keys = {s["key"] for s in result["scenarios"]}
-    assert {"keepalive", "sequential", "newconn", "64k"} <= keys
+    assert {"keepalive", "sequential", "newconn", "64k", "wsecho"} <= keys
     for scenario in result["scenarios"]:
         for metric in scenario["metrics"]:
             if metric.get("direct") is not None:

@@ -18,7 +18,8 @@ from relay.agent import Agent, AgentSettings, Refused
 from relay.server import Relay, RelayConfigError
 from relay.server.access import token_hash
 from relay.server.config import load_config
-from tests.relay.helpers import agent_at, get, make_token, refusal
+from relay.wire import codec as p
+from tests.relay.helpers import agent_at, get, make_token, raw_agent, refusal
 from tests.support.cli import molehill_process, run_molehill
 from tests.support.stack import agent_for, relay_settings, running_relay
 
@@ -191,6 +192,23 @@ async def test_max_tunnels_per_token(app_port):
         await asyncio.wait({two.task}, timeout=5)
         async with agent_for(relay, app_port, "three", token=limited.secret) as three:
             assert (await get(relay.http_port, three.host)).status == 200
+
+
+async def test_an_agent_at_its_tunnel_limit_can_come_back_before_its_old_link_is_dead():
+    limited = make_token("single", max_tunnels=1)
+    async with (
+        running_relay(tokens=(limited.entry,)) as relay,
+        raw_agent(relay, "solo", token=limited.secret) as (_, first),
+    ):
+        assert isinstance(first, p.Welcome)
+        # The old websocket is still open: the reconnect replaces it, it is not a second tunnel.
+        async with raw_agent(relay, "solo", token=limited.secret, resume=first.resume) as (
+            _,
+            again,
+        ):
+            assert isinstance(again, p.Welcome), again
+            async with raw_agent(relay, "other", token=limited.secret) as (_, third):
+                assert isinstance(third, p.Error) and third.code == "too_many_tunnels"
 
 
 async def test_relay_on_a_public_address_needs_tokens_or_open():

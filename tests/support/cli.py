@@ -88,9 +88,13 @@ class Process:
 
 @contextlib.asynccontextmanager
 async def molehill_process(
-    *args: str, env: Mapping[str, str] | None = None
+    *args: str, env: Mapping[str, str] | None = None, stdout: int = asyncio.subprocess.PIPE
 ) -> AsyncIterator[Process]:
-    """Start `python -m tui.cli ARGS` from the repository root; killed on exit if still running."""
+    """Start `python -m tui.cli ARGS` from the repository root; killed on exit if still running.
+
+    ``stdout`` may be a file descriptor (a pipe the test reads at its own pace, or not at all);
+    ``Process.line`` then has nothing to read.
+    """
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -99,7 +103,7 @@ async def molehill_process(
         cwd=ROOT,
         env=molehill_env(env),
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
     )
     try:

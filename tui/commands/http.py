@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import os
 import sys
@@ -13,6 +14,7 @@ from relay.agent import DEFAULT_RELAY, Agent, AgentSettings, Refused
 from relay.events import AgentEvent, Reconnected, TunnelOpen
 from relay.http.names import label_problem
 from relay.transport.runtime import run_until_signal
+from tui.output import LineWriter, stdout_writer
 from tui.report import Reporter
 from tui.resume_store import ResumeStore
 
@@ -113,19 +115,42 @@ def run(args: argparse.Namespace) -> int:
         takeover=args.takeover,
         ca_file=args.ca,
     )
-    return run_until_signal(lambda stop: run_agents([(None, settings)], args.json, stop))
+
+    async def main(stop: asyncio.Event) -> int:
+        with contextlib.closing(output(args.json, stop)) as out:
+            return await run_agents([(None, settings)], args.json, stop, out)
+
+    return run_until_signal(main)
+
+
+def output(as_json: bool, stop: asyncio.Event) -> LineWriter:
+    """The agents' stdout; when its reader goes away (`| head`), they stop, as `yes | head` does.
+
+    Exit code 0 with a line on stderr: the user chose to read no further, nothing failed.
+    """
+
+    def closed(exc: OSError) -> None:
+        why = "closed" if isinstance(exc, BrokenPipeError) else f"unwritable ({exc.strerror})"
+        print(f"molehill: stdout was {why}; shutting down", file=sys.stderr, flush=True)
+        stop.set()
+
+    return stdout_writer(as_json, closed)
 
 
 async def run_agents(
-    tunnels: list[tuple[str | None, AgentSettings]], as_json: bool, stop: asyncio.Event
+    tunnels: list[tuple[str | None, AgentSettings]],
+    as_json: bool,
+    stop: asyncio.Event,
+    out: LineWriter,
 ) -> int:
-    """Run agents until stop is set; exit code 1 if the relay refuses any of them."""
+    """Run agents until stop is set, their events to ``out``; exit code 1 if the relay refuses
+    any of them."""
     store = ResumeStore()
     agents: list[Agent] = []
     reporters: list[Reporter] = []
     for tag, settings in tunnels:
         settings.resume = settings.resume or store.get(settings.relay, settings.name)
-        reporters.append(Reporter(as_json, tag))
+        reporters.append(Reporter(as_json, tag, out))
         agents.append(Agent(settings, _remembering(reporters[-1], store, len(agents), agents)))
     tasks = [asyncio.create_task(agent.run()) for agent in agents]
     stopper = asyncio.create_task(stop.wait())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -16,9 +17,10 @@ from relay.agent import AgentSettings
 from relay.host import start_embedded_relay
 from relay.server import Relay, RelaySettings
 from relay.transport.runtime import run_until_signal
-from tui.commands.http import run_agents
+from tui.commands.http import output, run_agents
 from tui.commands.profiles import add_profiles_option
 from tui.commands.relay import host_port
+from tui.output import LineWriter
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     relay = loaded.file.relay
 
     async def main(stop: asyncio.Event) -> int:
+        with contextlib.closing(output(args.json, stop)) as out:
+            return await start(stop, out)
+
+    async def start(stop: asyncio.Event, out: LineWriter) -> int:
         embedded: Relay | None = None
         url = relay.url or ""
         if not url:
@@ -86,15 +92,15 @@ def run(args: argparse.Namespace) -> int:
             url = embedded.agents_url
             where = embedded.public_url("NAME")
             if args.json:
-                print(json.dumps({"event": "relay", "embedded": True, "url": where}), flush=True)
+                out.write(json.dumps({"event": "relay", "embedded": True, "url": where}) + "\n")
             else:
-                print(f"embedded relay: tunnels at {where}", flush=True)
+                out.write(f"embedded relay: tunnels at {where}\n")
         tunnels: list[tuple[str | None, AgentSettings]] = [
             (p.name, _settings(p, url, relay.token or os.environ.get("MOLEHILL_TOKEN", "")))
             for p in chosen
         ]
         try:
-            return await run_agents(tunnels, args.json, stop)
+            return await run_agents(tunnels, args.json, stop, out)
         finally:
             if embedded is not None:
                 await embedded.stop()

@@ -1,0 +1,1 @@
+"""Hostile input against the relay: framing differentials, floods, resource holding."""
