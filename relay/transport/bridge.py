@@ -107,7 +107,8 @@ class StreamBridge(asyncio.Protocol):
 
     def on_credit(self, amount: int) -> None:
         """The peer granted more (the session already counted it)."""
-        if self.held and not self.finished:
+        # A RESET later in the same message may already have closed the stream in the session.
+        if self.held and not self.finished and not self.stream.closed:
             self._send_held()
 
     def eof_received(self) -> bool:
