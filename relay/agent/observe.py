@@ -112,7 +112,7 @@ class ExchangeObserver:
                 self.answering = None
             else:
                 head: ResponseHead = item  # type: ignore[assignment]
-                if not self.pending:
+                if type(item) is not ResponseHead or not self.pending:  # Unsolicited: no answer
                     continue
                 ex = self.pending[0]
                 if ex.ttfb is None:

@@ -9,11 +9,17 @@ reads one direction of a connection and yields, in order:
 
 * a :class:`RequestHead` or :class:`ResponseHead` (validated by httptools),
 * body bytes exactly as they arrived (chunk sizes, extensions and trailers included),
-* :data:`MESSAGE_END` when the message is complete.
+* :data:`MESSAGE_END` when the message is complete,
+* on the response side, :class:`Unsolicited` bytes: what arrives when no request awaits an answer.
+
+Requests are held to a strict reading of RFC 9112 because the relay forwards them to a server
+that parses them again: anything two parsers could frame differently (odd Transfer-Encoding,
+loose chunk lines, bare LF, a missing or doubled Host) is refused rather than passed on
+(400, or 501 for a transfer coding other than one ``chunked``, like nginx).
 
 The framer never re-encodes a body: it only counts through it (Content-Length) or steps over
 chunk headers (chunked), so a body of any size passes with bounded memory. After an upgrade
-(WebSocket) or CONNECT, everything is raw bytes.
+(WebSocket), everything is raw bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +36,22 @@ MAX_HEADERS: Final = 100
 _MAX_CHUNK_LINE: Final = 4096
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 
+# RFC 9110 5.6.2 token and 5.6.4 quoted-string; RFC 9112 7.1 chunk lines.
+_TOKEN: Final = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_QUOTED: Final = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_LINE: Final = re.compile(
+    rb"([0-9A-Fa-f]{1,16})(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
+)
+_FIELD_LINE: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*[\t \x21-\x7e\x80-\xff]*")
+_REQUEST_LINE: Final = re.compile(_TOKEN + rb" ([\x21-\x7e]+) HTTP/[0-9]\.[0-9]")
+_ABSOLUTE: Final = re.compile(rb"([A-Za-z][-+.0-9A-Za-z]*):(?://([^/?#]*))?")
+_FORWARDED: Final = re.compile(rb"\r\nx[-_]forwarded[-_]")
+_CONTROL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Fields a backend could take for the head's own if it merged trailers into the headers.
+_HEAD_ONLY_FIELDS: Final = frozenset(
+    {b"content-length", b"transfer-encoding", b"host", b"authorization", b"proxy-authorization"}
+)
+
 
 class HttpError(Exception):
     """The peer sent something that is not acceptable HTTP/1.1; ``status`` is what to answer."""
@@ -38,6 +60,9 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+        # Set by Http1Framer.receive: the bytes fed to it that no returned item carried, so a
+        # caller that gives up framing can still pass every byte on.
+        self.unframed = b""
 
 
 class _End:
@@ -58,9 +83,10 @@ class RequestHead:
     target: bytes
     version: str
     raw: bytes
-    host: str | None
+    host: str | None  # the target's authority for an absolute-form target, else the Host header
     upgrade: bool
-    has_forwarded: bool  # carries X-Forwarded-* lines a client could have forged
+    has_forwarded: bool  # carries X-Forwarded-* lines (any spelling) a client could have forged
+    absolute: bool = False  # the target is absolute-form (http://authority/path)
 
 
 @dataclass(slots=True)
@@ -72,7 +98,14 @@ class ResponseHead:
     answers_upgrade: bool = False  # the request it answers asked for an upgrade
 
 
-Item = RequestHead | ResponseHead | bytes | _End
+@dataclass(slots=True)
+class Unsolicited:
+    """Response-side bytes sent while no request awaited an answer: a response to nothing."""
+
+    data: bytes
+
+
+Item = RequestHead | ResponseHead | bytes | _End | Unsolicited
 
 
 class _Silent:
@@ -97,9 +130,36 @@ def _header_values(lowered_head: bytes, name: bytes) -> list[bytes]:
     return values
 
 
+def _chunk_line_error(line: bytes) -> str:
+    """Which rule a chunk-size line that failed to match breaks (the slow path: errors only)."""
+    if b"\r" in line:
+        return "bare CR in chunked framing: every line must end in CRLF"
+    size, _, ext = line.partition(b";")
+    if size != size.strip(b" \t") or not size:
+        if size.strip(b" \t"):
+            return f"whitespace around chunk size {size[:20]!r}: hex digits only"
+        return f"chunk size missing in {line[:20]!r}"
+    if not re.fullmatch(rb"[0-9A-Fa-f]+", size):
+        return f"chunk size {size[:20]!r} is not hex digits only"
+    if len(size) > 16:
+        return "chunk size longer than 16 hex digits"
+    if _CONTROL.search(ext):
+        return "control character in a chunk extension"
+    return f"chunk extension {ext[:30]!r} is not ;name[=value] (token or quoted-string)"
+
+
+def _trailer_error(line: bytes) -> str:
+    if b"\r" in line:
+        return "bare CR in chunked framing: every line must end in CRLF"
+    name, colon, value = line.partition(b":")
+    if colon and re.fullmatch(_TOKEN, name) and _CONTROL.search(value):
+        return "control character in a trailer field"
+    return f"trailer line {line[:30]!r} is not a header field (name: value)"
+
+
 # States of a framer.
 _HEAD, _FIXED, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_TRAILER, _UNTIL_CLOSE, _RAW, _WAIT = range(8)
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_UNSOLICITED = 8
 
 
 class Http1Framer:
@@ -120,6 +180,7 @@ class Http1Framer:
         self._state = _HEAD
         self._buf = b""
         self._remaining = 0
+        self._trailers = 0  # trailer lines of the current chunked message
         self._upgrade_next = False  # wait for the upgrade's answer after this message
         # Response side: the methods of requests still awaiting a response, oldest first.
         self._pending_methods: deque[tuple[str, bool]] = deque()
@@ -152,12 +213,14 @@ class Http1Framer:
 
     @property
     def between_messages(self) -> bool:
-        """True when no message is partly received."""
-        return self._state == _HEAD and not self._buf
+        """True when no message is partly received (unsolicited bytes are no message)."""
+        return self._state in (_HEAD, _UNSOLICITED) and not self._buf
 
     def expect_response_to(self, method: str, upgrade: bool = False) -> None:
         """Response side: a request with ``method`` was sent, so a response will follow."""
         self._pending_methods.append((method, upgrade))
+        if self._state == _UNSOLICITED:
+            self._state = _HEAD  # what comes next may be its answer
 
     def receive(self, data: bytes) -> list[Item]:
         """Feed bytes; return what they complete. Raises HttpError on malformed input."""
@@ -170,14 +233,28 @@ class Http1Framer:
         if state == _WAIT:
             self._hold(self._buf + data)
             return []
-        items: list[Item] = []
+        if state == _UNSOLICITED:
+            return [Unsolicited(data)] if data else []
         buf = self._buf + data if self._buf else data
         self._buf = b""
+        try:
+            return self._frame(buf)
+        except HttpError as exc:
+            exc.unframed = buf
+            raise
+
+    def _frame(self, buf: bytes) -> list[Item]:
+        items: list[Item] = []
         pos = 0
         n = len(buf)
         while pos < n:
             state = self._state
             if state == _HEAD:
+                if not self._pending_methods and not self._is_request:
+                    # Nothing was asked: these bytes answer nothing, and neither does the rest.
+                    self._state = _UNSOLICITED
+                    items.append(Unsolicited(buf[pos:] if pos else buf))
+                    return items
                 if buf[pos] in (13, 10):  # RFC 9112: ignore empty lines before a request line
                     pos += 1
                     continue
@@ -203,25 +280,36 @@ class Http1Framer:
                 if not self._remaining:
                     self._end_message(items)
             elif state in (_CHUNK_SIZE, _CHUNK_TRAILER):
-                eol = buf.find(b"\r\n", pos)
-                if eol == -1:
+                # RFC 9112 7.1: every chunk-size and trailer line ends in CRLF, and a line is
+                # only passed on once it is complete and valid.
+                nl = buf.find(b"\n", pos)
+                if nl == -1:
                     if n - pos > _MAX_CHUNK_LINE:
                         raise HttpError(400, "chunk header line too long")
                     self._buf = buf[pos:]
                     return items
-                line = buf[pos:eol]
-                items.append(buf[pos : eol + 2])
-                pos = eol + 2
+                if nl == pos or buf[nl - 1] != 13:
+                    raise HttpError(400, "bare LF in chunked framing: every line must end in CRLF")
+                if nl - pos > _MAX_CHUNK_LINE:
+                    raise HttpError(400, "chunk header line too long")
+                line = buf[pos : nl - 1]
                 if state == _CHUNK_TRAILER:
+                    if line:
+                        self._trailer(line)
+                    items.append(buf[pos : nl + 1])
+                    pos = nl + 1
                     if not line:
                         self._end_message(items)
                     continue
-                size_text = line.split(b";", 1)[0].rstrip(b" \t")
-                if not _HEX.fullmatch(size_text):
-                    raise HttpError(400, f"bad chunk size {size_text[:20]!r}")
-                size = int(size_text, 16)
+                match = _CHUNK_LINE.fullmatch(line)
+                if match is None:
+                    raise HttpError(400, _chunk_line_error(line))
+                items.append(buf[pos : nl + 1])
+                pos = nl + 1
+                size = int(match.group(1), 16)
                 if size == 0:
                     self._state = _CHUNK_TRAILER
+                    self._trailers = 0
                 else:
                     self._state = _CHUNK_DATA
                     self._remaining = size + 2  # the data and its CRLF
@@ -244,6 +332,19 @@ class Http1Framer:
                 pos = n
         return items
 
+    def _trailer(self, line: bytes) -> None:
+        """Check one trailer line (RFC 9112 7.1.2: a field line like a header's)."""
+        match = _FIELD_LINE.fullmatch(line)
+        if match is None:
+            raise HttpError(400, _trailer_error(line))
+        self._trailers += 1
+        if self._trailers > self._max_headers:
+            raise HttpError(431, f"more than {self._max_headers} trailer lines")
+        if self._is_request:
+            name = match.group(1).lower().replace(b"_", b"-")
+            if name in _HEAD_ONLY_FIELDS or name.startswith(b"x-forwarded-"):
+                raise HttpError(400, f"{match.group(1)[:30]!r} is not allowed in a trailer")
+
     def _end_message(self, items: list[Item]) -> None:
         items.append(MESSAGE_END)
         self._state = _WAIT if self._upgrade_next else _HEAD
@@ -265,10 +366,14 @@ class Http1Framer:
     # -- heads ------------------------------------------------------------------
 
     def _parse_head(self, head: bytes) -> RequestHead | ResponseHead:
+        lowered = head.lower()
+        is_request = self._is_request
+        if is_request:
+            _check_request_bytes(head)
         collector = _SILENT
         parser: Any = (
             httptools.HttpRequestParser(collector)
-            if self._is_request
+            if is_request
             else httptools.HttpResponseParser(collector)
         )
         upgraded = False
@@ -277,29 +382,25 @@ class Http1Framer:
         except httptools.HttpParserUpgrade:
             upgraded = True
         except httptools.HttpParserError as exc:
+            if is_request and b"\r\ntransfer-encoding:" in lowered:
+                _request_codings(lowered)  # to answer 501 where that is the reason
             raise HttpError(400, f"malformed HTTP head: {exc}") from None
-        lowered = head.lower()
         if lowered.count(b"\r\n") - 2 > self._max_headers:
             raise HttpError(431, f"more than {self._max_headers} header lines")
-        if self._is_request:
+        if is_request:
             return self._request_head(parser, head, lowered, upgraded)
         return self._response_head(parser, head, lowered, upgraded)
 
     def _body_framing(self, lowered: bytes) -> None:
         """Set the state for the body that follows a head, from Content-Length and chunking."""
-        lengths = _header_values(lowered, b"content-length")
-        codings = _header_values(lowered, b"transfer-encoding")
-        if codings:
-            if lengths:
-                raise HttpError(400, "both Content-Length and Transfer-Encoding")
-            last = b",".join(codings).split(b",")[-1].strip(b" \t")
-            if last != b"chunked":
-                if self._is_request:
-                    raise HttpError(400, "request Transfer-Encoding does not end in chunked")
-                self._state = _UNTIL_CLOSE
-                return
+        chunked = _request_codings(lowered) if self._is_request else _response_codings(lowered)
+        if chunked is None:
+            self._state = _UNTIL_CLOSE
+            return
+        if chunked:
             self._state = _CHUNK_SIZE
             return
+        lengths = _header_values(lowered, b"content-length")
         if lengths:
             if len(lengths) > 1:
                 raise HttpError(400, "more than one Content-Length header")
@@ -320,19 +421,27 @@ class Http1Framer:
         method = parser.get_method().decode("ascii")
         if method == "CONNECT":
             raise HttpError(400, "CONNECT is not supported through a tunnel")
-        first_line_end = head.find(b"\r\n")
-        target = head[len(method) + 1 : head.rfind(b" ", 0, first_line_end)]
-        hosts = _header_values(lowered, b"host")
-        if len(hosts) > 1:
-            raise HttpError(400, "more than one Host header")
-        host = None
-        if hosts:
-            start = lowered.find(b"\r\nhost:") + 7
-            host = head[start : head.find(b"\r\n", start)].strip(b" \t").decode("latin-1")
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise HttpError(505, f"HTTP/{version} is not spoken here: use HTTP/1.1")
-        if b"\r\ntransfer-encoding:" in lowered and version == "1.0":
+        target = head[len(method) + 1 : head.find(b" ", len(method) + 1)]
+        # RFC 9112 3.2: 400 for a request without exactly one Host (1.0 too: we route by it).
+        hosts = _header_values(lowered, b"host")
+        if len(hosts) != 1:
+            raise HttpError(400, "more than one Host header" if hosts else "no Host header")
+        # One check of credentials must cover all of them: never check one and forward two.
+        if b"authorization:" in lowered:
+            if lowered.count(b"\r\nauthorization:") > 1:
+                raise HttpError(400, "more than one Authorization header")
+            if lowered.count(b"\r\nproxy-authorization:") > 1:
+                raise HttpError(400, "more than one Proxy-Authorization header")
+        absolute = target[:1] != b"/" and target != b"*"
+        if absolute:
+            host = _authority(target)
+        else:
+            start = lowered.find(b"\r\nhost:") + 7
+            host = head[start : head.find(b"\r\n", start)].strip(b" \t").decode("latin-1")
+        if version == "1.0" and b"\r\ntransfer-encoding:" in lowered:
             raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
         self._body_framing(lowered)
         # After this request, hold the connection until the response says whether it switched.
@@ -344,7 +453,8 @@ class Http1Framer:
             raw=head,
             host=host,
             upgrade=upgraded,
-            has_forwarded=b"\r\nx-forwarded-" in lowered,
+            has_forwarded=_FORWARDED.search(lowered) is not None,
+            absolute=absolute,
         )
 
     def _response_head(
@@ -371,15 +481,79 @@ class Http1Framer:
         return ResponseHead(status, head, answers_upgrade=upgrade)
 
 
+def _check_request_bytes(head: bytes) -> None:
+    """Refuse what httptools might let through but a stricter parser would read otherwise."""
+    crlf = head.count(b"\r\n")
+    if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
+        raise HttpError(400, "bare CR or LF in the request head: lines must end in CRLF")
+    if b"\x00" in head:
+        raise HttpError(400, "NUL in the request head")
+    if b"\r\n " in head or b"\r\n\t" in head:
+        raise HttpError(400, "obs-fold: a header line starts with whitespace")
+    # RFC 9112 3: method SP request-target SP HTTP-version, single spaces, visible characters.
+    line = _REQUEST_LINE.fullmatch(head, 0, head.find(b"\r\n"))
+    if line is None:
+        raise HttpError(400, "malformed request line: method SP target SP HTTP/x.y")
+    target = line.group(1)
+    if target[:1] != b"/" and target != b"*":
+        _authority(target)  # before httptools, to name the rule an absolute-form target breaks
+
+
+def _request_codings(lowered: bytes) -> bool:
+    """Whether a request body is chunked; refuse any other transfer coding (RFC 9112 6.1)."""
+    if b"\r\ntransfer-encoding:" not in lowered:
+        return False
+    if b"\r\ncontent-length:" in lowered:
+        raise HttpError(400, "both Content-Length and Transfer-Encoding")
+    codings = _header_values(lowered, b"transfer-encoding")
+    if codings != [b"chunked"]:
+        # Like nginx: anything but one "Transfer-Encoding: chunked" is not implemented here.
+        raise HttpError(501, "request Transfer-Encoding other than exactly one 'chunked'")
+    return True
+
+
+def _response_codings(lowered: bytes) -> bool | None:
+    """Whether a response body is chunked; None: read it until the connection closes."""
+    codings = _header_values(lowered, b"transfer-encoding")
+    if not codings:
+        return False
+    if b"\r\ncontent-length:" in lowered:
+        raise HttpError(400, "both Content-Length and Transfer-Encoding")
+    last = b",".join(codings).split(b",")[-1].strip(b" \t")
+    return True if last == b"chunked" else None
+
+
+def _authority(target: bytes) -> str:
+    """The authority of an absolute-form target (RFC 9112 3.2.2: it overrides Host)."""
+    match = _ABSOLUTE.match(target)
+    if match is None:
+        raise HttpError(400, "request target is not origin-form, absolute-form or *")
+    if match.group(1).lower() not in (b"http", b"https"):
+        raise HttpError(400, f"absolute-form target with scheme {match.group(1)[:10]!r}")
+    authority = match.group(2)
+    if not authority:
+        raise HttpError(400, "absolute-form target with an empty authority")
+    if b"@" in authority:
+        raise HttpError(400, "absolute-form target with userinfo")
+    return authority.decode("ascii")
+
+
+def _is_forwarded_line(line: bytes) -> bool:
+    return line[:12].lower().replace(b"_", b"-") == b"x-forwarded-"
+
+
 def forwarded_head(head: RequestHead, client_ip: str, proto: str, host: str | None = None) -> bytes:
     """The head with X-Forwarded-For/-Proto/-Host set by the relay (client-sent copies dropped).
 
-    ``client_ip`` may be a chain ("a, b") when a trusted proxy's own header is carried on.
+    Dropped are all the spellings a backend may read as the same field: ``X_Forwarded_For``
+    becomes HTTP_X_FORWARDED_FOR in CGI/WSGI like ``X-Forwarded-For`` does. RFC 7239
+    ``Forwarded`` is left alone: the relay does not set it. ``client_ip`` may be a chain
+    ("a, b") when a trusted proxy's own header is carried on.
     """
     raw = head.raw
     if head.has_forwarded:
         lines = raw[:-2].split(b"\r\n")
-        raw = b"\r\n".join(line for line in lines if line[:12].lower() != b"x-forwarded-") + b"\r\n"
+        raw = b"\r\n".join(line for line in lines if not _is_forwarded_line(line)) + b"\r\n"
     extra = (
         f"X-Forwarded-For: {client_ip}\r\nX-Forwarded-Proto: {proto}\r\n"
         f"X-Forwarded-Host: {host if host is not None else head.host or ''}\r\n\r\n"
@@ -395,3 +569,25 @@ def header_value(head: RequestHead, name: bytes) -> str:
         return ""
     start = pos + len(name) + 3
     return head.raw[start : head.raw.find(b"\r\n", start)].strip(b" \t").decode("latin-1")
+
+
+def header_list(head: RequestHead, name: bytes) -> list[str]:
+    """Every element of a list header (lowercase ``name``) over all its lines, in order.
+
+    RFC 9110 5.3: several lines of one field are one comma-separated list; elements are
+    stripped and empty ones dropped.
+    """
+    raw = head.raw
+    lowered = raw.lower()
+    needle = b"\r\n" + name + b":"
+    out: list[str] = []
+    pos = lowered.find(needle)
+    while pos != -1:
+        start = pos + len(needle)
+        end = raw.find(b"\r\n", start)
+        for element in raw[start:end].split(b","):
+            element = element.strip(b" \t")
+            if element:
+                out.append(element.decode("latin-1"))
+        pos = lowered.find(needle, end)
+    return out
