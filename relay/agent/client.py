@@ -202,6 +202,8 @@ class AgentLink(FrameLink):
             self.goaway = frame.reason
 
     def _open(self, frame: p.Open) -> None:
+        if frame.stream not in self.wire.streams:
+            return  # opened and reset in one message: the visitor is already gone
         conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
         self.streams[frame.stream] = conn
         self.loop.create_task(conn.connect())

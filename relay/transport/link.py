@@ -250,10 +250,13 @@ class FrameLink(asyncio.Protocol):
 
     def flush(self) -> None:
         self._flush_scheduled = False
-        pieces = self.wire.data_to_send()
+        wire = self.wire
+        pieces = wire.data_to_send()
         if pieces and self.ws.state is State.OPEN and self.transport is not None:
             self._write_ws()  # whatever websockets itself has queued goes first
-            self._send_message(pieces)
+            while pieces:
+                self._send_message(pieces)
+                pieces = wire.data_to_send()
         if self._after_flush:
             self._run_after_flush()
 
@@ -283,6 +286,10 @@ class FrameLink(asyncio.Protocol):
                 with contextlib.suppress(OSError):  # the socket may already be dead
                     transport.write_eof()
         if self.ws.close_expected() and not transport.is_closing():
+            if self.ws.side is Side.SERVER:
+                # The relay closes at once: a peer that broke the protocol (a 16 MiB message
+                # before its HELLO) must not keep us reading and discarding its bytes.
+                transport.close()
             # The closing handshake is done or failed: do not wait for the peer's TCP close.
             self.loop.call_later(1.0, transport.abort)
 

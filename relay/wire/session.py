@@ -43,7 +43,7 @@ from relay.wire.stream import (
     StreamError,
 )
 
-HELLO_MAX: Final = 8 * 1024  # the largest first message: a HELLO with a long access list
+HELLO_MAX: Final = 32 * 1024  # the largest first message: a HELLO with 2 x 256 networks
 PING_RATE: Final = 20.0  # PINGs a second, on average, that a peer may send
 PING_BURST: Final = 100.0
 
@@ -76,6 +76,7 @@ class Session:
         self.peer_window = p.DEFAULT_WINDOW  # what the peer grants us, from HELLO / WELCOME
         self.max_message = max_message
         self.phase = Phase.GREETING
+        self._hello_sent = False
         self.error: p.ProtocolError | None = None  # a rule broken after valid frames, see _apply
         self.streams: dict[int, Stream] = {}
         self.next_id = 1  # relay: the next id to open; agent: the lowest id the relay may open
@@ -85,6 +86,7 @@ class Session:
         self._ping_stamp: float = clock()
         self._out: list[bytes] = []
         self._frames = 0
+        self._sealed: list[list[bytes]] = []  # full messages (MAX_FRAMES frames) not yet taken
         self.queued_bytes = 0  # payload bytes queued since the last data_to_send()
 
     # -- input -------------------------------------------------------------------------------
@@ -99,12 +101,21 @@ class Session:
             raise self.error
         if self.phase is Phase.GREETING and self.side is Side.RELAY and len(message) > HELLO_MAX:
             raise p.ProtocolError(f"first message larger than {HELLO_MAX} bytes: not a HELLO")
-        frames = self.decoder.decode(message)
+        if self.phase is Phase.GREETING and self.side is Side.RELAY:
+            frames = self.decoder.decode(message, max_frames=1)  # refused at its header
+        else:
+            frames = self.decoder.decode(message)
         if self.phase is not Phase.OPEN:
             frames = self._greeting(frames)
             if self.phase is not Phase.OPEN or len(frames) == 1:
                 return frames
-            return [frames[0], *self._apply(frames[1:])]  # frames that followed the WELCOME
+            try:  # frames that followed the WELCOME in its message
+                rest = self._apply(frames[1:])
+            except p.ProtocolError as exc:
+                self.error = exc  # the WELCOME stands; the error waits for the caller
+                self.phase = Phase.CLOSED
+                rest = []
+            return [frames[0], *rest]
         return self._apply(frames)
 
     def _apply(self, frames: list[p.Frame]) -> list[p.Frame]:
@@ -178,7 +189,12 @@ class Session:
             self.phase = Phase.ADMITTING
             return frames
         if type(first) is p.Welcome:
-            if first.window < 1024 or first.ping_interval < 0.05 or first.lease < 0:
+            # "not >=" so that NaN, which compares false with everything, is refused too.
+            if (
+                not 1024 <= first.window <= p.MAX_WINDOW
+                or not first.ping_interval >= 0.05
+                or not first.lease >= 0
+            ):
                 raise p.ProtocolError("the relay's welcome has an impossible window or interval")
             self.peer_window = first.window
             self.phase = Phase.OPEN
@@ -219,8 +235,9 @@ class Session:
 
     def hello(self, hello: p.Hello) -> None:
         """Agent: open the session."""
-        if self.side is not Side.AGENT or self.phase is not Phase.GREETING:
+        if self.side is not Side.AGENT or self.phase is not Phase.GREETING or self._hello_sent:
             raise LocalStreamError("only an agent sends HELLO, once")
+        self._hello_sent = True
         self._queue(p.encode(hello))
 
     def welcome(self, welcome: p.Welcome, peer_window: int) -> None:
@@ -233,11 +250,15 @@ class Session:
 
     def refuse(self, code: str, message: str) -> None:
         """Relay: refuse the HELLO, or later end the session for a reason (a revoked token)."""
+        if self.side is not Side.RELAY:
+            raise LocalStreamError("only a relay refuses a session")
         self.phase = Phase.CLOSED
         self._queue(p.encode(p.Error(code, message)))
 
     def go_away(self, reason: str) -> None:
         """Relay: we are shutting down; the agent should reconnect later."""
+        if self.side is not Side.RELAY:
+            raise LocalStreamError("only a relay sends GOAWAY")
         self._queue(p.encode(p.GoAway(reason)))
 
     def ping(self, payload: int) -> None:
@@ -250,6 +271,8 @@ class Session:
         if self.side is not Side.RELAY or self.phase is not Phase.OPEN:
             raise LocalStreamError("only an admitted relay session opens streams")
         sid = self.next_id
+        if sid > p.MAX_STREAM_ID:
+            raise LocalStreamError("stream ids are used up: this session must be replaced")
         self.next_id += 1
         stream = Stream(sid, self.peer_window, self.window)
         self.streams[sid] = stream
@@ -263,6 +286,8 @@ class Session:
         self._out.append(data)
         self._frames += 1
         self.queued_bytes += len(data)
+        if self._frames >= p.MAX_FRAMES:
+            self._seal()
 
     def end(self, stream: Stream) -> None:
         """We will send no more on ``stream`` (half close)."""
@@ -296,20 +321,33 @@ class Session:
         self._out.append(encoded)
         self._frames += 1
         self.queued_bytes += len(encoded)
+        if self._frames >= p.MAX_FRAMES:
+            self._seal()
+
+    def _seal(self) -> None:
+        # The peer refuses a message of more than MAX_FRAMES frames: the next ones start anew.
+        pieces = self._out
+        pieces.insert(0, p.array_header(self._frames))
+        self._sealed.append(pieces)
+        self._out = []
+        self._frames = 0
 
     @property
     def has_output(self) -> bool:
-        return bool(self._out)
+        return bool(self._out or self._sealed)
 
     def data_to_send(self) -> list[bytes]:
-        """The pieces of one message holding every queued frame ([] when none)."""
-        if not self._out:
+        """The pieces of the next message to send ([] when none): call until it returns [].
+
+        One message holds every queued frame, unless more than MAX_FRAMES were queued.
+        """
+        if self._out:
+            self._seal()
+        if not self._sealed:
             return []
-        pieces = self._out
-        pieces.insert(0, p.array_header(self._frames))
-        self._out = []
-        self._frames = 0
-        self.queued_bytes = 0
+        pieces = self._sealed.pop(0)
+        if not self._sealed:
+            self.queued_bytes = 0
         return pieces
 
 

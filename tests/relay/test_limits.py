@@ -220,7 +220,7 @@ async def test_flood_of_frames_for_a_closed_stream_is_harmless(app_port):
         writer.close()
         # frames that crossed the RESET on the wire are normal, not hostile: ignored
         late = [p.Credit(opened.stream, 1), p.Data(opened.stream, b"x"), p.End(opened.stream)]
-        await ws.send(p.encode_message(*late * 1500))
+        await ws.send(p.encode_message(*late * 1300))  # within MAX_FRAMES
         await asyncio.sleep(0.2)
         assert relay.tunnels.get("rogue") is not None
         assert not relay.tunnels["rogue"].streams
@@ -263,7 +263,7 @@ SMUGGLING = {
 
 
 @pytest.mark.parametrize("shape", list(SMUGGLING))
-async def test_smuggling_shapes_get_400(shape):
+async def test_smuggling_shapes_are_refused(shape):
     async with (
         raw_server() as app,
         running_relay() as relay,
@@ -272,7 +272,8 @@ async def test_smuggling_shapes_get_400(shape):
         reader, writer = await open_from(relay.http_port)
         writer.write(SMUGGLING[shape].replace(b"{host}", tunnel.host.encode()))
         response = await read_response(reader)
-        assert response.status == 400, response.body
+        # A Transfer-Encoding other than exactly "chunked" is 501, as nginx answers it.
+        assert response.status == (501 if shape == "te-not-chunked-last" else 400), response.body
         assert response.header("Connection") == "close"
         assert await closed_within(reader, 2) == b""
         writer.close()
