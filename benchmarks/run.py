@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.markdown_table(results))
     if checks:
-        print("\ntargets (issue 6)")
+        print("\ntargets (issues 6 and 11)")
         print(report.targets_text(checks))
         if args.quick:
             print(

@@ -243,20 +243,35 @@ def _errors(result: LoadResult) -> str:
     return f"{result.error_count} errors of {result.requests} requests (" + ", ".join(parts) + ")"
 
 
+def ratio_metric(key: str, direct: float, tunnel: float) -> Metric:
+    """Tunnel / direct of one run pair: the figure that travels between machines."""
+    value = tunnel / direct if direct else None
+    return Metric("tunnel / direct", "", None, value, digits=2, show_ratio=False, key=key)
+
+
+def cpu_per_request(key: str, run: LoadResult) -> Metric | None:
+    """Relay + agent CPU per completed request, in microseconds (cpuwatch's figures)."""
+    cpu = run.cpu or {}
+    if not run.requests or "relay" not in cpu or "agent" not in cpu:
+        return None
+    micros = (cpu["relay"] + cpu["agent"]) / run.requests * 1e6
+    return Metric(
+        "relay + agent CPU per request (µs)", "µs", None, micros, "lower", 1, False, key=key
+    )
+
+
 class KeepAlive(HttpLoad):
     key = "keepalive"
     title = "keep-alive, 32 connections"
 
     def metrics(self, runs: dict[str, LoadResult]) -> list[Metric]:
-        return [
-            Metric(
-                f"{self.title} (req/s)",
-                "req/s",
-                runs["direct"].rps,
-                runs["tunnel"].rps,
-                key="keepalive.rps",
-            )
+        d, t = runs["direct"], runs["tunnel"]
+        rows = [
+            Metric(f"{self.title} (req/s)", "req/s", d.rps, t.rps, key="keepalive.rps"),
+            ratio_metric("keepalive.ratio", d.rps, t.rps),
         ]
+        cpu = cpu_per_request("keepalive.cpu_us", t)
+        return rows + ([cpu] if cpu else [])
 
 
 class Sequential(HttpLoad):
@@ -318,14 +333,10 @@ class NewConnection(HttpLoad):
     close = True
 
     def metrics(self, runs: dict[str, LoadResult]) -> list[Metric]:
+        d, t = runs["direct"], runs["tunnel"]
         return [
-            Metric(
-                "new connection (req/s)",
-                "req/s",
-                runs["direct"].rps,
-                runs["tunnel"].rps,
-                key="newconn.rps",
-            )
+            Metric("new connection (req/s)", "req/s", d.rps, t.rps, key="newconn.rps"),
+            ratio_metric("newconn.ratio", d.rps, t.rps),
         ]
 
 
@@ -346,6 +357,7 @@ class Large(HttpLoad):
                 key="64k.mb_per_s",
             ),
             Metric("64 KiB, 32 conns (req/s)", "req/s", d.rps, t.rps),
+            ratio_metric("64k.ratio", d.mb_per_s, t.mb_per_s),
         ]
 
 

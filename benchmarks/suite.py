@@ -1,4 +1,4 @@
-"""Every scenario run.py knows, in run order, and the targets of issue 6.
+"""Every scenario run.py knows, in run order, and the targets (issue 6, and issue 11's core v2).
 
 Targets refer to metrics by key (``Metric.key``); a target whose metrics were not measured (a
 ``--scenarios`` subset) is left out. Each prints as ``met`` or ``MISSED`` with the figure.
@@ -23,6 +23,11 @@ SCENARIOS: list[Scenario] = [
 ]
 
 TARGETS = [
+    # Core v2 (issue 11): ratios to direct and CPU per request, the figures that travel.
+    Target("relay + agent CPU per keep-alive request", ("keepalive.cpu_us",), 35, False, "µs", 1),
+    Target("keep-alive, tunnel / direct", ("keepalive.ratio",), 0.20, True, "", 2),
+    Target("64 KiB responses, tunnel / direct", ("64k.ratio",), 0.25, True, "", 2),
+    Target("new connection per request, tunnel / direct", ("newconn.ratio",), 0.30, True, "", 2),
     Target(
         "keep-alive through the tunnel, 32 connections, request log on",
         ("keepalive.rps",),
@@ -31,7 +36,7 @@ TARGETS = [
         "req/s",
     ),
     Target(
-        "sequential added latency, mean", ("sequential.added_ms",), 0.15, False, "ms", 3, floor=0.0
+        "sequential added latency, mean", ("sequential.added_ms",), 0.10, False, "ms", 3, floor=0.0
     ),
     Target("64 KiB responses through the tunnel", ("64k.mb_per_s",), 500, True, "MB/s", 1),
     Target("new connection per request through the tunnel", ("newconn.rps",), 3_000, True, "req/s"),
