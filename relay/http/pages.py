@@ -12,9 +12,12 @@ _REASONS = {
     429: "Too Many Requests",
     404: "Not Found",
     408: "Request Timeout",
+    413: "Content Too Large",
+    421: "Misdirected Request",
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    501: "Not Implemented",
     505: "HTTP Version Not Supported",
     504: "Gateway Timeout",
 }
@@ -90,11 +93,13 @@ def tunnel_offline(name: str) -> ErrorPage:
     )
 
 
-def local_app_down(name: str, detail: str) -> ErrorPage:
+def local_app_down(name: str, detail: str | None = None) -> ErrorPage:
+    """``detail``: the agent's own words (its local address and the error), or None to keep
+    them from visitors: a public relay does not tell the world where an app listens."""
     return ErrorPage(
         502,
         f"Tunnel '{name}' is up, but the local app did not answer",
-        detail,
+        detail or "The agent is connected, but the app behind this tunnel did not answer.",
         "If you run this tunnel, start your app (or check its port), then reload this page.",
     )
 
@@ -103,12 +108,39 @@ def bad_request(detail: str) -> ErrorPage:
     return ErrorPage(400, "Bad request", detail, "The relay could not read this HTTP request.")
 
 
+def for_http_error(status: int, detail: str) -> ErrorPage:
+    """The page for a request the framer refused with ``status``."""
+    if status == 431:
+        return headers_too_large(detail)
+    if status == 505:
+        return version_not_supported(detail)
+    if status == 501:
+        return ErrorPage(
+            501, "Not implemented", detail, "Send the body with Content-Length or chunked."
+        )
+    if status == 413:
+        return ErrorPage(413, "Request too large", detail, "Send a smaller request.")
+    if status == 400:
+        return bad_request(detail)
+    return ErrorPage(status, "Request refused", detail, "The relay could not read this request.")
+
+
 def headers_too_large(detail: str) -> ErrorPage:
     return ErrorPage(431, "Request headers too large", detail, "Send fewer or smaller headers.")
 
 
 def request_timeout() -> ErrorPage:
     return ErrorPage(408, "Request timeout", "The request head did not arrive in time.", "")
+
+
+def misdirected(name: str) -> ErrorPage:
+    return ErrorPage(
+        421,
+        "Misdirected request",
+        f"This connection still awaits answers from the tunnel '{name}'; a request for another "
+        "tunnel cannot be pipelined behind them.",
+        "Send it on a new connection (browsers and proxies retry by themselves).",
+    )
 
 
 def unauthorized(name: str) -> ErrorPage:
@@ -156,6 +188,16 @@ def tunnel_busy(name: str) -> ErrorPage:
         f"Tunnel '{name}' is busy",
         f"The tunnel '{name}' carries as many connections as its relay allows.",
         "Try again in a moment.",
+        headers=(("Retry-After", "2"),),
+    )
+
+
+def client_share(name: str, ip: str) -> ErrorPage:
+    return ErrorPage(
+        503,
+        f"Too many connections from your address to '{name}'",
+        f"{ip} holds as many of the tunnel '{name}' connections as one address may.",
+        "Close some connections (or wait for idle ones to time out) and try again.",
         headers=(("Retry-After", "2"),),
     )
 

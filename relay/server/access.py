@@ -113,7 +113,13 @@ class AccessRules:
 
     def authorized(self, header_value: bytes) -> bool:
         expected = self.basic_auth
-        return expected is None or hmac.compare_digest(header_value.strip(), expected)
+        if expected is None:
+            return True
+        # RFC 9110 11.1: the scheme is case-insensitive ("basic" is Basic); the token is not.
+        parts = header_value.split(None, 1)
+        if len(parts) != 2 or parts[0].lower() != b"basic":
+            return False
+        return hmac.compare_digest(parts[1].strip(), expected.split(None, 1)[1])
 
 
 def rules_from_options(options: dict[str, Any]) -> AccessRules:

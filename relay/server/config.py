@@ -39,12 +39,14 @@ _LIMITS = {
     "max_head": int,
     "max_headers": int,
     "head_timeout": float,
+    "keepalive_timeout": float,
     "idle_timeout": float,
     "connections_per_ip": int,
     "rate": float,
     "burst": float,
     "max_message": int,
     "streams_per_agent": int,
+    "max_client_share": float,
     "ping_interval": float,
     "ping_timeout": float,
     "window": int,
@@ -58,6 +60,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "max_headers": (8, None),
     "max_message": (2 * 1024 * 1024, None),
     "streams_per_agent": (1, None),
+    "max_client_share": (0, 1),
 }
 _TOKEN = {"label": str, "hash": str, "names": list, "max_tunnels": int, "revoked": bool}
 

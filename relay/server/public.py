@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 from relay.http import pages as pages
@@ -19,39 +18,24 @@ from relay.http.framing import (
     header_value,
 )
 from relay.http.names import tunnel_from_host
-from relay.transport.bridge import StreamBridge
+from relay.server import policy
+from relay.server.answers import frame_answers
+from relay.server.policy import Refusal
+from relay.server.visitor import Visitor
 
 if TYPE_CHECKING:
-    from relay.server import Relay
     from relay.server.agent_session import AgentSession
 
 
-class PublicConnection(StreamBridge):
-    """A visitor's connection. Until its first request head arrives it has no stream."""
+class PublicConnection(Visitor):
+    """A visitor's connection. Until its first request head arrives it has no stream.
 
-    def __init__(self, relay: Relay) -> None:
-        # The stream fields are filled in once the first request names a live tunnel.
-        super().__init__(None, None)
-        self.relay = relay
-        self.session: AgentSession | None = None
-        self.framer = Http1Framer(
-            "request", max_head=relay.settings.max_head, max_headers=relay.settings.max_headers
-        )
-        # The responses are framed too: to see whether an upgrade was accepted (only a 101
-        # turns the connection raw) and to count answers by status class.
-        self.responses = Http1Framer("response")
-        self.responses_opaque = False  # the local app answered with something not HTTP
-        self.client_ip = ""
-        self.client_port = 0
-        self.accept = ""  # the first request's Accept header, to pick the error page's form
-        self.head_only = False
-        self.tunnel = ""
-        self.first_host: str | None = None
-        self.proto = "http"
-        self.trusted_peer = False  # the peer is a configured proxy: its X-Forwarded-* count
-        self.last_active = time.monotonic()
-        self.started: deque[float] = deque()  # when each unanswered request was forwarded
-        self._head_timer: asyncio.TimerHandle | None = None
+    Every request is checked before any of its bytes leave (the tunnel's rules, the client's
+    share of the tunnel), and the bytes of one request only ever go to that request's stream:
+    what a read holds of an earlier request is flushed to the earlier stream before a later
+    head may move the connection to another tunnel. Responses are framed before they are
+    written, so only what answers a request reaches the visitor.
+    """
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -67,18 +51,17 @@ class PublicConnection(StreamBridge):
             relay.per_ip[self.client_ip] = count
             limit = relay.settings.connections_per_ip
             if limit and count > limit:
+                self._log_refusal(Refusal(pages.too_many_connections(self.client_ip), "per_ip"))
                 self.reject(pages.too_many_connections(self.client_ip))
                 return
-        timeout = relay.settings.head_timeout
-        if timeout:
-            self._head_timer = asyncio.get_running_loop().call_later(timeout, self._head_timeout)
+        self.deadline.arm("head", relay.settings.head_timeout)
 
-    def _head_timeout(self) -> None:
-        if self.session is None and not self.finished:
-            self.reject(pages.request_timeout())
+    # -- requests: visitor -> agent --------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        if self.stopped:
+            return  # a refusal waits for earlier answers; nothing after it is read
         framer = self.framer
         if framer.raw and self.session is not None:
             self.forward(data)
@@ -89,6 +72,8 @@ class PublicConnection(StreamBridge):
             self._bad_request(exc)
             return
         self._relay_requests(items)
+        if not self.stopped:
+            self._after_read()
 
     def _relay_requests(self, items: list[Item]) -> None:
         out: list[bytes] = []
@@ -97,194 +82,180 @@ class PublicConnection(StreamBridge):
             if kind is bytes:
                 out.append(item)  # type: ignore[arg-type]
             elif item is MESSAGE_END:
-                continue
+                self.request_open = False
             else:
-                head: RequestHead = item  # type: ignore[assignment]
-                if self.session is None and not self._route(head):
-                    return
-                if not self._same_tunnel(head):
-                    return
-                if self.trusted_peer:
-                    forwarded = self._from_proxy(head)
-                    if forwarded is None:
-                        return
-                else:
-                    session = self.session
-                    if session.checks and not self._allowed(head, self.client_ip):  # type: ignore[union-attr]
-                        return
-                    forwarded = forwarded_head(head, self.client_ip, self.proto)
-                self.relay.requests += 1
-                self.responses.expect_response_to(head.method, head.upgrade)
-                self.started.append(time.perf_counter())
+                forwarded = self._admit(item, out)  # type: ignore[arg-type]
+                if forwarded is None:
+                    return  # refused: what came before went out, nothing after does
                 out.append(forwarded)
-        if out and not self.finished:
+                self.request_open = True
+        if out:
+            self._send(out)
+
+    def _send(self, out: list[bytes]) -> None:
+        """Forward what ``out`` holds to the current stream (it all belongs there) and empty it."""
+        if out and self.session is not None and not self.finished:
             self.forward(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
 
-    def _route(self, head: RequestHead) -> bool:
-        """Open a stream to the tunnel the first request names; answer with a page if we can't."""
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-        self.accept = header_value(head, b"accept")
+    def _admit(self, head: RequestHead, out: list[bytes]) -> bytes | None:
+        """Check one request head; return it as forwarded, or None once it is refused.
+
+        ``out`` holds bytes of earlier requests, not sent yet: they go to their own stream
+        before this head may refuse, or move the connection to another tunnel.
+        """
+        self.page_head = head
         self.head_only = head.method == "HEAD"
-        domain = self.relay.settings.domain
-        if head.host is None:
-            self.reject(pages.bad_request("The request has no Host header."))
-            return False
-        name = tunnel_from_host(head.host, domain)
-        if name is None:
-            self.reject(pages.no_tunnel_in_host(head.host, domain))
-            return False
-        session = self.relay.tunnels.get(name)
-        if session is None:
-            if name in self.relay.leases:
-                self.reject(pages.tunnel_offline(name))
-            else:
-                self.reject(pages.unknown_tunnel(name, domain))
-            return False
-        self.tunnel = name
-        self.first_host = head.host
-        if not session.attach(self):
-            self.reject(pages.tunnel_busy(name))
-            return False
-        self.session = session
-        return True
-
-    def _from_proxy(self, head: RequestHead) -> bytes | None:
-        """A trusted proxy's request: its X-Forwarded-* are carried on; rules use its client."""
-        chain = header_value(head, b"x-forwarded-for")
-        hops = [h.strip() for h in chain.split(",") if h.strip()]
-        client = next((h for h in reversed(hops) if not self.relay.trusted(h)), self.client_ip)
-        session = self.session
-        if session is not None and session.checks and not self._allowed(head, client):
-            return None
-        return forwarded_head(
-            head,
-            f"{chain}, {self.client_ip}" if chain else self.client_ip,
-            header_value(head, b"x-forwarded-proto") or self.proto,
-            header_value(head, b"x-forwarded-host") or head.host,
-        )
-
-    def _allowed(self, head: RequestHead, client: str) -> bool:
-        """The tunnel's rules for one request: address, basic auth, rate. Refuses if not."""
-        session = self.session
-        assert session is not None
-        rules = session.rules
-        if not rules.ip_allowed(client):
-            self._refuse(pages.forbidden(self.tunnel, client))
-            return False
-        if rules.basic_auth is not None and not rules.authorized(
-            header_value(head, b"authorization").encode("latin-1")
-        ):
-            self._refuse(pages.unauthorized(self.tunnel))
-            return False
-        if session.bucket is not None and not session.bucket.take():
-            self._refuse(pages.too_many_requests(self.tunnel))
-            return False
-        return True
-
-    def _refuse(self, page: pages.ErrorPage) -> None:
-        """Answer one request with a page, if no earlier answer is still on its way."""
-        self.accept = self.accept or ""
-        if self.responses.pending_responses or not self.responses.between_messages:
-            self.reset(f"http_{page.status}", page.title)
-        else:
-            self.reject(page)
-
-    def _same_tunnel(self, head: RequestHead) -> bool:
         host = head.host
-        if host is None or host == self.first_host:
-            return True  # the common case costs one string comparison
-        if tunnel_from_host(host, self.relay.settings.domain) == self.tunnel:
-            return True
-        # A later request names another tunnel (a proxy pooling connections, a client that
-        # sets Host by hand). With nothing in flight, move the connection over, as a proxy
-        # would; with answers still on their way it cannot be done cleanly: the connection ends.
-        if self.responses.pending_responses or not self.responses.between_messages:
-            self.reset("misdirected", "a request named another tunnel")
-            return False
-        self.detach_stream("moved")
-        self.session = None
-        self.responses = Http1Framer("response")
-        return self._route(head)
-
-    def _bad_request(self, exc: HttpError) -> None:
-        if exc.status == 431:
-            page = pages.headers_too_large(exc.message)
-        elif exc.status == 505:
-            page = pages.version_not_supported(exc.message)
+        if host is None:  # the framer refuses these; never route a request by a guess
+            self._send(out)
+            self._refuse(Refusal(pages.bad_request("The request has no Host header."), "no_host"))
+            return None
+        session = self.session
+        moving = session is None or not (
+            host == self.first_host
+            or tunnel_from_host(host, self.relay.settings.domain) == self.tunnel
+        )
+        if moving:
+            relay = self.relay
+            found = policy.tunnel_for(host, relay.settings.domain, relay.tunnels, relay.leases)
+            if isinstance(found, Refusal):
+                self._send(out)
+                self._refuse(found, self.client_ip)
+                return None
+            target = found
+            name = target.name or ""
         else:
-            page = pages.bad_request(exc.message)
-        if self.session is not None and self.bytes_to_socket:
-            self.reset("bad_request", exc.message)  # a response is under way: just cut it
+            target = session  # type: ignore[assignment]
+            name = self.tunnel
+        if self.trusted_peer:
+            client, chain = policy.client_and_chain(head, self.client_ip, self.relay.trusted)
         else:
-            self.reject(page)
+            client = chain = self.client_ip
+        if target.checks:
+            refusal = policy.check_request(target.rules, target.bucket, name, client, head)
+            if refusal is not None:
+                self._send(out)
+                self._refuse(refusal, client, name)
+                return None
+        if moving:
+            self._send(out)
+            refusal = self._take_stream(target, name, client, host)
+            if refusal is not None:
+                self._refuse(refusal, client, name)
+                return None
+        elif client != self.owner:  # a proxy's connection now carries another client
+            refusal = self._count_for(target, name, client)
+            if refusal is not None:
+                self._send(out)
+                self._refuse(refusal, client, name)
+                return None
+        self.relay.requests += 1
+        self.responses.expect_response_to(head.method, head.upgrade)
+        self.started.append(time.perf_counter())
+        if self.trusted_peer:
+            return forwarded_head(
+                head,
+                chain,
+                header_value(head, b"x-forwarded-proto") or self.proto,
+                header_value(head, b"x-forwarded-host") or host,
+            )
+        return forwarded_head(head, client, self.proto)
 
-    def reject(self, page: pages.ErrorPage) -> None:
-        """Answer with an error page and close; any stream is reset."""
-        if self.session is not None and not self.finished:
-            # Tell the agent, but keep our socket: the page still has to reach the visitor.
-            self.link.reset_stream(self.stream, f"http_{page.status}", page.title)
+    def _take_stream(
+        self, target: AgentSession, name: str, client: str, host: str
+    ) -> Refusal | None:
+        """Leave the current stream (nothing is in flight on it) and open one on ``target``."""
+        if self.session is not None:
+            if self.responses.pending_responses or not self.responses.between_messages:
+                # Answers from the other tunnel are still due: they go out, then this page.
+                return Refusal(pages.misdirected(self.tunnel), "misdirected")
+            self.detach_stream("moved")
             self.forget()
-        self.finished = True
-        self.relay.errors += 1
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(page.render(self.accept, self.head_only))
-            transport.close()
+            self.session = None
+            self.responses = Http1Framer("response")
+            self.responses_opaque = False
+        settings = self.relay.settings
+        if len(target.streams) >= settings.streams_per_agent:
+            return Refusal(pages.tunnel_busy(name), "streams_per_agent")
+        refusal = policy.share_refusal(target.client_streams, settings, name, client)
+        if refusal is not None:
+            return refusal
+        if not target.attach(self):
+            return Refusal(pages.tunnel_busy(name), "streams_per_agent")
+        self.session = target
+        self.tunnel = name
+        self.first_host = host
+        self.owner = client
+        policy.count(target.client_streams, client, 1)
+        return None
+
+    def _count_for(self, session: AgentSession, name: str, client: str) -> Refusal | None:
+        """Count this connection's stream against ``client`` from now on, if its share allows."""
+        counts = session.client_streams
+        refusal = policy.share_refusal(counts, self.relay.settings, name, client)
+        if refusal is None:
+            if self.owner:
+                policy.count(counts, self.owner, -1)
+            self.owner = client
+            policy.count(counts, client, 1)
+        return refusal
 
     def eof_received(self) -> bool:
         if self.session is None or self.finished:
             return False  # nothing to relay: let asyncio close the socket
         return super().eof_received()
 
-    # -- stream events from the agent ------------------------------------------------------------
+    # -- responses: agent -> visitor -------------------------------------------------------------
 
     def on_data(self, data: bytes) -> None:
         self.last_active = time.monotonic()
-        super().on_data(data)  # to the visitor first: the response's framing is bookkeeping
-        responses = self.responses
-        if not responses.raw and not self.responses_opaque:
-            try:
-                items = responses.receive(data)
-            except HttpError:
-                self.responses_opaque = True  # keep relaying; stop interpreting
-                items = []
-            for item in items:
-                if type(item) is ResponseHead:
-                    self._on_response(item)
-        if self.framer.waiting_for_upgrade and responses.raw:
+        super().on_data(data)  # accounts for the bytes, then write() frames them
+        if self.framer.waiting_for_upgrade and self.responses.raw:
             self.forward_held(self.framer.upgrade_accepted())
+
+    def write(self, data: bytes) -> None:
+        """Write the app's bytes to the visitor: only what the response framing accounts for."""
+        transport = self.transport
+        assert transport is not None
+        if self.responses.raw or self.responses_opaque:
+            transport.write(data)
+            return
+        try:
+            answers = frame_answers(self.responses, data)
+        except HttpError as exc:
+            # Not HTTP we can frame: pass it on as it came, but no answer after it could be
+            # matched to its request, so the connection takes no more requests.
+            self.responses_opaque = self.stopped = True
+            self.relay.log_event("response_unframed", tunnel=self.tunnel, error=exc.message)
+            transport.write(data)
+            return
+        if answers.data:
+            transport.write(answers.data)
+        for head in answers.heads:
+            self._on_response(head)
+        if answers.dropped:
+            self._unsolicited(answers.dropped)
+        elif answers.ended:
+            self._response_done()
 
     def _on_response(self, head: ResponseHead) -> None:
         self.relay.count_response(head.status)
         if (head.status >= 200 or head.status == 101) and self.started:
             self.relay.durations.observe(time.perf_counter() - self.started.popleft())
-        if head.answers_upgrade and head.status != 101:
+        if head.answers_upgrade and head.status != 101 and not self.stopped:
             try:
                 items = self.framer.upgrade_refused()
             except HttpError as exc:
                 self._bad_request(exc)
                 return
             self._relay_requests(items)
+            if not self.stopped:
+                self._after_read()
 
     def forward_held(self, held: bytes) -> None:
         if held and not self.finished:
             self.forward(held)
-
-    def on_reset(self, code: str, message: str) -> None:
-        # A page can only go out if nothing (not even our EOF) went to the visitor yet.
-        if not self.bytes_to_socket and not self.got_end and self.transport is not None:
-            if code == "connect_failed":
-                self.finished = True
-                self.forget()
-                self.reject(pages.local_app_down(self.tunnel, message))
-                return
-            if code == "session_lost":
-                self.finished = True
-                self.forget()
-                self.reject(pages.tunnel_offline(self.tunnel))
-                return
-        super().on_reset(code, message)
 
     def idle_out(self) -> None:
         """No bytes either way for the relay's idle timeout: close (the agent is told)."""
@@ -294,23 +265,17 @@ class PublicConnection(StreamBridge):
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
+        self.deadline.cancel()
         relay = self.relay
         relay.public_connections.discard(self)
         relay.bytes_in += self.bytes_from_socket
         relay.bytes_out += self.bytes_to_socket
-        if self.trusted_peer:
-            return
-        left = relay.per_ip.get(self.client_ip, 1) - 1
-        if left > 0:
-            relay.per_ip[self.client_ip] = left
-        else:
-            relay.per_ip.pop(self.client_ip, None)
+        if not self.trusted_peer:  # a proxy's connections were never counted per address
+            left = relay.per_ip.get(self.client_ip, 1) - 1
+            if left > 0:
+                relay.per_ip[self.client_ip] = left
+            else:
+                relay.per_ip.pop(self.client_ip, None)
         if self.session is not None:
-            super().connection_lost(exc)
+            super().connection_lost(exc)  # a stream still open is reset: the agent lets go
         self.finished = True
-
-    def forget(self) -> None:
-        if self.session is not None:
-            self.session.detach(self.sid)

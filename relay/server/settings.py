@@ -25,7 +25,8 @@ class RelaySettings:
     ping_interval: float = 5.0
     ping_timeout: float = 15.0
     hello_timeout: float = 10.0
-    head_timeout: float = 30.0  # first request head must arrive within this (slowloris)
+    head_timeout: float = 30.0  # a request head must arrive within this (slowloris); 0: never
+    keepalive_timeout: float = 75.0  # close a connection idle between requests (0: never)
     max_head: int = MAX_HEAD
     max_headers: int = MAX_HEADERS
     shutdown_grace: float = 2.0
@@ -35,6 +36,7 @@ class RelaySettings:
     burst: float = 0.0  # bucket size (default: rate)
     max_message: int = p.MAX_MESSAGE  # cap on an agent's websocket message
     streams_per_agent: int = 4096
+    max_client_share: float = 0.5  # of streams_per_agent, per client address (0 or 1: no limit)
     tokens: tuple[TokenEntry, ...] = ()
     open: bool = False  # accept agents without a token on a non-loopback listener
     trusted_proxies: list[Network] = field(default_factory=list)

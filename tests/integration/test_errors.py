@@ -215,7 +215,8 @@ async def test_a_connection_moves_to_another_tunnel_between_requests(app_port):
 
 
 async def test_a_pipelined_request_for_another_tunnel_is_421_or_cut(app_port):
-    """With an answer still on its way the connection cannot move: it ends instead."""
+    """With an answer still on its way the connection cannot move: the answer arrives, then
+    421 for the other tunnel's request, and the connection ends."""
     async with (
         running_relay() as relay,
         agent_for(relay, app_port, "first") as first,
@@ -225,6 +226,8 @@ async def test_a_pipelined_request_for_another_tunnel_is_421_or_cut(app_port):
         writer.write(
             raw_request(first.host, "/longpoll?seconds=0.3") + raw_request(second.host, "/")
         )
+        assert (await read_response(reader)).body == b"done waiting"
+        assert (await read_response(reader)).status == 421
         assert await closes(reader)
         writer.close()
 

@@ -149,8 +149,8 @@ async def test_streams_per_agent():
         agent_for(relay, app.port, "narrow") as tunnel,
     ):
         conns = []
-        for _ in range(2):
-            reader, writer = await open_from(relay.http_port)
+        for n in range(2):  # from two addresses: one may hold only half (max_client_share)
+            reader, writer = await open_from(relay.http_port, f"127.0.0.{n + 2}")
             writer.write(raw_request(tunnel.host))
             assert (await read_response(reader)).status == 200  # kept alive: holds a stream
             conns.append((reader, writer))
