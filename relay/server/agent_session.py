@@ -101,11 +101,18 @@ class AgentSession(FrameLink):
 
     # -- streams ------------------------------------------------------------------
 
-    def attach(self, conn: PublicConnection) -> bool:
-        """Give a visitor connection a stream on this tunnel and tell the agent."""
+    def attach(self, conn: PublicConnection, client: str = "") -> bool:
+        """Give a visitor connection a stream on this tunnel and tell the agent.
+
+        ``client`` is the visitor's address when a trusted proxy carried the request: the
+        agent's log then shows the visitor, not the proxy (its port is not known: 0).
+        """
         if len(self.streams) >= self.relay.settings.streams_per_agent or self.name is None:
             return False
-        stream = self.wire.open_stream(conn.client_ip, conn.client_port)
+        if client and client != conn.client_ip:
+            stream = self.wire.open_stream(client, 0)
+        else:
+            stream = self.wire.open_stream(conn.client_ip, conn.client_port)
         self.streams[stream.id] = conn
         conn.bind(self, stream)
         self._schedule()

@@ -181,7 +181,7 @@ class PublicConnection(Visitor):
         refusal = policy.share_refusal(target.client_streams, settings, name, client)
         if refusal is not None:
             return refusal
-        if not target.attach(self):
+        if not target.attach(self, client):
             return Refusal(pages.tunnel_busy(name), "streams_per_agent")
         self.session = target
         self.tunnel = name

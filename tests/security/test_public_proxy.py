@@ -8,6 +8,7 @@ from ipaddress import ip_network
 
 import pytest
 
+from relay.events import RequestRecord
 from tests.relay.helpers import open_from
 from tests.security.public_apps import abort_with_reset
 from tests.support.stack import agent_for, raw_request, read_response, running_relay
@@ -44,6 +45,21 @@ async def test_every_forwarded_for_line_counts(app_port, lines, status, chain):
         else:
             seen = dict((k.lower(), v) for k, v in json.loads(response.body)["headers"])
             assert seen["x-forwarded-for"] == chain
+
+
+async def test_the_agents_log_names_the_forwarded_client_not_the_proxy(app_port):
+    async with (
+        running_relay(trusted_proxies=TRUSTED) as relay,
+        agent_for(relay, app_port, "logged") as tunnel,
+    ):
+        reader, writer = await open_from(relay.http_port)
+        headers = [("X-Forwarded-For", "203.0.113.50")]
+        writer.write(raw_request(tunnel.host, "/echo", headers=headers))
+        assert (await read_response(reader)).status == 200
+        writer.close()
+        records = lambda: [e for e in tunnel.events if isinstance(e, RequestRecord)]  # noqa: E731
+        await eventually(records, what="the agent's record of the request")
+        assert records()[0].client == "203.0.113.50"
 
 
 async def test_a_proxy_connection_reset_mid_request_frees_its_stream(app_port):
