@@ -14,7 +14,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 
 from profiles.errors import ProfilesError
 from profiles.model import Profile
@@ -28,12 +28,31 @@ from tui.screens.details import RequestDetailsScreen
 from tui.screens.file_error import ProfilesErrorScreen
 from tui.screens.filter import FilterScreen
 from tui.screens.help import HelpScreen
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.latency_pane import LatencyPane
 from tui.widgets.request_log import LogFilter, RequestLog, Row
+from tui.widgets.tunnel_info import TunnelInfo
 from tui.widgets.tunnel_list import ALL, TunnelList
 
 REFRESH_EVERY = 0.25  # seconds between UI updates from the tunnel thread
 BUSY_BATCH = 1000  # records in one update above which the next update is skipped
+# The footer keeps the keys of these actions first when the terminal is narrow.
+FOOTER_PRIORITY = (
+    "help",
+    "quit",
+    "choose",
+    "start",
+    "stop",
+    "add_profile",
+    "toggle_pause",
+    "filter",
+    "edit_profile",
+    "copy_url",
+    "command_palette",
+    "toggle_sidebar",
+    "delete_profile",
+    "open_url",
+)
 
 
 class MolehillApp(ProfileActions):
@@ -41,18 +60,22 @@ class MolehillApp(ProfileActions):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "molehill"
+    # Screens get these classes by size; app.tcss lays small terminals out with them.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("s", "start", "Start"),
         Binding("x", "stop", "Stop"),
-        Binding("A", "start_all", "Start all"),
+        Binding("A", "start_all", "Start all", show=False),
         Binding("Z", "stop_all", "Stop all", show=False),
         Binding("n", "add_profile", "New"),
         Binding("e", "edit_profile", "Edit"),
         Binding("d", "delete_profile", "Delete"),
         Binding("c", "copy_url", "Copy URL"),
-        Binding("o", "open_url", "Open", show=False),
+        Binding("o", "open_url", "Open"),
         Binding("space", "toggle_pause", "Pause"),
         Binding("slash", "filter", "Filter"),
+        Binding("t", "toggle_sidebar", "Sidebar"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -89,20 +112,17 @@ class MolehillApp(ProfileActions):
         with Horizontal(id="body"):
             yield TunnelList(id="sidebar")
             with Vertical(id="main"):
-                yield Static(id="tunnel-info")
-                yield Static(id="log-header")
+                yield TunnelInfo(id="tunnel-info")
                 yield RequestLog(self.ring_size, id="log")
                 yield LatencyPane(id="latency")
-        yield Footer()
+        yield KeyFooter(FOOTER_PRIORITY)
 
     def on_mount(self) -> None:
         # The widgets and the code loaded so far live as long as the app: keep them out of
         # the collector's way, so full collections walk only the request rings.
         gc.freeze()
         self.query_one(TunnelList).border_title = "tunnels"
-        self.query_one(RequestLog).border_title = "requests"
         self.query_one(LatencyPane).border_title = "latency"
-        self.query_one("#log-header", Static).update(self.query_one(RequestLog).header())
         if not self._load_profiles():
             return
         self._start_host()
@@ -162,8 +182,8 @@ class MolehillApp(ProfileActions):
     # -- periodic refresh from the tunnel thread -------------------------------------------
 
     def refresh_from_host(self) -> None:
-        if self.host is None:
-            return
+        if self.host is None or not self.is_running:
+            return  # not started, or shutting down: the widgets may be gone already
         if self._skip_refresh:
             # Under heavy traffic the redraw (~10 ms) would run 4 times a second beside the
             # tunnel thread on one core; twice a second still shows the log moving.
@@ -208,57 +228,34 @@ class MolehillApp(ProfileActions):
         return [(p.name, p.local_address) for p in self.loaded.file.profiles.values()]
 
     def _refresh_main(self) -> None:
-        info = self.query_one("#tunnel-info", Static)
+        info = self.query_one(TunnelInfo)
         pane = self.query_one(LatencyPane)
-        log = self.query_one(RequestLog)
-        paused = "  [paused" + (f", {log.missed} new" if log.missed else "") + "]"
-        filtered = f"  [filter: {log.filter.describe()}]" if log.filter.active else ""
-        suffix = (paused if log.paused else "") + filtered
         if self.loaded is not None and not self.loaded.file.profiles:
-            info.update(
-                Text(
-                    "No profiles yet. Press n to add one (say 'frontend' on port 3000), then s to "
-                    f"start it. Profiles are kept in {self.profiles_path}",
-                    style="bold",
-                )
-            )
+            info.show_no_profiles(self.profiles_path)
             pane.show(None)
-            return
-        if self.selected == ALL:
-            online = sum(1 for s in self.statuses.values() if s.state == "online")
-            info.update(Text(f"All tunnels · {online} online{suffix}", style="bold"))
-            pane.show(None)
-            return
-        status = self.statuses.get(self.selected)
-        profile = self._profile(self.selected)
-        text = Text()
-        text.append(self.selected, style="bold")
-        if profile is not None:
-            text.append(f"  {profile.local_address}", style="dim")
-        if status is None or status.state == "stopped":
-            text.append("  stopped · press s to start", style="grey50")
-        elif status.state == "online":
-            text.append(f"  → {status.url}", style="cyan")
+        elif self.selected == ALL:
+            info.show_all(self.statuses)
+            pane.show(None, "select a tunnel in the sidebar for its latency")
         else:
-            text.append(f"  {status.state}", style="yellow" if status.state != "error" else "red")
-            if status.error:
-                text.append(f"\n{status.error}", style="red")
-        text.append(suffix, style="yellow")
-        info.update(text)
-        pane.show(status)
+            status = self.statuses.get(self.selected)
+            info.show_tunnel(self.selected, self._profile(self.selected), status)
+            pane.show(status)
 
     # -- selection -------------------------------------------------------------------------
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         key = event.option.id or ALL
-        if key == self.selected:
+        if key == self.selected or not self.is_running:
             return
         self.selected = key
         log = self.query_one(RequestLog)
         log.show_tunnel = key == ALL
-        self.query_one("#log-header", Static).update(log.header())
-        log.replace(self.all_rows if key == ALL else self.logs.get(key, ()))
+        log.replace(self._rows())
         self._refresh_main()
+
+    def _rows(self) -> Iterable[Row]:
+        """Every row kept for the selected sidebar entry, oldest first."""
+        return self.all_rows if self.selected == ALL else self.logs.get(self.selected, ())
 
     def on_request_log_request_chosen(self, event: RequestLog.RequestChosen) -> None:
         self.push_screen(RequestDetailsScreen(event.tunnel, event.record))
@@ -308,42 +305,29 @@ class MolehillApp(ProfileActions):
             for name in self.loaded.file.profiles:
                 self.host.stop_tunnel(name)
 
-    def _url(self) -> str | None:
-        status = self.statuses.get(self.selected)
-        if status is None or not status.url:
-            self.notify("this tunnel has no public URL yet: start it with s", severity="warning")
-            return None
-        return status.url
-
-    def action_copy_url(self) -> None:
-        if (url := self._url()) is not None:
-            self.copy_to_clipboard(url)
-            self.notify(f"copied {url}")
-
-    def action_open_url(self) -> None:
-        if (url := self._url()) is not None:
-            self.open_url(url)
-
     # -- log -------------------------------------------------------------------------------
 
     def action_toggle_pause(self) -> None:
         log = self.query_one(RequestLog)
         log.paused = not log.paused
         if not log.paused:
-            log.replace(self.all_rows if self.selected == ALL else self.logs.get(self.selected, ()))
-        self._refresh_main()
+            log.replace(self._rows())  # with what arrived meanwhile, from the newest row
 
     def action_filter(self) -> None:
         log = self.query_one(RequestLog)
 
         def apply(chosen: LogFilter | None) -> None:
-            if chosen is None:
-                return
-            log.filter = chosen
-            log.replace(self.all_rows if self.selected == ALL else self.logs.get(self.selected, ()))
-            self._refresh_main()
+            if chosen is not None:
+                log.filter = chosen
+                log.replace(self._rows())
 
         self.push_screen(FilterScreen(log.filter), apply)
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(TunnelList)
+        sidebar.display = not sidebar.display
+        if not sidebar.display and sidebar.has_focus:
+            self.query_one(RequestLog).focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -365,6 +349,9 @@ class MolehillApp(ProfileActions):
         yield SystemCommand("Open in browser", "Open the tunnel's URL", self.action_open_url)
         yield SystemCommand(
             "Pause / follow log", "Freeze the request log", self.action_toggle_pause
+        )
+        yield SystemCommand(
+            "Show / hide sidebar", "More room for the log", self.action_toggle_sidebar
         )
         yield SystemCommand("Filter log", "Filter by method, status, path", self.action_filter)
         yield SystemCommand("Help", "Keys and what the panes show", self.action_help)

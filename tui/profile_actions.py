@@ -1,9 +1,15 @@
-"""The dashboard's profile actions: add, edit and delete through modal forms, saved safely."""
+"""The dashboard's profile actions: add, edit and delete through modal forms, saved safely;
+copy or open a tunnel's public URL, saying honestly what happened."""
 
 from __future__ import annotations
 
+import os
+import sys
+import webbrowser
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import App
 
 from profiles.errors import ProfilesChangedOnDisk, ProfilesError
@@ -11,17 +17,43 @@ from profiles.model import Profile, ProfilesFile
 from profiles.store import LoadedProfiles, save
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.profile_form import ProfileFormScreen
-from tui.widgets.tunnel_list import TunnelList
+from tui.widgets.tunnel_list import ALL, TunnelList
 
 if TYPE_CHECKING:
-    from relay.host import TunnelHost
+    from relay.host import TunnelHost, TunnelStatus
+
+# Text browsers webbrowser falls back to: they would take over the dashboard's terminal.
+TERMINAL_BROWSERS = {"www-browser", "links", "links2", "elinks", "lynx", "w3m", "browsh"}
+COPY_NOTE = (
+    "Sent to the terminal's clipboard (OSC 52):\n{url}\nTerminals cannot confirm it and some "
+    "ignore it (in tmux: set -g set-clipboard on). If nothing was copied, select the URL here."
+)
+
+
+def find_browser() -> webbrowser.BaseBrowser | str:
+    """The browser to open pages with, or why there is none. May run programs (xdg-settings):
+    call it off the UI thread."""
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        headless = sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        )
+        return "no graphical session (DISPLAY is not set)" if headless else "no browser found"
+    name = PurePath(str(getattr(browser, "name", ""))).name
+    if name in TERMINAL_BROWSERS:
+        return f"the only browser found, {name}, runs in this terminal"
+    return browser
 
 
 class ProfileActions(App[None]):
-    """Mixed into MolehillApp; uses its ``loaded`` profiles and ``host``."""
+    """Mixed into MolehillApp; uses its ``loaded`` profiles, ``host``, ``statuses`` and the
+    ``selected`` sidebar entry."""
 
     loaded: LoadedProfiles | None
     host: TunnelHost | None
+    statuses: dict[str, TunnelStatus]
+    selected: str
 
     def _selected_profile(self) -> Profile | None:
         raise NotImplementedError
@@ -109,3 +141,45 @@ class ProfileActions(App[None]):
     def _reload_after_conflict(self, reload: bool | None) -> None:
         if reload:
             self._load_profiles()
+
+    # -- the public URL --------------------------------------------------------------------
+
+    def _url(self) -> str | None:
+        if self.selected == ALL:
+            self.notify("select a tunnel in the sidebar first", severity="warning")
+            return None
+        status = self.statuses.get(self.selected)
+        if status is None or not status.url:
+            self.notify("this tunnel has no public URL yet: start it with s", severity="warning")
+            return None
+        return status.url
+
+    def action_copy_url(self) -> None:
+        # OSC 52 asks the terminal to set its clipboard; no answer comes back, so say just that.
+        if (url := self._url()) is not None:
+            self.copy_to_clipboard(url)
+            self.notify(COPY_NOTE.format(url=url), title="Copy URL", timeout=12, markup=False)
+
+    def action_open_url(self) -> None:
+        if (url := self._url()) is not None:
+            self._open_in_browser(url)
+
+    @work(thread=True, exclusive=True, group="browser")
+    def _open_in_browser(self, url: str) -> None:
+        """Finding the browser may run programs, and a browser may take a while to start."""
+        found = find_browser()
+        if isinstance(found, str):
+            why = found
+        elif found.open(url):
+            self.call_from_thread(self.notify, f"Asked your browser to open {url}", markup=False)
+            return
+        else:
+            why = "the browser did not start"
+        self.call_from_thread(
+            self.notify,
+            f"Cannot open a browser here: {why}. Open the URL on a machine with a browser:\n{url}",
+            title="Open URL",
+            severity="warning",
+            timeout=15,
+            markup=False,
+        )

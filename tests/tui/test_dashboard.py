@@ -8,26 +8,13 @@ import httpx
 
 from profiles.model import Profile, ProfilesFile
 from profiles.store import save
-from relay.server import RelaySettings
-from tui.app import MolehillApp
+from tests.tui.drive import make_app, wait_for
 from tui.screens.details import RequestDetailsScreen
 from tui.screens.file_error import ProfilesErrorScreen
 from tui.screens.profile_form import ProfileFormScreen
 from tui.widgets.request_log import RequestLog
 
 SIZE = (140, 40)
-
-
-def make_app(path, **kwargs) -> MolehillApp:
-    return MolehillApp(path, relay_settings=RelaySettings(http_port=0, agents_port=0), **kwargs)
-
-
-async def wait_for(pilot, condition, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_start_profile_send_requests_and_see_them(tmp_path, app_port):

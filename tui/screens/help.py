@@ -7,16 +7,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 KEYS = (
     ("s / x", "start / stop the selected tunnel"),
     ("A / Z", "start all / stop all tunnels"),
     ("n / e / d", "new / edit / delete a profile"),
-    ("c / o", "copy the public URL / open it in the browser"),
+    ("c", "copy the public URL (sent to the terminal's clipboard with OSC 52)"),
+    ("o", "open the public URL in a browser, where there is one"),
     ("space", "pause or follow the request log"),
     ("/", "filter the log (method, status class, path text)"),
     ("enter", "details of the highlighted request"),
+    ("↑ ↓ home end", "move in the log; end follows new requests again"),
+    ("t", "hide or show the sidebar (more room for the log)"),
     ("tab", "move between the sidebar and the log"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
@@ -43,3 +46,4 @@ class HelpScreen(ModalScreen[None]):
             )
             yield Static(table)
             yield Static("\nPress Escape to close.", classes="dim")
+        yield Footer()

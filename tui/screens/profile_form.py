@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static, Switch
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from profiles.errors import InvalidProfiles
 from profiles.model import Profile
@@ -18,14 +18,14 @@ from profiles.validate import (
     port_problem,
 )
 
-FIELDS = (
+FIELDS = (  # key, label, placeholder (what an empty field means)
     ("name", "Name", "frontend"),
     ("port", "Local port", "3000"),
     ("host", "Local host", "127.0.0.1"),
-    ("subdomain", "Public name (empty: same as the name)", ""),
-    ("basic_auth", "Basic auth user:password (empty: none)", ""),
-    ("allow", "Allow networks, CIDR, comma-separated (empty: everyone)", ""),
-    ("deny", "Deny networks, CIDR, comma-separated", ""),
+    ("subdomain", "Public name", "empty: same as the name"),
+    ("basic_auth", "Basic auth", "user:password; empty: none"),
+    ("allow", "Allow from", "CIDR, comma-separated; empty: everyone"),
+    ("deny", "Deny from", "CIDR, comma-separated; empty: no one"),
 )
 
 
@@ -60,7 +60,7 @@ CHECKS = {
 class ProfileFormScreen(ModalScreen[Profile | None]):
     """``existing`` set: edit it; ``taken``: public names other profiles already ask for."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, existing: Profile | None = None, taken: set[str] | None = None) -> None:
         super().__init__()
@@ -80,18 +80,26 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
         }
         with Vertical(id="form"):
             yield Static("Edit profile" if p else "New profile", id="form-title")
-            with VerticalScroll():
+            with VerticalScroll(id="form-fields"):
                 for key, label, placeholder in FIELDS:
-                    yield Label(label)
-                    yield Input(values[key], placeholder=placeholder, id=f"field-{key}")
+                    with Horizontal(classes="field-row"):
+                        yield Label(label, classes="field-label")
+                        yield Input(
+                            values[key], placeholder=placeholder, id=f"field-{key}", compact=True
+                        )
                     yield Static("", id=f"error-{key}", classes="field-error")
-                with Horizontal(classes="switch-row"):
-                    yield Switch(bool(p and p.autostart), id="field-autostart")
-                    yield Label("Start when the dashboard opens")
-            yield Static("", id="form-error", classes="field-error")
-            with Horizontal(id="form-buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
+                yield Checkbox(
+                    "Start when the dashboard opens",
+                    bool(p and p.autostart),
+                    id="field-autostart",
+                    compact=True,
+                )
+            with Vertical(id="form-bottom"):  # docked: visible however long the form gets
+                yield Static("", id="form-error", classes="field-error")
+                with Horizontal(id="form-buttons"):
+                    yield Button("Save", variant="primary", id="save", compact=True)
+                    yield Button("Cancel", id="cancel", compact=True)
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#field-name", Input).focus()
@@ -107,7 +115,9 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
             public = self._value("subdomain") or self._value("name")
             if public and public in self.taken:
                 problem = f"another profile already uses the public name '{public}'"
-        self.query_one(f"#error-{key}", Static).update(problem or "")
+        error = self.query_one(f"#error-{key}", Static)
+        error.update(problem or "")
+        error.display = problem is not None
         return problem is None
 
     def _validate_all(self) -> bool:
@@ -144,9 +154,11 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
                 allow=_split(self._value("allow")),
                 deny=_split(self._value("deny")),
                 host_header=self.existing.host_header if self.existing else None,
-                autostart=self.query_one("#field-autostart", Switch).value,
+                autostart=self.query_one("#field-autostart", Checkbox).value,
             )
         except InvalidProfiles as exc:
-            self.query_one("#form-error", Static).update(str(exc))
+            error = self.query_one("#form-error", Static)
+            error.update(str(exc))
+            error.display = True
             return
         self.dismiss(profile)

@@ -20,12 +20,14 @@ class LatencyPane(Vertical):
         yield Sparkline([], id="durations")
         yield Static(id="figures")
 
-    def show(self, status: TunnelStatus | None) -> None:
+    def show(self, status: TunnelStatus | None, empty: str = "no traffic yet") -> None:
+        """``status`` None: no sparkline, and the ``empty`` message instead of the figures."""
         figures = self.query_one("#figures", Static)
         spark = self.query_one("#durations", Sparkline)
+        spark.display = status is not None
         if status is None:
             spark.data = []
-            figures.update(Text("no traffic yet", style="dim"))
+            figures.update(Text(empty, style="dim"))
             return
         stats = status.stats
         spark.data = list(stats.recent_ms)

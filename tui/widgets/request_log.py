@@ -7,9 +7,11 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual.binding import Binding
 from textual.events import Click
 from textual.geometry import Size
@@ -29,8 +31,10 @@ STATUS_STYLES = {
     "---": Style(color="magenta"),
     "1xx": Style(color="blue"),
 }
+PLAIN = Style()
 DIM = Style(dim=True)
 CURSOR = Style(reverse=True)
+MIN_PATH = 28  # the path keeps at least this many columns before SIZE and CLIENT are shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +63,54 @@ class LogFilter:
         return " ".join(parts) or "none"
 
 
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of the log before PATH, which takes the rest of the width."""
+
+    key: str
+    title: str
+    width: int
+    right: bool = False
+    style: Style = PLAIN
+
+
+TIME = Column("time", "TIME", 8, style=DIM)
+METHOD = Column("method", "METHOD", 7, style=Style(bold=True))
+STATUS = Column("status", "STATUS", 6, right=True)
+DURATION = Column("duration", "DURATION", 8, right=True)
+SIZE = Column("size", "SIZE", 7, right=True, style=DIM)
+CLIENT = Column("client", "CLIENT", 15, style=DIM)
+TUNNEL_STYLE = Style(color="bright_blue")
+
 Row = tuple[str, RequestRecord]  # (tunnel key, record)
 
 
-class RequestLog(ScrollView, can_focus=True):
-    """Rows are (tunnel, record); the newest is at the bottom and followed unless paused."""
+@lru_cache(maxsize=32)
+def layout(width: int, tunnel_width: int | None) -> tuple[tuple[Column, ...], int]:
+    """The columns that fit in ``width`` and the width left for PATH (at least 1).
 
+    TIME, METHOD, STATUS and DURATION (and TUNNEL in the merged view) always show; SIZE then
+    CLIENT are added only while the path keeps ``MIN_PATH`` columns."""
+    columns = [TIME]
+    if tunnel_width:
+        columns.append(Column("tunnel", "TUNNEL", tunnel_width, style=TUNNEL_STYLE))
+    columns += [METHOD, STATUS, DURATION]
+    for extra in (SIZE, CLIENT):
+        used = sum(c.width + 1 for c in columns) + extra.width + 1
+        if width - used < MIN_PATH:
+            break
+        columns.append(extra)
+    return tuple(columns), max(1, width - sum(c.width + 1 for c in columns))
+
+
+class RequestLog(ScrollView, can_focus=True):
+    """Rows are (tunnel, record), the newest at the bottom under a fixed header line.
+
+    Like ``tail -f`` the log follows new rows, unless it is paused, the user scrolled up or the
+    cursor is on an older row; ``end``, scrolling back to the bottom or ``follow()`` resume it.
+    """
+
+    COMPONENT_CLASSES = {"request-log--header"}
     BINDINGS = [
         Binding("up", "cursor(-1)", "Up", show=False),
         Binding("down", "cursor(1)", "Down", show=False),
@@ -89,40 +135,81 @@ class RequestLog(ScrollView, can_focus=True):
     def __init__(self, capacity: int = 5000, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.rows: deque[Row] = deque(maxlen=capacity)
-        self.cursor: int | None = None  # index into rows; None follows the newest
+        self.cursor: int | None = None  # index into rows; None: the newest row
         self.filter = LogFilter()
         self.missed = 0  # rows that arrived while paused
+        self.following = True  # new rows scroll into view
+        self._tunnel_width = 6
+
+    def on_mount(self) -> None:
+        self.anchor()  # the compositor keeps an anchored view at the bottom as rows arrive
+        self.show_state()
 
     # -- data ------------------------------------------------------------------
 
     def replace(self, rows: Iterable[Row]) -> None:
-        """Show these rows (already in order), applying the filter."""
+        """Show these rows (already in order), applying the filter, from the newest."""
         self.rows.clear()
         self.rows.extend(r for r in rows if self.filter.matches(r[1]))
         self.missed = 0
-        if self.cursor is not None and self.cursor >= len(self.rows):
-            self.cursor = None
+        self._note_tunnels(self.rows)
         self._resized()
+        self.show_state()
+        self.follow()
 
     def add(self, rows: list[Row]) -> None:
         if self.paused:
-            self.missed += sum(1 for r in rows if self.filter.matches(r[1]))
+            if missed := sum(1 for r in rows if self.filter.matches(r[1])):
+                self.missed += missed
+                self.show_state()
             return
         before = len(self.rows)
         matching = [r for r in rows if self.filter.matches(r[1])] if self.filter.active else rows
         if not matching:
             return
         self.rows.extend(matching)
+        self._note_tunnels(matching)
         dropped = before + len(matching) - len(self.rows)
-        if self.cursor is not None:
+        if dropped and self.cursor is not None:
+            # Keep the row under the cursor in place while the oldest rows fall off.
             self.cursor = max(0, self.cursor - dropped)
+            self.scroll_to(y=self.scroll_offset.y - dropped, animate=False, immediate=True)
         self._resized()
 
+    def _note_tunnels(self, rows: Iterable[Row]) -> None:
+        longest = max((len(t) for t in {r[0] for r in rows}), default=0)
+        self._tunnel_width = max(self._tunnel_width, min(12, longest))
+
     def _resized(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.rows))
-        if self.cursor is None and not self.paused:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        # One line for the header; no horizontal scrolling: the path column takes the rest.
+        self.virtual_size = Size(0, len(self.rows) + 1)
         self.refresh()
+
+    def follow(self) -> None:
+        """Go back to the newest row and follow new ones."""
+        self.cursor = None
+        self.following = True
+        self.anchor()
+        self.refresh()
+
+    def release_anchor(self) -> None:
+        # Textual calls this when the user scrolls up or drags the scrollbar, before it knows
+        # whether the view moves; so do cursor moves. Still at the bottom: keep following.
+        super().release_anchor()
+        self.following = False
+        self.call_after_refresh(self._follow_at_bottom)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._follow_at_bottom()
+
+    def _follow_at_bottom(self) -> None:
+        at_bottom = self.scroll_offset.y >= self.max_scroll_y
+        if not self.following and self.cursor is None and at_bottom:
+            self.follow()  # scrolled (back) to the bottom
+
+    def on_resize(self) -> None:
+        self.refresh()  # the columns depend on the width
 
     @property
     def selected(self) -> Row | None:
@@ -131,25 +218,40 @@ class RequestLog(ScrollView, can_focus=True):
         index = self.cursor if self.cursor is not None else len(self.rows) - 1
         return self.rows[index]
 
-    def header(self) -> str:
-        """Column titles matching the rows' layout."""
-        tunnel = f"{'TUNNEL':<12} " if self.show_tunnel else ""
-        return (
-            f"{'TIME':<8} {tunnel}{'METHOD':<7} {'STA':>3} {'DURATION':>8} {'SIZE':>7} "
-            f"{'CLIENT':<15} PATH"
-        )
+    def show_state(self) -> None:
+        """Title the box with what it shows: paused, filtered."""
+        title = Text("requests")
+        if self.paused:
+            title.append(" · paused" + (f", {self.missed} new" if self.missed else ""), "yellow")
+        if self.filter.active:
+            title.append(f" · filter: {self.filter.describe()}", "yellow")
+        self.border_title = title
+
+    def watch_paused(self, paused: bool) -> None:
+        self.show_state()
 
     # -- rendering ------------------------------------------------------------------
 
+    def _layout(self) -> tuple[tuple[Column, ...], int]:
+        width = self.scrollable_content_region.width
+        return layout(width, self._tunnel_width if self.show_tunnel else None)
+
+    def header(self) -> str:
+        """Column titles matching the rows' layout."""
+        columns, _ = self._layout()
+        cells = [f"{c.title:>{c.width}}" if c.right else f"{c.title:<{c.width}}" for c in columns]
+        return " ".join([*cells, "PATH"])
+
     def render_line(self, y: int) -> Strip:
-        _, scroll_y = self.scroll_offset
-        index = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width
+        if y == 0:
+            style = self.get_component_rich_style("request-log--header", partial=True)
+            return Strip([Segment(self.header(), style)]).crop_extend(0, width, None)
+        index = self.scroll_offset.y + y - 1
         if index >= len(self.rows):
             return Strip.blank(width)
         tunnel, record = self.rows[index]
-        segments = self._row_segments(tunnel, record)
-        strip = Strip(segments).crop_extend(0, width, None)
+        strip = Strip(self._row_segments(tunnel, record)).crop_extend(0, width, None)
         if index == (self.cursor if self.cursor is not None else -1) and self.has_focus:
             strip = strip.apply_style(CURSOR)
         elif index == self.cursor:
@@ -157,20 +259,27 @@ class RequestLog(ScrollView, can_focus=True):
         return strip
 
     def _row_segments(self, tunnel: str, record: RequestRecord) -> list[Segment]:
+        columns, path_width = self._layout()
         klass = status_class(record.status)
-        status = str(record.status) if record.status else "---"
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.time))
-        segments = [Segment(f"{stamp} ", DIM)]
-        if self.show_tunnel:
-            segments.append(Segment(f"{tunnel[:12]:<12} ", Style(color="bright_blue")))
-        segments += [
-            Segment(f"{record.method[:7]:<7} ", Style(bold=True)),
-            Segment(f"{status:>3} ", STATUS_STYLES.get(klass, DIM)),
-            Segment(f"{_ms(record.duration_ms):>8} ", Style()),
-            Segment(f"{human_size(record.bytes_out):>7} ", DIM),
-            Segment(f"{record.client[:15]:<15} ", DIM),
-            Segment(record.path, Style()),
-        ]
+        cells = {
+            "time": time.strftime("%H:%M:%S", time.localtime(record.time)),
+            "tunnel": tunnel,
+            "method": record.method,
+            "status": str(record.status) if record.status else "---",
+            "duration": _ms(record.duration_ms),
+            "size": human_size(record.bytes_out),
+            "client": record.client,
+        }
+        segments = []
+        for c in columns:
+            text = cells[c.key][: c.width]
+            text = f"{text:>{c.width}} " if c.right else f"{text:<{c.width}} "
+            style = STATUS_STYLES.get(klass, DIM) if c.key == "status" else c.style
+            segments.append(Segment(text, style))
+        path = record.path
+        if len(path) > path_width:
+            path = path[: path_width - 1] + "…"
+        segments.append(Segment(path))
         return segments
 
     # -- actions ------------------------------------------------------------------
@@ -180,23 +289,26 @@ class RequestLog(ScrollView, can_focus=True):
             return
         current = self.cursor if self.cursor is not None else len(self.rows) - 1
         target = max(0, min(len(self.rows) - 1, current + delta))
-        # Moving onto the newest row goes back to following new traffic.
-        self.cursor = None if target == len(self.rows) - 1 and delta > 0 else target
+        if target == len(self.rows) - 1 and delta > 0:
+            self.follow()  # moving onto the newest row goes back to following new traffic
+            return
+        self.cursor = target
+        self.release_anchor()
         self._show_cursor()
 
     def action_first(self) -> None:
         if self.rows:
             self.cursor = 0
+            self.release_anchor()
             self._show_cursor()
 
     def action_last(self) -> None:
-        self.cursor = None
-        self._resized()
+        self.follow()
 
     def _show_cursor(self) -> None:
         index = self.cursor if self.cursor is not None else len(self.rows) - 1
         top = self.scroll_offset.y
-        height = self.size.height
+        height = self.scrollable_content_region.height - 1  # below the header
         if index < top:
             self.scroll_to(y=index, animate=False, immediate=True)
         elif index >= top + height:
@@ -209,9 +321,10 @@ class RequestLog(ScrollView, can_focus=True):
             self.post_message(self.RequestChosen(*row))
 
     def on_click(self, event: Click) -> None:
-        index = self.scroll_offset.y + event.y
-        if 0 <= index < len(self.rows):
+        index = self.scroll_offset.y + event.y - 1
+        if event.y >= 1 and 0 <= index < len(self.rows):
             self.cursor = index
+            self.release_anchor()
             self.refresh()
             if event.chain >= 2:
                 self.action_choose()
@@ -221,10 +334,6 @@ class RequestLog(ScrollView, can_focus=True):
 
     def on_blur(self) -> None:
         self.refresh()
-
-    def watch_paused(self, paused: bool) -> None:
-        if not paused:
-            self.cursor = None
 
 
 def _ms(ms: float) -> str:

@@ -29,7 +29,7 @@ def entry(name: str, local: str, status: TunnelStatus | None) -> Text:
     if status and status.url and state in ("online", "reconnecting"):
         text.append(f"\n  {status.url}", style="cyan")
     elif status and status.error and state != "online":
-        text.append(f"\n  {status.error[:60]}", style="red")
+        text.append(f"\n  {status.error}", style="red")
     return text
 
 

@@ -1,0 +1,44 @@
+"""The lines above the request log: the selected tunnel and its URL, the merged view, or how to
+begin when there are no profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.widgets import Static
+
+from profiles.model import Profile
+from relay.host import TunnelStatus
+
+
+class TunnelInfo(Static):
+    """Shows what the log below belongs to."""
+
+    def show_no_profiles(self, path: Path) -> None:
+        self.update(
+            Text(
+                "No profiles yet. Press n to add one (say 'frontend' on port 3000), then s to "
+                f"start it. Profiles are kept in {path}",
+                style="bold",
+            )
+        )
+
+    def show_all(self, statuses: dict[str, TunnelStatus]) -> None:
+        online = sum(1 for s in statuses.values() if s.state == "online")
+        self.update(Text(f"All tunnels · {online} online", style="bold"))
+
+    def show_tunnel(self, name: str, profile: Profile | None, status: TunnelStatus | None) -> None:
+        text = Text()
+        text.append(name, style="bold")
+        if profile is not None:
+            text.append(f"  {profile.local_address}", style="dim")
+        if status is None or status.state == "stopped":
+            text.append("  stopped · press s to start", style="grey50")
+        elif status.state == "online":
+            text.append(f"  → {status.url}", style="cyan")
+        else:
+            text.append(f"  {status.state}", style="yellow" if status.state != "error" else "red")
+            if status.error:
+                text.append(f"\n{status.error}", style="red")
+        self.update(text)
