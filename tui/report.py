@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 from typing import Protocol
@@ -31,14 +32,39 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
 
+class _Stamps:
+    """``HH:MM:SS`` of a wall-clock time, formatted once per second rather than per request."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = (-1, "")  # one tuple, replaced whole: reporters on other threads share it
+
+    def __call__(self, when: float) -> str:
+        second = math.floor(when)  # what localtime() truncates to
+        last = self.last
+        if last[0] == second:
+            return last[1]
+        text = time.strftime("%H:%M:%S", time.localtime(second))
+        self.last = (second, text)
+        return text
+
+
+_stamp = _Stamps()
+# Sizes under 1 KiB, the usual request and response, spelled once each.
+_SMALL_SIZES = tuple(human_size(n) for n in range(1024))
+
+
+def _size(n: int) -> str:
+    return _SMALL_SIZES[n] if 0 <= n < 1024 else human_size(n)
+
+
 def human_line(event: AgentEvent) -> str:
     if isinstance(event, RequestRecord):
-        stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-        status = str(event.status) if event.status else "---"
         return (
-            f"{stamp}  {event.method:<7} {event.path}  {status}  "
-            f"{event.duration_ms:.1f}ms  {human_size(event.bytes_in)} in "
-            f"{human_size(event.bytes_out)} out"
+            f"{_stamp(event.time)}  {event.method:<7} {event.path}  "
+            f"{event.status if event.status else '---'}  "
+            f"{event.duration_ms:.1f}ms  {_size(event.bytes_in)} in {_size(event.bytes_out)} out"
         )
     if isinstance(event, TunnelOpen):
         return f"tunnel '{event.name}' online: {event.url} -> http://{event.local}"
@@ -73,6 +99,14 @@ class Reporter:
         self._flush_scheduled = False
 
     def __call__(self, event: AgentEvent) -> None:
+        if type(event) is RequestRecord and not self.as_json:  # the request log: every request
+            line = human_line(event)
+            if self.tag is not None:
+                line = f"[{self.tag}] {line}"
+            self._pending.append(line + "\n")
+            if not self._flush_scheduled:
+                self._flush_later()
+            return
         if self.as_json:
             data = event_to_json(event)
             if self.tag is not None:
@@ -91,13 +125,16 @@ class Reporter:
         if not isinstance(event, RequestRecord):
             self.flush()
         elif not self._flush_scheduled:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
-            self._flush_scheduled = True
-            loop.call_later(FLUSH_EVERY, self.flush)
+            self._flush_later()
+
+    def _flush_later(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_later(FLUSH_EVERY, self.flush)
 
     def flush(self) -> None:
         """Write the pending lines now."""

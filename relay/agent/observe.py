@@ -43,7 +43,8 @@ class ExchangeObserver:
         self.stream = stream
         self.emit = emit
         self.capture_bytes = capture_bytes
-        self.requests = Http1Framer("request")
+        # The relay has validated every request it forwards: the observer only reads them.
+        self.requests = Http1Framer("request", strict=False)
         self.responses = Http1Framer("response")
         self.pending: deque[_Pending] = deque()  # requests awaiting their response
         self.reading: _Pending | None = None  # the request whose body is arriving
@@ -53,9 +54,7 @@ class ExchangeObserver:
         self.broken = False
 
     def request_bytes(self, data: bytes) -> None:
-        if self.broken:
-            return
-        if self.requests.raw:
+        if self.broken or self.requests.raw:
             return
         try:
             items = self.requests.receive(data)
@@ -66,27 +65,25 @@ class ExchangeObserver:
 
     def _requests(self, items: list[Item]) -> None:
         for item in items:
-            if type(item) is bytes:
-                if self.reading is not None:
-                    self.reading.bytes_in += len(item)
-                    if self.reading.capture is not None:
-                        self._keep(self.reading.capture, item, request=True)
+            kind = type(item)
+            if kind is bytes:
+                reading = self.reading
+                if reading is not None:
+                    reading.bytes_in += len(item)  # type: ignore[arg-type]
+                    if reading.capture is not None:
+                        self._keep(reading.capture, item, request=True)  # type: ignore[arg-type]
             elif item is MESSAGE_END:
                 self.reading = None
             else:
                 head: RequestHead = item  # type: ignore[assignment]
-                capture = None
-                if self.capture_bytes:
-                    capture = Capture(request_head=head.raw)
+                capture = Capture(request_head=head.raw) if self.capture_bytes else None
                 exchange = _Pending(head, capture)
                 self.reading = exchange
                 self.pending.append(exchange)
                 self.responses.expect_response_to(head.method, head.upgrade)
 
     def response_bytes(self, data: bytes) -> None:
-        if self.broken:
-            return
-        if self.responses.raw:
+        if self.broken or self.responses.raw:
             return
         try:
             items = self.responses.receive(data)
@@ -101,35 +98,38 @@ class ExchangeObserver:
 
     def _responses(self, items: list[Item]) -> None:
         for item in items:
-            if type(item) is bytes:
-                self.bytes_out += len(item)
+            kind = type(item)
+            if kind is bytes:
+                self.bytes_out += len(item)  # type: ignore[arg-type]
                 ex = self.answering
                 if ex is not None and ex.capture is not None:
-                    self._keep(ex.capture, item, request=False)
+                    self._keep(ex.capture, item, request=False)  # type: ignore[arg-type]
             elif item is MESSAGE_END:
-                if self.answering is not None:
-                    self._complete(self.answering)
-                self.answering = None
-            else:
-                head: ResponseHead = item  # type: ignore[assignment]
-                if type(item) is not ResponseHead or not self.pending:  # Unsolicited: no answer
-                    continue
-                ex = self.pending[0]
-                if ex.ttfb is None:
-                    ex.ttfb = _perf()
-                self.bytes_out += len(head.raw)
-                if 100 <= head.status < 200 and head.status != 101:
-                    continue  # interim response: the real one follows
-                self.pending.popleft()
-                self.status = head.status
-                if head.answers_upgrade:
-                    self._upgrade_answered(head.status == 101)
-                if ex.capture is not None:
-                    ex.capture.response_head = head.raw
-                if head.status == 101 or self.responses.raw:
-                    self._complete(ex)  # switched protocols: the exchange is done
-                else:
-                    self.answering = ex
+                ex = self.answering
+                if ex is not None:
+                    self._complete(ex)
+                    self.answering = None
+            elif kind is ResponseHead and self.pending:  # Unsolicited bytes answer nothing
+                self._response_head(item)  # type: ignore[arg-type]
+
+    def _response_head(self, head: ResponseHead) -> None:
+        ex = self.pending[0]
+        if ex.ttfb is None:
+            ex.ttfb = _perf()
+        self.bytes_out += len(head.raw)
+        status = head.status
+        if 100 <= status < 200 and status != 101:
+            return  # interim response: the real one follows
+        self.pending.popleft()
+        self.status = status
+        if head.answers_upgrade:
+            self._upgrade_answered(status == 101)
+        if ex.capture is not None:
+            ex.capture.response_head = head.raw
+        if status == 101 or self.responses.raw:
+            self._complete(ex)  # switched protocols: the exchange is done
+        else:
+            self.answering = ex
 
     def _upgrade_answered(self, accepted: bool) -> None:
         if accepted:
