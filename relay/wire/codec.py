@@ -1,27 +1,10 @@
-"""The molehill wire protocol: msgpack frames carried in binary websocket messages (sans-I/O).
+"""The molehill wire protocol's codec: frames to bytes here, and every name in one place (sans-I/O).
 
-Theory of operation
--------------------
-One websocket connects an agent to the relay and carries one tunnel. Every websocket message
-is a msgpack array of one or more frames; a frame is a msgpack array
-``[type, stream_id, *fields]``.
-Stream id 0 is the session itself (hello, welcome, error, ping, pong, goaway); streams are opened
-by the relay only (a public connection arrived) and have ids >= 1.
-
-Session:  agent -> HELLO(version, name, token, resume, window, options)
-          relay -> WELCOME(name, url, resume, lease, ping_interval, window) or ERROR(code, message)
-Streams:  relay -> OPEN(client_host, client_port)
-          both  -> DATA(bytes) / END (half close) / RESET(code, message) / CREDIT(n)
-Liveness: both  -> PING(payload) answered by PONG(payload)
-Shutdown: relay -> GOAWAY(reason): the relay is going away; reconnect later.
-
-Flow control is per stream and per direction, like HTTP/2: a side may have at most ``window``
-bytes of DATA unacknowledged; the receiver returns CREDIT as it drains bytes into its socket.
-Each side announces the window it grants in HELLO / WELCOME.
-
-This module turns frames into bytes; :mod:`relay.wire.decoding` turns bytes into frames (any
-byte string either yields frames or raises :class:`ProtocolError`), and :mod:`relay.wire.frames`
-defines them. Everything is importable from here. No asyncio, no sockets.
+:mod:`relay.wire.frames` defines the frames (its docstring tells the protocol's theory of
+operation); this module turns frames into bytes, a DATA frame as a small prefix and the payload
+itself, never copied into a frame first; :mod:`relay.wire.decoding` turns bytes into frames (any
+byte string either yields frames or raises :class:`ProtocolError`). Everything is importable from
+here. No asyncio, no sockets.
 """
 
 from __future__ import annotations
