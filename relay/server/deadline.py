@@ -14,9 +14,10 @@ class Deadline:
     per request.
     """
 
-    __slots__ = ("_at", "_on_expiry", "_timer", "_timer_at", "kind")
+    __slots__ = ("_at", "_loop", "_on_expiry", "_timer", "_timer_at", "kind")
 
     def __init__(self, on_expiry: Callable[[str], None]) -> None:
+        self._loop = asyncio.get_running_loop()  # arm() runs per request: look it up once
         self._on_expiry = on_expiry
         self.kind = ""
         self._at = 0.0
@@ -28,7 +29,7 @@ class Deadline:
         if not seconds:
             self.kind = ""
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         at = loop.time() + seconds
         self._at, self.kind = at, kind
         if self._timer is None or at < self._timer_at:
@@ -51,7 +52,7 @@ class Deadline:
         kind = self.kind
         if not kind:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if loop.time() < self._at:  # moved later since the timer was set
             self._timer = loop.call_at(self._at, self._fire)
             self._timer_at = self._at

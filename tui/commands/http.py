@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from relay.agent import DEFAULT_RELAY, Agent, AgentSettings, Refused
-from relay.events import AgentEvent, Reconnected, TunnelOpen
+from relay.events import AgentEvent, Reconnected, RequestRecord, TunnelOpen
 from relay.http.names import label_problem
 from relay.transport.runtime import run_until_signal
 from tui.output import LineWriter, stdout_writer
@@ -181,7 +181,7 @@ def _remembering(
     """Report events; once a tunnel is online, keep its resume token for the next run."""
 
     def on_event(event: AgentEvent) -> None:
-        if isinstance(event, TunnelOpen | Reconnected):
+        if type(event) is not RequestRecord and isinstance(event, TunnelOpen | Reconnected):
             agent = agents[index]
             store.put(agent.settings.relay, agent.name, agent.resume)
         report(event)
