@@ -20,9 +20,11 @@ from profiles.validate import (
     optional_label_problem,
     port_problem,
     relay_url_problem,
+    target_problem,
     token_problem,
     toml_type_name,
 )
+from relay.http.targets import parse_target
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -30,8 +32,10 @@ Check = Callable[[object], str | None]
 
 # Keys of a [profiles.NAME] table, in the order molehill writes them, with their checks.
 PROFILE_CHECKS: dict[str, Check] = {
+    "target": target_problem,
     "port": port_problem,
     "host": host_problem,
+    "local_insecure": bool_problem,
     "subdomain": optional_label_problem,
     "basic_auth": basic_auth_problem,
     "allow": networks_problem,
@@ -72,7 +76,7 @@ class Profile:
     """One local service to expose: where it listens and the public name it asks for."""
 
     name: str
-    port: int
+    port: int = None  # type: ignore[assignment]  # None only when target gives it
     host: str = DEFAULT_HOST
     subdomain: str | None = None  # None: the public name is the profile name
     basic_auth: str | None = None  # "user:password" the relay will demand, or None for no auth
@@ -80,6 +84,8 @@ class Profile:
     deny: tuple[str, ...] = ()  # client networks (CIDR) turned away
     host_header: str | None = None  # rewrite the Host header to this before it reaches the app
     autostart: bool = False  # start this tunnel when the dashboard opens
+    target: str | None = None  # "https://localhost:8443" etc.: sets host, port and TLS at once
+    local_insecure: bool = False  # https target: accept any certificate (self-signed)
 
     def __post_init__(self) -> None:
         # TOML arrays arrive as lists; store tuples so a Profile really is immutable.
@@ -92,9 +98,36 @@ class Profile:
         name_problem = label_problem(self.name)
         if name_problem:
             problems.append(Problem(table, None, f"the profile name {name_problem}"))
+        problems += self._target_problems(table)
         problems += _check_fields(table, self, PROFILE_CHECKS)
         if problems:
             raise InvalidProfiles(problems)
+
+    def _target_problems(self, table: str) -> list[Problem]:
+        """Take host and port from ``target``; it and port/host are two ways to say one thing."""
+        if self.target is None:
+            if self.local_insecure is True:
+                why = 'is for an https target; set target = "https://HOST:PORT"'
+                return [Problem(table, "local_insecure", why)]
+            return []
+        if target_problem(self.target):
+            object.__setattr__(self, "port", 1)  # only the target's problem is reported
+            return []
+        if self.port is not None or self.host != DEFAULT_HOST:
+            why = "gives host and port already; remove port and host, or target"
+            return [Problem(table, "target", why)]
+        parsed = parse_target(self.target)
+        object.__setattr__(self, "port", parsed.port)
+        object.__setattr__(self, "host", parsed.host)
+        if self.local_insecure is True and not parsed.tls:
+            why = f'is for an https target; the target is "{self.target}"'
+            return [Problem(table, "local_insecure", why)]
+        return []
+
+    @property
+    def tls(self) -> bool:
+        """Whether the agent speaks TLS to the local app (an https:// target)."""
+        return self.target is not None and parse_target(self.target).tls
 
     @property
     def public_name(self) -> str:
@@ -106,6 +139,10 @@ class Profile:
         """host:port of the local service, with brackets around an IPv6 address."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def local_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.local_address}"
 
 
 @dataclass(frozen=True)
@@ -253,7 +290,6 @@ class ProfilesFile:
                 continue
             problems += _unknown_key_problems(table, raw, PROFILE_CHECKS)
             values = {k: raw[k] for k in PROFILE_CHECKS if k in raw}
-            values.setdefault("port", None)  # reported as "port is required"
             try:
                 profiles[name] = Profile(name=name, **values)
             except InvalidProfiles as exc:
@@ -282,6 +318,8 @@ def _non_default_fields(obj: Profile | RelaySettings, keys: Iterable[str]) -> di
     defaults = {f.name: f.default for f in dataclasses.fields(obj)}
     values: dict[str, Any] = {}
     for key in keys:
+        if key in ("port", "host") and getattr(obj, "target", None) is not None:
+            continue  # the target says them
         value = getattr(obj, key)
         if key in defaults and value == defaults[key]:
             continue

@@ -9,6 +9,8 @@ import string
 from datetime import date, datetime, time
 from urllib.parse import urlsplit
 
+from relay.http.targets import TargetError, parse_target
+
 MAX_LABEL_LENGTH = 63  # a DNS label's limit (RFC 1035): public names become NAME.relay-domain
 LABEL_CHARACTERS = frozenset(string.ascii_lowercase + string.digits + "-")
 
@@ -97,6 +99,20 @@ def host_problem(host: object) -> str | None:
         return f'{host!r}: write an IPv6 address without brackets, e.g. "::1"'
     if ":" in host and not _is_ip_address(host):
         return f"{host!r} contains ':'; put the port in port = ... and only the host here"
+    return None
+
+
+def target_problem(target: object) -> str | None:
+    """Why `target` is not a local target like "https://localhost:8443" (None: not set)."""
+    if target is None:
+        return None
+    if not isinstance(target, str):
+        hint = " (write it in quotes)" if isinstance(target, int) else ""
+        return f'must be a string like "localhost:3000", got {toml_type_name(target)}{hint}'
+    try:
+        parse_target(target)
+    except TargetError as exc:
+        return str(exc)
     return None
 
 

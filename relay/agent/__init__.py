@@ -8,5 +8,14 @@ from relay.agent.client import (
     LocalConnection,
     Refused,
 )
+from relay.agent.failures import Unreachable
 
-__all__ = ["DEFAULT_RELAY", "Agent", "AgentLink", "AgentSettings", "LocalConnection", "Refused"]
+__all__ = [
+    "DEFAULT_RELAY",
+    "Agent",
+    "AgentLink",
+    "AgentSettings",
+    "LocalConnection",
+    "Refused",
+    "Unreachable",
+]

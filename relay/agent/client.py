@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from relay.agent.failures import NotAnAgentEndpoint, Unreachable, describe, local_failure
 from relay.agent.observe import ExchangeObserver
 from relay.events import (
     AgentEvent,
@@ -62,6 +63,9 @@ class AgentSettings:
     takeover: bool = False  # replace a live tunnel of the same name opened with our token
     ca_file: str | None = None  # trust this CA for wss:// (a self-signed relay)
     resume: str = ""  # a resume token from an earlier run, to get the same name back
+    local_tls: bool = False  # the local app speaks HTTPS (target https://HOST:PORT)
+    local_insecure: bool = False  # accept any certificate from it (self-signed, dev servers)
+    give_up_after: float | None = None  # first connection: fail after this many seconds
 
     def options(self) -> dict[str, object]:
         """The HELLO options the relay enforces."""
@@ -78,7 +82,22 @@ class AgentSettings:
 
     @property
     def local(self) -> str:
-        return f"{self.local_host}:{self.local_port}"
+        host = f"[{self.local_host}]" if ":" in self.local_host else self.local_host
+        return f"{host}:{self.local_port}"
+
+    @property
+    def local_url(self) -> str:
+        return f"{'https' if self.local_tls else 'http'}://{self.local}"
+
+    def local_ssl(self) -> ssl.SSLContext | None:
+        """The TLS settings for dialling the local app, None for plain HTTP."""
+        if not self.local_tls:
+            return None
+        context = ssl.create_default_context()
+        if self.local_insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
 
 class LocalConnection(StreamBridge):
@@ -142,13 +161,21 @@ class LocalConnection(StreamBridge):
         self.agent_link.streams.pop(self.sid, None)
 
     async def connect(self) -> None:
-        s = self.agent_link.agent.settings
+        agent = self.agent_link.agent
+        s = agent.settings
         loop = asyncio.get_running_loop()
+        context = agent.local_ssl
         try:
-            await loop.create_connection(lambda: self, s.local_host, s.local_port)
-        except OSError as exc:
+            await loop.create_connection(
+                lambda: self,
+                s.local_host,
+                s.local_port,
+                ssl=context,
+                server_hostname=s.local_host if context is not None else None,
+            )
+        except OSError as exc:  # ssl.SSLError included: a certificate that is not trusted
             if not self.finished:
-                why = exc.strerror or str(exc)
+                why = local_failure(exc, s.local)
                 self.reset(
                     "connect_failed",
                     f"The local app at {s.local} did not answer ({why}).",
@@ -180,10 +207,7 @@ class AgentLink(FrameLink):
             if event.status_code == 101 and self.ws.handshake_exc is None:
                 self.handshake.set_result(event)
             else:
-                body = (event.body or b"").decode("utf-8", "replace").strip()
-                self.handshake.set_exception(
-                    ConnectionError(f"relay answered HTTP {event.status_code}: {body[:200]}")
-                )
+                self.handshake.set_exception(NotAnAgentEndpoint.from_response(event))
 
     def on_frame(self, frame: p.Frame) -> None:
         # The session checked the order and the stream ids; here each event meets its handler.
@@ -237,6 +261,7 @@ class Agent:
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._online = asyncio.Event()
+        self.local_ssl = settings.local_ssl()  # built once: each one loads the system CAs
 
     @property
     def rtt(self) -> float | None:
@@ -253,6 +278,7 @@ class Agent:
         """Run until stopped; raises Refused if the relay refuses the tunnel."""
         attempt = 0
         ever_online = False
+        started = time.monotonic()
         self.state = "connecting"
         while not self._stopping:
             try:
@@ -268,7 +294,10 @@ class Agent:
                 attempt += 1
                 delay = self._backoff(attempt)
                 self.state = "reconnecting" if ever_online else "connecting"
-                self.last_error = _describe(exc, self.settings.relay)
+                self.last_error = describe(exc, self.settings.relay)
+                if not ever_online and self._give_up(exc, started, delay):
+                    self.state = "error"
+                    raise Unreachable(self.last_error) from exc
                 self.on_event(Reconnecting(self.name, self.last_error, attempt, round(delay, 3)))
                 await self._pause(delay)
                 continue
@@ -310,6 +339,19 @@ class Agent:
         """Sleep before a retry, but wake at once when stopped."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_requested.wait(), delay)
+
+    def _give_up(self, exc: BaseException, started: float, delay: float) -> bool:
+        """Whether a first connection that failed with ``exc`` should stop trying.
+
+        Only a first connection gives up: a wrong URL or a relay that is not there is a
+        mistake to report; a tunnel that was online keeps coming back, however long it takes.
+        """
+        limit = self.settings.give_up_after
+        if limit is None:
+            return False
+        if isinstance(exc, NotAnAgentEndpoint) and 400 <= exc.status < 500:
+            return True  # something else answers there: no retry will change that
+        return time.monotonic() - started + delay > limit
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings
@@ -355,26 +397,3 @@ class Agent:
         self._stop_requested.set()
         if self.link is not None:
             self.link.close("agent stopped")
-
-
-def _describe(exc: BaseException, relay: str) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer from the relay at {relay} (timed out)"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"the relay at {relay} refused the connection; is `molehill relay` running?"
-    if isinstance(exc, ssl.SSLError):
-        return (
-            f"the TLS handshake with {relay} failed ({exc.reason or exc}); "
-            "a relay without TLS is reached with ws://, not wss://"
-        )
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"cannot reach the relay at {relay}: {exc.strerror}"
-    detail = str(exc) or exc.__class__.__name__
-    if relay.startswith("wss://") and isinstance(exc, ConnectionError):
-        detail += " (is the relay serving TLS? a relay without TLS is reached with ws://)"
-    return f"{relay}: {detail}"
-
-
-def relay_host(url: str) -> str:
-    """The host:port part of a relay URL, for messages."""
-    return urlsplit(url).netloc

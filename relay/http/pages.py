@@ -84,6 +84,18 @@ def no_tunnel_in_host(host: str, domain: str) -> ErrorPage:
     )
 
 
+def agents_elsewhere(host: str, agents: tuple[str, int]) -> ErrorPage:
+    """A websocket upgrade to the public port that names no tunnel: an agent at the wrong port."""
+    scheme, port = agents
+    name = host.rpartition(":")[0] if host.rpartition(":")[2].isdigit() else host
+    return ErrorPage(
+        404,
+        "This is the relay's public port, not its agents' port",
+        f"Agents connect to this relay at port {port}, not to its public HTTP port.",
+        f"Use: molehill http PORT --relay {scheme}://{name or 'HOST'}:{port}",
+    )
+
+
 def tunnel_offline(name: str) -> ErrorPage:
     return ErrorPage(
         503,

@@ -1,4 +1,4 @@
-"""`molehill http PORT`: expose one local port through a relay, headless, like `ngrok http`."""
+"""`molehill http TARGET`: expose one local app through a relay, headless, like `ngrok http`."""
 
 from __future__ import annotations
 
@@ -8,31 +8,52 @@ import contextlib
 import ipaddress
 import os
 import sys
-from collections.abc import Callable
 
-from relay.agent import DEFAULT_RELAY, Agent, AgentSettings, Refused
-from relay.events import AgentEvent, Reconnected, RequestRecord, TunnelOpen
+from relay.agent import DEFAULT_RELAY, AgentSettings
 from relay.http.names import label_problem
+from relay.http.targets import TargetError, parse_target
 from relay.transport.runtime import run_until_signal
-from tui.output import LineWriter, stdout_writer
-from tui.report import Reporter
-from tui.resume_store import ResumeStore
+from tui.headless import output, run_agents
+
+DEFAULT_GIVE_UP = 20.0  # seconds a first connection keeps trying
 
 
-def port_number(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+def target_argument(text: str) -> str:
+    """Check the target's form for argparse; a bare PORT waits for --host (see run)."""
+    try:
+        parse_target(text)
+    except TargetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "http",
-        help="expose a local port at a public URL",
-        description="Expose http://HOST:PORT through a molehill relay and log every request.",
+        help="expose a local web app at a public URL",
+        description=(
+            "Expose a local web app through a molehill relay and show every request. TARGET is "
+            "PORT, HOST:PORT, http://HOST:PORT or https://HOST:PORT (https: the agent speaks "
+            "TLS to the app). On a terminal a status block is redrawn in place; into a pipe or "
+            "a file, one line per event; with --json, one JSON object per event."
+        ),
     )
-    parser.add_argument("port", type=port_number, help="the local app's port")
-    parser.add_argument("--host", default="127.0.0.1", help="the local app's host (127.0.0.1)")
+    parser.add_argument(
+        "target",
+        type=target_argument,
+        metavar="TARGET",
+        help="the local app: 3000, localhost:3000, http://localhost:3000 or https://localhost:8443",
+    )
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="the local app's host when TARGET is a bare PORT (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--local-insecure",
+        action="store_true",
+        help="with an https:// TARGET, accept any certificate (self-signed dev servers)",
+    )
     parser.add_argument(
         "--subdomain",
         default="",
@@ -46,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"relay's agent endpoint (default $MOLEHILL_RELAY or {DEFAULT_RELAY})",
     )
     parser.add_argument("--token", default=None, help="agent token (default $MOLEHILL_TOKEN)")
+    add_connect_timeout_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     add_access_options(parser)
     parser.add_argument(
@@ -55,6 +77,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--ca", metavar="FILE", help="trust this CA file for a wss:// relay")
     parser.set_defaults(run=run)
+
+
+def add_connect_timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--connect-timeout",
+        type=seconds,
+        default=DEFAULT_GIVE_UP,
+        metavar="SECONDS",
+        help=f"give up (exit 1) if the first connection to the relay fails for this long "
+        f"(default {DEFAULT_GIVE_UP:g}; 0: keep trying); once online, reconnects never give up",
+    )
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0-86400)")
+    return value
+
+
+def give_up_settings(timeout: float) -> dict[str, float | None]:
+    """AgentSettings fields for --connect-timeout: one attempt never outlasts the whole."""
+    if not timeout:
+        return {"give_up_after": None}
+    return {"give_up_after": timeout, "connect_timeout": min(10.0, timeout)}
 
 
 def add_access_options(parser: argparse.ArgumentParser) -> None:
@@ -103,9 +153,28 @@ def run(args: argparse.Namespace) -> int:
     if problem := access_problem(args):
         print(f"molehill: {problem}", file=sys.stderr)
         return 2
+    try:
+        target = parse_target(args.target, args.host or "127.0.0.1")
+    except TargetError as exc:
+        print(f"molehill: {exc}", file=sys.stderr)
+        return 2
+    if args.host is not None and args.target != str(target.port):
+        print(
+            f"molehill: --host goes with a bare PORT; {args.target!r} already names the host",
+            file=sys.stderr,
+        )
+        return 2
+    if args.local_insecure and not target.tls:
+        print(
+            f"molehill: --local-insecure is for an https:// target, e.g. https://{target.address}",
+            file=sys.stderr,
+        )
+        return 2
     settings = AgentSettings(
-        local_port=args.port,
-        local_host=args.host,
+        local_port=target.port,
+        local_host=target.host,
+        local_tls=target.tls,
+        local_insecure=args.local_insecure,
         relay=relay,
         name=args.subdomain,
         token=args.token or os.environ.get("MOLEHILL_TOKEN", ""),
@@ -114,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         deny=tuple(args.deny),
         takeover=args.takeover,
         ca_file=args.ca,
+        **give_up_settings(args.connect_timeout),  # type: ignore[arg-type]
     )
 
     async def main(stop: asyncio.Event) -> int:
@@ -121,69 +191,3 @@ def run(args: argparse.Namespace) -> int:
             return await run_agents([(None, settings)], args.json, stop, out)
 
     return run_until_signal(main)
-
-
-def output(as_json: bool, stop: asyncio.Event) -> LineWriter:
-    """The agents' stdout; when its reader goes away (`| head`), they stop, as `yes | head` does.
-
-    Exit code 0 with a line on stderr: the user chose to read no further, nothing failed.
-    """
-
-    def closed(exc: OSError) -> None:
-        why = "closed" if isinstance(exc, BrokenPipeError) else f"unwritable ({exc.strerror})"
-        print(f"molehill: stdout was {why}; shutting down", file=sys.stderr, flush=True)
-        stop.set()
-
-    return stdout_writer(as_json, closed)
-
-
-async def run_agents(
-    tunnels: list[tuple[str | None, AgentSettings]],
-    as_json: bool,
-    stop: asyncio.Event,
-    out: LineWriter,
-) -> int:
-    """Run agents until stop is set, their events to ``out``; exit code 1 if the relay refuses
-    any of them."""
-    store = ResumeStore()
-    agents: list[Agent] = []
-    reporters: list[Reporter] = []
-    for tag, settings in tunnels:
-        settings.resume = settings.resume or store.get(settings.relay, settings.name)
-        reporters.append(Reporter(as_json, tag, out))
-        agents.append(Agent(settings, _remembering(reporters[-1], store, len(agents), agents)))
-    tasks = [asyncio.create_task(agent.run()) for agent in agents]
-    stopper = asyncio.create_task(stop.wait())
-    code = 0
-    pending = set(tasks)
-    while pending:
-        done, _ = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if stopper in done:
-            break
-        for task in done & pending:
-            pending.discard(task)
-            if isinstance(task.exception(), Refused):
-                code = 1
-        if code:
-            break
-    for agent in agents:
-        agent.stop()
-    await asyncio.wait(tasks, timeout=3)
-    stopper.cancel()
-    for reporter in reporters:
-        reporter.flush()
-    return code
-
-
-def _remembering(
-    report: Reporter, store: ResumeStore, index: int, agents: list[Agent]
-) -> Callable[[AgentEvent], None]:
-    """Report events; once a tunnel is online, keep its resume token for the next run."""
-
-    def on_event(event: AgentEvent) -> None:
-        if type(event) is not RequestRecord and isinstance(event, TunnelOpen | Reconnected):
-            agent = agents[index]
-            store.put(agent.settings.relay, agent.name, agent.resume)
-        report(event)
-
-    return on_event

@@ -17,9 +17,10 @@ from relay.agent import AgentSettings
 from relay.host import start_embedded_relay
 from relay.server import Relay, RelaySettings
 from relay.transport.runtime import run_until_signal
-from tui.commands.http import output, run_agents
+from tui.commands.http import add_connect_timeout_option, give_up_settings
 from tui.commands.profiles import add_profiles_option
 from tui.commands.relay import host_port
+from tui.headless import output, run_agents
 from tui.output import LineWriter
 
 
@@ -44,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the embedded relay's public listener, when no relay is configured "
         "(default 127.0.0.1:8080, or a free port if that is taken)",
     )
+    add_connect_timeout_option(parser)
     add_profiles_option(parser)
     parser.set_defaults(run=run)
 
@@ -99,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
             (p.name, _settings(p, url, relay.token or os.environ.get("MOLEHILL_TOKEN", "")))
             for p in chosen
         ]
+        for _, settings in tunnels:
+            for key, value in give_up_settings(args.connect_timeout).items():
+                setattr(settings, key, value)
         try:
             return await run_agents(tunnels, args.json, stop, out)
         finally:
@@ -112,6 +117,8 @@ def _settings(profile: Profile, relay_url: str, token: str) -> AgentSettings:
     return AgentSettings(
         local_port=profile.port,
         local_host=profile.host,
+        local_tls=profile.tls,
+        local_insecure=profile.local_insecure,
         relay=relay_url,
         name=profile.public_name,
         token=token,

@@ -1,0 +1,137 @@
+"""Agents run headless for `molehill http` and `start`: plain lines, JSON or the status block."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+from relay.agent import Agent, AgentSettings, Refused, Unreachable
+from relay.events import (
+    AgentEvent,
+    Reconnected,
+    Reconnecting,
+    RequestRecord,
+    TunnelClosed,
+    TunnelOpen,
+)
+from tui.output import LineWriter, stdout_writer
+from tui.report import Reporter
+from tui.resume_store import ResumeStore
+from tui.status_block import StatusBlock
+
+
+def output(as_json: bool, stop: asyncio.Event) -> LineWriter:
+    """The agents' stdout; when its reader goes away (`| head`), they stop, as `yes | head` does.
+
+    Exit code 0 with a line on stderr: the user chose to read no further, nothing failed.
+    """
+
+    def closed(exc: OSError) -> None:
+        why = "closed" if isinstance(exc, BrokenPipeError) else f"unwritable ({exc.strerror})"
+        print(f"molehill: stdout was {why}; shutting down", file=sys.stderr, flush=True)
+        stop.set()
+
+    return stdout_writer(as_json, closed)
+
+
+def wants_status_block(as_json: bool) -> bool:
+    """The block on a terminal; plain lines into a pipe or a file; JSON when asked for."""
+    return not as_json and sys.stdout is not None and sys.stdout.isatty()
+
+
+async def run_agents(
+    tunnels: list[tuple[str | None, AgentSettings]],
+    as_json: bool,
+    stop: asyncio.Event,
+    out: LineWriter,
+) -> int:
+    """Run agents until stop is set, their events to ``out``; exit code 1 if the relay refuses
+    any of them or a first connection gives up."""
+    store = ResumeStore()
+    agents: list[Agent] = []
+    reporters: list[Reporter] = []
+    block = StatusBlock(out, out.fd, tunnels[0][1].relay) if wants_status_block(as_json) else None
+    for tag, settings in tunnels:
+        settings.resume = settings.resume or store.get(settings.relay, settings.name)
+        agent = Agent(settings)
+        report: Callable[[AgentEvent], None]
+        if block is not None:
+            report = block.hook(tag, agent)
+        else:
+            reporters.append(Reporter(as_json, tag, out))
+            report = reporters[-1] if as_json else _named(reporters[-1], agent, tag, out)
+        agent.on_event = _remembering(report, store, agent)
+        agents.append(agent)
+    tasks = [asyncio.create_task(agent.run()) for agent in agents]
+    drawing = asyncio.create_task(block.run()) if block is not None else None
+    stopper = asyncio.create_task(stop.wait())
+    code = 0
+    failures: list[str] = []
+    pending = set(tasks)
+    while pending:
+        done, _ = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            break
+        for task in done & pending:
+            pending.discard(task)
+            exc = task.exception()
+            if isinstance(exc, Refused | Unreachable):
+                code = 1
+            if isinstance(exc, Unreachable):
+                tag = tunnels[tasks.index(task)][0]  # type: ignore[arg-type]
+                failures.append(f"molehill: {f'[{tag}] ' if tag else ''}{exc}")
+            elif isinstance(exc, Refused) and block is not None:
+                failures.append(f"molehill: tunnel refused by the relay: {exc.message}")
+        if code:
+            break
+    for agent in agents:
+        agent.stop()
+    await asyncio.wait(tasks, timeout=3)
+    stopper.cancel()
+    if drawing is not None:
+        drawing.cancel()
+        await asyncio.gather(drawing, return_exceptions=True)
+    for reporter in reporters:
+        reporter.flush()
+    if failures:
+        out.close()  # what the user already sees comes first, then why it stopped
+        print("\n".join(failures), file=sys.stderr, flush=True)
+    return code
+
+
+def _named(
+    report: Reporter, agent: Agent, tag: str | None, out: LineWriter
+) -> Callable[[AgentEvent], None]:
+    """Plain lines that say 'tunnel' rather than "tunnel ''" while the relay has not named it,
+    and show an https:// target as https://."""
+
+    def on_event(event: AgentEvent) -> None:
+        line = None
+        if isinstance(event, Reconnecting) and not event.name:
+            relay = agent.settings.relay
+            line = f"connecting to {relay}: {event.reason}; retrying in {event.delay:.1f}s"
+        elif isinstance(event, TunnelClosed) and not event.name:
+            line = "tunnel closed"
+        elif type(event) is TunnelOpen and agent.settings.local_tls:
+            line = f"tunnel '{event.name}' online: {event.url} -> {agent.settings.local_url}"
+        if line is None:
+            report(event)
+            return
+        report.flush()
+        out.write(f"{f'[{tag}] ' if tag is not None else ''}{line}\n")
+
+    return on_event
+
+
+def _remembering(
+    report: Callable[[AgentEvent], None], store: ResumeStore, agent: Agent
+) -> Callable[[AgentEvent], None]:
+    """Report events; once a tunnel is online, keep its resume token for the next run."""
+
+    def on_event(event: AgentEvent) -> None:
+        if type(event) is not RequestRecord and isinstance(event, TunnelOpen | Reconnected):
+            store.put(agent.settings.relay, agent.name, agent.resume)
+        report(event)
+
+    return on_event
