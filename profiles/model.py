@@ -114,6 +114,8 @@ class Profile:
             object.__setattr__(self, "port", 1)  # only the target's problem is reported
             return []
         if self.port is not None or self.host != DEFAULT_HOST:
+            if self.port is None:
+                object.__setattr__(self, "port", 1)  # the conflict is the one problem
             why = "gives host and port already; remove port and host, or target"
             return [Problem(table, "target", why)]
         parsed = parse_target(self.target)

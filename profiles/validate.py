@@ -75,7 +75,10 @@ def is_valid_label(label: object) -> bool:
 def port_problem(port: object) -> str | None:
     """Why `port` is not a TCP port number, or None if it is one."""
     if port is None:
-        return "is required; add the local port to expose, e.g. port = 3000"
+        return (
+            "is required; add the local port to expose, e.g. port = 3000 "
+            '(or the whole target, e.g. target = "https://localhost:8443")'
+        )
     # bool is a subclass of int: `port = true` must not become port 1.
     if isinstance(port, bool) or not isinstance(port, int):
         hint = " (write it without quotes)" if isinstance(port, str) and port.isdigit() else ""
