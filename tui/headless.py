@@ -80,7 +80,7 @@ async def run_agents(
                 code = 1
             if isinstance(exc, Unreachable):
                 tag = tunnels[tasks.index(task)][0]  # type: ignore[arg-type]
-                failures.append(f"molehill: {f'[{tag}] ' if tag else ''}{exc}")
+                failures.append(f"molehill: {f'[{tag}] ' if tag else ''}{_gave_up(exc)}")
             elif isinstance(exc, Refused) and block is not None:
                 failures.append(f"molehill: tunnel refused by the relay: {exc.message}")
         if code:
@@ -98,6 +98,15 @@ async def run_agents(
         out.close()  # what the user already sees comes first, then why it stopped
         print("\n".join(failures), file=sys.stderr, flush=True)
     return code
+
+
+def _gave_up(exc: Unreachable) -> str:
+    if exc.waited is None:
+        return exc.reason
+    return (
+        f"{exc.reason}\nmolehill: gave up after {exc.waited:.0f}s of retries "
+        "(--connect-timeout SECONDS sets how long; 0 keeps trying)"
+    )
 
 
 def _named(

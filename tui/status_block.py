@@ -85,7 +85,7 @@ class StatusBlock:
             return  # the terminal has not taken the last frame: never queue frames behind it
         try:
             size = os.get_terminal_size(self.fd)
-            width, height = size.columns, size.lines
+            width, height = size.columns or 80, size.lines or 24  # 0: the terminal did not say
         except OSError:
             width, height = 80, 24
         lines = [line[: max(1, width - 1)] for line in self.lines(height)]

@@ -295,9 +295,9 @@ class Agent:
                 delay = self._backoff(attempt)
                 self.state = "reconnecting" if ever_online else "connecting"
                 self.last_error = describe(exc, self.settings.relay)
-                if not ever_online and self._give_up(exc, started, delay):
+                if not ever_online and (waited := self._give_up(exc, started, delay)):
                     self.state = "error"
-                    raise Unreachable(self.last_error) from exc
+                    raise Unreachable(self.last_error, waited[0]) from exc
                 self.on_event(Reconnecting(self.name, self.last_error, attempt, round(delay, 3)))
                 await self._pause(delay)
                 continue
@@ -340,18 +340,22 @@ class Agent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_requested.wait(), delay)
 
-    def _give_up(self, exc: BaseException, started: float, delay: float) -> bool:
-        """Whether a first connection that failed with ``exc`` should stop trying.
+    def _give_up(
+        self, exc: BaseException, started: float, delay: float
+    ) -> tuple[float | None] | None:
+        """Whether a first connection that failed with ``exc`` should stop trying: a 1-tuple
+        holding the seconds spent (None when no retry could help), or None to go on.
 
         Only a first connection gives up: a wrong URL or a relay that is not there is a
         mistake to report; a tunnel that was online keeps coming back, however long it takes.
         """
         limit = self.settings.give_up_after
         if limit is None:
-            return False
-        if isinstance(exc, NotAnAgentEndpoint) and 400 <= exc.status < 500:
-            return True  # something else answers there: no retry will change that
-        return time.monotonic() - started + delay > limit
+            return None
+        if isinstance(exc, NotAnAgentEndpoint) and exc.status < 500:
+            return (None,)  # something else answers there; only a 5xx (a proxy) may pass
+        waited = time.monotonic() - started
+        return (waited,) if waited + delay > limit else None
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings

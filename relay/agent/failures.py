@@ -21,7 +21,9 @@ class NotAnAgentEndpoint(ConnectionError):
         body = (response.body or b"").decode("utf-8", "replace").strip()
         text = " ".join(body.split())[:300]  # one line, and a bounded one
         if "X-Molehill-Error" in response.headers:  # a molehill relay's own error page
-            return cls(f"the relay answered HTTP {response.status_code}: {text}", 0)
+            return cls(
+                f"the relay answered HTTP {response.status_code}: {text}", response.status_code
+            )
         return cls(
             f"answered HTTP {response.status_code}, not a websocket: this is not a molehill "
             "relay's agents' endpoint (`molehill relay` prints it as 'agents')",
@@ -31,6 +33,11 @@ class NotAnAgentEndpoint(ConnectionError):
 
 class Unreachable(Exception):
     """The first connection to the relay did not succeed in time; the reason says why."""
+
+    def __init__(self, reason: str, waited: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.waited = waited  # seconds of retries before giving up; None: no retry would help
 
 
 def local_failure(exc: OSError, local: str) -> str:

@@ -120,7 +120,7 @@ class PublicConnection(Visitor):
             relay = self.relay
             found = policy.tunnel_for(host, relay.settings.domain, relay.tunnels, relay.leases)
             if isinstance(found, Refusal):
-                if head.upgrade and found.page.status == 404:  # an agent at the wrong port?
+                if head.upgrade and found.rule == "no_tunnel_in_host":  # an agent, misdirected?
                     agents = ("wss" if self.relay.ssl else "ws", self.relay.agents_port)
                     found = Refusal(pages.agents_elsewhere(host, agents), "agent_at_public_port")
                 self._send(out)
