@@ -61,7 +61,10 @@ def _add_setting_options(parser: argparse.ArgumentParser, *, editing: bool) -> N
         group = parser.add_mutually_exclusive_group() if editing else parser
         group.add_argument(option, dest=dest, **kwargs)
         if editing and clear:
-            group.add_argument(clear, dest=dest, action="store_const", const=CLEAR, help=None)
+            why = "turn off" if kwargs.get("const") is True else "remove the setting"
+            group.add_argument(
+                clear, dest=dest, action="store_const", const=CLEAR, help=f"{why} ({option})"
+            )
 
     pair(
         "--port",
@@ -159,10 +162,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     relay = command("set-relay", "set the relay to connect to (no options: show it)")
     url = relay.add_mutually_exclusive_group()
     url.add_argument("--url", metavar="URL", help="ws:// or wss:// URL of the relay")
-    url.add_argument("--no-url", dest="url", action="store_const", const=CLEAR)
+    url.add_argument(
+        "--no-url", dest="url", action="store_const", const=CLEAR, help="use an embedded relay"
+    )
     token = relay.add_mutually_exclusive_group()
     token.add_argument("--token", metavar="TOKEN", help="relay token ('-' reads it from stdin)")
-    token.add_argument("--no-token", dest="token", action="store_const", const=CLEAR)
+    token.add_argument(
+        "--no-token", dest="token", action="store_const", const=CLEAR, help="remove the token"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Run a molehill relay: visitors connect to --http, agents to --agents. Settings come "
             "from --config FILE (TOML, see docs/self-hosting.md); flags override it."
         ),
+        epilog="Agent tokens: `molehill relay token add|list|revoke --config FILE` manages "
+        "them in the config file (see `molehill relay token --help`).",
     )
     parser.add_argument("--config", metavar="FILE", help="relay config file (TOML)")
     parser.add_argument("--domain", help="tunnels live at NAME.DOMAIN (default localhost)")
@@ -52,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--public-port",
         type=int,
+        metavar="PORT",
         help="port shown in public URLs when a proxy listens for the relay",
     )
     parser.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM)")
@@ -65,22 +68,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lease",
         type=float,
+        metavar="SECONDS",
         help="seconds a disconnected agent's name is held for it (default 120)",
     )
     parser.add_argument(
         "--idle-timeout",
         type=float,
+        metavar="SECONDS",
         help="close visitor connections idle both ways this long (default 300)",
     )
-    parser.add_argument("--ping-interval", type=float, help="heartbeat period (default 5)")
+    parser.add_argument(
+        "--ping-interval", type=float, metavar="SECONDS", help="heartbeat period (default 5)"
+    )
     parser.add_argument(
         "--ping-timeout",
         type=float,
+        metavar="SECONDS",
         help="declare a silent agent dead after this many seconds (default 15)",
     )
     parser.add_argument("--log-format", choices=("text", "json"), help="log line format")
     parser.set_defaults(run=run)
     relay_tokens.add_parser(parser)
+    # `token` is an optional second command, not an argument of the relay: the usage line and
+    # the epilog say so, rather than argparse's "token ..." that reads as required.
+    # (Set after add_parser: the token commands take their own usage prefix from this one.)
+    parser.usage = "molehill relay [options]\n       molehill relay token {add,list,revoke} ..."
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action.help = argparse.SUPPRESS
 
 
 def settings_from(args: argparse.Namespace) -> RelaySettings:
