@@ -20,7 +20,8 @@ from relay.transport.runtime import new_event_loop
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>molehill demo</title>
-<link rel="stylesheet" href="/style.css"></head>
+<link rel="stylesheet" href="/style.css">
+<link rel="icon" href="/favicon.ico" type="image/svg+xml"></head>
 <body><h1>molehill demo</h1>
 <p>This page came through the <b>frontend</b> tunnel. The figures below come from the
 <b>api</b> tunnel: over HTTP every two seconds, and over a websocket every second.</p>
@@ -42,6 +43,12 @@ ws.onmessage = () => { document.getElementById("ticks").textContent = ++ticks; }
 """
 STYLE = "body{font:16px system-ui;max-width:40em;margin:3em auto}h1{color:#7a4b2a}"
 ITEMS = [{"id": 1, "name": "spade"}, {"id": 2, "name": "lantern"}]
+# A molehill, as an SVG: browsers ask for /favicon.ico on every page, and a 404 for it in the
+# request log every few seconds looked like a fault of the demo.
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<path d="M1 14 Q8 0 15 14 Z" fill="#7a4b2a"/></svg>'
+)
 
 
 def _response(status: int, body: bytes | str, ctype: str) -> Response:
@@ -72,6 +79,8 @@ def frontend_factory(api_name: str) -> Callable[[ServerConnection, Request], Res
             return _response(200, SCRIPT, "text/javascript")
         if path == "/style.css":
             return _response(200, STYLE, "text/css")
+        if path == "/favicon.ico":
+            return _response(200, FAVICON, "image/svg+xml")
         return _response(404, "not found\n", "text/plain")
 
     return process_request
