@@ -64,6 +64,9 @@ async def run_agents(
         agent.on_event = _remembering(report, store, agent)
         agents.append(agent)
     tasks = [asyncio.create_task(agent.run()) for agent in agents]
+    tags: dict[object, str | None] = {
+        task: tag for task, (tag, _) in zip(tasks, tunnels, strict=True)
+    }
     drawing = asyncio.create_task(block.run()) if block is not None else None
     stopper = asyncio.create_task(stop.wait())
     code = 0
@@ -79,7 +82,7 @@ async def run_agents(
             if isinstance(exc, Refused | Unreachable):
                 code = 1
             if isinstance(exc, Unreachable):
-                tag = tunnels[tasks.index(task)][0]  # type: ignore[arg-type]
+                tag = tags[task]
                 failures.append(f"molehill: {f'[{tag}] ' if tag else ''}{_gave_up(exc)}")
             elif isinstance(exc, Refused) and block is not None:
                 failures.append(f"molehill: tunnel refused by the relay: {exc.message}")

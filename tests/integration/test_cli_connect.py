@@ -113,3 +113,15 @@ async def test_a_tunnel_that_was_online_keeps_reconnecting_past_the_bound(app_po
     finally:
         if relay_cm is not None:
             await relay_cm.__aexit__(None, None, None)
+
+
+async def test_start_gives_up_on_an_absent_relay_naming_the_profile(tmp_path):
+    port = closed_port()
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f'[relay]\nurl = "ws://127.0.0.1:{port}"\n\n[profiles.web]\nport = 3000\n')
+    done = await run_molehill(
+        "--profiles", str(profiles), "start", "--all", "--connect-timeout", "1"
+    )
+    assert done.code == 1, done
+    assert f"molehill: [web] nothing listens at ws://127.0.0.1:{port}" in done.err, done.err
+    assert "[web] tunnel 'web': nothing listens at" in done.out, done.out  # a name it asked for

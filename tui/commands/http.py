@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import os
 import sys
+from typing import Any
 
 from relay.agent import DEFAULT_RELAY, AgentSettings
 from relay.http.names import label_problem
@@ -100,7 +101,7 @@ def seconds(text: str) -> float:
     return value
 
 
-def give_up_settings(timeout: float) -> dict[str, float | None]:
+def give_up_settings(timeout: float) -> dict[str, Any]:
     """AgentSettings fields for --connect-timeout: one attempt never outlasts the whole."""
     if not timeout:
         return {"give_up_after": None}
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         deny=tuple(args.deny),
         takeover=args.takeover,
         ca_file=args.ca,
-        **give_up_settings(args.connect_timeout),  # type: ignore[arg-type]
+        **give_up_settings(args.connect_timeout),
     )
 
     async def main(stop: asyncio.Event) -> int:

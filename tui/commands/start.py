@@ -97,13 +97,10 @@ def run(args: argparse.Namespace) -> int:
                 out.write(json.dumps({"event": "relay", "embedded": True, "url": where}) + "\n")
             else:
                 out.write(f"embedded relay: tunnels at {where}\n")
+        token = relay.token or os.environ.get("MOLEHILL_TOKEN", "")
         tunnels: list[tuple[str | None, AgentSettings]] = [
-            (p.name, _settings(p, url, relay.token or os.environ.get("MOLEHILL_TOKEN", "")))
-            for p in chosen
+            (p.name, _settings(p, url, token, args.connect_timeout)) for p in chosen
         ]
-        for _, settings in tunnels:
-            for key, value in give_up_settings(args.connect_timeout).items():
-                setattr(settings, key, value)
         try:
             return await run_agents(tunnels, args.json, stop, out)
         finally:
@@ -113,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
     return run_until_signal(main)
 
 
-def _settings(profile: Profile, relay_url: str, token: str) -> AgentSettings:
+def _settings(profile: Profile, relay_url: str, token: str, give_up: float) -> AgentSettings:
     return AgentSettings(
+        **give_up_settings(give_up),
         local_port=profile.port,
         local_host=profile.host,
         local_tls=profile.tls,
