@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 
@@ -36,8 +37,11 @@ def output(as_json: bool, stop: asyncio.Event) -> LineWriter:
 
 
 def wants_status_block(as_json: bool) -> bool:
-    """The block on a terminal; plain lines into a pipe or a file; JSON when asked for."""
-    return not as_json and sys.stdout is not None and sys.stdout.isatty()
+    """The block on a terminal; plain lines into a pipe, a file or a dumb terminal (an editor's
+    shell buffer, which cannot move the cursor); JSON when asked for."""
+    if as_json or sys.stdout is None or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stdout.isatty()
 
 
 async def run_agents(

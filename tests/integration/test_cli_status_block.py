@@ -150,3 +150,27 @@ async def test_not_a_terminal_gives_plain_lines_without_escapes(app_port):
         ), first
         assert "\x1b" not in first
         assert await agent.terminate() == 0
+
+
+async def test_a_dumb_terminal_gets_plain_lines(app_port):
+    term = Terminal(80, 24)
+    try:
+        async with (
+            running_relay() as relay,
+            molehill_process(
+                "http",
+                str(app_port),
+                "--relay",
+                relay.agents_url,
+                "--subdomain",
+                "dumb",
+                stdout=term.slave,
+                env={"TERM": "dumb"},
+            ) as agent,
+        ):
+            lines = await term.wait_for(lambda ls: any("online" in x for x in ls))
+            assert lines[0].startswith("tunnel 'dumb' online: "), lines
+            assert "\x1b" not in term.raw
+            assert await agent.terminate() == 0
+    finally:
+        term.close()
