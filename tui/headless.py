@@ -111,7 +111,7 @@ def _gave_up(exc: Unreachable) -> str:
     if exc.waited is None:
         return exc.reason
     return (
-        f"{exc.reason}\nmolehill: gave up after {exc.waited:.0f}s of retries "
+        f"{exc.reason}\nmolehill: gave up after {exc.waited:.1f}s of retries "
         "(--connect-timeout SECONDS sets how long; 0 keeps trying)"
     )
 
