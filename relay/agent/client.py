@@ -92,7 +92,7 @@ class LocalConnection(StreamBridge):
         # Grant no credit until the local app accepts: early bytes stay within one window.
         self.writing_paused = True
         self.early_end = False
-        self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes)
+        self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes, s.local)
 
     def write(self, data: bytes) -> None:
         if self.early is not None:
@@ -103,6 +103,7 @@ class LocalConnection(StreamBridge):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.observer.connected()
         self.block_reading(self.agent_link.blocked)
         early, self.early = self.early or [], None
         for chunk in early:
@@ -131,7 +132,7 @@ class LocalConnection(StreamBridge):
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.agent_link.after_flush(self.observer.close)
+        self.agent_link.after_flush(self.observer.lost, exc)
         super().connection_lost(exc)
 
     def on_reset(self, code: str, message: str) -> None:
@@ -145,15 +146,12 @@ class LocalConnection(StreamBridge):
         s = self.agent_link.agent.settings
         loop = asyncio.get_running_loop()
         try:
-            await loop.create_connection(lambda: self, s.local_host, s.local_port)
-        except OSError as exc:
+            async with asyncio.timeout(s.connect_timeout):
+                await loop.create_connection(lambda: self, s.local_host, s.local_port)
+        except OSError as exc:  # TimeoutError included
             if not self.finished:
-                why = exc.strerror or str(exc)
-                self.reset(
-                    "connect_failed",
-                    f"The local app at {s.local} did not answer ({why}).",
-                )
-                self.observer.close(status=502)
+                _, why = self.observer.dial_failed(exc, s.connect_timeout)
+                self.reset("connect_failed", f"The {why}.")
 
 
 class AgentLink(FrameLink):
