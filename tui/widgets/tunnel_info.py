@@ -3,6 +3,7 @@ begin when there are no profiles."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -37,6 +38,10 @@ class TunnelInfo(Static):
             text.append("  stopped · press s to start", style="grey50")
         elif status.state == "online":
             text.append(f"  → {status.url}", style="cyan")
+            down = status.stats.app_down
+            if down is not None:
+                clock = time.strftime("%H:%M:%S", time.localtime(down.since))
+                text.append(f"\n{down.describe(clock)}", style="bold red")
         else:
             text.append(f"  {status.state}", style="yellow" if status.state != "error" else "red")
             if status.error:
