@@ -21,6 +21,10 @@ _BASE_MS = 0.01  # the first bucket starts at 10 microseconds
 _RATIO = 1.05
 _LOG_RATIO = math.log(_RATIO)
 _BUCKETS = 400  # up to about 10 minutes
+_LAST = _BUCKETS - 1
+_PER_BASE = 1 / _BASE_MS
+_PER_STEP = 1 / _LOG_RATIO
+_log = math.log
 
 
 def _bucket(ms: float) -> int:
@@ -91,7 +95,6 @@ class StatsSnapshot:
     total_requests: int
     bytes_in: int  # since start
     bytes_out: int
-    recent_ms: tuple[float, ...]  # the latest durations, oldest first, for a sparkline
     app_p50: float | None = None  # the local app's time (request written -> last byte)
     app_p99: float | None = None
     overhead_p50: float | None = None  # what the agent added before the app could start
@@ -107,12 +110,11 @@ class StatsSnapshot:
 class TunnelStats:
     """Feed it records; ask it for a snapshot."""
 
-    def __init__(self, window: int = 60, recent: int = 120, history: int = 600) -> None:
+    def __init__(self, window: int = 60, history: int = 600) -> None:
         self.window = window
         self.history_seconds = history
         self.seconds: deque[_Second] = deque()
         self.history: deque[tuple[int, float, float]] = deque(maxlen=history)
-        self.recent: deque[float] = deque(maxlen=recent)
         self.total_requests = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -138,11 +140,20 @@ class TunnelStats:
             sec.failed += 1
         sec.bytes_in += record.bytes_in
         sec.bytes_out += record.bytes_out
-        _count(sec.hist, record.duration_ms)
-        if record.app_ms is not None:
-            _count(sec.app_hist, record.app_ms)
-            _count(sec.overhead_hist, record.overhead_ms or 0.0)
-        self.recent.append(record.duration_ms)
+        # _bucket() inlined: this runs once per request on the tunnels' thread.
+        ms = record.duration_ms
+        index = min(int(_log(ms * _PER_BASE) * _PER_STEP), _LAST) if ms > _BASE_MS else 0
+        hist = sec.hist
+        hist[index] = hist.get(index, 0) + 1
+        app = record.app_ms
+        if app is not None:
+            index = min(int(_log(app * _PER_BASE) * _PER_STEP), _LAST) if app > _BASE_MS else 0
+            hist = sec.app_hist
+            hist[index] = hist.get(index, 0) + 1
+            ms = record.overhead_ms or 0.0
+            index = min(int(_log(ms * _PER_BASE) * _PER_STEP), _LAST) if ms > _BASE_MS else 0
+            hist = sec.overhead_hist
+            hist[index] = hist.get(index, 0) + 1
         self.total_requests += 1
         self.bytes_in += record.bytes_in
         self.bytes_out += record.bytes_out
@@ -196,7 +207,6 @@ class TunnelStats:
             total_requests=self.total_requests,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
-            recent_ms=tuple(self.recent),
             app_p50=_percentile(app, app_count, 0.50),
             app_p99=_percentile(app, app_count, 0.99),
             overhead_p50=_percentile(overhead, app_count, 0.50),
@@ -222,11 +232,6 @@ class TunnelStats:
             if low is not None and high is not None:
                 slots[current.stamp - first] = (low, high)
         return tuple(slots)
-
-
-def _count(hist: dict[int, int], ms: float) -> None:
-    index = _bucket(ms)
-    hist[index] = hist.get(index, 0) + 1
 
 
 def _merge(into: dict[int, int], hist: dict[int, int]) -> None:
