@@ -57,6 +57,10 @@ async def test_app_down_is_explained_then_clears_when_it_is_back(tmp_path, size)
             text = plain(info.content)
             assert f"local app refused the connection (127.0.0.1:{port}) since " in text
             assert info.region.height >= 2  # seen, not cut off
+            app.query_one("#sidebar").highlighted = 0  # all tunnels: it says which app is down
+            await wait_for(pilot, lambda: "local app down: web" in plain(info.content))
+            app.query_one("#sidebar").highlighted = 1
+            await wait_for(pilot, lambda: "2 requests got 502" in plain(info.content))
 
             log = app.query_one(RequestLog)
             await wait_for(pilot, lambda: len(log.rows) == 2)

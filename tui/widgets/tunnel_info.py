@@ -27,7 +27,11 @@ class TunnelInfo(Static):
 
     def show_all(self, statuses: dict[str, TunnelStatus]) -> None:
         online = sum(1 for s in statuses.values() if s.state == "online")
-        self.update(Text(f"All tunnels · {online} online", style="bold"))
+        text = Text(f"All tunnels · {online} online", style="bold")
+        down = [s.key for s in statuses.values() if s.state == "online" and s.stats.app_down]
+        if down:
+            text.append(f" · local app down: {', '.join(sorted(down))}", style="bold red")
+        self.update(text)
 
     def show_tunnel(self, name: str, profile: Profile | None, status: TunnelStatus | None) -> None:
         text = Text()
