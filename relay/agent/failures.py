@@ -8,6 +8,7 @@ all say the same thing. They are built only when something failed: never on a he
 from __future__ import annotations
 
 import errno
+import re
 import socket
 
 # The kinds, as `molehill http --json` reports them in "failure_kind".
@@ -19,15 +20,29 @@ DNS = "dns"
 UNREACHABLE = "unreachable"
 
 
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+
+
+def _codes(exc: OSError) -> set[int]:
+    """The errnos of a dial that tried several addresses (``localhost``: ::1 and 127.0.0.1).
+
+    asyncio folds those failures into one OSError without an errno, "Multiple exceptions:
+    [Errno 111] Connect call failed ('::1', ...), [Errno 111] ..."; its text is all there is.
+    """
+    if exc.errno is not None:
+        return {exc.errno}
+    return {int(code) for code in _ERRNO.findall(str(exc))}
+
+
 def dial_failure(exc: OSError, local: str, timeout: float) -> tuple[str, str]:
     """(kind, sentence) for a failed connection to the local app at ``local``."""
-    if isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError) or _codes(exc) == {errno.ECONNREFUSED}:
         return REFUSED, f"local app refused the connection ({local})"
     if isinstance(exc, TimeoutError):
         return TIMEOUT, f"local app did not accept the connection within {timeout:g}s ({local})"
     if isinstance(exc, socket.gaierror):
         return DNS, f"local app's host name does not resolve ({local}: {exc.strerror or exc})"
-    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+    if _codes(exc) and _codes(exc) <= {errno.EHOSTUNREACH, errno.ENETUNREACH}:
         return UNREACHABLE, f"local app's host is unreachable ({local})"
     why = exc.strerror or str(exc) or type(exc).__name__
     return UNREACHABLE, f"cannot connect to the local app ({local}: {why})"
