@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
+from textual.events import Resize
+from textual.message import Message
 from textual.widget import Widget
 
 P50_STYLE = "green"
 P99_STYLE = "yellow"
 _EIGHTHS = " ▁▂▃▄▅▆▇█"
-_AXIS = 7  # the scale's labels on the left: " 249ms "
+AXIS = 7  # the scale's labels on the left: " 249ms "
 
 Series = tuple[tuple[float, float] | None, ...]
 
@@ -43,7 +45,7 @@ def column_levels(
 
 def render_chart(series: Series, width: int, height: int) -> Text:
     """The chart as text: ``width`` columns (the scale included) by ``height`` rows."""
-    columns = max(0, width - _AXIS)
+    columns = max(0, width - AXIS)
     shown = series[-columns:] if columns else ()
     present = [p for p in shown if p is not None]
     text = Text(no_wrap=True, overflow="crop")
@@ -58,7 +60,7 @@ def render_chart(series: Series, width: int, height: int) -> Text:
     for row in range(height):
         if row:
             text.append("\n")
-        text.append(f"{labels.get(row, ''):>{_AXIS - 1}} ", style="dim")
+        text.append(f"{labels.get(row, ''):>{AXIS - 1}} ", style="dim")
         floor = (height - 1 - row) * 8  # eighths below this row
         for point in levels:
             text.append(*_cell(point, floor))
@@ -83,14 +85,29 @@ def _cell(point: tuple[int, int] | None, floor: int) -> tuple[str, str]:
 class LatencyChart(Widget):
     """Shows a StatsSnapshot's ``per_second``; ``series`` is replaced whole by the pane."""
 
+    class SpanChanged(Message):
+        """The chart's width changed: it now shows this many seconds."""
+
+        def __init__(self, seconds: int) -> None:
+            super().__init__()
+            self.seconds = seconds
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.series: Series = ()
+
+    def on_resize(self, event: Resize) -> None:
+        self.post_message(self.SpanChanged(max(0, event.size.width - AXIS)))
 
     def update_series(self, series: Series) -> None:
         if series != self.series:
             self.series = series
             self.refresh()
+
+    @property
+    def seconds_shown(self) -> int:
+        """How many seconds fit across: one column each."""
+        return max(0, self.size.width - AXIS)
 
     def render(self) -> Text:
         return render_chart(self.series, self.size.width, self.size.height)

@@ -14,12 +14,13 @@ from tui.format import human_size, ms
 from tui.widgets.latency_chart import P50_STYLE, P99_STYLE, LatencyChart
 
 
-def _title() -> Text:
-    text = Text("request duration per second  ")
+def _title(seconds: int) -> Text:
+    span = f"last {seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"last {seconds} s"
+    text = Text(f"request duration per second, {span}   ")
     text.append("█", style=P50_STYLE)
     text.append(" p50  ")
     text.append("█", style=P99_STYLE)
-    text.append(" p99  (log scale, latest on the right)")
+    text.append(" p99   log scale")
     return text
 
 
@@ -31,7 +32,7 @@ class LatencyPane(Vertical):
     """Shows one TunnelStatus; ``show(None)`` for the empty state."""
 
     def compose(self) -> ComposeResult:
-        yield Static(_title(), classes="pane-title")
+        yield Static(_title(0), classes="pane-title", id="latency-title")
         yield LatencyChart(id="chart")
         yield Static(id="figures")
 
@@ -40,6 +41,7 @@ class LatencyPane(Vertical):
         figures = self.query_one("#figures", Static)
         chart = self.query_one("#chart", LatencyChart)
         chart.display = status is not None
+        self.set_class(status is None, "-empty")  # app.tcss hides the chart's title then
         if status is None:
             chart.update_series(())
             figures.update(Text(empty, style="dim"))
@@ -71,3 +73,6 @@ class LatencyPane(Vertical):
         conns = f"{status.open_streams} conn" + ("" if status.open_streams == 1 else "s")
         table.add_row("RTT", ms(status.rtt_ms), conns, "reqs", str(stats.total_requests))
         figures.update(table)
+
+    def on_latency_chart_span_changed(self, event: LatencyChart.SpanChanged) -> None:
+        self.query_one("#latency-title", Static).update(_title(event.seconds))
