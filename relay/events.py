@@ -99,14 +99,24 @@ class RequestRecord:
     http_version: str = "1.1"
     ttfb_ms: float | None = None  # request head seen -> response head seen
     capture: Capture | None = None
+    # The local app's share, from the request head written to its socket (on arrival, or when
+    # the dial completed) to its first response byte and to its last; None without a response.
+    app_ttfb_ms: float | None = None
+    app_ms: float | None = None
+    # What the agent added before the app could start (the dial): duration_ms - app_ms.
+    overhead_ms: float | None = None
+    # Why the local app gave no whole response: "refused", "timeout", "reset", "closed", "dns",
+    # "unreachable", and a sentence naming its address. Empty when it answered.
+    failure_kind: str = ""
+    failure: str = ""
     event: str = "request"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("capture")
-        data["duration_ms"] = round(self.duration_ms, 3)
-        if self.ttfb_ms is not None:
-            data["ttfb_ms"] = round(self.ttfb_ms, 3)
+        for key in ("duration_ms", "ttfb_ms", "app_ttfb_ms", "app_ms", "overhead_ms"):
+            if data[key] is not None:
+                data[key] = round(data[key], 3)
         return data
 
 

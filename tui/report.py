@@ -61,11 +61,13 @@ def _size(n: int) -> str:
 
 def human_line(event: AgentEvent) -> str:
     if isinstance(event, RequestRecord):
-        return (
+        line = (
             f"{_stamp(event.time)}  {event.method:<7} {event.path}  "
             f"{event.status if event.status else '---'}  "
             f"{event.duration_ms:.1f}ms  {_size(event.bytes_in)} in {_size(event.bytes_out)} out"
         )
+        # Why the local app gave no (whole) answer, when that is what happened.
+        return f"{line}  {event.failure}" if event.failure else line
     if isinstance(event, TunnelOpen):
         return f"tunnel '{event.name}' online: {event.url} -> http://{event.local}"
     if isinstance(event, Reconnecting):

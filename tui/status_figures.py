@@ -26,7 +26,7 @@ class RequestFigures:
 
     def __init__(self) -> None:
         # stats gives the percentiles; rates over minutes it lacks, so they are counted here.
-        self.stats = TunnelStats(window=WINDOW, recent=1)
+        self.stats = TunnelStats(window=WINDOW, history=1)
         self.per_second: deque[list[int]] = deque()  # [second, count], oldest first
 
     def add(self, record: RequestRecord, now: float | None = None) -> None:

@@ -8,7 +8,7 @@ from relay.agent.client import (
     LocalConnection,
     Refused,
 )
-from relay.agent.failures import Unreachable
+from relay.agent.connect_errors import Unreachable
 
 __all__ = [
     "DEFAULT_RELAY",

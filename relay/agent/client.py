@@ -15,7 +15,7 @@ from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from relay.agent.failures import NotAnAgentEndpoint, Unreachable, describe, local_failure
+from relay.agent.connect_errors import NotAnAgentEndpoint, Unreachable, describe
 from relay.agent.observe import ExchangeObserver
 from relay.events import (
     AgentEvent,
@@ -111,7 +111,7 @@ class LocalConnection(StreamBridge):
         # Grant no credit until the local app accepts: early bytes stay within one window.
         self.writing_paused = True
         self.early_end = False
-        self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes)
+        self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes, s.local)
 
     def write(self, data: bytes) -> None:
         if self.early is not None:
@@ -122,6 +122,7 @@ class LocalConnection(StreamBridge):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.observer.connected()
         self.block_reading(self.agent_link.blocked)
         early, self.early = self.early or [], None
         for chunk in early:
@@ -150,7 +151,7 @@ class LocalConnection(StreamBridge):
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.agent_link.after_flush(self.observer.close)
+        self.agent_link.after_flush(self.observer.lost, exc)
         super().connection_lost(exc)
 
     def on_reset(self, code: str, message: str) -> None:
@@ -166,21 +167,18 @@ class LocalConnection(StreamBridge):
         loop = asyncio.get_running_loop()
         context = agent.local_ssl
         try:
-            await loop.create_connection(
-                lambda: self,
-                s.local_host,
-                s.local_port,
-                ssl=context,
-                server_hostname=s.local_host if context is not None else None,
-            )
-        except OSError as exc:  # ssl.SSLError included: a certificate that is not trusted
-            if not self.finished:
-                why = local_failure(exc, s.local)
-                self.reset(
-                    "connect_failed",
-                    f"The local app at {s.local} did not answer ({why}).",
+            async with asyncio.timeout(s.connect_timeout):
+                await loop.create_connection(
+                    lambda: self,
+                    s.local_host,
+                    s.local_port,
+                    ssl=context,
+                    server_hostname=s.local_host if context is not None else None,
                 )
-                self.observer.close(status=502)
+        except OSError as exc:  # TimeoutError and ssl.SSLError (an untrusted certificate) included
+            if not self.finished:
+                _, why = self.observer.dial_failed(exc, s.connect_timeout)
+                self.reset("connect_failed", f"The {why}.")
 
 
 class AgentLink(FrameLink):

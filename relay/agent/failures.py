@@ -1,91 +1,72 @@
-"""Why the agent could not reach the relay or the local app, in words that say what to do."""
+"""Why the local app gave no (whole) answer, in words: a refused dial, a timeout, a reset, a
+host name that does not resolve, a connection closed without a response.
+
+The sentences name the local address, so the CLI line, the dashboard pane and the 502 page
+all say the same thing. They are built only when something failed: never on a healthy request.
+"""
 
 from __future__ import annotations
 
+import errno
+import re
 import socket
 import ssl
-from urllib.parse import urlsplit
 
-from websockets.http11 import Response
-
-
-class NotAnAgentEndpoint(ConnectionError):
-    """The relay URL answered HTTP, but not with a websocket: a wrong port, path or server."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-    @classmethod
-    def from_response(cls, response: Response) -> NotAnAgentEndpoint:
-        body = (response.body or b"").decode("utf-8", "replace").strip()
-        text = " ".join(body.split())[:300]  # one line, and a bounded one
-        if "X-Molehill-Error" in response.headers:  # a molehill relay's own error page
-            return cls(
-                f"the relay answered HTTP {response.status_code}: {text}", response.status_code
-            )
-        return cls(
-            f"answered HTTP {response.status_code}, not a websocket: this is not a molehill "
-            "relay's agents' endpoint (`molehill relay` prints it as 'agents')",
-            response.status_code,
-        )
+# The kinds, as `molehill http --json` reports them in "failure_kind".
+REFUSED = "refused"
+TIMEOUT = "timeout"
+RESET = "reset"
+CLOSED = "closed"
+DNS = "dns"
+TLS = "tls"
+UNREACHABLE = "unreachable"
 
 
-class Unreachable(Exception):
-    """The first connection to the relay did not succeed in time; the reason says why."""
-
-    def __init__(self, reason: str, waited: float | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.waited = waited  # seconds of retries before giving up; None: no retry would help
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
-def local_failure(exc: OSError, local: str) -> str:
-    """Why the local app could not be reached, with the fix when TLS is the cause."""
+def _codes(exc: OSError) -> set[int]:
+    """The errnos of a dial that tried several addresses (``localhost``: ::1 and 127.0.0.1).
+
+    asyncio folds those failures into one OSError without an errno, "Multiple exceptions:
+    [Errno 111] Connect call failed ('::1', ...), [Errno 111] ..."; its text is all there is.
+    """
+    if exc.errno is not None:
+        return {exc.errno}
+    return {int(code) for code in _ERRNO.findall(str(exc))}
+
+
+def dial_failure(exc: OSError, local: str, timeout: float) -> tuple[str, str]:
+    """(kind, sentence) for a failed connection to the local app at ``local``."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"its certificate is not trusted: {exc.verify_message or exc.reason}; for a "
-            "self-signed certificate use --local-insecure"
+        return TLS, (
+            f"local app's certificate is not trusted ({local}: "
+            f"{exc.verify_message or exc.reason}); for a self-signed certificate use "
+            "--local-insecure"
         )
     if isinstance(exc, ssl.SSLError):
-        return (
-            f"the TLS handshake failed: {exc.reason or exc}; if the app serves plain HTTP, "
-            f"use http://{local}"
+        return TLS, (
+            f"TLS handshake with the local app failed ({local}: {exc.reason or exc}); "
+            f"if the app serves plain HTTP, use http://{local}"
         )
-    return exc.strerror or str(exc)
-
-
-def relay_host(url: str) -> str:
-    """The host:port part of a relay URL, for messages."""
-    return urlsplit(url).netloc
-
-
-def relay_base(url: str) -> str:
-    """scheme://host:port of a relay URL, with the default port spelled out."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "wss" else 80)
-    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}:{port}"
-
-
-def describe(exc: BaseException, relay: str) -> str:
+    if isinstance(exc, ConnectionRefusedError) or _codes(exc) == {errno.ECONNREFUSED}:
+        return REFUSED, f"local app refused the connection ({local})"
     if isinstance(exc, TimeoutError):
-        return f"no answer from the relay at {relay} (timed out)"
+        return TIMEOUT, f"local app did not accept the connection within {timeout:g}s ({local})"
     if isinstance(exc, socket.gaierror):
-        host = urlsplit(relay).hostname or relay
-        return f"cannot resolve {host} ({exc.strerror or exc}); check the host in {relay}"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"nothing listens at {relay_base(relay)} — is the relay running? (molehill relay)"
-    if isinstance(exc, NotAnAgentEndpoint):
-        return f"{relay}: {exc}"
-    if isinstance(exc, ssl.SSLError):
-        return (
-            f"the TLS handshake with {relay} failed ({exc.reason or exc}); "
-            "a relay without TLS is reached with ws://, not wss://"
-        )
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"cannot reach the relay at {relay}: {exc.strerror}"
-    detail = str(exc) or exc.__class__.__name__
-    if relay.startswith("wss://") and isinstance(exc, ConnectionError):
-        detail += " (is the relay serving TLS? a relay without TLS is reached with ws://)"
-    return f"{relay}: {detail}"
+        return DNS, f"local app's host name does not resolve ({local}: {exc.strerror or exc})"
+    if _codes(exc) and _codes(exc) <= {errno.EHOSTUNREACH, errno.ENETUNREACH}:
+        return UNREACHABLE, f"local app's host is unreachable ({local})"
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return UNREACHABLE, f"cannot connect to the local app ({local}: {why})"
+
+
+def lost_failure(exc: BaseException | None, local: str, mid_response: bool) -> tuple[str, str]:
+    """(kind, sentence) for a connection the local app ended before its response was whole."""
+    where = "mid-response" if mid_response else "before answering"
+    if exc is None:
+        return CLOSED, f"local app closed the connection {where} ({local})"
+    if isinstance(exc, ConnectionResetError):
+        return RESET, f"local app reset the connection {where} ({local})"
+    why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return RESET, f"local app connection failed {where} ({local}: {why})"

@@ -3,6 +3,12 @@
 The observer never changes a byte. It frames both directions with :class:`Http1Framer` and turns
 each completed exchange into a :class:`RequestRecord`. If a direction stops being valid HTTP
 (a local app that speaks something else), the observer gives up quietly: the bytes still flow.
+
+Timing costs a few clock reads per exchange, never per byte: the head's arrival (and its wall
+time), the response head, the end. The local app's time starts when the request head could be
+written to its socket: on arrival, or when the connection to the app was made if the head came
+while it was being dialled (one clock read per connection). What the agent adds around the app
+(the dial, mostly) is the duration less the app's time.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from relay.agent.failures import dial_failure, lost_failure
 from relay.events import Capture, RequestRecord
 from relay.http.framing import MESSAGE_END, Http1Framer, HttpError, Item, RequestHead, ResponseHead
 
@@ -38,8 +45,10 @@ class ExchangeObserver:
         stream: int,
         emit: Callable[[RequestRecord], None],
         capture_bytes: int = 0,
+        local: str = "",
     ) -> None:
         self.client = client
+        self.local = local  # the local app's address, for the words of a failure
         self.stream = stream
         self.emit = emit
         self.capture_bytes = capture_bytes
@@ -52,6 +61,11 @@ class ExchangeObserver:
         self.bytes_out = 0
         self.status = 0
         self.broken = False
+        self.connected_at = 0.0  # perf_counter when the local app accepted (0: before anything)
+
+    def connected(self) -> None:
+        """The local app accepted the connection: heads that waited are written now."""
+        self.connected_at = _perf()
 
     def request_bytes(self, data: bytes) -> None:
         if self.broken or self.requests.raw:
@@ -140,9 +154,18 @@ class ExchangeObserver:
         except HttpError:
             self.broken = True
 
-    def _complete(self, ex: _Pending) -> None:
+    def _complete(self, ex: _Pending, failure: tuple[str, str] = ("", "")) -> None:
         now = _perf()
         head = ex.head
+        ttfb = ex.ttfb
+        if ttfb is None:
+            ttfb_ms = app_ttfb_ms = app_ms = overhead_ms = None
+        else:
+            sent = ex.started if ex.started > self.connected_at else self.connected_at
+            ttfb_ms = (ttfb - ex.started) * 1000.0
+            app_ttfb_ms = (ttfb - sent) * 1000.0
+            app_ms = (now - sent) * 1000.0
+            overhead_ms = (sent - ex.started) * 1000.0
         self.emit(
             RequestRecord(
                 time=ex.wall,
@@ -155,23 +178,41 @@ class ExchangeObserver:
                 client=self.client,
                 stream=self.stream,
                 http_version=head.version,
-                ttfb_ms=None if ex.ttfb is None else (ex.ttfb - ex.started) * 1000.0,
+                ttfb_ms=ttfb_ms,
                 capture=ex.capture,
+                app_ttfb_ms=app_ttfb_ms,
+                app_ms=app_ms,
+                overhead_ms=overhead_ms,
+                failure_kind=failure[0],
+                failure=failure[1],
             )
         )
         self.bytes_out = 0
 
-    def close(self, status: int = 0) -> None:
+    def close(self, status: int = 0, failure: tuple[str, str] = ("", "")) -> None:
         """The connection ended: report exchanges that never got (all of) a response.
 
-        ``status`` is what the visitor was shown instead (502 when the local app refused).
+        ``status`` is what the visitor was shown instead (502 when the local app refused);
+        ``failure`` (kind, sentence) says why, when the local app is the cause.
         """
         if self.answering is not None:
-            self._complete(self.answering)
+            self._complete(self.answering, failure)
             self.answering = None
         while self.pending:
             self.status = status
-            self._complete(self.pending.popleft())
+            self._complete(self.pending.popleft(), failure)
+
+    def dial_failed(self, exc: OSError, timeout: float) -> tuple[str, str]:
+        """The local app could not be reached: every request waiting gets a 502 that says why."""
+        failure = dial_failure(exc, self.local, timeout)
+        self.close(502, failure)
+        return failure
+
+    def lost(self, exc: BaseException | None) -> None:
+        """The connection to the local app ended; what was still unanswered failed because of it."""
+        if self.answering is None and not self.pending:
+            return  # the usual case: everything was answered
+        self.close(0, lost_failure(exc, self.local, self.answering is not None))
 
     def _keep(self, capture: Capture, data: bytes, request: bool) -> None:
         limit = self.capture_bytes

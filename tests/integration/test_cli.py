@@ -28,6 +28,11 @@ REQUEST_KEYS = {
     "client",
     "stream",
     "http_version",
+    "app_ttfb_ms",
+    "app_ms",
+    "overhead_ms",
+    "failure_kind",
+    "failure",
 }
 
 
@@ -146,6 +151,74 @@ async def test_http_human_output(app_port):
         assert re.search(r"\bGET\s+/status/503\s+503\b", lines[1]), lines[1]
         assert re.search(r"\d+(\.\d+)?ms", lines[0])
         assert await agent.terminate() == 0
+
+
+async def test_http_says_why_when_the_local_app_is_down_and_stops_when_it_is_back():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the probe is closed
+    async with (
+        running_relay() as relay,
+        molehill_process(
+            "http", str(port), "--relay", relay.agents_url, "--subdomain", "gone"
+        ) as agent,
+        httpx.AsyncClient(
+            base_url=relay.http_url, headers={"Host": f"gone.localhost:{relay.http_port}"}
+        ) as c,
+    ):
+        await agent.line()
+        assert (await c.get("/x")).status_code == 502
+        line = await agent.line()
+        assert re.search(r"\bGET\s+/x\s+502\s+\d+\.\dms\b", line), line
+        assert line.endswith(f"  local app refused the connection (127.0.0.1:{port})"), line
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nback")
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", port)
+        try:
+            assert (await c.get("/y")).text == "back"
+            line = await agent.line()
+        finally:
+            server.close()
+        assert re.search(r"\bGET\s+/y\s+200\b", line), line
+        assert line.endswith(" out"), line  # no reason on a request the app answered
+        assert await agent.terminate() == 0
+
+
+async def test_http_json_has_the_failure_and_the_app_time(app_port):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with running_relay() as relay:
+        for local, name in ((port, "gone"), (app_port, "up")):
+            async with (
+                molehill_process(
+                    "http", str(local), "--relay", relay.agents_url, "--subdomain", name, "--json"
+                ) as agent,
+                httpx.AsyncClient(
+                    base_url=relay.http_url, headers={"Host": f"{name}.localhost:{relay.http_port}"}
+                ) as c,
+            ):
+                await agent.line()
+                await c.get("/echo/z")
+                record = json.loads(await agent.line())
+                assert set(record) >= REQUEST_KEYS, set(REQUEST_KEYS) - set(record)
+                assert await agent.terminate() == 0
+            if local == port:
+                assert (record["status"], record["failure_kind"]) == (502, "refused")
+                assert record["failure"] == f"local app refused the connection (127.0.0.1:{port})"
+                assert record["app_ms"] is None
+            else:
+                assert (record["status"], record["failure_kind"], record["failure"]) == (
+                    200,
+                    "",
+                    "",
+                )
+                assert 0 < record["app_ms"] <= record["duration_ms"]
+                assert record["overhead_ms"] >= 0
 
 
 async def test_http_with_a_taken_subdomain_exits_1_with_a_clear_message(app_port):

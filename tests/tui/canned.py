@@ -51,6 +51,9 @@ def canned_records() -> list[RequestRecord]:
                 stream=i + 1,
                 ttfb_ms=ms * 0.8,
                 capture=capture,
+                app_ttfb_ms=ms * 0.75,
+                app_ms=ms * 0.95,
+                overhead_ms=ms * 0.05,
             )
         )
     return out
@@ -63,8 +66,8 @@ class CannedHost(TunnelHost):
         self.relay_url = "wss://relay.example.net"
         records = canned_records()
         stats = TunnelStats()
-        for r in records:
-            stats.add(r, now=1000.0)
+        for i, r in enumerate(records):
+            stats.add(r, now=980.0 + i)  # one request a second: the chart has a shape
         snapshot = stats.snapshot(now=1000.0)
         self._canned = HostUpdate(
             records={"frontend": records},

@@ -8,10 +8,14 @@ deliberate visual change with: pytest tests/tui/test_snapshots.py --snapshot-upd
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 
+from relay.stats import AppDown
+from tests.tui.canned import T0
 from tests.tui.drive import wait_for
 from tui.screens.details import RequestDetailsScreen
 from tui.screens.help import HelpScreen
@@ -121,3 +125,20 @@ def test_error_state_of_a_tunnel(snap_compare, canned_app):
         await pilot.pause(0.2)
 
     assert snap_compare(canned_app, terminal_size=(120, 40), run_before=select_backend)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_local_app_down(snap_compare, canned_app, size):
+    async def app_goes_down(pilot) -> None:
+        await _settle(pilot)
+        canned = pilot.app.host._canned
+        frontend = canned.statuses["frontend"]
+        down = AppDown(
+            "local app refused the connection (127.0.0.1:3000)", "refused", T0 + 30, 14, 14
+        )
+        stats = replace(frontend.stats, app_down=down)
+        canned.statuses = {**canned.statuses, "frontend": replace(frontend, stats=stats)}
+        await wait_for(pilot, lambda: "refused" in str(pilot.app.query_one("#tunnel-info").content))
+        await pilot.pause(0.2)
+
+    assert snap_compare(canned_app, terminal_size=size, run_before=app_goes_down)

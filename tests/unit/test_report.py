@@ -7,7 +7,7 @@ import io
 import json
 
 from relay.events import RequestRecord, TunnelClosed, TunnelOpen
-from tui.report import FLUSH_EVERY, Reporter
+from tui.report import FLUSH_EVERY, Reporter, human_line
 
 
 class CountingStream(io.StringIO):
@@ -64,3 +64,32 @@ async def test_flush_writes_what_is_pending():
     report(record("/last"))
     report.flush()
     assert "/last" in out.getvalue()
+
+
+def test_a_failed_request_line_says_why_and_json_has_the_fields():
+    failed = RequestRecord(
+        0.0,
+        "GET",
+        "/x",
+        502,
+        0.5,
+        30,
+        0,
+        "127.0.0.1",
+        1,
+        failure="local app refused the connection (127.0.0.1:3000)",
+        failure_kind="refused",
+    )
+    line = human_line(failed)
+    assert line.endswith(
+        "GET     /x  502  0.5ms  30B in 0B out  local app refused the connection (127.0.0.1:3000)"
+    )
+    assert human_line(record("/ok")).endswith("out")  # a healthy line has no reason
+    data = json.loads(json.dumps(failed.to_json()))
+    assert data["failure_kind"] == "refused"
+    assert data["failure"] == "local app refused the connection (127.0.0.1:3000)"
+    assert data["app_ms"] is None and data["overhead_ms"] is None
+    timed = RequestRecord(
+        0.0, "GET", "/", 200, 12.34567, 1, 1, "c", 1, app_ms=10.00049, overhead_ms=2.3451
+    )
+    assert (timed.to_json()["app_ms"], timed.to_json()["overhead_ms"]) == (10.0, 2.345)

@@ -62,9 +62,17 @@ class RequestDetailsScreen(ModalScreen[None]):
         summary.add_row("tunnel", self.tunnel)
         summary.add_row("time", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time)))
         summary.add_row("client", r.client)
+        if r.failure:
+            summary.add_row("why", Text(_why(r), style="bold red"))
         summary.add_row("first byte", ms(r.ttfb_ms))
         summary.add_row("duration", ms(r.duration_ms))
+        if r.app_ms is not None:
+            summary.add_row(
+                "local app", f"{ms(r.app_ttfb_ms)} to first byte, {ms(r.app_ms)} in all"
+            )
+            summary.add_row("tunnel (agent)", ms(r.overhead_ms))
         summary.add_row("sizes", f"{human_size(r.bytes_in)} in, {human_size(r.bytes_out)} out")
+        no_response = Text(f"(none: {r.failure})" if r.failure else "(not captured)", style="dim")
         with VerticalScroll(id="details-body"):
             yield Static(title, id="details-title")
             yield Static(summary)
@@ -77,14 +85,26 @@ class RequestDetailsScreen(ModalScreen[None]):
                 else Text("(not captured)", style="dim")
             )
             yield Static("Response headers", classes="section")
-            yield Static(_headers_table(capture.response_headers if capture else []))
+            answered = capture is not None and bool(capture.response_head)
+            yield Static(
+                _headers_table(capture.response_headers) if capture and answered else no_response
+            )
             yield Static("Response body", classes="section")
             yield Static(
                 _body(capture.response_body, capture.response_headers, capture.response_truncated)
-                if capture
-                else Text("(not captured)", style="dim")
+                if capture and answered
+                else no_response
             )
         yield Footer()
+
+
+def _why(r: RequestRecord) -> str:
+    """What the visitor got, and the failure the agent saw that caused it."""
+    if r.status == 502 and not r.app_ms:
+        return f"the relay answered 502: {r.failure}"
+    if r.status:
+        return f"the response was cut short: {r.failure}"
+    return f"no response: {r.failure}"
 
 
 def _colour(status: int) -> str:

@@ -1,4 +1,5 @@
-"""The latency pane: a sparkline of recent durations and the tunnel's figures over a minute."""
+"""The latency pane: p50/p99 per second as a time chart, and the tunnel's figures over a minute,
+the local app's time apart from what the tunnel added, 4xx apart from 5xx."""
 
 from __future__ import annotations
 
@@ -6,39 +7,72 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from relay.host import TunnelStatus
 from tui.format import human_size, ms
+from tui.widgets.latency_chart import P50_STYLE, P99_STYLE, LatencyChart
+
+
+def _title(seconds: int) -> Text:
+    span = f"last {seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"last {seconds} s"
+    text = Text(f"request duration per second, {span}   ")
+    text.append("█", style=P50_STYLE)
+    text.append(" p50  ")
+    text.append("█", style=P99_STYLE)
+    text.append(" p99   log scale")
+    return text
+
+
+def _share(rate: float) -> str:
+    return f"{rate * 100:.1f}%"
 
 
 class LatencyPane(Vertical):
     """Shows one TunnelStatus; ``show(None)`` for the empty state."""
 
     def compose(self) -> ComposeResult:
-        yield Static("request duration (latest requests)", classes="pane-title")
-        yield Sparkline([], id="durations")
+        yield Static(_title(0), classes="pane-title", id="latency-title")
+        yield LatencyChart(id="chart")
         yield Static(id="figures")
 
     def show(self, status: TunnelStatus | None, empty: str = "no traffic yet") -> None:
-        """``status`` None: no sparkline, and the ``empty`` message instead of the figures."""
+        """``status`` None: no chart, and the ``empty`` message instead of the figures."""
         figures = self.query_one("#figures", Static)
-        spark = self.query_one("#durations", Sparkline)
-        spark.display = status is not None
+        chart = self.query_one("#chart", LatencyChart)
+        chart.display = status is not None
+        self.set_class(status is None, "-empty")  # app.tcss hides the chart's title then
         if status is None:
-            spark.data = []
+            chart.update_series(())
             figures.update(Text(empty, style="dim"))
             return
         stats = status.stats
-        spark.data = list(stats.recent_ms)
-        table = Table.grid(padding=(0, 2))
+        chart.update_series(stats.per_second)
+        # "app": the local app's time; "tunnel": what the agent added before the app could
+        # start (docs/architecture.md says what each figure covers).
+        table = Table.grid(padding=(0, 1))
         table.add_column(style="dim")
+        table.add_column(justify="right")
         table.add_column(justify="right")
         table.add_column(style="dim")
         table.add_column(justify="right")
-        table.add_row("p50", ms(stats.p50), "req/s", f"{stats.rps:.1f}")
-        table.add_row("p90", ms(stats.p90), "errors", f"{stats.error_rate * 100:.1f}%")
-        table.add_row("p99", ms(stats.p99), "open conns", str(status.open_streams))
-        table.add_row("in", human_size(stats.bytes_in), "out", human_size(stats.bytes_out))
-        table.add_row("relay RTT", ms(status.rtt_ms), "requests", str(stats.total_requests))
+        table.add_row("", "app", "tunnel", "req/s", f"{stats.rps:.1f}")
+        table.add_row(
+            "p50", ms(stats.app_p50), ms(stats.overhead_p50), "4xx", _share(stats.client_error_rate)
+        )
+        table.add_row(
+            "p99", ms(stats.app_p99), ms(stats.overhead_p99), "5xx", _share(stats.server_error_rate)
+        )
+        table.add_row(
+            "in/out",
+            human_size(stats.bytes_in),
+            human_size(stats.bytes_out),
+            "no resp",
+            _share(stats.failed_rate),
+        )
+        conns = f"{status.open_streams} conn" + ("" if status.open_streams == 1 else "s")
+        table.add_row("RTT", ms(status.rtt_ms), conns, "reqs", str(stats.total_requests))
         figures.update(table)
+
+    def on_latency_chart_span_changed(self, event: LatencyChart.SpanChanged) -> None:
+        self.query_one("#latency-title", Static).update(_title(event.seconds))

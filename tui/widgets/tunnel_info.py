@@ -3,6 +3,7 @@ begin when there are no profiles."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -26,7 +27,11 @@ class TunnelInfo(Static):
 
     def show_all(self, statuses: dict[str, TunnelStatus]) -> None:
         online = sum(1 for s in statuses.values() if s.state == "online")
-        self.update(Text(f"All tunnels · {online} online", style="bold"))
+        text = Text(f"All tunnels · {online} online", style="bold")
+        down = [s.key for s in statuses.values() if s.state == "online" and s.stats.app_down]
+        if down:
+            text.append(f" · local app down: {', '.join(sorted(down))}", style="bold red")
+        self.update(text)
 
     def show_tunnel(self, name: str, profile: Profile | None, status: TunnelStatus | None) -> None:
         text = Text()
@@ -37,6 +42,10 @@ class TunnelInfo(Static):
             text.append("  stopped · press s to start", style="grey50")
         elif status.state == "online":
             text.append(f"  → {status.url}", style="cyan")
+            down = status.stats.app_down
+            if down is not None:
+                clock = time.strftime("%H:%M:%S", time.localtime(down.since))
+                text.append(f"\n{down.describe(clock)}", style="bold red")
         else:
             text.append(f"  {status.state}", style="yellow" if status.state != "error" else "red")
             if status.error:
