@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from inspector.model import StoredExchange, headers_text, payload
+from inspector.model import StoredExchange, headers_text, payload, search_text
 from relay.events import RequestRecord
 
 ACCEPTED = (
@@ -62,17 +62,12 @@ class Subject:
     duration_ms: float
     size: int
     headers: str  # headers_text(): "\nname: value\n" lines
-    body: str  # request and response bodies, lowered, joined by a newline
+    bodies: tuple[str, str]  # search_text() of the request and the response bodies
 
 
 def _glob(value: str) -> str:
     """``*`` stays a wildcard; all else is literal, in SQLite GLOB and fnmatch alike."""
     return "".join({"[": "[[]", "?": "[?]"}.get(ch, ch) for ch in value)
-
-
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,21 +105,17 @@ class Term:
             return "headers GLOB ?", [self._header_glob()]
         if key == "tunnel":
             return "tunnel GLOB ?", [_glob(value)]
-        # body
-        if fts and len(value) >= 3:  # the trigram index needs three characters
-            phrase = '"' + value.replace('"', '""') + '"'
+        # body: the store keeps search_text() of each body, in FTS5 or in plain columns
+        needle = value.lower()
+        if fts and len(needle) >= 3:  # the trigram index needs three characters
+            phrase = '"' + needle.replace('"', '""') + '"'
             return "id IN (SELECT rowid FROM bodies WHERE bodies MATCH ?)", [phrase]
         if fts:
             return (
-                "id IN (SELECT rowid FROM bodies WHERE req LIKE ? ESCAPE '\\' "
-                "OR resp LIKE ? ESCAPE '\\')",
-                [_like(value), _like(value)],
+                "id IN (SELECT rowid FROM bodies WHERE instr(req, ?) OR instr(resp, ?))",
+                [needle, needle],
             )
-        return (
-            "(CAST(req_body AS TEXT) LIKE ? ESCAPE '\\' OR CAST(resp_body AS TEXT) LIKE ? "
-            "ESCAPE '\\')",
-            [_like(value), _like(value)],
-        )
+        return "(instr(req_search, ?) OR instr(resp_search, ?))", [needle, needle]
 
     def _header_glob(self) -> str:
         name, sep, wanted = self.value.partition("=")
@@ -154,7 +145,8 @@ class Term:
             return fnmatchcase(s.headers, self._header_glob())
         if key == "tunnel":
             return fnmatchcase(s.tunnel, _glob(value))
-        return value.lower() in s.body
+        needle = value.lower()
+        return needle in s.bodies[0] or needle in s.bodies[1]
 
 
 def _number(term: Term) -> float:
@@ -198,10 +190,6 @@ class Filter:
         return self.matches(subject_of_exchange(exchange)) if self.terms else True
 
 
-def _body_text(*bodies: bytes) -> str:
-    return "\n".join(b.decode("utf-8", "replace") for b in bodies).lower()
-
-
 def subject_of_record(tunnel: str, record: RequestRecord) -> Subject:
     c = record.capture
     heads = (c.request_head, c.response_head) if c else (b"", b"")
@@ -213,11 +201,12 @@ def subject_of_record(tunnel: str, record: RequestRecord) -> Subject:
         duration_ms=record.duration_ms,
         size=record.bytes_in + record.bytes_out,
         headers=headers_text(*heads),
-        body=_body_text(
-            payload(c.request_head, c.request_body), payload(c.response_head, c.response_body)
+        bodies=(
+            search_text(payload(c.request_head, c.request_body)),
+            search_text(payload(c.response_head, c.response_body)),
         )
         if c
-        else "",
+        else ("", ""),
     )
 
 
@@ -230,7 +219,7 @@ def subject_of_exchange(e: StoredExchange) -> Subject:
         duration_ms=e.duration_ms,
         size=e.bytes_in + e.bytes_out,
         headers=headers_text(e.request_head, e.response_head),
-        body=_body_text(e.request_body.data, e.response_body.data),
+        bodies=(search_text(e.request_body.data), search_text(e.response_body.data)),
     )
 
 

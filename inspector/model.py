@@ -101,6 +101,11 @@ def headers_text(request_head: bytes, response_head: bytes) -> str:
     return "\n".join(lines)
 
 
+def search_text(data: bytes) -> str:
+    """What ``body:`` searches: the body as UTF-8 (bad bytes replaced, NULs too), lowered."""
+    return data.decode("utf-8", "replace").replace("\x00", "\ufffd").lower()
+
+
 def dechunk(data: bytes) -> bytes:
     """The payload of a chunked body; tolerant, as a capture may stop mid-chunk."""
     out = bytearray()

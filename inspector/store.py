@@ -17,7 +17,7 @@ from typing import Any
 
 from inspector.errors import StoreCorrupt, StoreError, StoreLocked, StoreMissing, StoreTooNew
 from inspector.filters import Filter
-from inspector.model import StoredBody, StoredExchange, headers_text
+from inspector.model import StoredBody, StoredExchange, headers_text, search_text
 
 SCHEMA_VERSION = 1
 _ROW_OVERHEAD = 256  # bytes per exchange besides its heads and bodies, for eviction estimates
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS exchanges (
     req_body BLOB NOT NULL, resp_body BLOB NOT NULL,
     req_truncated INTEGER NOT NULL, resp_truncated INTEGER NOT NULL,
     req_size INTEGER NOT NULL, resp_size INTEGER NOT NULL, req_sha256 TEXT, resp_sha256 TEXT,
+    req_search TEXT NOT NULL, resp_search TEXT NOT NULL, -- body search without FTS5 only
     stored_bytes INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS exchanges_by_tunnel ON exchanges (tunnel, id);
@@ -50,8 +51,8 @@ _FULL = (
 _INSERT = (
     "INSERT INTO exchanges (tunnel, time, method, path, route, status, duration_ms, ttfb_ms, "
     "bytes_in, bytes_out, client, http_version, headers, req_head, resp_head, req_body, resp_body, "
-    "req_truncated, resp_truncated, req_size, resp_size, req_sha256, resp_sha256, stored_bytes) "
-    "VALUES (" + ", ".join("?" * 24) + ")"
+    "req_truncated, resp_truncated, req_size, resp_size, req_sha256, resp_sha256, req_search, "
+    "resp_search, stored_bytes) VALUES (" + ", ".join("?" * 26) + ")"
 )
 
 
@@ -185,13 +186,13 @@ class CaptureStore:
 
     def _insert(self, e: StoredExchange) -> int:
         req, resp = e.request_body, e.response_body
-        req_text = req.data.decode("utf-8", "replace")
-        resp_text = resp.data.decode("utf-8", "replace")
+        req_text, resp_text = search_text(req.data), search_text(resp.data)
         headers = headers_text(e.request_head, e.response_head)
         stored = len(e.request_head) + len(e.response_head) + len(req.data) + len(resp.data)
         stored += len(headers) + _ROW_OVERHEAD
-        if self.fts:
-            stored += 3 * (len(req_text) + len(resp_text))  # the trigram index is about 3x
+        # The search text: in the trigram index (about 3x its size) or in two columns.
+        stored += (3 if self.fts else 1) * (len(req_text) + len(resp_text))
+        search = ("", "") if self.fts else (req_text, resp_text)
         cursor = self.db.execute(
             _INSERT,
             (
@@ -199,7 +200,7 @@ class CaptureStore:
                 e.duration_ms, e.ttfb_ms, e.bytes_in, e.bytes_out, e.client, e.http_version,
                 headers, e.request_head, e.response_head, req.data, resp.data,
                 int(req.truncated), int(resp.truncated), req.size, resp.size,
-                req.sha256, resp.sha256, stored,
+                req.sha256, resp.sha256, search[0], search[1], stored,
             ),
         )  # fmt: skip
         row_id = int(cursor.lastrowid or 0)

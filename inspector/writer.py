@@ -40,6 +40,7 @@ class CaptureWriter:
         self.redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
         self.dropped = 0  # records refused because the queue was full, or after a store failure
         self.written = 0
+        self.batches = 0  # transactions: fewer than exchanges when traffic comes in bursts
         self.error: StoreError | None = None
         self._queue: queue.Queue[object] = queue.Queue(settings.queue_size)
         self._drop_lock = threading.Lock()
@@ -121,6 +122,7 @@ class CaptureWriter:
         try:
             self.store.add(batch)
             self.written += len(batch)
+            self.batches += 1
         except StoreError as exc:
             self.error = exc
             self._drop(len(batch))

@@ -1,0 +1,199 @@
+"""The filter language: parsing, errors that point at the bad term, hostile input, and the same
+answers from SQL (FTS5 and LIKE) and from the Python predicate on the same exchanges."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import inspector.store
+from inspector import CaptureSettings, FilterError, open_store, parse
+from tests.inspector.records import corpus, exchange, fill
+
+EQUIVALENCE_FILTERS = [
+    "",
+    "status:5xx",
+    "status:404",
+    "status>=400",
+    "status<300",
+    "-status:2xx",
+    "method:POST",
+    "method:post",
+    "-method:GET status:5xx",
+    "path:/api/*",
+    "path:/api/users",
+    "path:/api/users/*?page=1*",
+    "path:*.js",
+    "dur>500ms",
+    "dur<=0.2s",
+    "dur>1.2s",
+    "size>10kb",
+    "size<1kb",
+    "size>0.1mb",
+    "header:x-github-event=push",
+    "header:X-GitHub-Event",
+    "-header:x-github-event",
+    "header:x-request-id=req-1*",
+    "header:content-length=12",
+    'body:"error"',
+    'body:"Error happened"',
+    "body:ok",
+    "body:xx",
+    "-body:error",
+    "tunnel:backend",
+    "tunnel:*end",
+    "-tunnel:hooks method:PUT",
+    'status:5xx method:POST path:/api/* body:"error" tunnel:hooks',
+    "header:x-github-event=push tunnel:*",
+]
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """The corpus in two stores: one with FTS5 body search, one with the LIKE fallback."""
+    items = corpus()
+    fts_path = tmp_path_factory.mktemp("fts") / "c.sqlite3"
+    fill(fts_path, items)
+    like_path = tmp_path_factory.mktemp("like") / "c.sqlite3"
+    patch = pytest.MonkeyPatch()
+    patch.setattr(inspector.store, "fts5_trigram_available", lambda: False)
+    try:
+        fill(like_path, items)
+    finally:
+        patch.undo()
+    return items, fts_path, like_path
+
+
+@pytest.mark.parametrize("text", EQUIVALENCE_FILTERS)
+def test_sql_and_python_agree_on_the_same_exchanges(stored, text):
+    items, fts_path, like_path = stored
+    flt = parse(text)
+    in_memory = {
+        i + 1 for i, (tunnel, record) in enumerate(items) if flt.matches_record(tunnel, record)
+    }
+    with open_store(CaptureSettings(path=fts_path)) as store:
+        assert store.fts
+        by_fts = {e.id for e in store.select(flt)}
+        on_stored = {e.id for e in store.select(full=True) if flt.matches_exchange(e)}
+        assert store.count(flt) == len(by_fts)
+    with open_store(CaptureSettings(path=like_path)) as store:
+        assert not store.fts
+        by_like = {e.id for e in store.select(flt)}
+    assert by_fts == in_memory == on_stored == by_like
+
+
+def test_the_equivalence_filters_are_not_trivial(stored):
+    items = stored[0]
+    sizes = [sum(parse(t).matches_record(n, r) for n, r in items) for t in EQUIVALENCE_FILTERS[1:]]
+    assert all(0 < size < len(items) for size in sizes), sizes
+
+
+def test_terms_parse_into_keys_operators_and_values():
+    flt = parse('-status:5xx  path:/a/*  header:"x-note=two words"  body:"say \\"hi\\""')
+    assert [(t.key, t.op, t.value, t.negated) for t in flt.terms] == [
+        ("status", ":", "5xx", True),
+        ("path", ":", "/a/*", False),
+        ("header", ":", "x-note=two words", False),
+        ("body", ":", 'say "hi"', False),
+    ]
+    assert [t.position for t in flt.terms] == [0, 13, 24, 51]
+
+
+def test_durations_and_sizes_take_units():
+    record = exchange("POST", "/u", 200, req_body=b"a" * 3000)
+    record.duration_ms = 1500.0
+    for text, expected in [
+        ("dur>1s", True), ("dur>1500ms", False), ("dur>=1.5s", True), ("dur<2s", True),
+        ("dur>0.02m", True), ("dur>1499999us", True), ("dur>1500", False),
+        ("size>2kb", True), ("size>1mb", False), ("size<1gb", True), ("size>=3000b", True),
+    ]:  # fmt: skip
+        assert parse(text).matches_record("t", record) is expected, text
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "fragment"),
+    [
+        ("bogus:1", 1, "unknown key 'bogus'"),
+        ("status:5xx nonsense", 12, "expected key:value"),
+        ("status:abc", 1, "status takes a code"),
+        ("status>5xx", 1, "status:5xx"),
+        ("status:1234", 1, "status takes a code"),
+        ("dur:5ms", 1, "needs a comparison"),
+        ("dur>fast", 1, "a number with an optional unit"),
+        ("size>12parsecs", 1, "a number with an optional unit"),
+        ("method:PO ST", 11, "expected key:value"),
+        ("method:'; DROP", 1, "method takes a method name"),
+        ("path:", 1, "path needs a value"),
+        ('body:"unclosed', 6, "unterminated quote"),
+        ("status:200 header:=x", 12, "header takes header:name"),
+        ("path>/x", 1, "path takes path:value"),
+        ("-", 1, "expected key:value"),
+    ],
+)
+def test_bad_filters_point_at_the_bad_term(text, column, fragment):
+    with pytest.raises(FilterError) as info:
+        parse(text)
+    message = str(info.value)
+    assert f"column {column}" in message and fragment in message
+    assert "Accepted:" in message and "status:5xx" in message
+    assert info.value.position == column - 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=60))
+def test_any_text_parses_or_raises_a_filter_error(text):
+    try:
+        flt = parse(text)
+    except FilterError as exc:
+        assert 0 <= exc.position <= len(text)
+        return
+    clause, params = flt.sql(fts=True)
+    assert clause.count("?") == len(params)
+
+
+_VALUE = st.text(st.sampled_from(list("ab5x01.*?[]%_'\"\\ =-;:msk")), max_size=12)
+_TERM = st.tuples(
+    st.sampled_from(["", "-"]),
+    st.sampled_from(["status", "method", "path", "dur", "size", "header", "body", "tunnel", "x"]),
+    st.sampled_from([":", "=", ">", "<", ">=", "<=", ""]),
+    _VALUE,
+).map(lambda t: t[0] + t[1] + t[2] + t[3])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TERM, max_size=4).map(" ".join))
+def test_filter_shaped_text_runs_on_both_stores_or_raises_a_filter_error(stored, text):
+    try:
+        flt = parse(text)
+    except FilterError:
+        return
+    items, fts_path, like_path = stored
+    expected = {i + 1 for i, (n, r) in enumerate(items) if flt.matches_record(n, r)}
+    for path in (fts_path, like_path):
+        with open_store(CaptureSettings(path=path)) as store:
+            assert {e.id for e in store.select(flt)} == expected, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'path:"/x\' OR 1=1 --"',
+        'tunnel:"x\'; DROP TABLE exchanges; --"',
+        'body:"\') OR 1=1 --"',
+        'body:"x\\" OR 1"',
+        "header:\"a=b' OR '1'='1\"",
+        'body:"%"',
+        "body:_",
+        'body:"NEAR(a b)"',
+        'body:"a* OR b"',
+    ],
+)
+def test_sql_injection_attempts_stay_parameters(stored, text):
+    items, fts_path, like_path = stored
+    flt = parse(text)
+    expected = {i + 1 for i, (n, r) in enumerate(items) if flt.matches_record(n, r)}
+    for path in (fts_path, like_path):
+        with open_store(CaptureSettings(path=path)) as store:
+            assert {e.id for e in store.select(flt)} == expected
+            assert store.count() == len(items)  # the table is still there, whole
