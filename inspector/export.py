@@ -2,7 +2,7 @@
 
 Both read the store, so both carry the redaction markers, never the secrets. curl: the command
 sends the same method, target (``--request-target``, ``--path-as-is``), headers in order and
-body; a body that is not plain text goes through a file and ``--data-binary @file``. curl always
+body; a body that is long or not plain text goes through a file and ``--data-binary @file``. curl always
 sends Host first and writes ``name: value`` with one space: a request that did otherwise
 differs in that only. HAR: bodies that are not UTF-8 are base64 (``encoding`` on response
 content, ``_encoding`` on request postData, as HAR has no field for it there).
@@ -25,8 +25,13 @@ _CURL_ADDS = ("host", "user-agent", "accept")
 _CURL_ADDS_WITH_BODY = ("content-type", "expect")
 
 
+INLINE_BODY_MAX = 4096  # longer bodies go through a file: command lines have a length limit
+
+
 def body_needs_file(data: bytes) -> bool:
-    """Whether a body cannot go on a command line as text (not UTF-8, or control characters)."""
+    """Whether a body cannot go on a command line: long, not UTF-8, or with control characters."""
+    if len(data) > INLINE_BODY_MAX:
+        return True
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -73,9 +78,9 @@ def curl_command(
     if body.data:
         if body_needs_file(body.data):
             if body_file is None:
-                raise ValueError("this body is binary: give a body_file to write it to")
+                raise ValueError("this body needs a file: give a body_file to write it to")
             args += ["--data-binary", f"@{body_file}"]
-            warnings.append(f"the body is binary: write it to {body_file} (done by the CLI)")
+            warnings.append(f"the body is long or binary: it is sent from {body_file}")
         else:
             args += ["--data-binary", body.data.decode("utf-8")]
     args.append(url)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from inspector import CaptureSettings, CaptureWriter, open_writer
 from relay.agent.observe import ExchangeObserver
 from relay.events import RequestRecord
+from tests.support.cli import molehill_env
 
 CAPTURE_BYTES = 16 * 1024 * 1024
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 def request_bytes(
@@ -112,4 +116,14 @@ def fill(path: Path, items: list[tuple[str, RequestRecord]], **settings: object)
     writer.close()
 
 
-ROOT_DIR = Path(__file__).resolve().parents[2]
+def molehill(store: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`molehill ARGS` as a real process, with MOLEHILL_CAPTURE_FILE pointing at ``store``."""
+    env = molehill_env({"MOLEHILL_CAPTURE_FILE": str(store)})
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        cwd=ROOT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
