@@ -2,9 +2,9 @@
 
 Both read the store, so both carry the redaction markers, never the secrets. curl: the command
 sends the same method, target (``--request-target``, ``--path-as-is``), headers in order and
-body; a body that is long or not plain text goes through a file and ``--data-binary @file``. curl always
-sends Host first and writes ``name: value`` with one space: a request that did otherwise
-differs in that only. HAR: bodies that are not UTF-8 are base64 (``encoding`` on response
+body; a long or binary body goes through a file and ``--data-binary @file``. curl always sends
+Host first and writes ``name: value`` with one space: a request that did otherwise differs in
+that only. HAR: bodies that are not UTF-8 are base64 (``encoding`` on response
 content, ``_encoding`` on request postData, as HAR has no field for it there).
 """
 

@@ -10,7 +10,7 @@ reference.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -81,11 +81,11 @@ class Term:
     position: int
     text: str
 
-    def sql(self, fts: bool) -> tuple[str, list[object]]:
+    def sql(self, fts: Sequence[str] | None) -> tuple[str, list[object]]:
         clause, params = self._sql(fts)
         return (f"NOT ({clause})" if self.negated else f"({clause})"), params
 
-    def _sql(self, fts: bool) -> tuple[str, list[object]]:
+    def _sql(self, fts: Sequence[str] | None) -> tuple[str, list[object]]:
         key, op, value = self.key, self.op, self.value
         if key == "status":
             if value.lower().endswith("xx"):
@@ -105,14 +105,17 @@ class Term:
             return "headers GLOB ?", [self._header_glob()]
         if key == "tunnel":
             return "tunnel GLOB ?", [_glob(value)]
-        # body: the store keeps search_text() of each body, in FTS5 or in plain columns
+        # body: the store keeps search_text() of each body, in FTS5 tables or in plain columns
         needle = value.lower()
-        if fts and len(needle) >= 3:  # the trigram index needs three characters
+        if fts is not None and len(needle) >= 3:  # the trigram index needs three characters
+            if not fts:
+                return "0", []
             phrase = '"' + needle.replace('"', '""') + '"'
-            return "id IN (SELECT rowid FROM bodies WHERE bodies MATCH ?)", [phrase]
-        if fts:
+            union = " UNION ALL ".join(f"SELECT rowid FROM {t} WHERE {t} MATCH ?" for t in fts)
+            return f"id IN ({union})", [phrase] * len(fts)
+        if fts is not None:  # the index keeps no text: make it from the bodies (short needles)
             return (
-                "id IN (SELECT rowid FROM bodies WHERE instr(req, ?) OR instr(resp, ?))",
+                "(instr(search_text(req_body), ?) OR instr(search_text(resp_body), ?))",
                 [needle, needle],
             )
         return "(instr(req_search, ?) OR instr(resp_search, ?))", [needle, needle]
@@ -168,8 +171,12 @@ class Filter:
     terms: tuple[Term, ...]
     text: str = ""
 
-    def sql(self, fts: bool = False) -> tuple[str, list[object]]:
-        """A WHERE clause over the store's ``exchanges`` table, and its parameters."""
+    def sql(self, fts: Sequence[str] | None = None) -> tuple[str, list[object]]:
+        """A WHERE clause over the store's ``exchanges`` table, and its parameters.
+
+        ``fts``: the store's FTS5 body tables (names the store made, never user text), or None
+        when the store searches plain columns.
+        """
         if not self.terms:
             return "1", []
         clauses, params = [], []

@@ -102,8 +102,19 @@ def headers_text(request_head: bytes, response_head: bytes) -> str:
 
 
 def search_text(data: bytes) -> str:
-    """What ``body:`` searches: the body as UTF-8 (bad bytes replaced, NULs too), lowered."""
-    return data.decode("utf-8", "replace").replace("\x00", "\ufffd").lower()
+    """What ``body:`` searches: a text body (UTF-8, no NUL), lowered; "" for a binary one.
+
+    Binary bodies are left out of the search: their "text" would only fill the index. A body cut
+    in the middle of a character (at the cap) is still text.
+    """
+    if b"\x00" in data:
+        return ""
+    try:
+        return data.decode("utf-8").lower()
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8", "replace").lower()
+        return ""
 
 
 def dechunk(data: bytes) -> bytes:

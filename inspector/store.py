@@ -1,9 +1,10 @@
 """The capture store: exchanges in one SQLite file (WAL), bounded by size, readable by any process.
 
 One process writes (the :class:`inspector.writer.CaptureWriter`'s thread); any number of others
-read at the same time (`molehill requests`). The file is bounded: after each batch, if the pages
-in use pass ``max_bytes``, the oldest exchanges are deleted (their pages are reused, so the file
-stops growing). Every SQLite failure comes out as a :class:`StoreError` naming the file.
+read at the same time (`molehill requests`). The file is bounded: after each batch, while the
+pages in use pass ``max_bytes``, the oldest slice of exchanges is dropped (see inspector.schema);
+its pages are reused, so the file stops growing. Every SQLite failure comes out as a
+:class:`StoreError` naming the file.
 """
 
 from __future__ import annotations
@@ -11,35 +12,16 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from inspector.errors import StoreCorrupt, StoreError, StoreLocked, StoreMissing, StoreTooNew
+from inspector.errors import StoreError, StoreMissing
 from inspector.filters import Filter
 from inspector.model import StoredBody, StoredExchange, headers_text, search_text
+from inspector.schema import body_table, create_body_table, prepare, reported
 
-SCHEMA_VERSION = 1
-_ROW_OVERHEAD = 256  # bytes per exchange besides its heads and bodies, for eviction estimates
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS exchanges (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    tunnel TEXT NOT NULL, time REAL NOT NULL, method TEXT NOT NULL,
-    path TEXT NOT NULL, route TEXT NOT NULL, status INTEGER NOT NULL,
-    duration_ms REAL NOT NULL, ttfb_ms REAL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
-    client TEXT NOT NULL, http_version TEXT NOT NULL, headers TEXT NOT NULL,
-    req_head BLOB NOT NULL, resp_head BLOB NOT NULL,
-    req_body BLOB NOT NULL, resp_body BLOB NOT NULL,
-    req_truncated INTEGER NOT NULL, resp_truncated INTEGER NOT NULL,
-    req_size INTEGER NOT NULL, resp_size INTEGER NOT NULL, req_sha256 TEXT, resp_sha256 TEXT,
-    req_search TEXT NOT NULL, resp_search TEXT NOT NULL, -- body search without FTS5 only
-    stored_bytes INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS exchanges_by_tunnel ON exchanges (tunnel, id);
-"""
-_FTS_SCHEMA = "CREATE VIRTUAL TABLE IF NOT EXISTS bodies USING fts5(req, resp, tokenize='trigram')"
+SLICES = 16  # the store is evicted a slice at a time: about 1/16 of max_bytes
+_ROW_OVERHEAD = 256  # bytes per exchange besides its heads and bodies, for the slice estimates
 _SUMMARY = (
     "id, tunnel, time, method, path, status, duration_ms, ttfb_ms, bytes_in, bytes_out, client, "
     "http_version"
@@ -54,35 +36,6 @@ _INSERT = (
     "req_truncated, resp_truncated, req_size, resp_size, req_sha256, resp_sha256, req_search, "
     "resp_search, stored_bytes) VALUES (" + ", ".join("?" * 26) + ")"
 )
-
-
-@cache
-def fts5_trigram_available() -> bool:
-    """Whether this Python's SQLite has FTS5 with the trigram tokenizer (SQLite 3.34+)."""
-    try:
-        with contextlib.closing(sqlite3.connect(":memory:")) as db:
-            db.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='trigram')")
-        return True
-    except sqlite3.Error:
-        return False
-
-
-@contextlib.contextmanager
-def _reported(path: Path) -> Iterator[None]:
-    """Turns SQLite's exceptions into StoreErrors that name the file and say what to do."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise StoreLocked(path, f"{text}: another process holds it; try again") from exc
-        if "disk" in text or "full" in text or "readonly" in text or "unable to open" in text:
-            raise StoreError(path, f"{text}: check the disk and the file's permissions") from exc
-        raise StoreCorrupt(path, f"{text}: move the file aside to start a new store") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StoreCorrupt(
-            path, f"{exc}: not a readable capture store; move it aside to start a new one"
-        ) from exc
 
 
 class CaptureStore:
@@ -105,57 +58,17 @@ class CaptureStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(self.path, f"cannot make its directory: {exc}") from exc
-        with _reported(self.path):
+        with reported(self.path):
             self.db = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
+            # What body: searches for needles too short for the trigram index.
+            self.db.create_function("search_text", 1, _search_text, deterministic=True)
             try:
-                self.fts = self._prepare(create)
+                self.fts = prepare(self.db, self.path, create)
             except BaseException:
                 self.db.close()
                 raise
-
-    def _prepare(self, create: bool) -> bool:
-        db = self.db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
-        db.execute("PRAGMA journal_size_limit=16777216")
-        db.execute("BEGIN IMMEDIATE" if create else "BEGIN")
-        try:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-            version = None
-            if "meta" in tables:
-                row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = int(row[0]) if row else None
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreTooNew(
-                    self.path,
-                    f"written by a newer molehill (store version {version}, this molehill reads "
-                    f"up to {SCHEMA_VERSION}); upgrade molehill or point MOLEHILL_CAPTURE_FILE "
-                    "at another file",
-                )
-            if version is None and tables - {"sqlite_sequence"}:
-                raise StoreCorrupt(self.path, "not a molehill capture store; move it aside")
-            if version is None and create:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                search = "fts5" if fts5_trigram_available() else "like"
-                if search == "fts5":
-                    db.execute(_FTS_SCHEMA)
-                db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [("schema_version", str(SCHEMA_VERSION)), ("body_search", search)],
-                )
-            elif version is None:
-                raise StoreMissing(self.path, "no captures yet (the store is empty)")
-            row = db.execute("SELECT value FROM meta WHERE key='body_search'").fetchone()
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return row is not None and row[0] == "fts5" and fts5_trigram_available()
 
     def close(self) -> None:
         self.db.close()
@@ -166,34 +79,52 @@ class CaptureStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def _transaction(self, kind: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        db = self.db
+        with reported(self.path):
+            db.execute(f"BEGIN {kind}")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
     # Writing
 
     def add(self, exchanges: list[StoredExchange]) -> list[int]:
         """Store exchanges in one transaction, then evict the oldest if over size; their ids."""
-        ids = []
-        with _reported(self.path):
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for e in exchanges:
-                    ids.append(self._insert(e))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self._evict()
+        with self._transaction() as db:
+            ids = [self._insert(db, e) for e in exchanges]
+        self._evict()
         return ids
 
-    def _insert(self, e: StoredExchange) -> int:
+    def _current_slice(self, db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT n, bytes FROM slices ORDER BY n DESC LIMIT 1").fetchone()
+        if row is not None and row[1] < self.max_bytes // SLICES:
+            return int(row[0])
+        return self._new_slice(db, 1 if row is None else row[0] + 1)
+
+    def _new_slice(self, db: sqlite3.Connection, n: int) -> int:
+        seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name='exchanges'").fetchone()
+        db.execute("INSERT INTO slices VALUES (?, ?, 0)", (n, (seq[0] if seq else 0) + 1))
+        if self.fts:
+            create_body_table(db, n)
+        return n
+
+    def _insert(self, db: sqlite3.Connection, e: StoredExchange) -> int:
+        n = self._current_slice(db)
         req, resp = e.request_body, e.response_body
         req_text, resp_text = search_text(req.data), search_text(resp.data)
         headers = headers_text(e.request_head, e.response_head)
         stored = len(e.request_head) + len(e.response_head) + len(req.data) + len(resp.data)
-        stored += len(headers) + _ROW_OVERHEAD
         # The search text: in the trigram index (about 3x its size) or in two columns.
+        stored += len(headers) + _ROW_OVERHEAD
         stored += (3 if self.fts else 1) * (len(req_text) + len(resp_text))
         search = ("", "") if self.fts else (req_text, resp_text)
-        cursor = self.db.execute(
+        cursor = db.execute(
             _INSERT,
             (
                 e.tunnel, e.time, e.method, e.path, e.path.partition("?")[0], e.status,
@@ -204,16 +135,17 @@ class CaptureStore:
             ),
         )  # fmt: skip
         row_id = int(cursor.lastrowid or 0)
-        if self.fts:
-            self.db.execute(
-                "INSERT INTO bodies (rowid, req, resp) VALUES (?, ?, ?)",
+        if self.fts and (req_text or resp_text):
+            db.execute(
+                f"INSERT INTO {body_table(n)} (rowid, req, resp) VALUES (?, ?, ?)",
                 (row_id, req_text, resp_text),
             )
+        db.execute("UPDATE slices SET bytes = bytes + ? WHERE n = ?", (stored, n))
         return row_id
 
     def used_bytes(self) -> int:
         """Bytes of the file's pages in use (free pages excluded: SQLite reuses them)."""
-        with _reported(self.path):
+        with reported(self.path):
             db = self.db
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             free = db.execute("PRAGMA freelist_count").fetchone()[0]
@@ -221,46 +153,47 @@ class CaptureStore:
         return int((pages - free) * size)
 
     def _evict(self) -> None:
-        for _ in range(8):  # each round deletes at least the estimated excess
-            excess = self.used_bytes() - self.max_bytes
-            if excess <= 0:
-                return
-            target = excess + self.max_bytes // 10  # room for the next batches
-            db = self.db
-            cutoff = None
-            total = 0
-            for row_id, size in db.execute("SELECT id, stored_bytes FROM exchanges ORDER BY id"):
-                cutoff, total = row_id, total + size
-                if total >= target:
-                    break
-            if cutoff is None:
-                return
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM exchanges WHERE id <= ?", (cutoff,))
-            if self.fts:
-                db.execute("DELETE FROM bodies WHERE rowid <= ?", (cutoff,))
-                db.execute("INSERT INTO bodies (bodies, rank) VALUES ('merge', 64)")
-            db.execute("COMMIT")
+        while self.used_bytes() > self.max_bytes:
+            with self._transaction() as db:
+                rows = db.execute("SELECT n, first_id FROM slices ORDER BY n LIMIT 2").fetchall()
+                if not rows:
+                    return
+                if len(rows) == 1:  # the only slice is too big: start the next one, drop this
+                    nxt = self._new_slice(db, rows[0][0] + 1)
+                    rows.append(
+                        db.execute("SELECT n, first_id FROM slices WHERE n=?", (nxt,)).fetchone()
+                    )
+                (oldest, _), (_, next_first) = rows
+                db.execute("DELETE FROM exchanges WHERE id < ?", (next_first,))
+                self._drop_slice(db, oldest)
+
+    def _drop_slice(self, db: sqlite3.Connection, n: int) -> None:
+        db.execute("DELETE FROM slices WHERE n = ?", (n,))
+        db.execute(f"DROP TABLE IF EXISTS {body_table(n)}")
 
     def clear(self, tunnel: str | None = None) -> int:
-        """Delete every exchange (or one tunnel's); how many went."""
-        with _reported(self.path):
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            where, params = ("tunnel = ?", [tunnel]) if tunnel is not None else ("1", [])
-            if self.fts:
-                db.execute(
-                    f"DELETE FROM bodies WHERE rowid IN (SELECT id FROM exchanges WHERE {where})",
-                    params,
-                )
-            gone = db.execute(f"DELETE FROM exchanges WHERE {where}", params).rowcount
-            db.execute("COMMIT")
-        return int(gone)
+        """Delete every exchange (or one tunnel's); how many went.
 
-    # Reading
+        One tunnel's rows leave its slices' indexes as they are (searches only return rows that
+        exist); that space comes back when their slice is evicted.
+        """
+        with self._transaction() as db:
+            if tunnel is not None:
+                return int(db.execute("DELETE FROM exchanges WHERE tunnel = ?", (tunnel,)).rowcount)
+            gone = int(db.execute("DELETE FROM exchanges").rowcount)
+            for (n,) in db.execute("SELECT n FROM slices").fetchall():
+                self._drop_slice(db, n)
+            return gone
 
-    def _where(self, flt: Filter | None, tunnel: str | None) -> tuple[str, list[object]]:
-        where, params = flt.sql(self.fts) if flt is not None else ("1", [])
+    # Reading: each in one read transaction, so the slices listed are the slices queried.
+
+    def _where(
+        self, db: sqlite3.Connection, flt: Filter | None, tunnel: str | None
+    ) -> tuple[str, list[object]]:
+        tables = None
+        if self.fts:
+            tables = [body_table(n) for (n,) in db.execute("SELECT n FROM slices ORDER BY n")]
+        where, params = flt.sql(tables) if flt is not None else ("1", [])
         if tunnel is not None:
             where, params = f"({where}) AND tunnel = ?", [*params, tunnel]
         return where, params
@@ -275,32 +208,33 @@ class CaptureStore:
         full: bool = False,
     ) -> list[StoredExchange]:
         """Exchanges that pass the filter. Without ``full``, heads and bodies are left empty."""
-        where, params = self._where(flt, tunnel)
-        order = "DESC" if newest_first else "ASC"
-        sql = (
-            f"SELECT {_FULL if full else _SUMMARY} FROM exchanges WHERE {where} ORDER BY id {order}"
-        )
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = [*params, max(0, limit)]
-        with _reported(self.path):
-            return [_exchange(row, full) for row in self.db.execute(sql, params)]
+        with self._transaction("DEFERRED") as db:
+            where, params = self._where(db, flt, tunnel)
+            order = "DESC" if newest_first else "ASC"
+            columns = _FULL if full else _SUMMARY
+            sql = f"SELECT {columns} FROM exchanges WHERE {where} ORDER BY id {order}"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params = [*params, max(0, limit)]
+            return [_exchange(row, full) for row in db.execute(sql, params)]
 
     def get(self, exchange_id: int) -> StoredExchange | None:
-        with _reported(self.path):
+        with reported(self.path):
             row = self.db.execute(
                 f"SELECT {_FULL} FROM exchanges WHERE id = ?", (exchange_id,)
             ).fetchone()
         return None if row is None else _exchange(row, True)
 
     def count(self, flt: Filter | None = None, *, tunnel: str | None = None) -> int:
-        where, params = self._where(flt, tunnel)
-        with _reported(self.path):
+        with self._transaction("DEFERRED") as db:
+            where, params = self._where(db, flt, tunnel)
             return int(
-                self.db.execute(f"SELECT count(*) FROM exchanges WHERE {where}", params).fetchone()[
-                    0
-                ]
+                db.execute(f"SELECT count(*) FROM exchanges WHERE {where}", params).fetchone()[0]
             )
+
+
+def _search_text(data: object) -> str:
+    return search_text(data) if isinstance(data, bytes) else ""
 
 
 def _exchange(row: Any, full: bool) -> StoredExchange:

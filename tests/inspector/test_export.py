@@ -96,6 +96,7 @@ ORIGINALS = {
         b"DELETE /items/7 HTTP/1.1\r\nHost: app.tunnel.example\r\nX-Trace: one\r\n"
         b"X-Trace: two\r\nUser-Agent: $(rm -rf ~) `x` 'y'\r\n\r\n"
     ),
+    "head": b"HEAD /health HTTP/1.1\r\nHost: app.tunnel.example\r\nAccept: text/html\r\n\r\n",
     "large-text-no-expect": (
         b"PUT /big HTTP/1.1\r\nHost: app.tunnel.example\r\nContent-Length: 2000000\r\n\r\n"
         + b"a" * 2_000_000

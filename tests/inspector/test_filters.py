@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import inspector.store
+import inspector.schema
 from inspector import CaptureSettings, FilterError, open_store, parse
 from tests.inspector.records import corpus, exchange, fill
 
@@ -57,7 +57,7 @@ def stored(tmp_path_factory):
     fill(fts_path, items)
     like_path = tmp_path_factory.mktemp("like") / "c.sqlite3"
     patch = pytest.MonkeyPatch()
-    patch.setattr(inspector.store, "fts5_trigram_available", lambda: False)
+    patch.setattr(inspector.schema, "fts5_trigram_available", lambda: False)
     try:
         fill(like_path, items)
     finally:
@@ -148,7 +148,7 @@ def test_any_text_parses_or_raises_a_filter_error(text):
     except FilterError as exc:
         assert 0 <= exc.position <= len(text)
         return
-    clause, params = flt.sql(fts=True)
+    clause, params = flt.sql(fts=["bodies_1", "bodies_2"])
     assert clause.count("?") == len(params)
 
 
@@ -197,3 +197,29 @@ def test_sql_injection_attempts_stay_parameters(stored, text):
         with open_store(CaptureSettings(path=path)) as store:
             assert {e.id for e in store.select(flt)} == expected
             assert store.count() == len(items)  # the table is still there, whole
+
+
+def test_body_search_stays_right_across_slices_eviction_and_clear(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    items = corpus() * 4
+    fill(path, items, max_bytes=3_000_000)  # many slices; the oldest are evicted
+    searches = ['body:"error"', "body:ok", "body:xx", "-body:fine", "body:msg tunnel:hooks"]
+    with open_store(CaptureSettings(path=path)) as store:
+        assert store.fts
+        slices = store.db.execute("SELECT count(*) FROM slices").fetchone()[0]
+        kept = {e.id: e for e in store.select(full=True)}
+        assert slices > 3 and 0 < len(kept) < len(items) and max(kept) == len(items)
+        for text in searches:
+            flt = parse(text)
+            expected = {i for i in kept if flt.matches_record(*items[i - 1])}
+            assert {e.id for e in store.select(flt)} == expected, text
+        store.clear("hooks")
+        for text in searches:
+            flt = parse(text)
+            expected = {
+                i for i, e in kept.items() if e.tunnel != "hooks" and flt.matches_exchange(e)
+            }
+            assert {e.id for e in store.select(flt)} == expected, text
+        store.clear()
+        assert store.count(parse("body:ok")) == 0
+        assert store.db.execute("SELECT count(*) FROM slices").fetchone()[0] == 0
