@@ -52,6 +52,14 @@ class FilterError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class BodyIndex:
+    """A store's FTS5 body tables (names the store made, never user text) and how far they go."""
+
+    tables: Sequence[str]
+    indexed_upto: int  # every exchange with a higher id is not indexed yet
+
+
+@dataclass(frozen=True, slots=True)
 class Subject:
     """The facts a filter looks at, taken from a stored exchange or an in-memory record."""
 
@@ -81,11 +89,11 @@ class Term:
     position: int
     text: str
 
-    def sql(self, fts: Sequence[str] | None) -> tuple[str, list[object]]:
+    def sql(self, fts: BodyIndex | None) -> tuple[str, list[object]]:
         clause, params = self._sql(fts)
         return (f"NOT ({clause})" if self.negated else f"({clause})"), params
 
-    def _sql(self, fts: Sequence[str] | None) -> tuple[str, list[object]]:
+    def _sql(self, fts: BodyIndex | None) -> tuple[str, list[object]]:
         key, op, value = self.key, self.op, self.value
         if key == "status":
             if value.lower().endswith("xx"):
@@ -107,17 +115,20 @@ class Term:
             return "tunnel GLOB ?", [_glob(value)]
         # body: the store keeps search_text() of each body, in FTS5 tables or in plain columns
         needle = value.lower()
+        # The index keeps no text: what it cannot answer is made again from the bodies.
+        scan = "(instr(search_text(req_body), ?) OR instr(search_text(resp_body), ?))"
         if fts is not None and len(needle) >= 3:  # the trigram index needs three characters
-            if not fts:
-                return "0", []
             phrase = '"' + needle.replace('"', '""') + '"'
-            union = " UNION ALL ".join(f"SELECT rowid FROM {t} WHERE {t} MATCH ?" for t in fts)
-            return f"id IN ({union})", [phrase] * len(fts)
-        if fts is not None:  # the index keeps no text: make it from the bodies (short needles)
+            tables = fts.tables
+            union = " UNION ALL ".join(f"SELECT rowid FROM {t} WHERE {t} MATCH ?" for t in tables)
+            indexed = f"id IN ({union})" if tables else "0"
+            # Rows the indexer has not reached yet are scanned.
             return (
-                "(instr(search_text(req_body), ?) OR instr(search_text(resp_body), ?))",
-                [needle, needle],
+                f"({indexed} OR (id > ? AND {scan}))",
+                [*[phrase] * len(tables), fts.indexed_upto, needle, needle],
             )
+        if fts is not None:
+            return scan, [needle, needle]
         return "(instr(req_search, ?) OR instr(resp_search, ?))", [needle, needle]
 
     def _header_glob(self) -> str:
@@ -171,11 +182,10 @@ class Filter:
     terms: tuple[Term, ...]
     text: str = ""
 
-    def sql(self, fts: Sequence[str] | None = None) -> tuple[str, list[object]]:
+    def sql(self, fts: BodyIndex | None = None) -> tuple[str, list[object]]:
         """A WHERE clause over the store's ``exchanges`` table, and its parameters.
 
-        ``fts``: the store's FTS5 body tables (names the store made, never user text), or None
-        when the store searches plain columns.
+        ``fts``: the store's FTS5 body index, or None when it searches plain columns.
         """
         if not self.terms:
             return "1", []

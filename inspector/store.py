@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import StoreError, StoreMissing
-from inspector.filters import Filter
+from inspector.filters import BodyIndex, Filter
 from inspector.model import StoredBody, StoredExchange, headers_text, search_text
 from inspector.schema import body_table, create_body_table, prepare, reported
 
@@ -135,13 +135,38 @@ class CaptureStore:
             ),
         )  # fmt: skip
         row_id = int(cursor.lastrowid or 0)
-        if self.fts and (req_text or resp_text):
-            db.execute(
-                f"INSERT INTO {body_table(n)} (rowid, req, resp) VALUES (?, ?, ?)",
-                (row_id, req_text, resp_text),
-            )
         db.execute("UPDATE slices SET bytes = bytes + ? WHERE n = ?", (stored, n))
         return row_id
+
+    def index_some(self, rows: int = 200) -> int:
+        """Add up to ``rows`` stored exchanges to the body index; how many were looked at.
+
+        Indexing costs more than storing (the trigram index is about 3x the text), so the writer
+        does it when it has nothing else to do; searches scan what is not indexed yet.
+        """
+        if not self.fts:
+            return 0
+        with self._transaction() as db:
+            upto = _indexed_upto(db)
+            found = db.execute(
+                "SELECT id, req_body, resp_body FROM exchanges WHERE id > ? ORDER BY id LIMIT ?",
+                (upto, rows),
+            ).fetchall()
+            if not found:
+                return 0
+            slices = db.execute("SELECT n, first_id FROM slices ORDER BY n DESC").fetchall()
+            for row_id, req, resp in found:
+                req_text, resp_text = search_text(req), search_text(resp)
+                if req_text or resp_text:
+                    n = next(n for n, first in slices if first <= row_id)
+                    db.execute(
+                        f"INSERT INTO {body_table(n)} (rowid, req, resp) VALUES (?, ?, ?)",
+                        (row_id, req_text, resp_text),
+                    )
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('indexed_upto', ?)", (str(found[-1][0]),)
+            )
+        return len(found)
 
     def used_bytes(self) -> int:
         """Bytes of the file's pages in use (free pages excluded: SQLite reuses them)."""
@@ -190,10 +215,11 @@ class CaptureStore:
     def _where(
         self, db: sqlite3.Connection, flt: Filter | None, tunnel: str | None
     ) -> tuple[str, list[object]]:
-        tables = None
+        index = None
         if self.fts:
             tables = [body_table(n) for (n,) in db.execute("SELECT n FROM slices ORDER BY n")]
-        where, params = flt.sql(tables) if flt is not None else ("1", [])
+            index = BodyIndex(tables, _indexed_upto(db))
+        where, params = flt.sql(index) if flt is not None else ("1", [])
         if tunnel is not None:
             where, params = f"({where}) AND tunnel = ?", [*params, tunnel]
         return where, params
@@ -231,6 +257,11 @@ class CaptureStore:
             return int(
                 db.execute(f"SELECT count(*) FROM exchanges WHERE {where}", params).fetchone()[0]
             )
+
+
+def _indexed_upto(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key='indexed_upto'").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _search_text(data: object) -> str:

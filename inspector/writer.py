@@ -2,9 +2,11 @@
 
 ``submit()`` only puts the record on a bounded queue (a full queue drops it and counts the drop),
 so a slow disk never slows a tunnel. The thread redacts, caps and hashes the bodies, and writes
-whatever has queued up in one transaction. If the store fails while running (disk full, file
-damaged), the writer stops writing, keeps the error in ``error`` for the front end to show, and
-counts what it could not keep; the tunnels are not affected.
+whatever has queued up in one transaction. When the queue is empty it adds stored bodies to the
+search index, a few at a time (searches scan what is not indexed yet: same answers, slower).
+If the store fails while running (disk full, file damaged), the writer stops writing, keeps the
+error in ``error`` for the front end to show, and counts what it could not keep; the tunnels are
+not affected.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from inspector.store import CaptureStore
 from relay.events import RequestRecord
 
 _STOP = object()
+INDEX_STEP = 100  # exchanges indexed per transaction while the queue is empty
 
 
 class CaptureWriter:
@@ -44,6 +47,11 @@ class CaptureWriter:
         self.error: StoreError | None = None
         self._queue: queue.Queue[object] = queue.Queue(settings.queue_size)
         self._drop_lock = threading.Lock()
+        # Clear while stored exchanges may await the body index (an earlier run may have left
+        # some, so it starts clear).
+        self._indexed = threading.Event()
+        if not store.fts:
+            self._indexed.set()
         self._thread = threading.Thread(target=self._run, name="molehill-capture", daemon=True)
         self._thread.start()
 
@@ -83,10 +91,19 @@ class CaptureWriter:
         if not self._thread.is_alive():
             self.store.close()
 
+    def wait_indexed(self, timeout: float = 30.0) -> bool:
+        """Wait until the body index has caught up with what is stored (tests, benchmarks)."""
+        return self.flush(timeout) and self._indexed.wait(timeout)
+
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            item = self._queue.get()
+            try:
+                # Nothing to store: spend the time on the body index, a slice at a time.
+                item = self._queue.get(timeout=None if self._indexed.is_set() else 0.0)
+            except queue.Empty:
+                self._index_step()
+                continue
             batch: list[StoredExchange] = []
             waiting: list[threading.Event] = []
             while True:
@@ -110,6 +127,22 @@ class CaptureWriter:
             for event in waiting:
                 event.set()
 
+    def _index_step(self) -> None:
+        if self.error is not None:
+            self._indexed.set()
+            return
+        try:
+            if self.store.index_some(INDEX_STEP) == 0:
+                self._indexed.set()
+        except StoreError as exc:
+            self._failed(exc)
+            self._indexed.set()
+
+    def _failed(self, exc: StoreError) -> None:
+        self.error = exc
+        if self.on_error is not None:
+            self.on_error(exc)
+
     def _prepare(self, tunnel: str, record: RequestRecord) -> StoredExchange:
         return prepare(tunnel, record, self.redactor, self.settings.body_cap)
 
@@ -123,8 +156,7 @@ class CaptureWriter:
             self.store.add(batch)
             self.written += len(batch)
             self.batches += 1
+            self._indexed.clear()
         except StoreError as exc:
-            self.error = exc
             self._drop(len(batch))
-            if self.on_error is not None:
-                self.on_error(exc)
+            self._failed(exc)

@@ -9,6 +9,10 @@ from hypothesis import strategies as st
 
 import inspector.schema
 from inspector import CaptureSettings, FilterError, open_store, parse
+from inspector.filters import BodyIndex
+from inspector.model import prepare
+from inspector.redact import Redactor
+from inspector.store import CaptureStore
 from tests.inspector.records import corpus, exchange, fill
 
 EQUIVALENCE_FILTERS = [
@@ -51,36 +55,54 @@ EQUIVALENCE_FILTERS = [
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    """The corpus in two stores: one with FTS5 body search, one with the LIKE fallback."""
+    """The corpus in four stores: FTS5 fully indexed, not indexed yet, half indexed, and
+    without FTS5 (plain columns)."""
     items = corpus()
-    fts_path = tmp_path_factory.mktemp("fts") / "c.sqlite3"
-    fill(fts_path, items)
-    like_path = tmp_path_factory.mktemp("like") / "c.sqlite3"
+    paths = {}
+    for name, indexed in (("indexed", None), ("unindexed", 0), ("partial", 25)):
+        paths[name] = tmp_path_factory.mktemp(name) / "c.sqlite3"
+        with CaptureStore(paths[name]) as store:
+            redactor = Redactor(frozenset(), frozenset())
+            store.add([prepare(tunnel, record, redactor, 1 << 30) for tunnel, record in items])
+            if indexed is None:  # all of it, in steps
+                while store.index_some(7):
+                    pass
+            elif indexed:
+                store.index_some(indexed)
+    paths["like"] = tmp_path_factory.mktemp("like") / "c.sqlite3"
     patch = pytest.MonkeyPatch()
     patch.setattr(inspector.schema, "fts5_trigram_available", lambda: False)
     try:
-        fill(like_path, items)
+        fill(paths["like"], items)
     finally:
         patch.undo()
-    return items, fts_path, like_path
+    return items, paths
 
 
 @pytest.mark.parametrize("text", EQUIVALENCE_FILTERS)
 def test_sql_and_python_agree_on_the_same_exchanges(stored, text):
-    items, fts_path, like_path = stored
+    items, paths = stored
     flt = parse(text)
     in_memory = {
         i + 1 for i, (tunnel, record) in enumerate(items) if flt.matches_record(tunnel, record)
     }
-    with open_store(CaptureSettings(path=fts_path)) as store:
-        assert store.fts
-        by_fts = {e.id for e in store.select(flt)}
-        on_stored = {e.id for e in store.select(full=True) if flt.matches_exchange(e)}
-        assert store.count(flt) == len(by_fts)
-    with open_store(CaptureSettings(path=like_path)) as store:
-        assert not store.fts
-        by_like = {e.id for e in store.select(flt)}
-    assert by_fts == in_memory == on_stored == by_like
+    for name, path in paths.items():
+        with open_store(CaptureSettings(path=path)) as store:
+            assert store.fts is (name != "like")
+            by_sql = {e.id for e in store.select(flt)}
+            on_stored = {e.id for e in store.select(full=True) if flt.matches_exchange(e)}
+            assert store.count(flt) == len(by_sql)
+        assert by_sql == in_memory == on_stored, name
+
+
+def test_the_index_states_are_what_the_fixture_says(stored):
+    _, paths = stored
+    upto = {}
+    for name in ("indexed", "unindexed", "partial"):
+        with open_store(CaptureSettings(path=paths[name])) as store:
+            row = store.db.execute("SELECT value FROM meta WHERE key='indexed_upto'").fetchone()
+            upto[name] = int(row[0]) if row else 0
+    assert upto == {"indexed": 60, "unindexed": 0, "partial": 25}
 
 
 def test_the_equivalence_filters_are_not_trivial(stored):
@@ -148,7 +170,7 @@ def test_any_text_parses_or_raises_a_filter_error(text):
     except FilterError as exc:
         assert 0 <= exc.position <= len(text)
         return
-    clause, params = flt.sql(fts=["bodies_1", "bodies_2"])
+    clause, params = flt.sql(fts=BodyIndex(["bodies_1", "bodies_2"], 7))
     assert clause.count("?") == len(params)
 
 
@@ -168,9 +190,9 @@ def test_filter_shaped_text_runs_on_both_stores_or_raises_a_filter_error(stored,
         flt = parse(text)
     except FilterError:
         return
-    items, fts_path, like_path = stored
+    items, paths = stored
     expected = {i + 1 for i, (n, r) in enumerate(items) if flt.matches_record(n, r)}
-    for path in (fts_path, like_path):
+    for path in paths.values():
         with open_store(CaptureSettings(path=path)) as store:
             assert {e.id for e in store.select(flt)} == expected, text
 
@@ -190,10 +212,10 @@ def test_filter_shaped_text_runs_on_both_stores_or_raises_a_filter_error(stored,
     ],
 )
 def test_sql_injection_attempts_stay_parameters(stored, text):
-    items, fts_path, like_path = stored
+    items, paths = stored
     flt = parse(text)
     expected = {i + 1 for i, (n, r) in enumerate(items) if flt.matches_record(n, r)}
-    for path in (fts_path, like_path):
+    for path in paths.values():
         with open_store(CaptureSettings(path=path)) as store:
             assert {e.id for e in store.select(flt)} == expected
             assert store.count() == len(items)  # the table is still there, whole

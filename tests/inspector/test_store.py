@@ -21,6 +21,7 @@ from inspector import (
     StoreTooNew,
     open_store,
     open_writer,
+    parse,
 )
 from tests.inspector.records import ROOT_DIR, exchange, fill
 
@@ -273,3 +274,21 @@ def test_clear_deletes_all_or_one_tunnel(tmp_path):
         assert [e.tunnel for e in store.select()] == ["web"]
         assert store.clear() == 1
         assert store.count() == 0
+
+
+def test_the_writer_indexes_bodies_when_idle_and_searches_agree_before_and_after(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    writer = _writer(path)
+    for i in range(300):
+        body = b'{"event": "%s"}' % (b"payment_failed" if i % 3 == 0 else b"ok")
+        writer.submit("api", exchange("POST", f"/hook/{i}", 200, req_body=body))
+    assert writer.flush()
+    with open_store(CaptureSettings(path=path)) as store:
+        assert store.count(parse('body:"payment_failed"')) == 100  # indexed or scanned
+    assert writer.wait_indexed()
+    with open_store(CaptureSettings(path=path)) as store:
+        upto = store.db.execute("SELECT value FROM meta WHERE key='indexed_upto'").fetchone()
+        assert int(upto[0]) == 300
+        assert store.count(parse('body:"payment_failed"')) == 100
+        assert store.count(parse("-body:payment_failed")) == 200
+    writer.close()
