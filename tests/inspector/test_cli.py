@@ -148,3 +148,16 @@ def test_help_lists_the_commands_and_no_replay_yet(tmp_path):
     for command in ("list", "show", "curl", "export", "clear"):
         assert command in done.stdout
     assert "replay" not in done.stdout
+
+
+def test_an_exchange_captured_without_heads_still_shows_and_exports(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    fill(path, [("api", exchange("GET", "/bare?x=1", 204, capture_bytes=0))])
+    shown = molehill(path, "requests", "show", "1")
+    assert shown.returncode == 0, shown.stderr
+    assert "GET /bare?x=1 HTTP/1.1\n(heads and bodies were not captured)" in shown.stdout
+    har = molehill(path, "requests", "export", "--har", "-")
+    assert (
+        har.returncode == 0
+        and json.loads(har.stdout)["log"]["entries"][0]["response"]["status"] == 204
+    )

@@ -206,7 +206,10 @@ def run_show(args: argparse.Namespace) -> int:
         f" (first byte {ms(e.ttfb_ms)})"
     )
     print()
-    print(e.request_head.decode("latin-1").rstrip("\r\n").replace("\r\n", "\n"))
+    if e.request_head:
+        print(e.request_head.decode("latin-1").rstrip("\r\n").replace("\r\n", "\n"))
+    else:
+        print(f"{e.method} {e.path} HTTP/{e.http_version}\n(heads and bodies were not captured)")
     print("\n".join(_body_lines("request", e.request_body)))
     print()
     if e.response_head:
