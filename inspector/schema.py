@@ -80,8 +80,9 @@ def reported(path: Path) -> Iterator[None]:
         ) from exc
 
 
-def prepare(db: sqlite3.Connection, path: Path, create: bool) -> bool:
-    """Check (and on first use create) the tables; whether body search uses FTS5."""
+def prepare(db: sqlite3.Connection, path: Path, create: bool) -> str:
+    """Check (and on first use create) the tables; how the store searches bodies: "fts5" (an
+    index, built by the writer) or "like" (plain search columns, for a SQLite without FTS5)."""
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
     db.execute("PRAGMA journal_size_limit=16777216")
@@ -117,5 +118,4 @@ def prepare(db: sqlite3.Connection, path: Path, create: bool) -> bool:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-    # A store made with FTS5 keeps needing it: a build without it cannot search its bodies.
-    return row is not None and row[0] == "fts5" and fts5_trigram_available()
+    return "fts5" if row is not None and row[0] == "fts5" else "like"

@@ -18,7 +18,13 @@ from typing import Any
 from inspector.errors import StoreError, StoreMissing
 from inspector.filters import BodyIndex, Filter
 from inspector.model import StoredBody, StoredExchange, headers_text, search_text
-from inspector.schema import body_table, create_body_table, prepare, reported
+from inspector.schema import (
+    body_table,
+    create_body_table,
+    fts5_trigram_available,
+    prepare,
+    reported,
+)
 
 SLICES = 16  # the store is evicted a slice at a time: about 1/16 of max_bytes
 _ROW_OVERHEAD = 256  # bytes per exchange besides its heads and bodies, for the slice estimates
@@ -65,10 +71,13 @@ class CaptureStore:
             # What body: searches for needles too short for the trigram index.
             self.db.create_function("search_text", 1, _search_text, deterministic=True)
             try:
-                self.fts = prepare(self.db, self.path, create)
+                self.body_search = prepare(self.db, self.path, create)
             except BaseException:
                 self.db.close()
                 raise
+        # A store made with FTS5, opened by a Python without it, answers body searches by
+        # scanning every body (the index is not used, and not fed until FTS5 is back).
+        self.fts = self.body_search == "fts5" and fts5_trigram_available()
 
     def close(self) -> None:
         self.db.close()
@@ -122,8 +131,9 @@ class CaptureStore:
         stored = len(e.request_head) + len(e.response_head) + len(req.data) + len(resp.data)
         # The search text: in the trigram index (about 3x its size) or in two columns.
         stored += len(headers) + _ROW_OVERHEAD
-        stored += (3 if self.fts else 1) * (len(req_text) + len(resp_text))
-        search = ("", "") if self.fts else (req_text, resp_text)
+        indexed = self.body_search == "fts5"
+        stored += (3 if indexed else 1) * (len(req_text) + len(resp_text))
+        search = ("", "") if indexed else (req_text, resp_text)
         cursor = db.execute(
             _INSERT,
             (
@@ -159,6 +169,7 @@ class CaptureStore:
                 req_text, resp_text = search_text(req), search_text(resp)
                 if req_text or resp_text:
                     n = next(n for n, first in slices if first <= row_id)
+                    create_body_table(db, n)  # made by a writer without FTS5, maybe
                     db.execute(
                         f"INSERT INTO {body_table(n)} (rowid, req, resp) VALUES (?, ?, ?)",
                         (row_id, req_text, resp_text),
@@ -194,7 +205,12 @@ class CaptureStore:
 
     def _drop_slice(self, db: sqlite3.Connection, n: int) -> None:
         db.execute("DELETE FROM slices WHERE n = ?", (n,))
-        db.execute(f"DROP TABLE IF EXISTS {body_table(n)}")
+        try:
+            db.execute(f"DROP TABLE IF EXISTS {body_table(n)}")
+        except sqlite3.OperationalError:
+            if self.fts:
+                raise
+            # No FTS5 here to drop its table: it stays (unused) until a process with FTS5 runs.
 
     def clear(self, tunnel: str | None = None) -> int:
         """Delete every exchange (or one tunnel's); how many went.
@@ -219,6 +235,8 @@ class CaptureStore:
         if self.fts:
             tables = [body_table(n) for (n,) in db.execute("SELECT n FROM slices ORDER BY n")]
             index = BodyIndex(tables, _indexed_upto(db))
+        elif self.body_search == "fts5":  # no FTS5 here: scan every body
+            index = BodyIndex([], 0)
         where, params = flt.sql(index) if flt is not None else ("1", [])
         if tunnel is not None:
             where, params = f"({where}) AND tunnel = ?", [*params, tunnel]

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import inspector.schema
+import inspector.store
 from inspector import CaptureSettings, FilterError, open_store, parse
 from inspector.filters import BodyIndex
 from inspector.model import prepare
@@ -245,3 +246,26 @@ def test_body_search_stays_right_across_slices_eviction_and_clear(tmp_path):
         store.clear()
         assert store.count(parse("body:ok")) == 0
         assert store.db.execute("SELECT count(*) FROM slices").fetchone()[0] == 0
+
+
+def test_a_store_made_with_fts5_still_answers_in_a_python_without_it(tmp_path, monkeypatch):
+    path = tmp_path / "c.sqlite3"
+    items = corpus()
+    fill(path, items[:30])
+    monkeypatch.setattr(inspector.store, "fts5_trigram_available", lambda: False)
+    fill(path, items[30:])  # written without the index
+    searches = ['body:"error"', "body:ok", "-body:fine", "body:xx"]
+    expected = {
+        text: {i + 1 for i, (n, r) in enumerate(items) if parse(text).matches_record(n, r)}
+        for text in searches
+    }
+    with open_store(CaptureSettings(path=path)) as store:
+        assert store.body_search == "fts5" and not store.fts
+        for text in searches:
+            assert {e.id for e in store.select(parse(text))} == expected[text], text
+    monkeypatch.undo()
+    with open_store(CaptureSettings(path=path)) as store:
+        while store.index_some(16):  # FTS5 is back: the rest gets indexed
+            pass
+        for text in searches:
+            assert {e.id for e in store.select(parse(text))} == expected[text], text
