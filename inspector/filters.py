@@ -110,7 +110,12 @@ class Term:
         if key == "size":
             return f"(bytes_in + bytes_out) {_SQL_OPS[op]} ?", [_number(self)]
         if key == "header":
-            return "headers GLOB ?", [self._header_glob()]
+            # GLOB narrows it down fast; header_matches keeps a `*` from spanning two lines.
+            name, wanted = self._header_parts()
+            return (
+                "(headers GLOB ? AND header_matches(headers, ?, ?))",
+                [self._header_glob(), name, wanted],
+            )
         if key == "tunnel":
             return "tunnel GLOB ?", [_glob(value)]
         # body: the store keeps search_text() of each body, in FTS5 tables or in plain columns
@@ -131,10 +136,13 @@ class Term:
             return scan, [needle, needle]
         return "(instr(req_search, ?) OR instr(resp_search, ?))", [needle, needle]
 
-    def _header_glob(self) -> str:
+    def _header_parts(self) -> tuple[str, str | None]:
         name, sep, wanted = self.value.partition("=")
-        name = _glob(name.strip().lower())
-        return f"*\n{name}: {_glob(wanted)}\n*" if sep else f"*\n{name}: *"
+        return _glob(name.strip().lower()), (_glob(wanted) if sep else None)
+
+    def _header_glob(self) -> str:
+        name, wanted = self._header_parts()
+        return f"*\n{name}: {wanted}\n*" if wanted is not None else f"*\n{name}: *"
 
     def matches(self, s: Subject) -> bool:
         return self._matches(s) != self.negated
@@ -156,11 +164,24 @@ class Term:
         if key == "size":
             return _PY_OPS[op](s.size, _number(self))
         if key == "header":
-            return fnmatchcase(s.headers, self._header_glob())
+            return header_matches(s.headers, *self._header_parts())
         if key == "tunnel":
             return fnmatchcase(s.tunnel, _glob(value))
         needle = value.lower()
         return needle in s.bodies[0] or needle in s.bodies[1]
+
+
+def header_matches(headers: str, name_glob: str, value_glob: str | None) -> bool:
+    """Whether one line of headers_text() has a name (and value) matching the globs."""
+    for line in headers.split("\n"):
+        name, sep, value = line.partition(": ")
+        if (
+            sep
+            and fnmatchcase(name, name_glob)
+            and (value_glob is None or fnmatchcase(value, value_glob))
+        ):
+            return True
+    return False
 
 
 def _number(term: Term) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import StoreError, StoreMissing
-from inspector.filters import BodyIndex, Filter
+from inspector.filters import BodyIndex, Filter, header_matches
 from inspector.model import StoredBody, StoredExchange, headers_text, search_text
 from inspector.schema import (
     body_table,
@@ -70,6 +70,7 @@ class CaptureStore:
             )
             # What body: searches for needles too short for the trigram index.
             self.db.create_function("search_text", 1, _search_text, deterministic=True)
+            self.db.create_function("header_matches", 3, header_matches, deterministic=True)
             try:
                 self.body_search = prepare(self.db, self.path, create)
             except BaseException:
