@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from relay import __version__
 from tui.commands import dashboard, http, relay, start
 from tui.commands import profiles as profiles_command
+from tui.commands import requests as requests_command
 from tui.commands.profiles import add_profiles_option
 from tui.output import quiet_stdout
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     profiles_command.add_parser(sub)
     relay.add_parser(sub)
     dashboard.add_parser(sub)
+    requests_command.add_parser(sub)
     return parser
 
 

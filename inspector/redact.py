@@ -1,0 +1,103 @@
+"""Redaction at capture time: secrets in headers, query strings and JSON/form bodies are hidden.
+
+Only what is written to disk (and so every export made from it) is redacted; the in-memory
+record the running process holds keeps the original values. Redaction never fails: a body it
+cannot parse is scanned for ``"key": "value"`` pairs instead, so a truncated JSON body still loses
+its secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+MARKER = "[redacted]"
+_MARKER_BYTES = MARKER.encode()
+_FORM_MARKER = quote(MARKER).encode()
+
+
+class Redactor:
+    """Replaces the values of the given header names and body/query keys (case-insensitive)."""
+
+    def __init__(self, headers: frozenset[str], keys: frozenset[str]) -> None:
+        self.headers = frozenset(h.lower() for h in headers)
+        self.keys = frozenset(k.lower() for k in keys)
+        alternatives = b"|".join(re.escape(k.encode()) for k in sorted(self.keys))
+        # A JSON string member whose (quoted) name is one of the keys; the value may be cut short.
+        self._json_pair = re.compile(
+            rb'("(?i:' + alternatives + rb')"\s*:\s*)(?:"(?:[^"\\]|\\.)*(?:"|\\?$)|[^,}\]\s]+)'
+            if self.keys
+            else rb"(?!x)x"
+        )
+
+    def head(self, raw: bytes, request: bool) -> bytes:
+        """A raw head with secret header values (and secret query parameters) replaced."""
+        lines = raw.split(b"\r\n")
+        if request and lines and self.keys:
+            lines[0] = self._start_line(lines[0])
+        for i in range(1, len(lines)):
+            name, sep, _ = lines[i].partition(b":")
+            if sep and name.strip().decode("latin-1").lower() in self.headers:
+                lines[i] = name + b": " + _MARKER_BYTES
+        return b"\r\n".join(lines)
+
+    def target(self, target: str) -> str:
+        """A request target with secret query parameters replaced."""
+        path, sep, query = target.partition("?")
+        if not sep or not self.keys:
+            return target
+        return path + "?" + self._form(query.encode("latin-1")).decode("latin-1")
+
+    def _start_line(self, line: bytes) -> bytes:
+        parts = line.split(b" ")
+        if len(parts) == 3:
+            parts[1] = self.target(parts[1].decode("latin-1")).encode("latin-1")
+        return b" ".join(parts)
+
+    def body(self, body: bytes, content_type: str) -> bytes:
+        """A body with the values of secret keys replaced (JSON or form-encoded; others as is)."""
+        if not body or not self.keys:
+            return body
+        kind = content_type.lower()
+        if "x-www-form-urlencoded" in kind:
+            return self._form(body)
+        stripped = body.lstrip()
+        if "json" in kind or stripped[:1] in (b"{", b"["):
+            return self._json(body)
+        return body
+
+    def _form(self, data: bytes) -> bytes:
+        pieces = data.split(b"&")
+        changed = False
+        for i, piece in enumerate(pieces):
+            name, sep, _ = piece.partition(b"=")
+            if sep and unquote_plus(name.decode("latin-1")).lower() in self.keys:
+                pieces[i] = name + b"=" + _FORM_MARKER
+                changed = True
+        return b"&".join(pieces) if changed else data
+
+    def _json(self, body: bytes) -> bytes:
+        found = [False]
+        try:
+            cleaned = self._walk(json.loads(body), found)
+        except (ValueError, RecursionError):
+            return self._json_pair.sub(rb'\1"' + _MARKER_BYTES + rb'"', body)
+        if not found[0]:
+            return body  # nothing secret: keep the bytes exactly as they came
+        return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _walk(self, value: Any, found: list[bool]) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if isinstance(key, str) and key.lower() in self.keys:
+                    out[key] = MARKER
+                    found[0] = True
+                else:
+                    out[key] = self._walk(item, found)
+            return out
+        if isinstance(value, list):
+            return [self._walk(item, found) for item in value]
+        return value

@@ -1,0 +1,162 @@
+"""The capture writer: takes records from the data path without blocking, stores them on a thread.
+
+``submit()`` only puts the record on a bounded queue (a full queue drops it and counts the drop),
+so a slow disk never slows a tunnel. The thread redacts, caps and hashes the bodies, and writes
+whatever has queued up in one transaction. When the queue is empty it adds stored bodies to the
+search index, a few at a time (searches scan what is not indexed yet: same answers, slower).
+If the store fails while running (disk full, file damaged), the writer stops writing, keeps the
+error in ``error`` for the front end to show, and counts what it could not keep; the tunnels are
+not affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import cast
+
+from inspector.errors import StoreError
+from inspector.model import StoredExchange, prepare
+from inspector.redact import Redactor
+from inspector.settings import CaptureSettings
+from inspector.store import CaptureStore
+from relay.events import RequestRecord
+
+_STOP = object()
+INDEX_STEP = 100  # exchanges indexed per transaction while the queue is empty
+
+
+class CaptureWriter:
+    """Writes exchanges to a :class:`CaptureStore` on its own thread. Open with ``open_writer``."""
+
+    def __init__(
+        self,
+        store: CaptureStore,
+        settings: CaptureSettings,
+        on_error: Callable[[StoreError], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.on_error = on_error
+        self.redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
+        self.dropped = 0  # records refused because the queue was full, or after a store failure
+        self.written = 0
+        self.batches = 0  # transactions: fewer than exchanges when traffic comes in bursts
+        self.error: StoreError | None = None
+        self._queue: queue.Queue[object] = queue.Queue(settings.queue_size)
+        self._drop_lock = threading.Lock()
+        # Clear while stored exchanges may await the body index (an earlier run may have left
+        # some, so it starts clear).
+        self._indexed = threading.Event()
+        if not store.fts:
+            self._indexed.set()
+        self._thread = threading.Thread(target=self._run, name="molehill-capture", daemon=True)
+        self._thread.start()
+
+    @property
+    def path(self) -> str:
+        return str(self.store.path)
+
+    def submit(self, tunnel: str, record: RequestRecord) -> None:
+        """Queue one exchange for the store; never blocks (a full queue drops it and counts it)."""
+        if self.error is not None:
+            self._drop(1)
+            return
+        try:
+            self._queue.put_nowait((tunnel, record))
+        except queue.Full:
+            self._drop(1)
+
+    def _drop(self, n: int) -> None:
+        with self._drop_lock:
+            self.dropped += n
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is stored; False if that took too long."""
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Store what is queued, stop the thread and close the file."""
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(_STOP, timeout=timeout)
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.store.close()
+
+    def wait_indexed(self, timeout: float = 30.0) -> bool:
+        """Wait until the body index has caught up with what is stored (tests, benchmarks)."""
+        return self.flush(timeout) and self._indexed.wait(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                # Nothing to store: spend the time on the body index, a slice at a time.
+                item = self._queue.get(timeout=None if self._indexed.is_set() else 0.0)
+            except queue.Empty:
+                self._index_step()
+                continue
+            batch: list[StoredExchange] = []
+            waiting: list[threading.Event] = []
+            while True:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    tunnel, record = cast(tuple[str, RequestRecord], item)
+                    try:
+                        batch.append(self._prepare(tunnel, record))
+                    except Exception:  # a record we cannot read must not stop the writer
+                        self._drop(1)
+                if stopping or len(batch) >= self.settings.batch_size:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._write(batch)
+            for event in waiting:
+                event.set()
+
+    def _index_step(self) -> None:
+        if self.error is not None:
+            self._indexed.set()
+            return
+        try:
+            if self.store.index_some(INDEX_STEP) == 0:
+                self._indexed.set()
+        except StoreError as exc:
+            self._failed(exc)
+            self._indexed.set()
+
+    def _failed(self, exc: StoreError) -> None:
+        self.error = exc
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def _prepare(self, tunnel: str, record: RequestRecord) -> StoredExchange:
+        return prepare(tunnel, record, self.redactor, self.settings.body_cap)
+
+    def _write(self, batch: list[StoredExchange]) -> None:
+        if not batch:
+            return
+        if self.error is not None:
+            self._drop(len(batch))
+            return
+        try:
+            self.store.add(batch)
+            self.written += len(batch)
+            self.batches += 1
+            self._indexed.clear()
+        except StoreError as exc:
+            self._drop(len(batch))
+            self._failed(exc)
