@@ -169,12 +169,14 @@ def prepare(
         req_cut, resp_cut = capture.request_truncated, capture.response_truncated
     req_type = header_value(parse_header_lines(req_head), "content-type") or ""
     resp_type = header_value(parse_header_lines(resp_head), "content-type") or ""
+    secrets = redactor.secrets(req_head, req_raw, req_type)
+    scrub = redactor.scrub
     return StoredExchange(
         id=0,
         tunnel=tunnel,
         time=record.time,
         method=record.method,
-        path=redactor.target(record.path),
+        path=scrub(redactor.target(record.path).encode("latin-1"), secrets).decode("latin-1"),
         status=record.status,
         duration_ms=record.duration_ms,
         ttfb_ms=record.ttfb_ms,
@@ -182,13 +184,16 @@ def prepare(
         bytes_out=record.bytes_out,
         client=record.client,
         http_version=record.http_version,
-        request_head=redactor.head(req_head, request=True),
-        response_head=redactor.head(resp_head, request=False),
+        request_head=scrub(redactor.head(req_head, request=True), secrets),
+        response_head=scrub(redactor.head(resp_head, request=False), secrets),
         request_body=_body(
-            redactor.body(req_raw, req_type), req_cut, record.bytes_in - len(req_head), body_cap
+            scrub(redactor.body(req_raw, req_type), secrets),
+            req_cut,
+            record.bytes_in - len(req_head),
+            body_cap,
         ),
         response_body=_body(
-            redactor.body(resp_raw, resp_type),
+            scrub(redactor.body(resp_raw, resp_type), secrets),
             resp_cut,
             record.bytes_out - len(resp_head),
             body_cap,

@@ -1,9 +1,11 @@
 """Redaction at capture time: secrets in headers, query strings and JSON/form bodies are hidden.
 
 Only what is written to disk (and so every export made from it) is redacted; the in-memory
-record the running process holds keeps the original values. Redaction never fails: a body it
-cannot parse is scanned for ``"key": "value"`` pairs instead, so a truncated JSON body still loses
-its secrets.
+record the running process holds keeps the original values. A secret the request carried is also
+scrubbed wherever else the exchange repeats it (an app that echoes its request headers, a token
+reflected into a redirect or an error page), as long as it is at least ``MIN_SECRET`` long.
+Redaction never fails: a body it cannot parse is scanned for ``"key": "value"`` pairs instead, so a
+truncated JSON body still loses its secrets.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 MARKER = "[redacted]"
+MIN_SECRET = 6  # shorter values ("1", "yes") would wipe ordinary text wherever they occur
 _MARKER_BYTES = MARKER.encode()
 _FORM_MARKER = quote(MARKER).encode()
 
@@ -31,6 +34,9 @@ class Redactor:
             if self.keys
             else rb"(?!x)x"
         )
+        self._json_value = re.compile(
+            rb'"(?i:' + alternatives + rb')"\s*:\s*"((?:[^"\\]|\\.)*)"' if self.keys else rb"(?!x)x"
+        )
 
     def head(self, raw: bytes, request: bool) -> bytes:
         """A raw head with secret header values (and secret query parameters) replaced."""
@@ -42,6 +48,57 @@ class Redactor:
             if sep and name.strip().decode("latin-1").lower() in self.headers:
                 lines[i] = name + b": " + _MARKER_BYTES
         return b"\r\n".join(lines)
+
+    def secrets(self, head: bytes, body: bytes, content_type: str) -> list[bytes]:
+        """The secret values a request carries (longest first), to scrub them everywhere."""
+        found: set[bytes] = set()
+        lines = head.split(b"\r\n")
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or name.strip().decode("latin-1").lower() not in self.headers:
+                continue
+            value = value.strip()
+            found.add(value)
+            found.update(value.split(b" ", 1)[1:])  # "Bearer TOKEN": the token alone too
+            for cookie in value.split(b";"):
+                found.update(cookie.partition(b"=")[2:])
+        if self.keys:
+            parts = lines[0].split(b" ")
+            query = parts[1].partition(b"?")[2] if len(parts) == 3 else b""
+            kind = content_type.lower()
+            forms = [query] + ([body] if "x-www-form-urlencoded" in kind else [])
+            for data in forms:
+                for piece in data.split(b"&"):
+                    name, sep, value = piece.partition(b"=")
+                    if sep and unquote_plus(name.decode("latin-1")).lower() in self.keys:
+                        found.add(value)
+                        found.add(unquote_plus(value.decode("latin-1")).encode("latin-1"))
+            if "json" in kind or body.lstrip()[:1] in (b"{", b"["):
+                try:
+                    self._collect(json.loads(body), found)
+                except (ValueError, RecursionError):
+                    found.update(m.group(1) for m in self._json_value.finditer(body))
+        return sorted((v for v in found if len(v) >= MIN_SECRET), key=len, reverse=True)
+
+    @staticmethod
+    def scrub(data: bytes, secrets: list[bytes]) -> bytes:
+        """``data`` with every occurrence of each secret replaced by the marker."""
+        for secret in secrets:
+            if secret in data:
+                data = data.replace(secret, _MARKER_BYTES)
+        return data
+
+    def _collect(self, value: Any, found: set[bytes]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and key.lower() in self.keys and isinstance(item, str):
+                    found.add(item.encode())
+                    found.add(json.dumps(item)[1:-1].encode())  # as escaped in JSON text
+                else:
+                    self._collect(item, found)
+        elif isinstance(value, list):
+            for item in value:
+                self._collect(item, found)
 
     def target(self, target: str) -> str:
         """A request target with secret query parameters replaced."""

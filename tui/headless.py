@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from inspector import CaptureWriter
 from relay.agent import Agent, AgentSettings, Refused, Unreachable
 from relay.events import (
     AgentEvent,
@@ -49,15 +50,33 @@ async def run_agents(
     as_json: bool,
     stop: asyncio.Event,
     out: LineWriter,
+    captures: CaptureWriter | None = None,
 ) -> int:
-    """Run agents until stop is set, their events to ``out``; exit code 1 if the relay refuses
-    any of them or a first connection gives up."""
+    """Run agents until stop is set, their events to ``out`` and their exchanges to
+    ``captures``; exit code 1 if the relay refuses any of them or a first connection gives up."""
+    try:
+        return await _run_agents(tunnels, as_json, stop, out, captures)
+    finally:
+        if captures is not None:
+            # The writer's thread stores what is queued; off the loop, which still has to wind down.
+            await asyncio.to_thread(captures.close)
+
+
+async def _run_agents(
+    tunnels: list[tuple[str | None, AgentSettings]],
+    as_json: bool,
+    stop: asyncio.Event,
+    out: LineWriter,
+    captures: CaptureWriter | None,
+) -> int:
     store = ResumeStore()
     agents: list[Agent] = []
     reporters: list[Reporter] = []
     block = StatusBlock(out, out.fd, tunnels[0][1].relay) if wants_status_block(as_json) else None
     for tag, settings in tunnels:
         settings.resume = settings.resume or store.get(settings.relay, settings.name)
+        if captures is not None:
+            settings.capture_bytes = max(settings.capture_bytes, captures.settings.body_cap)
         agent = Agent(settings)
         report: Callable[[AgentEvent], None]
         if block is not None:
@@ -65,7 +84,7 @@ async def run_agents(
         else:
             reporters.append(Reporter(as_json, tag, out))
             report = reporters[-1] if as_json else _named(reporters[-1], agent, tag, out)
-        agent.on_event = _remembering(report, store, agent)
+        agent.on_event = _remembering(report, store, agent, tag, captures)
         agents.append(agent)
     tasks = [asyncio.create_task(agent.run()) for agent in agents]
     tags: dict[object, str | None] = {
@@ -141,12 +160,20 @@ def _named(
 
 
 def _remembering(
-    report: Callable[[AgentEvent], None], store: ResumeStore, agent: Agent
+    report: Callable[[AgentEvent], None],
+    store: ResumeStore,
+    agent: Agent,
+    tag: str | None,
+    captures: CaptureWriter | None,
 ) -> Callable[[AgentEvent], None]:
-    """Report events; once a tunnel is online, keep its resume token for the next run."""
+    """Report events; keep each exchange in the capture store (under the profile's name, else
+    the public name); once a tunnel is online, keep its resume token for the next run."""
 
     def on_event(event: AgentEvent) -> None:
-        if type(event) is not RequestRecord and isinstance(event, TunnelOpen | Reconnected):
+        if type(event) is RequestRecord:
+            if captures is not None:
+                captures.submit(tag or agent.name, event)
+        elif isinstance(event, TunnelOpen | Reconnected):
             store.put(agent.settings.relay, agent.name, agent.resume)
         report(event)
 

@@ -165,3 +165,29 @@ def test_planted_secrets_reach_neither_the_file_nor_any_export(tmp_path):
     writer.close()
     for p in tmp_path.iterdir():
         assert_clean(p.read_bytes(), p.name)
+
+
+def test_a_secret_the_request_carried_is_scrubbed_wherever_the_exchange_repeats_it():
+    redactor = _redactor()
+    head = (
+        b"POST /login?api_key=qk-123456&page=2 HTTP/1.1\r\n"
+        b"Authorization: Bearer tok-abcdef\r\nCookie: sid=sess-998877; theme=dark\r\n\r\n"
+    )
+    body = b'{"user": "ann", "password": "pa\\"ss-word"}'
+    secrets = redactor.secrets(head, body, "application/json")
+    echoed = (
+        b'{"headers": {"authorization": "Bearer tok-abcdef", "cookie": "sid=sess-998877"},'
+        b' "args": {"api_key": "qk-123456"}, "json": {"password": "pa\\"ss-word"}, "page": "2"}'
+    )
+    scrubbed = redactor.scrub(echoed, secrets)
+    for secret in (b"tok-abcdef", b"sess-998877", b"qk-123456", b'pa\\"ss-word'):
+        assert secret not in scrubbed
+    assert b'"page": "2"' in scrubbed and b"theme" not in secrets  # short and public values stay
+    assert redactor.scrub(b"Location: /next?api_key=qk-123456", secrets).endswith(MARKER.encode())
+
+
+def test_short_secret_values_are_not_scrubbed_from_ordinary_text():
+    redactor = _redactor()
+    secrets = redactor.secrets(b"GET /?token=1 HTTP/1.1\r\nCookie: a=b\r\n\r\n", b"", "")
+    assert secrets == []
+    assert redactor.scrub(b"1 a b", secrets) == b"1 a b"

@@ -14,6 +14,7 @@ from relay.agent import DEFAULT_RELAY, AgentSettings
 from relay.http.names import label_problem
 from relay.http.targets import TargetError, parse_target
 from relay.transport.runtime import run_until_signal
+from tui.captures import add_capture_option, open_capture_writer
 from tui.headless import output, run_agents
 
 DEFAULT_GIVE_UP = 20.0  # seconds a first connection keeps trying
@@ -70,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--token", default=None, help="agent token (default $MOLEHILL_TOKEN)")
     add_connect_timeout_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    add_capture_option(parser)
     add_access_options(parser)
     parser.add_argument(
         "--takeover",
@@ -189,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         with contextlib.closing(output(args.json, stop)) as out:
-            return await run_agents([(None, settings)], args.json, stop, out)
+            captures = open_capture_writer(not args.no_capture)
+            return await run_agents([(None, settings)], args.json, stop, out, captures)
 
     return run_until_signal(main)

@@ -17,6 +17,7 @@ from relay.agent import AgentSettings
 from relay.host import start_embedded_relay
 from relay.server import Relay, RelaySettings
 from relay.transport.runtime import run_until_signal
+from tui.captures import add_capture_option, open_capture_writer
 from tui.commands.http import add_connect_timeout_option, give_up_settings
 from tui.commands.profiles import add_profiles_option
 from tui.commands.relay import host_port
@@ -37,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="profiles to start")
     parser.add_argument("--all", action="store_true", help="start every profile")
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    add_capture_option(parser)
     parser.add_argument(
         "--http",
         type=host_port,
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             (p.name, _settings(p, url, token, args.connect_timeout)) for p in chosen
         ]
         try:
-            return await run_agents(tunnels, args.json, stop, out)
+            captures = open_capture_writer(not args.no_capture)
+            return await run_agents(tunnels, args.json, stop, out, captures)
         finally:
             if embedded is not None:
                 await embedded.stop()

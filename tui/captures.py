@@ -1,0 +1,36 @@
+"""The front ends' link to the capture store: the --no-capture flag and opening the writer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from inspector import CaptureSettings, CaptureWriter, StoreError, open_writer
+
+
+def add_capture_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-capture",
+        action="store_true",
+        help="keep no request history on disk (default: every exchange is kept, secrets "
+        "redacted, for `molehill requests`)",
+    )
+
+
+def open_capture_writer(
+    enabled: bool, settings: CaptureSettings | None = None
+) -> CaptureWriter | None:
+    """A writer for the user's capture store, or None: captures off, or a store that cannot be
+    opened (said on stderr once; the tunnels run without captures rather than not at all)."""
+    if not enabled:
+        return None
+    settings = settings or CaptureSettings()
+    try:
+        return open_writer(settings, on_error=_failed_later)
+    except StoreError as exc:
+        print(f"molehill: request history is off: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
+def _failed_later(exc: StoreError) -> None:
+    print(f"molehill: request history stopped: {exc}", file=sys.stderr, flush=True)
