@@ -11,12 +11,12 @@ import sys
 from collections.abc import Callable
 
 from relay.agent import DEFAULT_RELAY, Agent, AgentSettings, Refused
+from relay.agent.resume_store import ResumeStore
 from relay.events import AgentEvent, Reconnected, RequestRecord, TunnelOpen
 from relay.http.names import label_problem
 from relay.transport.runtime import run_until_signal
 from tui.output import LineWriter, stdout_writer
 from tui.report import Reporter
-from tui.resume_store import ResumeStore
 
 
 def port_number(text: str) -> int:
