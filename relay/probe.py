@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 RELAY_HEADER = "x-molehill-relay"
 TUNNELS_HEADER = "x-molehill-tunnels"
+CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d{1,4})[ \t]*$")
 MAX_ANSWER = 4096  # a health answer is ~150 bytes: read no more than this of anyone's
 
 
@@ -55,12 +57,17 @@ async def find_relay(agents_url: str, timeout: float = 1.0) -> FoundRelay | None
 
 
 async def _read_capped(reader: asyncio.StreamReader) -> bytes:
+    """The answer: until its Content-Length is in, the peer closes, or MAX_ANSWER is passed."""
     data = b""
     while len(data) <= MAX_ANSWER:
         chunk = await reader.read(MAX_ANSWER + 1 - len(data))
         if not chunk:
             break
         data += chunk
+        head, sep, body = data.partition(b"\r\n\r\n")
+        found = CONTENT_LENGTH.search(head) if sep else None
+        if found and len(body) >= int(found.group(1)):
+            break  # a whole answer, from a server that keeps the connection open
     return data
 
 
