@@ -48,7 +48,10 @@ DASHBOARD = textwrap.dedent(
     host = TunnelHost(sys.argv[1])
     host.start()
     host.start_tunnel("web", AgentSettings(local_port=int(sys.argv[2]), name="web", relay=""))
-    while host.drain().statuses.get("web") is None or host.drain().statuses["web"].state != "online":
+    def state():
+        status = host.drain().statuses.get("web")
+        return status.state if status else ""
+    while state() != "online":
         time.sleep(0.05)
     print("online", flush=True)
     time.sleep(60)
