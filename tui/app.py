@@ -149,6 +149,7 @@ class MolehillApp(NameHolds):
         if reload and self._load_profiles() and self.host is None:
             self._start_host()
             self.set_interval(REFRESH_EVERY, self.refresh_from_host)
+            self.set_interval(1.0, self._tick_holds)
 
     def _start_host(self) -> None:
         assert self.loaded is not None
