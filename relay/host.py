@@ -160,7 +160,7 @@ class TunnelHost:
                 if wished and self.embedded.http_port != wished:
                     host = self.embedded_settings.http_host
                     self.relay_note = (
-                        f"{host}:{wished} is taken by something that is not a molehill relay; "
+                        f"{host}:{wished} is taken by another program; "
                         f"the embedded relay listens on {host}:{self.embedded.http_port} instead"
                     )
         except BaseException as exc:

@@ -102,7 +102,8 @@ class MolehillApp(NameHolds):
         self.capture_bytes = capture_bytes
         self.loaded: LoadedProfiles | None = None
         self.host: TunnelHost | None = None
-        self.statuses: dict[str, TunnelStatus] = {}
+        self.statuses: dict[str, TunnelStatus] = {}  # as shown (refusals in our words)
+        self._host_statuses: dict[str, TunnelStatus] = {}  # as the tunnel thread sent them
         self._skip_refresh = False
         self.logs: dict[str, deque[Row]] = {}
         self.all_rows: deque[Row] = deque(maxlen=ring_size)
@@ -208,7 +209,7 @@ class MolehillApp(NameHolds):
             return
         update = self.host.drain()
         self._skip_refresh = sum(map(len, update.records.values())) >= BUSY_BATCH
-        if not update.records and not update.events and update.statuses == self.statuses:
+        if not update.records and not update.events and update.statuses == self._host_statuses:
             return  # nothing to redraw: an idle dashboard should cost (almost) nothing
         log = self.query_one(RequestLog)
         for key, records in update.records.items():
@@ -223,6 +224,7 @@ class MolehillApp(NameHolds):
                     self.notify(f"{key}: {event.message}", severity="error", timeout=8)
             elif isinstance(event, Reconnecting) and event.attempt == 1:
                 self.notify(f"{key}: {event.reason}; reconnecting", severity="warning")
+        self._host_statuses = update.statuses
         self.statuses = self._in_dashboard_words(update.statuses)
         self._refresh_sidebar()
         self._refresh_main()

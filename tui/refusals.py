@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-HELD_FOR = re.compile(r"for (\d{1,6}) more seconds")
+HELD_FOR = re.compile(r"for ([0-9]{1,6}) more seconds")  # ASCII digits only
+MAX_WAIT = 24 * 3600
 RETRY_UNKNOWN = 10  # seconds to wait before retrying when the relay did not say how long
 
 
@@ -26,10 +27,11 @@ def name_refusal(code: str, relay_message: str, name: str, has_token: bool) -> N
     """
     if code == "name_held":
         found = HELD_FOR.search(relay_message)
-        wait = int(found.group(1)) + 1 if found else RETRY_UNKNOWN
+        # +1: the relay rounds down. A relay's figure is capped: it only sets when to retry.
+        wait = min(int(found.group(1)) + 1, MAX_WAIT) if found else RETRY_UNKNOWN
         message = (
             f"the name '{name}' is held for the agent that had it (it lost its connection); "
-            f"retrying when it is free, in {wait} s"
+            "it is started again when the name is free (the sidebar counts down)"
         )
         return NameRefusal(message, wait, has_token)
     if code == "name_taken":

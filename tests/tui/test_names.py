@@ -237,8 +237,30 @@ async def test_a_taken_public_port_moves_the_embedded_relay_and_says_so(tmp_path
             await wait_online(pilot, app, "web")
             embedded = app.host.embedded
             assert embedded.http_port != taken
-            await wait_for(pilot, lambda: "not a molehill relay" in toasts(app))
+            await wait_for(pilot, lambda: "is taken by another program" in toasts(app))
             assert f"127.0.0.1:{embedded.http_port} instead" in app.host.relay_note
             assert f"localhost:{embedded.http_port}" in relay_bar(app)
     finally:
         busy.close()
+
+
+async def test_quit_and_reopen_against_an_external_relay_keeps_the_name(tmp_path, app_port):
+    args = ("relay", "--http", "127.0.0.1:0", "--agents", "127.0.0.1:0", "--lease", "120")
+    async with molehill_process(*args) as relay:
+        http_port = int((await relay.line_matching(r"public HTTP\s+\S+:(\d+)")).group(1))
+        agents = (await relay.line_matching(r"agents\s+(ws://\S+)")).group(1)
+        path = tmp_path / "profiles.toml"
+        profiles(path, ProfileRelay(url=agents), web=app_port)
+        first = MolehillApp(path)
+        async with first.run_test(size=(80, 24)) as pilot:
+            await wait_online(pilot, first, "web")
+            await pilot.press("q")
+        # Quitting stopped the tunnel on purpose: the name is free, not held for 120 s.
+        page = await get(http_port, f"web.localhost:{http_port}")
+        assert page.status == 404, page.body
+        again = MolehillApp(path)
+        async with again.run_test(size=(120, 40), notifications=True) as pilot:
+            await wait_online(pilot, again, "web")
+            assert "web" not in again.holds and "held" not in toasts(again)
+            assert (await get(http_port, f"web.localhost:{http_port}")).status == 200
+        assert await relay.terminate() == 0
