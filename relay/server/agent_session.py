@@ -113,6 +113,8 @@ class AgentSession(FrameLink):
         """
         if len(self.streams) >= self.relay.settings.streams_per_agent or self.name is None:
             return False
+        if self.wire.goaway_received:
+            return False  # the agent is leaving (a visitor routed to it a moment before)
         if client and client != conn.client_ip:
             stream = self.wire.open_stream(client, 0)
         else:

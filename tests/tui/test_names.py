@@ -264,3 +264,28 @@ async def test_quit_and_reopen_against_an_external_relay_keeps_the_name(tmp_path
             assert "web" not in again.holds and "held" not in toasts(again)
             assert (await get(http_port, f"web.localhost:{http_port}")).status == 200
         assert await relay.terminate() == 0
+
+
+async def test_a_name_in_use_by_our_own_token_can_be_taken_over(tmp_path, app_port):
+    async with (
+        running_relay(tokens=(ALICE.entry,)) as relay,
+        agent_for(relay, app_port, "site", token=ALICE.secret) as elsewhere,
+    ):
+        path = tmp_path / "profiles.toml"
+        profiles(path, ProfileRelay(url=relay.agents_url, token=ALICE.secret), site=app_port)
+        app = make_app(path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, TakeoverScreen) and app.screen.query("#takeover-why")
+                ),
+            )
+            why = str(app.screen.query_one("#takeover-why").render())
+            assert "in use by another agent" in why and "--" not in why
+            await pilot.click("#take")
+            await wait_online(pilot, app, "site")
+            await wait_for(pilot, lambda: elsewhere.task.done())
+            assert elsewhere.task.exception().code == "replaced"  # it stops, it does not fight
+            assert app.statuses["site"].name == "site"
+            assert (await get(relay.http_port, elsewhere.host)).status == 200
