@@ -283,7 +283,8 @@ async def test_a_name_in_use_by_our_own_token_can_be_taken_over(tmp_path, app_po
             )
             why = str(app.screen.query_one("#takeover-why").render())
             assert "in use by another agent" in why and "--" not in why
-            await pilot.click("#take")
+            await pilot.pause()  # laid out: the click lands on the button
+            assert await pilot.click("#take")
             await wait_online(pilot, app, "site")
             await wait_for(pilot, lambda: elsewhere.task.done())
             assert elsewhere.task.exception().code == "replaced"  # it stops, it does not fight
