@@ -4,16 +4,14 @@ token the dashboard kept in the shared store."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-import sys
-import textwrap
 
 import pytest
 
 from tests.relay.helpers import get, refusal
-from tests.support.cli import ROOT, Process, molehill_env, molehill_process
+from tests.support.cli import molehill_env, molehill_process
+from tests.support.killed_dashboard import run_and_kill_dashboard
 from tests.support.stack import running_relay
 from tests.support.waiting import eventually
 
@@ -38,48 +36,10 @@ async def test_stopping_molehill_http_frees_its_name_at_once(tmp_path, app_port,
             assert await second.terminate() == 0
 
 
-# The dashboard's runtime (relay/host.py) in a process of its own, to be killed like a crashed
-# dashboard: it prints "online" once its tunnel is up.
-DASHBOARD = textwrap.dedent(
-    """
-    import sys, time
-    from relay.agent import AgentSettings
-    from relay.host import TunnelHost
-    host = TunnelHost(sys.argv[1])
-    host.start()
-    host.start_tunnel("web", AgentSettings(local_port=int(sys.argv[2]), name="web", relay=""))
-    def state():
-        status = host.drain().statuses.get("web")
-        return status.state if status else ""
-    while state() != "online":
-        time.sleep(0.05)
-    print("online", flush=True)
-    time.sleep(60)
-    """
-)
-
-
 async def test_a_killed_dashboards_name_comes_back_to_the_cli(tmp_path, app_port):
     env = molehill_env({"MOLEHILL_RESUME_FILE": str(tmp_path / "resume.json")})
     async with running_relay(lease=60.0) as relay:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            DASHBOARD,
-            relay.agents_url,
-            str(app_port),
-            cwd=ROOT,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        dashboard = Process(proc)
-        try:
-            assert await dashboard.line(timeout=15) == "online"
-        finally:
-            proc.kill()
-            await proc.wait()
+        await run_and_kill_dashboard(relay.agents_url, app_port, tmp_path / "resume.json")
         await eventually(lambda: "web" in relay.leases, what="the lease of the killed dashboard")
         assert (await refusal(relay, app_port, "web")).code == "name_held"
         args = ("http", str(app_port), "--relay", relay.agents_url, "--subdomain", "web", "--json")

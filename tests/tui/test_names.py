@@ -4,6 +4,7 @@ relay already running is found rather than duplicated."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import httpx
@@ -18,6 +19,7 @@ from relay.server import RelaySettings
 from tests.relay.helpers import get, make_token
 from tests.support.apps import raw_server
 from tests.support.cli import molehill_process
+from tests.support.killed_dashboard import run_and_kill_dashboard
 from tests.support.stack import agent_for, lose_connection, running_relay
 from tests.tui.drive import make_app, wait_for, wait_online
 from tui.app import MolehillApp
@@ -63,8 +65,6 @@ async def held_name(relay, app_port: int, name: str, **agent) -> None:
 
 
 async def wait_until(condition, tries: int = 100) -> None:
-    import asyncio
-
     for _ in range(tries):
         if condition():
             return
@@ -290,3 +290,20 @@ async def test_a_name_in_use_by_our_own_token_can_be_taken_over(tmp_path, app_po
             assert elsewhere.task.exception().code == "replaced"  # it stops, it does not fight
             assert app.statuses["site"].name == "site"
             assert (await get(relay.http_port, elsewhere.host)).status == 200
+
+
+async def test_a_killed_dashboards_name_comes_back_to_the_reopened_dashboard(
+    tmp_path, app_port, monkeypatch
+):
+    store = tmp_path / "resume.json"
+    monkeypatch.setenv("MOLEHILL_RESUME_FILE", str(store))  # the store both runs share
+    async with running_relay(lease=60.0) as relay:
+        await run_and_kill_dashboard(relay.agents_url, app_port, store)
+        await wait_until(lambda: "web" in relay.leases)
+        path = tmp_path / "profiles.toml"
+        profiles(path, ProfileRelay(url=relay.agents_url), web=app_port)
+        app = make_app(path)
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await wait_online(pilot, app, "web")  # with the kept token: no refusal, no wait
+            assert "web" not in app.holds and "held" not in toasts(app)
+            assert "web" not in relay.leases
