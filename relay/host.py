@@ -13,7 +13,9 @@ import threading
 from dataclasses import dataclass, field
 
 from relay.agent import Agent, AgentSettings, Refused
-from relay.events import AgentEvent, RequestRecord, TunnelRefused
+from relay.agent.resume_store import ResumeStore
+from relay.events import AgentEvent, Reconnected, RequestRecord, TunnelOpen, TunnelRefused
+from relay.probe import FoundRelay, find_relay
 from relay.server import Relay, RelaySettings
 from relay.stats import StatsSnapshot, TunnelStats
 from relay.transport.runtime import new_event_loop
@@ -62,8 +64,16 @@ class TunnelHost:
         token: str = "",
         embedded: RelaySettings | None = None,
         capture_bytes: int = 64 * 1024,
+        look_for_relay: str | None = None,
+        resume_store: ResumeStore | None = None,
     ) -> None:
+        """``look_for_relay``: with no ``relay_url``, use the molehill relay answering at this
+        agents' URL, if one does, before starting an embedded one."""
         self.relay_url = relay_url or ""
+        self.look_for_relay = look_for_relay
+        self.found: FoundRelay | None = None  # the relay look_for_relay found running
+        self.relay_note = ""  # why the embedded relay is not where it was asked to be
+        self.resume_store = resume_store or ResumeStore()
         self.token = token
         self.embedded_settings = embedded or RelaySettings(http_port=8080, agents_port=0)
         self.embedded: Relay | None = None
@@ -100,6 +110,12 @@ class TunnelHost:
     def stop_tunnel(self, key: str) -> None:
         self._call(self._stop_tunnel, key)
 
+    def restart_tunnel(self, old_key: str, key: str, settings: AgentSettings) -> None:
+        """Stop ``old_key``'s tunnel (a deliberate stop: its name is free at once), wait until
+        it is down, then start ``key`` with ``settings``: an edited profile's new settings."""
+        assert self.loop is not None, "start() first"
+        asyncio.run_coroutine_threadsafe(self._restart_tunnel(old_key, key, settings), self.loop)
+
     def drain(self) -> HostUpdate:
         """Take the records and events gathered since the last call, and the latest statuses."""
         with self._lock:
@@ -133,9 +149,20 @@ class TunnelHost:
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()
         try:
+            if not self.relay_url and self.look_for_relay:
+                self.found = await find_relay(self.look_for_relay)
+                if self.found is not None:
+                    self.relay_url = self.found.agents_url
             if not self.relay_url:
+                wished = self.embedded_settings.http_port
                 self.embedded = await start_embedded_relay(self.embedded_settings)
                 self.relay_url = self.embedded.agents_url
+                if wished and self.embedded.http_port != wished:
+                    host = self.embedded_settings.http_host
+                    self.relay_note = (
+                        f"{host}:{wished} is taken by another program; "
+                        f"the embedded relay listens on {host}:{self.embedded.http_port} instead"
+                    )
         except BaseException as exc:
             self._startup_error = exc
             self._ready.set()
@@ -159,6 +186,12 @@ class TunnelHost:
         settings.relay = settings.relay or self.relay_url
         settings.token = settings.token or self.token
         settings.capture_bytes = self.capture_bytes
+        # A name held for this machine's earlier run (a crash, a lost connection, another front
+        # end) comes back with the resume token that run kept.
+        # (Not while another tunnel here runs with that name: the store's check of the process
+        # that holds a name cannot tell two tunnels of one process apart.)
+        if not settings.resume and not self._running_as(settings.name):
+            settings.resume = self.resume_store.get(settings.relay, settings.name)
         holder: list[_Tunnel] = []
         agent = Agent(settings, lambda event: self._on_event(holder[0], event))
         tunnel = _Tunnel(key, agent)
@@ -167,6 +200,12 @@ class TunnelHost:
         holder.append(tunnel)
         self._tunnels[key] = tunnel
         tunnel.task = asyncio.get_running_loop().create_task(self._run(tunnel))
+
+    def _running_as(self, name: str) -> bool:
+        return any(
+            t.agent.name == name and t.task is not None and not t.task.done()
+            for t in self._tunnels.values()
+        )
 
     async def _run(self, tunnel: _Tunnel) -> None:
         # A refusal was reported as a TunnelRefused event; the agent stays in the error state.
@@ -178,12 +217,26 @@ class TunnelHost:
         if tunnel is not None:
             tunnel.agent.stop()
 
+    async def _restart_tunnel(self, old_key: str, key: str, settings: AgentSettings) -> None:
+        old = self._tunnels.get(old_key)
+        if old is not None:
+            old.agent.stop()
+            if old.task is not None:
+                # Its GOAWAY reaches the relay before the new HELLO: the name is free by then.
+                await asyncio.wait({old.task}, timeout=5)
+            if old_key != key:
+                del self._tunnels[old_key]
+        self._start_tunnel(key, settings)
+
     def _on_event(self, tunnel: _Tunnel, event: AgentEvent) -> None:
         if type(event) is RequestRecord:
             tunnel.stats.add(event)
             with self._lock:
                 self._records.setdefault(tunnel.key, []).append(event)
             return
+        if isinstance(event, TunnelOpen | Reconnected):
+            agent = tunnel.agent  # kept for the next run, whichever front end it is
+            self.resume_store.put(agent.settings.relay, agent.name, agent.resume)
         with self._lock:
             self._events.append((tunnel.key, event))
         if isinstance(event, TunnelRefused):

@@ -23,7 +23,7 @@ from relay.agent import AgentSettings
 from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
-from tui.profile_actions import ProfileActions
+from tui.name_holds import NameHolds
 from tui.screens.details import RequestDetailsScreen
 from tui.screens.file_error import ProfilesErrorScreen
 from tui.screens.filter import FilterScreen
@@ -55,8 +55,10 @@ FOOTER_PRIORITY = (
 )
 
 
-class MolehillApp(ProfileActions):
-    """Run with a profiles path; ``relay_settings`` configures the embedded relay."""
+class MolehillApp(NameHolds):
+    """Run with a profiles path; ``relay_settings`` configures the embedded relay;
+    ``look_for_relay``: with no relay in the profiles file, use the molehill relay answering
+    at this agents' URL, if any, instead of starting an embedded one."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "molehill"
@@ -88,8 +90,10 @@ class MolehillApp(ProfileActions):
         autostart: bool = True,
         on_host_started: Callable[[TunnelHost], None] | None = None,
         capture_bytes: int = 64 * 1024,
+        look_for_relay: str | None = None,
     ) -> None:
         super().__init__()
+        self.look_for_relay = look_for_relay
         self.profiles_path = profiles_path
         self.relay_settings = relay_settings
         self.ring_size = ring_size
@@ -98,7 +102,8 @@ class MolehillApp(ProfileActions):
         self.capture_bytes = capture_bytes
         self.loaded: LoadedProfiles | None = None
         self.host: TunnelHost | None = None
-        self.statuses: dict[str, TunnelStatus] = {}
+        self.statuses: dict[str, TunnelStatus] = {}  # as shown (refusals in our words)
+        self._host_statuses: dict[str, TunnelStatus] = {}  # as the tunnel thread sent them
         self._skip_refresh = False
         self.logs: dict[str, deque[Row]] = {}
         self.all_rows: deque[Row] = deque(maxlen=ring_size)
@@ -127,6 +132,7 @@ class MolehillApp(ProfileActions):
             return
         self._start_host()
         self.set_interval(REFRESH_EVERY, self.refresh_from_host)
+        self.set_interval(1.0, self._tick_holds)
 
     def _load_profiles(self) -> bool:
         try:
@@ -144,13 +150,18 @@ class MolehillApp(ProfileActions):
         if reload and self._load_profiles() and self.host is None:
             self._start_host()
             self.set_interval(REFRESH_EVERY, self.refresh_from_host)
+            self.set_interval(1.0, self._tick_holds)
 
     def _start_host(self) -> None:
         assert self.loaded is not None
         relay = self.loaded.file.relay
         token = relay.token or os.environ.get("MOLEHILL_TOKEN", "")
         self.host = TunnelHost(
-            relay.url, token, embedded=self.relay_settings, capture_bytes=self.capture_bytes
+            relay.url,
+            token,
+            embedded=self.relay_settings,
+            capture_bytes=self.capture_bytes,
+            look_for_relay=self.look_for_relay,
         )
         try:
             self.host.start()
@@ -158,6 +169,8 @@ class MolehillApp(ProfileActions):
             self.notify(f"cannot start the embedded relay: {exc}", severity="error")
             return
         self._show_relay()
+        if self.host.relay_note:
+            self.notify(self.host.relay_note, severity="warning", timeout=10)
         if self.on_host_started is not None:
             self.on_host_started(self.host)
         if self.autostart:
@@ -169,7 +182,12 @@ class MolehillApp(ProfileActions):
         if host is None:
             return
         if host.embedded is not None:
-            where = f"embedded relay · tunnels at {host.embedded.public_url('NAME')}"
+            embedded = host.embedded
+            where = (
+                f"embedded relay · {embedded.public_url('NAME')} · agents :{embedded.agents_port}"
+            )
+        elif host.found is not None:
+            where = f"found relay {host.relay_url}"
         else:
             where = f"relay {host.relay_url}"
         rtts = [s.rtt_ms for s in self.statuses.values() if s.rtt_ms is not None]
@@ -191,7 +209,7 @@ class MolehillApp(ProfileActions):
             return
         update = self.host.drain()
         self._skip_refresh = sum(map(len, update.records.values())) >= BUSY_BATCH
-        if not update.records and not update.events and update.statuses == self.statuses:
+        if not update.records and not update.events and update.statuses == self._host_statuses:
             return  # nothing to redraw: an idle dashboard should cost (almost) nothing
         log = self.query_one(RequestLog)
         for key, records in update.records.items():
@@ -202,25 +220,28 @@ class MolehillApp(ProfileActions):
                 log.add(rows)
         for key, event in update.events:
             if isinstance(event, TunnelRefused):
-                self.notify(f"{key}: {event.message}", severity="error", timeout=8)
+                if not self._on_name_refused(key, event):
+                    self.notify(f"{key}: {event.message}", severity="error", timeout=8)
             elif isinstance(event, Reconnecting) and event.attempt == 1:
                 self.notify(f"{key}: {event.reason}; reconnecting", severity="warning")
-        self.statuses = update.statuses
+        self._host_statuses = update.statuses
+        self.statuses = self._in_dashboard_words(update.statuses)
         self._refresh_sidebar()
         self._refresh_main()
         self._show_relay()
 
     def _refresh_sidebar(self, force: bool = False) -> None:
         entries = self._entries()
+        held = self.held_left()
         signature = tuple(
-            (name, local, s.state, s.url, s.error)
+            (name, local, s.state, s.url, s.error, held.get(name))
             if (s := self.statuses.get(name))
-            else (name, local)
+            else (name, local, held.get(name))
             for name, local in entries
         )
         if signature != self._sidebar_signature or force:
             self._sidebar_signature = signature
-            self.query_one(TunnelList).set_entries(entries, self.statuses)
+            self.query_one(TunnelList).set_entries(entries, self.statuses, held)
 
     def _entries(self) -> list[tuple[str, str]]:
         if self.loaded is None:
@@ -273,10 +294,8 @@ class MolehillApp(ProfileActions):
 
     # -- tunnels ---------------------------------------------------------------------------
 
-    def _start(self, profile: Profile) -> None:
-        if self.host is None:
-            return
-        settings = AgentSettings(
+    def _settings(self, profile: Profile, takeover: bool = False) -> AgentSettings:
+        return AgentSettings(
             local_port=profile.port,
             local_host=profile.host,
             name=profile.public_name,
@@ -284,15 +303,21 @@ class MolehillApp(ProfileActions):
             basic_auth=profile.basic_auth,
             allow=profile.allow,
             deny=profile.deny,
+            takeover=takeover,
         )
-        self.host.start_tunnel(profile.name, settings)
+
+    def _start(self, profile: Profile, takeover: bool = False) -> None:
+        if self.host is not None:
+            self.host.start_tunnel(profile.name, self._settings(profile, takeover))
 
     def action_start(self) -> None:
         if (profile := self._selected_profile()) is not None:
+            self._forget_hold(profile.name)
             self._start(profile)
 
     def action_stop(self) -> None:
         if (profile := self._selected_profile()) is not None and self.host is not None:
+            self._forget_hold(profile.name)
             self.host.stop_tunnel(profile.name)
 
     def action_start_all(self) -> None:
@@ -303,6 +328,7 @@ class MolehillApp(ProfileActions):
     def action_stop_all(self) -> None:
         if self.host is not None and self.loaded is not None:
             for name in self.loaded.file.profiles:
+                self._forget_hold(name)
                 self.host.stop_tunnel(name)
 
     # -- log -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from inspector import CaptureWriter
 from relay.agent import Agent, AgentSettings, Refused, Unreachable
+from relay.agent.resume_store import ResumeStore
 from relay.events import (
     AgentEvent,
     Reconnected,
@@ -19,7 +20,6 @@ from relay.events import (
 )
 from tui.output import LineWriter, stdout_writer
 from tui.report import Reporter
-from tui.resume_store import ResumeStore
 from tui.status_block import StatusBlock
 
 

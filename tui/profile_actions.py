@@ -20,7 +20,10 @@ from tui.screens.profile_form import ProfileFormScreen
 from tui.widgets.tunnel_list import ALL, TunnelList
 
 if TYPE_CHECKING:
+    from relay.agent import AgentSettings
     from relay.host import TunnelHost, TunnelStatus
+
+RUNNING = ("online", "connecting", "reconnecting")  # states in which an edit restarts a tunnel
 
 # Text browsers webbrowser falls back to: they would take over the dashboard's terminal.
 TERMINAL_BROWSERS = {"www-browser", "links", "links2", "elinks", "lynx", "w3m", "browsh"}
@@ -67,6 +70,9 @@ class ProfileActions(App[None]):
     def _refresh_main(self) -> None:
         raise NotImplementedError
 
+    def _settings(self, profile: Profile, takeover: bool = False) -> AgentSettings:
+        raise NotImplementedError
+
     # -- profiles --------------------------------------------------------------------------
 
     def _taken(self, except_name: str | None = None) -> set[str]:
@@ -101,8 +107,15 @@ class ProfileActions(App[None]):
                 new = file.without(existing.name).with_added(profile)
             else:
                 new = file.with_replaced(profile)
-            if self._save(new, f"saved '{profile.name}'") and self.host is not None:
-                self.host.stop_tunnel(existing.name)  # its settings changed: restart by hand
+            status = self.statuses.get(existing.name)
+            running = status is not None and status.state in RUNNING
+            done = f"saved '{profile.name}'"
+            if running:
+                done += " — restarted with the new settings"
+            if self._save(new, done) and running and self.host is not None:
+                # A deliberate stop frees the name at once, so an unchanged public name is
+                # given straight back to the restarted tunnel.
+                self.host.restart_tunnel(existing.name, profile.name, self._settings(profile))
 
         self.push_screen(ProfileFormScreen(existing, self._taken(existing.name)), edited)
 

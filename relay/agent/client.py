@@ -29,7 +29,7 @@ from relay.events import (
 from relay.transport.bridge import StreamBridge
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
-from relay.wire.session import Session, Side
+from relay.wire.session import Phase, Session, Side
 
 DEFAULT_RELAY = "ws://127.0.0.1:7000"
 
@@ -230,6 +230,13 @@ class AgentLink(FrameLink):
         self.streams[frame.stream] = conn
         self.loop.create_task(conn.connect())
 
+    def leave(self, reason: str) -> None:
+        """Stop on purpose: GOAWAY first, so the relay frees the name at once (a link that
+        is merely lost keeps it held for our resume token), then a clean close."""
+        if self.wire.phase is Phase.OPEN and not self.wire.goaway_sent:
+            self.wire.go_away(reason)
+        self.close(reason)
+
     def on_close(self, reason: str) -> None:
         for fut in (self.handshake, self.welcome):
             if not fut.done():
@@ -300,7 +307,7 @@ class Agent:
                 await self._pause(delay)
                 continue
             if self._stopping:
-                link.close("agent stopped")
+                link.leave("agent stopped")
                 break
             self.link = link
             self.name, self.url, self.resume = welcome.name, welcome.url, welcome.resume
@@ -398,4 +405,4 @@ class Agent:
         self._stopping = True
         self._stop_requested.set()
         if self.link is not None:
-            self.link.close("agent stopped")
+            self.link.leave("agent stopped")

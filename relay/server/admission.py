@@ -115,6 +115,19 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     relay.log_event("tunnel_online", name=name, peer=session.peer, token=label or None)
 
 
+def release(relay: Relay, session: AgentSession, reason: str) -> None:
+    """The agent stopped on purpose (its GOAWAY): free its name now, with no lease.
+
+    Visitors get the plain "no tunnel" page at once, and anyone may take the name. Only a lost
+    connection (no GOAWAY) holds the name for the agent's resume token.
+    """
+    name = session.name
+    if name is None or relay.tunnels.get(name) is not session:
+        return  # replaced or taken over already: the name is not this session's to free
+    del relay.tunnels[name]
+    relay.log_event("tunnel_closed", name=name, peer=session.peer, reason=reason[:120])
+
+
 def _resumes(presented: str, issued: str, issued_label: str, label: str) -> bool:
     """Whether ``presented`` is the resume token issued to a tunnel of the agent token ``label``
     (on a relay without tokens every label is ""). Compared in constant time, as bytes: an

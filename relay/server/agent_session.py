@@ -10,6 +10,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from relay.server.access import AccessRules, TokenBucket
+from relay.server.admission import release
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
 from relay.wire.session import HELLO_MAX, Session, Side
@@ -68,11 +69,14 @@ class AgentSession(FrameLink):
         ws.send_response(response)
 
     def on_frame(self, frame: p.Frame) -> None:
-        # The session lets through only what may come now: here, the one HELLO.
+        # The session lets through only what may come now: the one HELLO, then the agent's
+        # GOAWAY when it stops on purpose.
         if type(frame) is p.Hello:
             if self._hello_timer is not None:
                 self._hello_timer.cancel()
             self.relay.admit(self, frame)
+        elif type(frame) is p.GoAway:
+            release(self.relay, self, frame.reason)
 
     @property
     def checks(self) -> bool:
@@ -109,6 +113,8 @@ class AgentSession(FrameLink):
         """
         if len(self.streams) >= self.relay.settings.streams_per_agent or self.name is None:
             return False
+        if self.wire.goaway_received:
+            return False  # the agent is leaving (a visitor routed to it a moment before)
         if client and client != conn.client_ip:
             stream = self.wire.open_stream(client, 0)
         else:

@@ -244,7 +244,12 @@ class Relay:
     def http_on_agent_port(self, request: Request) -> Response | None:
         """Answer non-websocket requests on the agents' listener (health checks)."""
         if request.path == "/healthz":
-            return _text_response(200, "ok\n")
+            # The headers let a dashboard recognise a molehill relay (relay/probe.py) and
+            # say where its tunnels live, rather than start a second relay beside it.
+            health = _text_response(200, "ok\n")
+            health.headers["X-Molehill-Relay"] = str(p.VERSION)
+            health.headers["X-Molehill-Tunnels"] = self.public_url("NAME")
+            return health
         if request.path == "/metrics":
             return _text_response(200, render(self), "text/plain; version=0.0.4")
         if "upgrade" not in request.headers.get("Connection", "").lower():

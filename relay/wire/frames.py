@@ -14,6 +14,12 @@ Streams:  relay -> OPEN(client_host, client_port)
           both  -> DATA(bytes) / END (half close) / RESET(code, message) / CREDIT(n)
 Liveness: both  -> PING(payload) answered by PONG(payload)
 Shutdown: relay -> GOAWAY(reason): the relay is going away; reconnect later.
+          agent -> GOAWAY(reason): a deliberate stop; the agent will not come back, so the
+          relay frees its name at once instead of holding it for the lease. Only an admitted
+          agent (after WELCOME) sends it; a connection lost without one is a crash or a cut
+          network, and the name is held for the agent's resume token. A relay of an older
+          version refuses the frame as unexpected and closes the link, which the stopping agent
+          was about to do anyway: the name is then held as before, nothing worse.
 
 Flow control is per stream and per direction, like HTTP/2: a side may have at most ``window``
 bytes of DATA unacknowledged; the receiver returns CREDIT as it drains bytes into its socket.
@@ -174,7 +180,7 @@ class Pong:
 
 @dataclass(slots=True)
 class GoAway:
-    """Relay -> agent: the relay is shutting down."""
+    """Relay -> agent: the relay is shutting down. Agent -> relay: the agent stops for good."""
 
     TYPE: ClassVar[int] = GOAWAY
     reason: str

@@ -13,6 +13,10 @@ protocol, once, for both sides:
 * **Streams.** Only the relay (the *opener*) opens streams, with ids that only grow; a frame for an
   id never opened is an error, a frame for a stream that ended a moment ago is in flight and is
   ignored. Each stream's state and windows are a :class:`~relay.wire.stream.Stream`.
+* **Leaving.** Either side may send GOAWAY once the session is open: the relay when it shuts
+  down (the agent reconnects later), the agent when it stops on purpose (the relay frees the
+  name at once). An agent's GOAWAY before the WELCOME, or a second one, breaks the protocol;
+  after it, the relay opens no more streams to that agent.
 * **Liveness.** PINGs are answered here, and limited: more than :data:`PING_BURST` in a burst (or
   above :data:`PING_RATE` a second on average) closes the session.
 
@@ -77,6 +81,8 @@ class Session:
         self.max_message = max_message
         self.phase = Phase.GREETING
         self._hello_sent = False
+        self.goaway_sent = False
+        self.goaway_received = False  # the peer said it is leaving (see the module docstring)
         self.error: p.ProtocolError | None = None  # a rule broken after valid frames, see _apply
         self.streams: dict[int, Stream] = {}
         self.next_id = 1  # relay: the next id to open; agent: the lowest id the relay may open
@@ -165,7 +171,12 @@ class Session:
             elif kind is p.Ping:
                 self._ping()
                 self._queue(p.encode(p.Pong(frame.payload)))  # type: ignore[union-attr]
-            elif kind is p.Pong or (kind is p.GoAway and self.side is Side.AGENT):
+            elif kind is p.Pong:
+                events.append(frame)
+            elif kind is p.GoAway:
+                if self.side is Side.RELAY and self.goaway_received:
+                    raise p.ProtocolError("a second GOAWAY from the agent")
+                self.goaway_received = True
                 events.append(frame)
             elif kind is p.Error and self.side is Side.AGENT:
                 self.phase = Phase.CLOSED  # refused after all (a revoked token, a takeover)
@@ -256,9 +267,11 @@ class Session:
         self._queue(p.encode(p.Error(code, message)))
 
     def go_away(self, reason: str) -> None:
-        """Relay: we are shutting down; the agent should reconnect later."""
-        if self.side is not Side.RELAY:
-            raise LocalStreamError("only a relay sends GOAWAY")
+        """Relay: we are shutting down; the agent should reconnect later.
+        Agent: we stop on purpose; the relay frees our name at once. Once, on an open session."""
+        if self.side is Side.AGENT and (self.phase is not Phase.OPEN or self.goaway_sent):
+            raise LocalStreamError("an agent sends GOAWAY once, after its WELCOME")
+        self.goaway_sent = True
         self._queue(p.encode(p.GoAway(reason)))
 
     def ping(self, payload: int) -> None:
@@ -270,6 +283,8 @@ class Session:
         """Relay: open a stream for a visitor; the agent is told at once."""
         if self.side is not Side.RELAY or self.phase is not Phase.OPEN:
             raise LocalStreamError("only an admitted relay session opens streams")
+        if self.goaway_received:
+            raise LocalStreamError("the agent said GOAWAY: it gets no more streams")
         sid = self.next_id
         if sid > p.MAX_STREAM_ID:
             raise LocalStreamError("stream ids are used up: this session must be replaced")

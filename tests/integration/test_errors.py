@@ -16,6 +16,7 @@ from relay.http.names import ADJECTIVES, NOUNS
 from tests.support.apps import silent_server
 from tests.support.stack import (
     agent_for,
+    lose_connection,
     open_raw,
     raw_request,
     read_response,
@@ -88,6 +89,7 @@ async def test_agent_gone_is_503_offline(app_port):
         async with agent_for(relay, app_port, "gone") as t:
             host = t.host
             assert (await get(relay.http_port, host)).status_code == 200
+            await lose_connection(t)  # a crash, not a stop: the name is held
         await asyncio.sleep(0.05)
         assert "gone" in relay.leases
         resp = await get(relay.http_port, host)

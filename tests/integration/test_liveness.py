@@ -11,7 +11,7 @@ import pytest
 from relay.agent import Agent, AgentSettings, Refused
 from relay.events import Reconnected, Reconnecting, RequestRecord, TunnelOpen
 from relay.server import Relay
-from tests.support.stack import Tunnel, agent_for, relay_settings, running_relay
+from tests.support.stack import Tunnel, agent_for, lose_connection, relay_settings, running_relay
 from tests.support.waiting import eventually
 
 
@@ -142,6 +142,7 @@ async def test_held_name_is_refused_to_another_agent_and_given_back_to_its_owner
     async with running_relay(lease=30.0) as relay:
         async with agent_for(relay, app_port, "mine") as t:
             resume = t.agent.resume
+            await lose_connection(t)
         await eventually(lambda: "mine" in relay.leases, what="the lease")
 
         stranger = Agent(AgentSettings(local_port=app_port, relay=relay.agents_url, name="mine"))
@@ -165,8 +166,8 @@ async def test_held_name_is_refused_to_another_agent_and_given_back_to_its_owner
 
 async def test_lease_expires_and_frees_the_name(app_port):
     async with running_relay(lease=0.2) as relay:
-        async with agent_for(relay, app_port, "brief"):
-            pass
+        async with agent_for(relay, app_port, "brief") as lost:
+            await lose_connection(lost)
         await eventually(lambda: "brief" in relay.leases, what="the lease")
         await eventually(lambda: "brief" not in relay.leases, timeout=2, what="expiry")
         async with agent_for(relay, app_port, "brief") as t:

@@ -12,7 +12,8 @@ from relay.server import Relay
 from relay.wire import codec as p
 from tests.relay.helpers import get, make_token, raw_agent, refusal
 from tests.support.apps import raw_server
-from tests.support.stack import agent_for, relay_settings, running_relay
+from tests.support.stack import agent_for, lose_connection, relay_settings, running_relay
+from tests.support.waiting import eventually
 
 ALICE = make_token("alice", names=("alice-*", "demo"))
 BOB = make_token("bob")
@@ -150,3 +151,30 @@ async def test_agents_get_their_names_back_from_a_restarted_relay(app_port):
                 assert other.code == "name_taken"
     finally:
         await first.stop()
+
+
+async def test_a_deliberate_stop_frees_the_name_at_once(app_port):
+    async with running_relay(lease=30.0) as relay:
+        async with agent_for(relay, app_port, "web") as first:
+            host = first.host
+            assert (await get(relay.http_port, host)).status == 200
+        # agent.stop() said GOAWAY: no lease, no "held" 503, the name is anyone's.
+        assert "web" not in relay.leases and "web" not in relay.tunnels
+        page = await get(relay.http_port, host)
+        assert page.status == 404 and b"held" not in page.body
+        async with agent_for(relay, app_port, "web", resume="") as second:
+            assert second.agent.name == "web"
+            assert (await get(relay.http_port, host)).status == 200
+
+
+async def test_a_lost_connection_still_holds_the_name_for_its_agent(app_port):
+    async with running_relay(lease=30.0) as relay:
+        async with agent_for(relay, app_port, "web") as first:
+            resume = first.agent.resume
+            await lose_connection(first)
+        await eventually(lambda: "web" in relay.leases, what="the lease")
+        page = await get(relay.http_port, f"web.localhost:{relay.http_port}")
+        assert page.status == 503
+        assert (await refusal(relay, app_port, "web")).code == "name_held"
+        async with agent_for(relay, app_port, "web", resume=resume) as back:
+            assert back.agent.name == "web"

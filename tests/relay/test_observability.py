@@ -12,7 +12,13 @@ import httpx
 from relay.server.metrics import render
 from tests.relay.helpers import agent_at, get, metrics_dict, open_from, refusal
 from tests.support.cli import molehill_process
-from tests.support.stack import agent_for, raw_request, read_response, running_relay
+from tests.support.stack import (
+    agent_for,
+    lose_connection,
+    raw_request,
+    read_response,
+    running_relay,
+)
 
 
 async def test_healthz(app_port):
@@ -68,8 +74,7 @@ async def test_metrics_after_traffic(app_port):
         assert 0 < m["molehill_request_duration_seconds_sum"] < 6
         writer.close()
 
-        one.agent.stop()
-        await asyncio.wait({one.task}, timeout=5)
+        await lose_connection(one)  # a crash: its name is held (a stop would free it)
         await asyncio.sleep(0.05)
         after = metrics_dict((await scraper.get("/metrics")).text)
         assert after["molehill_tunnels"] == 1 and after["molehill_leases"] == 1
@@ -88,7 +93,7 @@ async def test_json_log_lines_for_session_events(app_port):
             assert refused.code == "name_taken"
             record = await relay.json_err_until(lambda r: r.get("event") == "agent_refused")
             assert record["code"] == "name_taken"
-            tunnel.agent.stop()
+            await lose_connection(tunnel)  # lost, not stopped: the name is held
             offline = await relay.json_err_until(lambda r: r.get("event") == "tunnel_offline")
             assert offline["name"] == "logged" and offline["held_for"] == 120.0
             assert offline["reason"]
@@ -131,5 +136,5 @@ async def test_the_guide_lists_every_metric_and_log_event():
         for f in ("relay.py", "agent_session.py", "admission.py")
     )
     events = set(re.findall(r'log_event\(\s*"([a-z_]+)"', source))
-    assert {"tunnel_online", "tunnel_offline", "agent_refused"} <= events
+    assert {"tunnel_online", "tunnel_offline", "tunnel_closed", "agent_refused"} <= events
     assert not [e for e in sorted(events) if f"`{e}`" not in guide]

@@ -17,6 +17,7 @@ from tests.support.cli import ROOT
 from tests.support.stack import (
     RawResponse,
     agent_for,
+    lose_connection,
     raw_request,
     read_response,
     running_relay,
@@ -109,8 +110,7 @@ async def app_down(relay: Relay, app: int) -> RawResponse:
 async def offline(relay: Relay, app: int) -> RawResponse:
     async with agent_for(relay, app, "pages") as tunnel:
         host = tunnel.host
-        tunnel.agent.stop()
-        await asyncio.wait({tunnel.task}, timeout=5)
+        await lose_connection(tunnel)  # lost, not stopped: the name is held, the tunnel offline
     await asyncio.sleep(0.05)
     return await get(relay.http_port, host)
 

@@ -368,7 +368,6 @@ async def test_msgpack_bombs_are_refused_at_once(app_port, loop_errors, message)
     [
         pytest.param(p.Open(1, "1.2.3.4", 5), id="open"),
         pytest.param(p.Error("x", "y"), id="error"),
-        pytest.param(p.GoAway("bye"), id="goaway"),
     ],
 )
 async def test_relay_only_frames_from_an_agent_are_a_protocol_error(app_port, loop_errors, frame):
@@ -376,6 +375,22 @@ async def test_relay_only_frames_from_an_agent_are_a_protocol_error(app_port, lo
         await agent.hello()
         await agent.send(frame)
         await dropped(t, agent)
+        await bystander_is_fine(t)
+    assert not loop_errors
+
+
+async def test_an_agent_goaway_frees_its_name_and_a_second_one_drops_it(app_port, loop_errors):
+    async with relay_with_bystander(app_port, lease=30) as t, rogue(t.relay) as agent:
+        await agent.hello()
+        await agent.send(p.GoAway("stopping"))
+        await eventually(lambda: "rogue" not in t.relay.tunnels, what="the name freed")
+        assert "rogue" not in t.relay.leases
+        # Still connected, it gets no visitors: they see the plain "no tunnel" page.
+        page = await get(t.relay.http_port, f"rogue.localhost:{t.relay.http_port}")
+        assert page.status == 404
+        await agent.send(p.GoAway("again"))
+        await dropped(t, agent)
+        assert "rogue" not in t.relay.leases  # nothing to hold: it said it was leaving
         await bystander_is_fine(t)
     assert not loop_errors
 

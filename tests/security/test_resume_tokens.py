@@ -9,7 +9,7 @@ import re
 from relay.server import Relay
 from relay.wire import codec as p
 from tests.relay.helpers import get, make_token, raw_agent, refusal
-from tests.support.stack import agent_for, running_relay
+from tests.support.stack import agent_for, lose_connection, running_relay
 from tests.support.waiting import eventually
 
 ALICE = make_token("alice")
@@ -26,9 +26,10 @@ def assert_minted(resume: str, *not_these: str) -> None:
 
 
 async def held_for(relay: Relay, app_port: int, name: str, token: str = "") -> str:
-    """A real agent brings ``name`` up and goes away; return the resume token it was given."""
+    """A real agent brings ``name`` up and loses its connection; return its resume token."""
     async with agent_for(relay, app_port, name, token=token) as tunnel:
         resume = tunnel.agent.resume
+        await lose_connection(tunnel)
     await eventually(lambda: name in relay.leases, what=f"the lease on '{name}'")
     return resume
 

@@ -106,6 +106,17 @@ async def read_response(
         return response
 
 
+async def lose_connection(tunnel: Tunnel) -> None:
+    """End ``tunnel``'s agent as a crash or a cut network would: its connection is aborted, no
+    GOAWAY reaches the relay, which then holds the name for the lease. (A deliberate
+    ``agent.stop()`` frees the name at once.)"""
+    link = tunnel.agent.link
+    assert link is not None and link.transport is not None, "the agent is not connected"
+    link.transport.abort()  # what the relay sees of kill -9: the TCP connection is gone
+    tunnel.agent.stop()  # and the agent does not come back (its closing link sends nothing)
+    await asyncio.wait({tunnel.task}, timeout=5)
+
+
 @asynccontextmanager
 async def running_relay(**overrides: object) -> AsyncIterator[Relay]:
     async with Relay(relay_settings(**overrides)) as relay:

@@ -334,6 +334,81 @@ def test_agent_is_told_the_relay_goes_away():
     assert agent.phase is Phase.OPEN  # the agent decides when to leave
 
 
+# -- an agent that stops on purpose says GOAWAY --------------------------------------------------
+
+
+def test_an_agent_that_stops_tells_the_relay_and_gets_no_more_streams():
+    relay, agent = connected()
+    agent.go_away("agent stopped")
+    assert deliver(agent, relay) == [p.GoAway("agent stopped")]
+    assert relay.goaway_received and relay.phase is Phase.OPEN  # the agent closes the link
+    with pytest.raises(LocalStreamError, match="GOAWAY"):
+        relay.open_stream("h", 1)
+
+
+def test_an_agent_goaway_leaves_open_streams_to_end_normally():
+    relay, agent = connected()
+    stream = relay.open_stream("h", 1)
+    deliver(relay, agent)
+    agent.go_away("agent stopped")
+    agent.end(agent.streams[stream.id])
+    assert deliver(agent, relay) == [p.GoAway("agent stopped"), p.End(stream.id)]
+
+
+def test_an_agent_sends_goaway_only_after_its_welcome_and_once():
+    greeting = Session(Side.AGENT)
+    with pytest.raises(LocalStreamError, match="after its WELCOME"):
+        greeting.go_away("bye")
+    greeting.hello(make_hello())
+    with pytest.raises(LocalStreamError, match="after its WELCOME"):
+        greeting.go_away("bye")
+    refused = Session(Side.AGENT)
+    refused.receive_message(encode_message(p.Error("name_held", "held")))
+    with pytest.raises(LocalStreamError):
+        refused.go_away("bye")
+    agent = open_agent()
+    agent.go_away("bye")
+    with pytest.raises(LocalStreamError, match="once"):
+        agent.go_away("bye")
+
+
+def test_a_goaway_before_the_hello_is_answered_is_refused():
+    relay = admitting_relay()
+    with pytest.raises(ProtocolError, match="before the HELLO was answered"):
+        relay.receive_message(encode_message(p.GoAway("bye")))
+    assert relay.phase is Phase.ADMITTING  # the caller closes the link; no name was given
+
+
+def test_a_goaway_with_the_hello_is_refused():
+    relay = Session(Side.RELAY)
+    with pytest.raises(ProtocolError):  # refused at the message's header: HELLO travels alone
+        relay.receive_message(encode_message(make_hello(), p.GoAway("bye")))
+    assert relay.phase is Phase.GREETING
+
+
+def test_a_refused_agents_goaway_is_dropped():
+    relay = admitting_relay()
+    relay.refuse("name_held", "held")
+    assert relay.receive_message(encode_message(p.GoAway("bye"))) == []
+
+
+def test_a_second_goaway_from_the_agent_breaks_the_protocol():
+    relay = open_relay()
+    assert relay.receive_message(encode_message(p.GoAway("bye"))) == [p.GoAway("bye")]
+    with pytest.raises(ProtocolError, match="second GOAWAY"):
+        relay.receive_message(encode_message(p.GoAway("bye")))
+
+
+def test_an_agent_goaway_after_stream_frames_in_one_message_keeps_them():
+    relay, agent = connected()
+    stream = relay.open_stream("h", 1)
+    deliver(relay, agent)
+    events = relay.receive_message(
+        encode_message(p.Data(stream.id, b"HTTP/1.1 200 OK\r\n"), p.GoAway("bye"))
+    )
+    assert [type(e) for e in events] == [p.Data, p.GoAway]
+
+
 def test_welcome_twice_is_an_error():
     with pytest.raises(ProtocolError, match="unexpected Welcome"):
         open_agent().receive_message(encode_message(make_welcome()))
@@ -341,7 +416,7 @@ def test_welcome_twice_is_an_error():
 
 @pytest.mark.parametrize(
     "frame",
-    [p.GoAway("bye"), p.Error("x", "y"), p.Open(1, "h", 1), make_welcome(), make_hello()],
+    [p.Error("x", "y"), p.Open(1, "h", 1), make_welcome(), make_hello()],
     ids=lambda frame: type(frame).__name__,
 )
 def test_relay_refuses_frames_only_a_relay_may_send_or_a_second_hello(frame):
@@ -352,7 +427,6 @@ def test_relay_refuses_frames_only_a_relay_may_send_or_a_second_hello(frame):
 @pytest.mark.parametrize(
     "command",
     [
-        pytest.param(lambda s: s.go_away("bye"), id="go_away"),
         pytest.param(lambda s: s.refuse("x", "y"), id="refuse"),
     ],
 )

@@ -34,10 +34,16 @@ def run_dashboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from relay.agent import DEFAULT_RELAY
     from tui.app import MolehillApp  # Textual loads only for the dashboard
 
+    # With no [relay] in the profiles file, a `molehill relay` already running on the default
+    # ports is used (recognised by its /healthz answer) rather than a second, embedded one.
     MolehillApp(
-        path, ring_size=max(100, args.log_size), capture_bytes=max(0, args.capture_bytes)
+        path,
+        ring_size=max(100, args.log_size),
+        capture_bytes=max(0, args.capture_bytes),
+        look_for_relay=DEFAULT_RELAY,
     ).run()
     return 0
 

@@ -15,18 +15,26 @@ STATE_STYLES = {
     "reconnecting": ("◌", "yellow"),
     "error": ("✖", "red"),
     "stopped": ("○", "grey50"),
+    "held": ("◷", "yellow"),
 }
 
 
-def entry(name: str, local: str, status: TunnelStatus | None) -> Text:
+def entry(name: str, local: str, status: TunnelStatus | None, held_left: int | None = None) -> Text:
+    """Three short lines: the state, the local address, then the URL, the countdown to a held
+    name's release, or the error (the line above the log shows the whole of it)."""
     state = status.state if status else "stopped"
+    if held_left is not None and state in ("error", "stopped"):
+        state = "held"
     mark, colour = STATE_STYLES.get(state, ("?", "white"))
     text = Text()
     text.append(f"{mark} ", style=colour)
     text.append(name, style="bold")
     text.append(f"  {state}", style=colour)
     text.append(f"\n  {local}", style="dim")
-    if status and status.url and state in ("online", "reconnecting"):
+    if state == "held":
+        # Short enough for the narrowest sidebar (20 columns at 80x24): never cut.
+        text.append(f"\n  retry in {held_left} s", style="yellow")
+    elif status and status.url and state in ("online", "reconnecting"):
         text.append(f"\n  {status.url}", style="cyan")
     elif status and status.error and state != "online":
         text.append(f"\n  {status.error}", style="red")
@@ -37,13 +45,19 @@ class TunnelList(OptionList):
     """One option per profile; the first option merges every tunnel's log."""
 
     def set_entries(
-        self, entries: list[tuple[str, str]], statuses: dict[str, TunnelStatus]
+        self,
+        entries: list[tuple[str, str]],
+        statuses: dict[str, TunnelStatus],
+        held: dict[str, int] | None = None,
     ) -> None:
-        """``entries`` are (profile name, local address); keeps the highlight where it was."""
+        """``entries`` are (profile name, local address); ``held``: seconds until a profile's
+        held name is free. Keeps the highlight where it was."""
         current = self.highlighted_key
+        held = held or {}
         options = [Option(Text("≡ all tunnels", style="bold"), id=ALL)]
         options += [
-            Option(entry(name, local, statuses.get(name)), id=name) for name, local in entries
+            Option(entry(name, local, statuses.get(name), held.get(name)), id=name)
+            for name, local in entries
         ]
         self.set_options(options)
         ids = [o.id for o in options]
