@@ -172,7 +172,7 @@ def _remembering(
     def on_event(event: AgentEvent) -> None:
         if type(event) is RequestRecord:
             if captures is not None:
-                captures.submit(tag or agent.name, event)
+                captures.submit(tag or agent.name, event, agent.settings.local_url)
         elif isinstance(event, TunnelOpen | Reconnected):
             store.put(agent.settings.relay, agent.name, agent.resume)
         report(event)
