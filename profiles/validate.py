@@ -230,7 +230,7 @@ WEBHOOK_KINDS = ("stripe", "github", "standard")
 def webhook_secrets_problem(value: object) -> str | None:
     """Why `value` is not a [webhook_secrets] table of KIND = "secret" or "env:VAR", or None."""
     if not isinstance(value, dict):
-        return f"must be a table such as {{ stripe = \"env:STRIPE_WEBHOOK_SECRET\" }}, got " + (
+        return 'must be a table such as { stripe = "env:STRIPE_WEBHOOK_SECRET" }, got ' + (
             toml_type_name(value)
         )
     for kind, secret in value.items():
@@ -239,7 +239,7 @@ def webhook_secrets_problem(value: object) -> str | None:
             hint = f"did you mean '{close[0]}'?" if close else "known: " + ", ".join(WEBHOOK_KINDS)
             return f"unknown webhook kind '{kind}'; {hint}"
         if not isinstance(secret, str):
-            return f"{kind} must be a string (the secret, or \"env:VAR_NAME\"), got " + (
+            return f'{kind} must be a string (the secret, or "env:VAR_NAME"), got ' + (
                 toml_type_name(secret)
             )
         if not secret or secret == "env:":
