@@ -118,7 +118,7 @@ def diff_headers(a: list[tuple[str, str]], b: list[tuple[str, str]]) -> list[Cha
             changes.append(Change("removed", name, _one(values)))
         elif new[key][1] != values:
             changes.append(Change("changed", name, _one(values), _one(new[key][1])))
-    changes += [Change("added", name, _one(v)) for k, (name, v) in new.items() if k not in old]
+    changes += [Change("added", name, new=_one(v)) for k, (name, v) in new.items() if k not in old]
     return changes
 
 
@@ -141,14 +141,14 @@ def _walk(a: Any, b: Any, path: str, out: list[Change]) -> None:
                 out.append(Change("removed", where, a[key]))
             else:
                 _walk(a[key], b[key], where, out)
-        out += [Change("added", _key(path, k), b[k]) for k in b if k not in a]
+        out += [Change("added", _key(path, k), new=b[k]) for k in b if k not in a]
     elif isinstance(a, list) and isinstance(b, list):
         for i in range(max(len(a), len(b))):
             where = f"{path}[{i}]"
             if i >= len(b):
                 out.append(Change("removed", where, a[i]))
             elif i >= len(a):
-                out.append(Change("added", where, b[i]))
+                out.append(Change("added", where, new=b[i]))
             else:
                 _walk(a[i], b[i], where, out)
     elif a != b or type(a) is not type(b):
