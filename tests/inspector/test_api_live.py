@@ -55,8 +55,9 @@ async def test_ngrok_idiom_list_replay_edit_and_diff(tmp_path, app_port):
         api = await api_url(agent)
         assert json.loads(await agent.line())["event"] == "tunnel_open"
         port = api.rsplit(":", 1)[1]
+        command = f"curl -s localhost:{port}/api/tunnels | jq -r '.tunnels[0].public_url'"
         idiom = subprocess.run(
-            ["bash", "-c", f"curl -s localhost:{port}/api/tunnels | jq -r '.tunnels[0].public_url'"],
+            ["bash", "-c", command],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert idiom.stdout.strip() == f"http://hooks.localhost:{relay.http_port}", idiom

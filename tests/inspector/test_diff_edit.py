@@ -92,7 +92,8 @@ def test_a_version_1_store_is_migrated_on_open(tmp_path):
     db.executescript(
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE slices (n INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, bytes INTEGER NOT NULL);
+        CREATE TABLE slices (n INTEGER PRIMARY KEY, first_id INTEGER NOT NULL,
+            bytes INTEGER NOT NULL);
         CREATE TABLE exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, tunnel TEXT NOT NULL,
             time REAL NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, route TEXT NOT NULL,
             status INTEGER NOT NULL, duration_ms REAL NOT NULL, ttfb_ms REAL,
