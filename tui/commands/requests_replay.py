@@ -60,7 +60,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rep.add_argument(
         "--local-insecure", action="store_true", help="accept any certificate from an https app"
     )
-    rep.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    rep.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up if the answer takes longer (default 30)",
+    )
     rep.add_argument("--json", action="store_true", help="print the outcome as JSON")
     add_webhook_secret_option(rep)
     add_profiles_option(rep)
