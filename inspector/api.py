@@ -23,7 +23,7 @@ from inspector.message import EditError, ReplayRequest, from_text
 from inspector.model import StoredExchange
 from inspector.originals import OriginalRequest
 from inspector.redact import MARKER, Redactor
-from inspector.replay import ReplayError, from_exchange, replay, store_replay
+from inspector.replay import NotReplayable, ReplayError, from_exchange, replay, store_replay
 from inspector.resign import ResignError, resign
 from inspector.settings import CaptureSettings
 from inspector.store import CaptureStore
@@ -143,8 +143,10 @@ class InspectorApi:
             return await self._route(request)
         except ApiError:
             raise
-        except (ReplayError, ResignError) as exc:
-            raise ApiError(502 if isinstance(exc, ReplayError) else 400, str(exc)) from None
+        except (NotReplayable, ResignError) as exc:
+            raise ApiError(400, str(exc)) from None
+        except ReplayError as exc:  # the app failed to answer: a bad gateway, as a proxy says
+            raise ApiError(502, str(exc)) from None
 
     async def _route(self, request: ApiRequest) -> ApiResponse:
         path = request.path.rstrip("/") or "/"

@@ -15,8 +15,10 @@ from relay.events import parse_header_lines
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VERSION = re.compile(r"HTTP/1\.[01]")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# Headers a replay always recomputes or leaves out: the framing is the body's own.
+# Headers a replay always recomputes: the framing is the body's own.
 _FRAMING = {"content-length", "transfer-encoding"}
+# Left out: the body is sent at once, and a "100 Continue" would only precede the answer.
+_NOT_SENT = {"expect"}
 
 
 class EditError(ValueError):
@@ -75,7 +77,7 @@ class ReplayRequest:
     def to_bytes(self) -> bytes:
         """The request on the wire: the body framed again (chunked in one chunk, or with a
         Content-Length that matches it)."""
-        headers = list(self.headers)
+        headers = [(n, v) for n, v in self.headers if n.lower() not in _NOT_SENT]
         if self.chunked:
             headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
             body = f"{len(self.body):x}\r\n".encode() + self.body + b"\r\n" if self.body else b""

@@ -32,7 +32,11 @@ _MARKER = MARKER.encode()
 
 
 class ReplayError(Exception):
-    """A request that cannot be replayed, or a replay that failed; the message says why."""
+    """A replay that failed (the app unreachable, silent, or not speaking HTTP); says why."""
+
+
+class NotReplayable(ReplayError):
+    """The request itself cannot be sent again (its body was cut, its head never captured)."""
 
 
 @dataclass(slots=True)
@@ -54,13 +58,13 @@ def from_exchange(
     if original is not None and not original.truncated:
         return ReplayRequest.from_head(original.head, original.body), False
     if not exchange.request_head:
-        raise ReplayError(
+        raise NotReplayable(
             f"request {exchange.id} was stored without its head and body (captures were off "
             "for it); it cannot be replayed"
         )
     body = exchange.request_body
     if body.truncated:
-        raise ReplayError(
+        raise NotReplayable(
             f"the body was cut at {len(body.data)} bytes (of {body.size}); this request cannot "
             "be replayed exactly"
         )
@@ -83,7 +87,7 @@ def destination(
     if via_relay:
         host = request.header("host")
         if not host:
-            raise ReplayError("the request has no Host header, so its public URL is not known")
+            raise NotReplayable("the request has no Host header, so its public URL is not known")
         proto = (request.header("x-forwarded-proto") or "https").split(",")[0].strip()
         # The relay adds these again; the captured ones would be sent twice.
         request.remove_headers(_FORWARDED)
@@ -92,7 +96,7 @@ def destination(
         return target
     if exchange.target:
         return exchange.target
-    raise ReplayError(
+    raise NotReplayable(
         f"where tunnel '{exchange.tunnel}' sends its requests was not recorded; give the local "
         "app with --target http://localhost:PORT"
     )
@@ -103,12 +107,14 @@ def split_url(url: str) -> tuple[str, int, bool]:
     are loopback (RFC 6761), as browsers treat them."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ReplayError(f"{url!r} is not an http:// or https:// URL, e.g. http://localhost:3000")
+        raise NotReplayable(
+            f"{url!r} is not an http:// or https:// URL, e.g. http://localhost:3000"
+        )
     tls = parts.scheme == "https"
     try:
         port = parts.port or (443 if tls else 80)
     except ValueError:
-        raise ReplayError(f"{url!r} has a port that is not a number from 1 to 65535") from None
+        raise NotReplayable(f"{url!r} has a port that is not a number from 1 to 65535") from None
     host = parts.hostname
     if host == "localhost" or host.endswith(".localhost"):
         host = "127.0.0.1"

@@ -11,6 +11,8 @@ from inspector import api_server
 from inspector.api import InspectorApi, TunnelInfo
 from inspector.api_server import start_server
 from inspector.settings import CaptureSettings
+from tests.inspector.records import exchange as record
+from tests.inspector.records import fill
 
 
 @pytest.fixture
@@ -98,3 +100,47 @@ async def test_only_loopback_addresses_are_listened_on():
 
     with pytest.raises(OSError, match="loopback only"):
         await start_server(nothing, "0.0.0.0", 0)
+
+
+async def test_replays_that_cannot_be_sent_or_get_no_answer(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    fill(
+        path,
+        [
+            ("web", record("POST", "/cut", 200, req_body=b"x" * 5000)),
+            ("web", record("POST", "/whole", 200, req_body=b"y" * 10)),
+        ],
+        body_cap=1000,
+    )
+    tunnels = [TunnelInfo("web", "http://web.localhost:8080", "http://127.0.0.1:1")]
+    api = InspectorApi(CaptureSettings(path=path), lambda: tunnels)
+    server = await start_server(api.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        post = "POST /api/requests/http/{} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        cut = await exchange_bytes(port, post.format("1/replay"))
+        assert cut.startswith(b"HTTP/1.1 400") and b"the body was cut at 1000 bytes" in cut
+        dead = await exchange_bytes(port, post.format("2/replay"))
+        assert dead.startswith(b"HTTP/1.1 502") and b"cannot reach http://127.0.0.1:1" in dead
+        missing = await exchange_bytes(port, post.format("99/replay"))
+        assert missing.startswith(b"HTTP/1.1 404")
+        ngrok = await exchange_bytes(
+            port,
+            "POST /api/requests/http HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n[]",
+        )
+        assert ngrok.startswith(b"HTTP/1.1 400") and b'{\\"id\\"' in ngrok
+        cleared = await exchange_bytes(
+            port, "DELETE /api/requests/http HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        assert cleared.startswith(b"HTTP/1.1 204")
+        listed = await exchange_bytes(
+            port, "GET /api/requests/http HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        assert listed.endswith(b'"requests": []}\n')
+    finally:
+        server.close()
+        api.close()
+
+
+async def exchange_bytes(port: int, text: str) -> bytes:
+    return await exchange(port, text.encode())
