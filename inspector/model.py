@@ -49,6 +49,8 @@ class StoredExchange:
     response_head: bytes
     request_body: StoredBody
     response_body: StoredBody
+    replay_of: int | None = None  # the exchange this one replays; None: it came through a tunnel
+    target: str = ""  # the local app it went to (http://127.0.0.1:3000); "" when not known
 
     @property
     def request_headers(self) -> list[tuple[str, str]]:
@@ -79,6 +81,8 @@ class StoredExchange:
             "bytes_out": self.bytes_out,
             "client": self.client,
             "http_version": self.http_version,
+            "replay_of": self.replay_of,
+            "target": self.target,
         }
 
 
@@ -156,7 +160,13 @@ def _body(data: bytes, cut_by_agent: bool, full_size: int, cap: int) -> StoredBo
 
 
 def prepare(
-    tunnel: str, record: RequestRecord, redactor: Redactor, body_cap: int
+    tunnel: str,
+    record: RequestRecord,
+    redactor: Redactor,
+    body_cap: int,
+    *,
+    target: str = "",
+    replay_of: int | None = None,
 ) -> StoredExchange:
     """What the store keeps of ``record``: redacted, bodies cut at ``body_cap``."""
     capture = record.capture
@@ -198,4 +208,6 @@ def prepare(
             record.bytes_out - len(resp_head),
             body_cap,
         ),
+        replay_of=replay_of,
+        target=target,
     )

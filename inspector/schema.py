@@ -15,7 +15,16 @@ from pathlib import Path
 
 from inspector.errors import StoreCorrupt, StoreError, StoreLocked, StoreMissing, StoreTooNew
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What each version adds to the one before, applied in order when an older store is opened.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # The exchange this one replays (None: it came through the tunnel).
+        "ALTER TABLE exchanges ADD COLUMN replay_of INTEGER",
+        # The local app it went to (http://127.0.0.1:3000), so a replay knows where to send it.
+        "ALTER TABLE exchanges ADD COLUMN target TEXT NOT NULL DEFAULT ''",
+    ),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +42,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     req_truncated INTEGER NOT NULL, resp_truncated INTEGER NOT NULL,
     req_size INTEGER NOT NULL, resp_size INTEGER NOT NULL, req_sha256 TEXT, resp_sha256 TEXT,
     req_search TEXT NOT NULL, resp_search TEXT NOT NULL, -- body search without FTS5 only
-    stored_bytes INTEGER NOT NULL
+    stored_bytes INTEGER NOT NULL,
+    replay_of INTEGER, target TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS exchanges_by_tunnel ON exchanges (tunnel, id)
 """
@@ -112,6 +122,8 @@ def prepare(db: sqlite3.Connection, path: Path, create: bool) -> str:
                 "INSERT INTO meta VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("body_search", search)],
             )
+        elif version < SCHEMA_VERSION:
+            migrate(db, version)
         row = db.execute("SELECT value FROM meta WHERE key='body_search'").fetchone()
         db.execute("COMMIT")
     except BaseException:
@@ -119,3 +131,12 @@ def prepare(db: sqlite3.Connection, path: Path, create: bool) -> str:
             db.execute("ROLLBACK")
         raise
     return "fts5" if row is not None and row[0] == "fts5" else "like"
+
+
+def migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring a store written by an older molehill up to SCHEMA_VERSION, inside the caller's
+    transaction (so a failure leaves the file as it was)."""
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[step]:
+            db.execute(statement)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))

@@ -30,7 +30,7 @@ SLICES = 16  # the store is evicted a slice at a time: about 1/16 of max_bytes
 _ROW_OVERHEAD = 256  # bytes per exchange besides its heads and bodies, for the slice estimates
 _SUMMARY = (
     "id, tunnel, time, method, path, status, duration_ms, ttfb_ms, bytes_in, bytes_out, client, "
-    "http_version"
+    "http_version, replay_of, target"
 )
 _FULL = (
     _SUMMARY + ", req_head, resp_head, req_body, resp_body, req_truncated, resp_truncated, "
@@ -40,7 +40,7 @@ _INSERT = (
     "INSERT INTO exchanges (tunnel, time, method, path, route, status, duration_ms, ttfb_ms, "
     "bytes_in, bytes_out, client, http_version, headers, req_head, resp_head, req_body, resp_body, "
     "req_truncated, resp_truncated, req_size, resp_size, req_sha256, resp_sha256, req_search, "
-    "resp_search, stored_bytes) VALUES (" + ", ".join("?" * 26) + ")"
+    "resp_search, stored_bytes, replay_of, target) VALUES (" + ", ".join("?" * 28) + ")"
 )
 
 
@@ -142,7 +142,7 @@ class CaptureStore:
                 e.duration_ms, e.ttfb_ms, e.bytes_in, e.bytes_out, e.client, e.http_version,
                 headers, e.request_head, e.response_head, req.data, resp.data,
                 int(req.truncated), int(resp.truncated), req.size, resp.size,
-                req.sha256, resp.sha256, search[0], search[1], stored,
+                req.sha256, resp.sha256, search[0], search[1], stored, e.replay_of, e.target,
             ),
         )  # fmt: skip
         row_id = int(cursor.lastrowid or 0)
@@ -290,9 +290,9 @@ def _search_text(data: object) -> str:
 def _exchange(row: Any, full: bool) -> StoredExchange:
     """A row of _SUMMARY (or _FULL) columns as a StoredExchange."""
     if full:
-        req = StoredBody(row[14], bool(row[16]), row[18], row[20])
-        resp = StoredBody(row[15], bool(row[17]), row[19], row[21])
-        heads = (row[12], row[13])
+        req = StoredBody(row[16], bool(row[18]), row[20], row[22])
+        resp = StoredBody(row[17], bool(row[19]), row[21], row[23])
+        heads = (row[14], row[15])
     else:
         req, resp, heads = StoredBody(), StoredBody(), (b"", b"")
     return StoredExchange(
@@ -312,4 +312,6 @@ def _exchange(row: Any, full: bool) -> StoredExchange:
         response_head=heads[1],
         request_body=req,
         response_body=resp,
+        replay_of=row[12],
+        target=row[13],
     )

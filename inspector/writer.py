@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import cast
 
 from inspector.errors import StoreError
-from inspector.model import StoredExchange, prepare
+from inspector.model import StoredExchange, payload, prepare
+from inspector.originals import OriginalRequest, Originals
 from inspector.redact import Redactor
 from inspector.settings import CaptureSettings
 from inspector.store import CaptureStore
@@ -45,6 +46,8 @@ class CaptureWriter:
         self.written = 0
         self.batches = 0  # transactions: fewer than exchanges when traffic comes in bursts
         self.error: StoreError | None = None
+        # The unredacted requests, by stored id, for replays from this process (its local API).
+        self.originals = Originals()
         self._queue: queue.Queue[object] = queue.Queue(settings.queue_size)
         self._drop_lock = threading.Lock()
         # Clear while stored exchanges may await the body index (an earlier run may have left
@@ -59,13 +62,16 @@ class CaptureWriter:
     def path(self) -> str:
         return str(self.store.path)
 
-    def submit(self, tunnel: str, record: RequestRecord) -> None:
-        """Queue one exchange for the store; never blocks (a full queue drops it and counts it)."""
+    def submit(self, tunnel: str, record: RequestRecord, target: str = "") -> None:
+        """Queue one exchange for the store; never blocks (a full queue drops it and counts it).
+
+        ``target`` is the local app's URL, kept so that a replay knows where to send it.
+        """
         if self.error is not None:
             self._drop(1)
             return
         try:
-            self._queue.put_nowait((tunnel, record))
+            self._queue.put_nowait((tunnel, record, target))
         except queue.Full:
             self._drop(1)
 
@@ -104,7 +110,7 @@ class CaptureWriter:
             except queue.Empty:
                 self._index_step()
                 continue
-            batch: list[StoredExchange] = []
+            batch: list[tuple[StoredExchange, RequestRecord]] = []
             waiting: list[threading.Event] = []
             while True:
                 if item is _STOP:
@@ -112,9 +118,9 @@ class CaptureWriter:
                 elif isinstance(item, threading.Event):
                     waiting.append(item)
                 else:
-                    tunnel, record = cast(tuple[str, RequestRecord], item)
+                    tunnel, record, target = cast(tuple[str, RequestRecord, str], item)
                     try:
-                        batch.append(self._prepare(tunnel, record))
+                        batch.append((self._prepare(tunnel, record, target), record))
                     except Exception:  # a record we cannot read must not stop the writer
                         self._drop(1)
                 if stopping or len(batch) >= self.settings.batch_size:
@@ -143,20 +149,31 @@ class CaptureWriter:
         if self.on_error is not None:
             self.on_error(exc)
 
-    def _prepare(self, tunnel: str, record: RequestRecord) -> StoredExchange:
-        return prepare(tunnel, record, self.redactor, self.settings.body_cap)
+    def _prepare(self, tunnel: str, record: RequestRecord, target: str) -> StoredExchange:
+        return prepare(tunnel, record, self.redactor, self.settings.body_cap, target=target)
 
-    def _write(self, batch: list[StoredExchange]) -> None:
+    def _write(self, batch: list[tuple[StoredExchange, RequestRecord]]) -> None:
         if not batch:
             return
         if self.error is not None:
             self._drop(len(batch))
             return
         try:
-            self.store.add(batch)
+            ids = self.store.add([stored for stored, _ in batch])
+            for exchange_id, (_, record) in zip(ids, batch, strict=True):
+                self._remember(exchange_id, record)
             self.written += len(batch)
             self.batches += 1
             self._indexed.clear()
         except StoreError as exc:
             self._drop(len(batch))
             self._failed(exc)
+
+    def _remember(self, exchange_id: int, record: RequestRecord) -> None:
+        capture = record.capture
+        if capture is None or not capture.request_head:
+            return
+        body = payload(capture.request_head, capture.request_body)
+        self.originals.put(
+            exchange_id, OriginalRequest(capture.request_head, body, capture.request_truncated)
+        )

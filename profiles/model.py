@@ -23,6 +23,7 @@ from profiles.validate import (
     target_problem,
     token_problem,
     toml_type_name,
+    webhook_secrets_problem,
 )
 from relay.http.targets import parse_target
 
@@ -42,6 +43,7 @@ PROFILE_CHECKS: dict[str, Check] = {
     "deny": networks_problem,
     "host_header": host_header_problem,
     "autostart": bool_problem,
+    "webhook_secrets": webhook_secrets_problem,
 }
 RELAY_CHECKS: dict[str, Check] = {"url": relay_url_problem, "token": token_problem}
 TOP_LEVEL_KEYS = ("relay", "profiles")
@@ -86,6 +88,8 @@ class Profile:
     autostart: bool = False  # start this tunnel when the dashboard opens
     target: str | None = None  # "https://localhost:8443" etc.: sets host, port and TLS at once
     local_insecure: bool = False  # https target: accept any certificate (self-signed)
+    # Replays re-sign webhooks with these: {"stripe": "whsec_..." or "env:VAR", ...}.
+    webhook_secrets: dict[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # TOML arrays arrive as lists; store tuples so a Profile really is immutable.
@@ -324,6 +328,8 @@ def _non_default_fields(obj: Profile | RelaySettings, keys: Iterable[str]) -> di
             continue  # the target says them
         value = getattr(obj, key)
         if key in defaults and value == defaults[key]:
+            continue
+        if key == "webhook_secrets" and not value:
             continue
         values[key] = list(value) if isinstance(value, tuple) else value
     return values

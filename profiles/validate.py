@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -220,4 +221,31 @@ def token_problem(token: object) -> str | None:
         return "must not be empty; remove the key if the relay needs no token"
     if _CONTROL_OR_SPACE.search(token):
         return "must not contain spaces, control characters or line breaks"
+    return None
+
+
+WEBHOOK_KINDS = ("stripe", "github", "standard")
+
+
+def webhook_secrets_problem(value: object) -> str | None:
+    """Why `value` is not a [webhook_secrets] table of KIND = "secret" or "env:VAR", or None."""
+    if not isinstance(value, dict):
+        return 'must be a table such as { stripe = "env:STRIPE_WEBHOOK_SECRET" }, got ' + (
+            toml_type_name(value)
+        )
+    for kind, secret in value.items():
+        if kind not in WEBHOOK_KINDS:
+            close = difflib.get_close_matches(str(kind), WEBHOOK_KINDS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "known: " + ", ".join(WEBHOOK_KINDS)
+            return f"unknown webhook kind '{kind}'; {hint}"
+        if not isinstance(secret, str):
+            return f'{kind} must be a string (the secret, or "env:VAR_NAME"), got ' + (
+                toml_type_name(secret)
+            )
+        if not secret or secret == "env:":
+            return f"{kind} must not be empty; remove it if there is no secret"
+        if secret.startswith("env:") and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", secret[4:]):
+            return f"{kind}: {secret[4:]!r} is not an environment variable name"
+        if _CONTROL.search(secret):
+            return f"{kind} must not contain control characters or line breaks"
     return None

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from inspector import CaptureWriter
+from inspector.api import TunnelInfo
 from relay.agent import Agent, AgentSettings, Refused, Unreachable
 from relay.agent.resume_store import ResumeStore
 from relay.events import (
@@ -18,6 +19,7 @@ from relay.events import (
     TunnelClosed,
     TunnelOpen,
 )
+from tui.local_api import ApiOptions, start_api
 from tui.output import LineWriter, stdout_writer
 from tui.report import Reporter
 from tui.status_block import StatusBlock
@@ -51,11 +53,14 @@ async def run_agents(
     stop: asyncio.Event,
     out: LineWriter,
     captures: CaptureWriter | None = None,
+    api: ApiOptions | None = None,
+    webhook_secrets: dict[str, dict[str, str]] | None = None,
 ) -> int:
     """Run agents until stop is set, their events to ``out`` and their exchanges to
-    ``captures``; exit code 1 if the relay refuses any of them or a first connection gives up."""
+    ``captures``, with the local API if ``api`` says where (``webhook_secrets``: by tunnel);
+    exit code 1 if the relay refuses any of them or a first connection gives up."""
     try:
-        return await _run_agents(tunnels, as_json, stop, out, captures)
+        return await _run_agents(tunnels, as_json, stop, out, captures, api, webhook_secrets or {})
     finally:
         if captures is not None:
             # The writer's thread stores what is queued; off the loop, which still has to wind down.
@@ -68,6 +73,8 @@ async def _run_agents(
     stop: asyncio.Event,
     out: LineWriter,
     captures: CaptureWriter | None,
+    api: ApiOptions | None,
+    webhook_secrets: dict[str, dict[str, str]],
 ) -> int:
     store = ResumeStore()
     agents: list[Agent] = []
@@ -86,6 +93,22 @@ async def _run_agents(
             report = reporters[-1] if as_json else _named(reporters[-1], agent, tag, out)
         agent.on_event = _remembering(report, store, agent, tag, captures)
         agents.append(agent)
+    serving = None
+    if api is not None:
+
+        def tunnel_list() -> list[TunnelInfo]:
+            return [
+                TunnelInfo(
+                    tag or agent.name,
+                    agent.url,
+                    agent.settings.local_url,
+                    agent.settings.local_insecure,
+                    webhook_secrets.get(tag or agent.name, {}),
+                )
+                for (tag, _), agent in zip(tunnels, agents, strict=True)
+            ]
+
+        serving = await start_api(api, captures, tunnel_list, as_json, out)
     tasks = [asyncio.create_task(agent.run()) for agent in agents]
     tags: dict[object, str | None] = {
         task: tag for task, (tag, _) in zip(tasks, tunnels, strict=True)
@@ -113,6 +136,9 @@ async def _run_agents(
             break
     for agent in agents:
         agent.stop()
+    if serving is not None:
+        serving[0].close()
+        serving[1].close()
     await asyncio.wait(tasks, timeout=3)
     stopper.cancel()
     if drawing is not None:
@@ -172,7 +198,7 @@ def _remembering(
     def on_event(event: AgentEvent) -> None:
         if type(event) is RequestRecord:
             if captures is not None:
-                captures.submit(tag or agent.name, event)
+                captures.submit(tag or agent.name, event, agent.settings.local_url)
         elif isinstance(event, TunnelOpen | Reconnected):
             store.put(agent.settings.relay, agent.name, agent.resume)
         report(event)

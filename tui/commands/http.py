@@ -10,12 +10,14 @@ import os
 import sys
 from typing import Any
 
+from inspector.resign import ResignError
 from relay.agent import DEFAULT_RELAY, AgentSettings
 from relay.http.names import label_problem
 from relay.http.targets import TargetError, parse_target
 from relay.transport.runtime import run_until_signal
 from tui.captures import add_capture_option, open_capture_writer
 from tui.headless import output, run_agents
+from tui.local_api import add_api_options, api_options, bad_secret
 
 DEFAULT_GIVE_UP = 20.0  # seconds a first connection keeps trying
 
@@ -72,6 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_connect_timeout_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     add_capture_option(parser)
+    add_api_options(parser)
     add_access_options(parser)
     parser.add_argument(
         "--takeover",
@@ -173,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        api = api_options(args)
+    except ResignError as exc:
+        return bad_secret(exc)
     settings = AgentSettings(
         local_port=target.port,
         local_host=target.host,
@@ -192,6 +199,6 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         with contextlib.closing(output(args.json, stop)) as out:
             captures = open_capture_writer(not args.no_capture)
-            return await run_agents([(None, settings)], args.json, stop, out, captures)
+            return await run_agents([(None, settings)], args.json, stop, out, captures, api)
 
     return run_until_signal(main)

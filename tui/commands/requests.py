@@ -1,4 +1,4 @@
-"""`molehill requests list|show|curl|export|clear`: the capture store, from any terminal.
+"""`molehill requests list|show|curl|export|clear|replay|diff`: the capture store, any terminal.
 
 They open the store file on their own (SQLite WAL lets them read while a dashboard or `molehill
 start` writes), so they work during a run and after it. Filters: docs/inspector.md.
@@ -28,13 +28,14 @@ from inspector import (
 from inspector.export import body_needs_file, curl_command, har_log
 from inspector.model import StoredBody, StoredExchange
 from tui.bodies import hexdump
+from tui.commands.requests_replay import add_parsers as add_replay_parsers
 from tui.format import human_size, ms
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "requests",
-        help="list, show, export or clear captured requests",
+        help="list, show, replay, diff, export or clear captured requests",
         description=(
             "Captured requests, read from the capture store (see docs/inspector.md). A filter "
             "such as 'status:5xx method:POST' may be given as several words; put a negated "
@@ -83,6 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     clear = sub.add_parser("clear", help="delete captured requests")
     clear.add_argument("--tunnel", metavar="NAME", help="only this tunnel's requests")
     clear.set_defaults(run=run_clear)
+
+    add_replay_parsers(sub)
 
     for command in sub.choices.values():
         command.add_argument(

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+from inspector.resign import ResignError
 from profiles.errors import ProfilesError
 from profiles.model import Profile
 from profiles.paths import resolve_profiles_path
@@ -22,6 +23,7 @@ from tui.commands.http import add_connect_timeout_option, give_up_settings
 from tui.commands.profiles import add_profiles_option
 from tui.commands.relay import host_port
 from tui.headless import output, run_agents
+from tui.local_api import add_api_options, api_options, bad_secret
 from tui.output import LineWriter
 
 
@@ -39,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true", help="start every profile")
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     add_capture_option(parser)
+    add_api_options(parser)
     parser.add_argument(
         "--http",
         type=host_port,
@@ -77,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     relay = loaded.file.relay
+    try:
+        api = api_options(args)
+    except ResignError as exc:
+        return bad_secret(exc)
+    secrets = {p.name: dict(p.webhook_secrets) for p in chosen}
 
     async def main(stop: asyncio.Event) -> int:
         with contextlib.closing(output(args.json, stop)) as out:
@@ -105,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         try:
             captures = open_capture_writer(not args.no_capture)
-            return await run_agents(tunnels, args.json, stop, out, captures)
+            return await run_agents(tunnels, args.json, stop, out, captures, api, secrets)
         finally:
             if embedded is not None:
                 await embedded.stop()

@@ -1,0 +1,228 @@
+"""The local API's HTTP/1.1 server: loopback only, bounded, one request per connection.
+
+Every request is checked before a handler sees it: the head within ``HEAD_LIMIT`` bytes and
+``HEAD_TIMEOUT`` seconds (a slow client is cut off), a body only with a Content-Length up to
+``BODY_LIMIT``, a peer on loopback, and a Host (and Origin, when sent) that names this machine,
+so that a web page on another site cannot reach the API through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httptools
+
+HEAD_LIMIT = 16 * 1024
+BODY_LIMIT = 1024 * 1024
+HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+_REASONS = {
+    200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+    413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    502: "Bad Gateway", 503: "Service Unavailable",
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class ApiRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names lowered; a repeated header keeps its last value
+    body: bytes = b""
+
+    def json(self) -> Any:
+        """The body as JSON (an empty body is {}); ApiError 400 if it is not JSON."""
+        if not self.body.strip():
+            return {}
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):
+            raise ApiError(400, "the body is not JSON") from None
+
+
+@dataclass(slots=True)
+class ApiResponse:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ApiError(Exception):
+    """An answer other than success: ngrok's error shape, {"status_code", "msg"}."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def response(self) -> ApiResponse:
+        body = {"status_code": self.status, "msg": self.message}
+        return ApiResponse(self.status, json.dumps(body).encode() + b"\n")
+
+
+Handler = Callable[[ApiRequest], Awaitable[ApiResponse]]
+
+
+def is_local_host(value: str) -> bool:
+    """Whether a Host header (name[:port]) names this machine."""
+    try:
+        host = urlsplit(f"//{value}").hostname
+    except ValueError:
+        return False
+    return host is not None and (host in LOCAL_NAMES or host.endswith(".localhost"))
+
+
+def is_local_origin(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and is_local_host(parts.netloc)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Head:
+    """httptools callbacks for one request head."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.done = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.done = True
+
+
+async def _read_request(reader: asyncio.StreamReader) -> ApiRequest:
+    try:
+        async with asyncio.timeout(HEAD_TIMEOUT):
+            raw = await reader.readuntil(b"\r\n\r\n")
+    except TimeoutError:
+        raise ApiError(408, f"the request head took over {HEAD_TIMEOUT:g}s") from None
+    except asyncio.LimitOverrunError:
+        raise ApiError(431, f"the request head is over {HEAD_LIMIT} bytes") from None
+    except asyncio.IncompleteReadError:
+        raise ConnectionResetError from None
+    head = _Head()
+    parser = httptools.HttpRequestParser(head)
+    try:
+        parser.feed_data(raw)
+    except httptools.HttpParserUpgrade:
+        pass
+    except httptools.HttpParserError as exc:
+        raise ApiError(400, f"malformed request: {exc}") from None
+    if not head.done:
+        raise ApiError(400, "malformed request head")
+    if "transfer-encoding" in head.headers:
+        raise ApiError(411, "send the body with a Content-Length, not chunked")
+    length_text = head.headers.get("content-length", "0")
+    if not length_text.isdigit():
+        raise ApiError(400, f"Content-Length {length_text!r} is not a number")
+    length = int(length_text)
+    if length > BODY_LIMIT:
+        raise ApiError(413, f"the body is {length} bytes; the API takes {BODY_LIMIT} at most")
+    body = b""
+    if length:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await reader.readexactly(length)
+        except TimeoutError:
+            raise ApiError(408, f"the body took over {BODY_TIMEOUT:g}s") from None
+    url = urlsplit(head.url.decode("latin-1"))
+    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+    method = parser.get_method().decode("latin-1")
+    return ApiRequest(method, url.path, query, head.headers, body)
+
+
+def _check_origin(request: ApiRequest) -> None:
+    host = request.headers.get("host")
+    if host is None or not is_local_host(host):
+        raise ApiError(
+            403,
+            f"Host {host!r} is not this machine; the API answers only to localhost, "
+            "127.0.0.1 or [::1] (a guard against DNS rebinding)",
+        )
+    origin = request.headers.get("origin")
+    if origin is not None and not is_local_origin(origin):
+        raise ApiError(403, f"Origin {origin!r} is not local; cross-site requests are refused")
+
+
+def _encode(response: ApiResponse) -> bytes:
+    reason = _REASONS.get(response.status, "Unknown")
+    lines = [f"HTTP/1.1 {response.status} {reason}"]
+    if response.status != 204:
+        lines += [
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+        ]
+    lines += [f"{n}: {v}" for n, v in response.headers]
+    lines += ["Cache-Control: no-store", "Connection: close"]
+    body = b"" if response.status == 204 else response.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def connection_handler(
+    handler: Handler,
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            peer = writer.get_extra_info("peername")
+            try:
+                if not peer or not is_loopback(peer[0]):
+                    raise ApiError(403, "the API answers only on loopback")
+                request = await _read_request(reader)
+                _check_origin(request)
+                response = await handler(request)
+            except ApiError as exc:
+                response = exc.response()
+            writer.write(_encode(response))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    return serve
+
+
+async def start_server(
+    handler: Handler, host: str, port: int, last_port: int | None = None
+) -> asyncio.Server:
+    """Listen on host:port, or the next free port up to ``last_port``; OSError if none is."""
+    if not is_loopback(host):
+        raise OSError(f"the API listens on loopback only, not {host}")
+    serve = connection_handler(handler)
+    for candidate in range(port, (last_port or port) + 1):
+        try:
+            return await asyncio.start_server(serve, host, candidate, limit=HEAD_LIMIT)
+        except OSError:
+            if candidate == (last_port or port):
+                raise
+    raise OSError("no port to listen on")

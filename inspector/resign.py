@@ -1,0 +1,150 @@
+"""Webhook re-signing: a replayed webhook gets a fresh timestamp and a signature that verifies.
+
+Three schemes, each recognised by the header the sender put on the captured request:
+
+- ``stripe``: ``Stripe-Signature: t=TIMESTAMP,v1=HEX``, HMAC-SHA256 of ``"{t}.{body}"``;
+- ``github``: ``X-Hub-Signature-256: sha256=HEX``, HMAC-SHA256 of the body (and the older
+  ``X-Hub-Signature: sha1=HEX`` too when the request has it);
+- ``standard`` (Standard Webhooks): ``webhook-id``, ``webhook-timestamp`` and
+  ``webhook-signature: v1,BASE64`` of HMAC-SHA256 of ``"{id}.{timestamp}.{body}"``, keyed with the
+  base64 secret after its ``whsec_`` prefix.
+
+A secret is given as itself or as ``env:VAR_NAME`` (read from the environment when used).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import os
+import time
+from collections.abc import Mapping
+
+from inspector.message import ReplayRequest
+
+KINDS = ("stripe", "github", "standard")
+_HEADERS = {
+    "stripe": "stripe-signature",
+    "github": "x-hub-signature-256",
+    "standard": "webhook-signature",
+}
+
+
+class ResignError(ValueError):
+    """A webhook cannot be re-signed (no secret, a secret that does not decode, a redacted body)."""
+
+
+def parse_secret_flag(text: str) -> tuple[str, str]:
+    """``KIND=SECRET`` or ``KIND=env:VAR`` (the --webhook-secret flag) as (kind, spec)."""
+    kind, sep, spec = text.partition("=")
+    kind = kind.strip().lower()
+    if not sep or kind not in KINDS:
+        raise ResignError(
+            f"--webhook-secret {text!r}: expected KIND=SECRET or KIND=env:VAR_NAME, with KIND "
+            f"one of {', '.join(KINDS)}"
+        )
+    if not spec or spec == "env:":
+        raise ResignError(f"--webhook-secret {kind}=: the secret is empty")
+    return kind, spec
+
+
+def resolve_secret(kind: str, spec: str, environ: Mapping[str, str] | None = None) -> str:
+    """The secret itself: ``spec``, or the value of the variable ``env:VAR`` names."""
+    if not spec.startswith("env:"):
+        return spec
+    name = spec[4:]
+    value = (os.environ if environ is None else environ).get(name)
+    if not value:
+        raise ResignError(
+            f"the {kind} webhook secret comes from ${name}, which is not set (or empty); "
+            f"export {name}=... or give --webhook-secret {kind}=SECRET"
+        )
+    return value
+
+
+def signed_with(request: ReplayRequest) -> list[str]:
+    """The schemes whose signature header the request carries."""
+    names = {n.lower() for n, _ in request.headers}
+    return [kind for kind in KINDS if _HEADERS[kind] in names]
+
+
+def resign(
+    request: ReplayRequest,
+    secrets: Mapping[str, str],
+    *,
+    body_redacted: bool = False,
+    now: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Give ``request`` fresh signatures for every scheme it is signed with and has a secret
+    for (in place); notes saying what was done, and which signatures were left as captured.
+
+    ``body_redacted``: the body is the store's redacted copy; signing it would vouch for a body
+    the sender never sent, so that is refused.
+    """
+    notes: list[str] = []
+    stamp = int(time.time() if now is None else now)
+    for kind in signed_with(request):
+        spec = secrets.get(kind)
+        if spec is None:
+            notes.append(
+                f"the request carries a {kind} signature, sent as captured (stale: the app may "
+                f"refuse it); give --webhook-secret {kind}=SECRET to sign it afresh"
+            )
+            continue
+        if body_redacted:
+            raise ResignError(
+                f"cannot re-sign the {kind} webhook: the stored body had secret keys replaced "
+                "by [redacted], so a signature would vouch for a body the sender never sent. "
+                "Replay it from the process that captured it (its local API keeps the "
+                "original), or restore the values with --edit"
+            )
+        secret = resolve_secret(kind, spec, environ)
+        if kind == "stripe":
+            _stripe(request, secret, stamp)
+        elif kind == "github":
+            _github(request, secret)
+        else:
+            _standard(request, secret, stamp)
+        notes.append(f"re-signed the {kind} webhook (timestamp {stamp})")
+    return notes
+
+
+def _hmac(key: bytes, data: bytes, digest: str = "sha256") -> bytes:
+    return hmac.new(key, data, digest).digest()
+
+
+def _stripe(request: ReplayRequest, secret: str, stamp: int) -> None:
+    signature = _hmac(secret.encode(), f"{stamp}.".encode() + request.body).hex()
+    request.set_header("Stripe-Signature", f"t={stamp},v1={signature}")
+
+
+def _github(request: ReplayRequest, secret: str) -> None:
+    key = secret.encode()
+    request.set_header("X-Hub-Signature-256", "sha256=" + _hmac(key, request.body).hex())
+    if request.header("x-hub-signature") is not None:
+        request.set_header("X-Hub-Signature", "sha1=" + _hmac(key, request.body, "sha1").hex())
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64)."""
+    text = secret.removeprefix("whsec_")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ResignError(
+            "the standard webhook secret is not base64 after its whsec_ prefix "
+            "(Standard Webhooks secrets look like whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw)"
+        ) from None
+
+
+def _standard(request: ReplayRequest, secret: str, stamp: int) -> None:
+    key = standard_key(secret)
+    message_id = request.header("webhook-id")
+    if message_id is None:
+        raise ResignError("the request has a webhook-signature but no webhook-id to sign")
+    signed = f"{message_id}.{stamp}.".encode() + request.body
+    signature = base64.b64encode(_hmac(key, signed)).decode("ascii")
+    request.set_header("webhook-timestamp", str(stamp))
+    request.set_header("webhook-signature", f"v1,{signature}")
