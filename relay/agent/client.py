@@ -16,6 +16,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from relay.agent.observe import ExchangeObserver
+from relay.agent.tcp import TcpConnection
 from relay.events import (
     AgentEvent,
     Reconnected,
@@ -62,6 +63,8 @@ class AgentSettings:
     takeover: bool = False  # replace a live tunnel of the same name opened with our token
     ca_file: str | None = None  # trust this CA for wss:// (a self-signed relay)
     resume: str = ""  # a resume token from an earlier run, to get the same name back
+    protocol: str = "http"  # "tcp": raw TCP connections on a public port, no HTTP layer
+    remote_port: int | None = None  # the public port a TCP tunnel asks for; None: any
 
     def options(self) -> dict[str, object]:
         """The HELLO options the relay enforces."""
@@ -74,6 +77,10 @@ class AgentSettings:
             options["deny"] = list(self.deny)
         if self.takeover:
             options["takeover"] = True
+        if self.protocol == "tcp":
+            options["protocol"] = "tcp"
+            if self.remote_port is not None:
+                options["remote_port"] = self.remote_port
         return options
 
     @property
@@ -162,7 +169,7 @@ class AgentLink(FrameLink):
     def __init__(self, agent: Agent, ws: ClientProtocol) -> None:
         super().__init__(ws, Session(Side.AGENT, agent.settings.window))
         self.agent = agent
-        self.streams: dict[int, LocalConnection] = {}
+        self.streams: dict[int, LocalConnection | TcpConnection] = {}
         self.handshake: asyncio.Future[Response] = self.loop.create_future()
         self.welcome: asyncio.Future[p.Welcome] = self.loop.create_future()
         self.goaway = ""
@@ -204,7 +211,11 @@ class AgentLink(FrameLink):
     def _open(self, frame: p.Open) -> None:
         if frame.stream not in self.wire.streams:
             return  # opened and reset in one message: the visitor is already gone
-        conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
+        conn: LocalConnection | TcpConnection
+        if self.agent.settings.protocol == "tcp":  # no HTTP in it: piped, not observed
+            conn = TcpConnection(self, frame.stream, f"{frame.client_host}:{frame.client_port}")
+        else:
+            conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
         self.streams[frame.stream] = conn
         self.loop.create_task(conn.connect())
 
