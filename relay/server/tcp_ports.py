@@ -46,7 +46,8 @@ def parse_port_range(text: str) -> PortRange:
     first, sep, last = text.strip().partition("-")
     if not sep:
         last = first
-    if not (first.strip().isdigit() and last.strip().isdigit()):
+    first, last = first.strip(), last.strip()
+    if not (first.isascii() and last.isascii() and first.isdigit() and last.isdigit()):
         raise ValueError(f"{text!r} is not a port range like 20000-20999")
     low, high = int(first), int(last)
     if not 1 <= low <= high <= 65535:

@@ -31,12 +31,15 @@ def public_port(tunnel: Tunnel) -> int:
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Echo until the client half-closes, then say how many bytes came and close."""
     total = 0
-    while data := await reader.read(65536):
-        total += len(data)
-        writer.write(data)
+    try:
+        while data := await reader.read(65536):
+            total += len(data)
+            writer.write(data)
+            await writer.drain()
+        writer.write(f"\nEOF after {total}\n".encode())
         await writer.drain()
-    writer.write(f"\nEOF after {total}\n".encode())
-    await writer.drain()
+    except ConnectionError:  # the tunnel reset the connection: nothing more to say
+        pass
     writer.close()
 
 
