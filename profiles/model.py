@@ -19,7 +19,9 @@ from profiles.validate import (
     networks_problem,
     optional_label_problem,
     port_problem,
+    protocol_problem,
     relay_url_problem,
+    remote_port_problem,
     token_problem,
     toml_type_name,
 )
@@ -38,6 +40,8 @@ PROFILE_CHECKS: dict[str, Check] = {
     "deny": networks_problem,
     "host_header": host_header_problem,
     "autostart": bool_problem,
+    "protocol": protocol_problem,
+    "remote_port": remote_port_problem,
 }
 RELAY_CHECKS: dict[str, Check] = {"url": relay_url_problem, "token": token_problem}
 TOP_LEVEL_KEYS = ("relay", "profiles")
@@ -80,6 +84,8 @@ class Profile:
     deny: tuple[str, ...] = ()  # client networks (CIDR) turned away
     host_header: str | None = None  # rewrite the Host header to this before it reaches the app
     autostart: bool = False  # start this tunnel when the dashboard opens
+    protocol: str = "http"  # "tcp": raw TCP at tcp://RELAY:PORT, no HTTP layer
+    remote_port: int | None = None  # the public port a tcp profile asks for; None: any free one
 
     def __post_init__(self) -> None:
         # TOML arrays arrive as lists; store tuples so a Profile really is immutable.
@@ -93,6 +99,7 @@ class Profile:
         if name_problem:
             problems.append(Problem(table, None, f"the profile name {name_problem}"))
         problems += _check_fields(table, self, PROFILE_CHECKS)
+        problems += _protocol_problems(table, self)
         if problems:
             raise InvalidProfiles(problems)
 
@@ -106,6 +113,26 @@ class Profile:
         """host:port of the local service, with brackets around an IPv6 address."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+def _protocol_problems(table: str, profile: Profile) -> list[Problem]:
+    """Settings that make no sense for the profile's protocol (checked once each is valid)."""
+    if profile.protocol == "tcp":
+        why = "the relay sees no HTTP in a TCP tunnel"
+        return [
+            Problem(table, key, f'does not apply to protocol = "tcp" ({why}); remove it')
+            for key in ("basic_auth", "host_header")
+            if getattr(profile, key) is not None
+        ]
+    if profile.protocol == "http" and profile.remote_port is not None:
+        return [
+            Problem(
+                table,
+                "remote_port",
+                'applies only to protocol = "tcp"; remove it, or set protocol = "tcp"',
+            )
+        ]
+    return []
 
 
 @dataclass(frozen=True)
