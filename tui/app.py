@@ -284,6 +284,8 @@ class MolehillApp(ProfileActions):
             basic_auth=profile.basic_auth,
             allow=profile.allow,
             deny=profile.deny,
+            protocol=profile.protocol,
+            remote_port=profile.remote_port,
         )
         self.host.start_tunnel(profile.name, settings)
 

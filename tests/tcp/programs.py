@@ -20,7 +20,8 @@ from pathlib import Path
 
 from tests.support.cli import require_program
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian puts the server programs outside PATH, one directory per major version.
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
 
 
 def free_port() -> int:
@@ -42,9 +43,9 @@ async def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 
 def _pg_program(name: str) -> str:
-    path = PG_BIN / name
-    if path.exists():
-        return str(path)
+    for directory in reversed(PG_BINS):
+        if (directory / name).exists():
+            return str(directory / name)
     found = require_program(name)
     assert found is not None
     return found

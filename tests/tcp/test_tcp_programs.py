@@ -51,7 +51,7 @@ async def test_psql_queries_and_copies_megabytes_each_way_through_molehill_tcp()
         base = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port)]
         base += ["-U", "postgres", "-d", "postgres"]
         answer = await run(*base, "-At", "-c", "select 6 * 7, version()")
-        assert answer.startswith("42|PostgreSQL 15")
+        assert answer.startswith("42|PostgreSQL ")
         with shared_tempdir() as tmp:
             rows = BULK_MB * 1024 * 1024 // 129
             source = tmp / "in.txt"

@@ -16,6 +16,7 @@ from profiles.validate import (
     label_problem,
     network_problem,
     port_problem,
+    protocol_problem,
 )
 
 FIELDS = (  # key, label, placeholder (what an empty field means)
@@ -26,6 +27,8 @@ FIELDS = (  # key, label, placeholder (what an empty field means)
     ("basic_auth", "Basic auth", "user:password; empty: none"),
     ("allow", "Allow from", "CIDR, comma-separated; empty: everyone"),
     ("deny", "Deny from", "CIDR, comma-separated; empty: no one"),
+    ("protocol", "Protocol", "http or tcp; empty: http"),
+    ("remote_port", "Remote port", "tcp only; empty: any free one"),
 )
 
 
@@ -54,6 +57,8 @@ CHECKS = {
     "basic_auth": lambda v: basic_auth_problem(v) if v else None,
     "allow": _networks_problem,
     "deny": _networks_problem,
+    "protocol": lambda v: protocol_problem(v or "http"),
+    "remote_port": lambda v: _port_problem(v) if v else None,
 }
 
 
@@ -77,6 +82,8 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
             "basic_auth": (p.basic_auth or "") if p else "",
             "allow": ", ".join(p.allow) if p else "",
             "deny": ", ".join(p.deny) if p else "",
+            "protocol": p.protocol if p else "http",
+            "remote_port": str(p.remote_port) if p and p.remote_port else "",
         }
         with Vertical(id="form"):
             yield Static("Edit profile" if p else "New profile", id="form-title")
@@ -155,6 +162,8 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
                 deny=_split(self._value("deny")),
                 host_header=self.existing.host_header if self.existing else None,
                 autostart=self.query_one("#field-autostart", Checkbox).value,
+                protocol=self._value("protocol") or "http",
+                remote_port=int(port) if (port := self._value("remote_port")) else None,
             )
         except InvalidProfiles as exc:
             error = self.query_one("#form-error", Static)
