@@ -44,12 +44,15 @@ class _Listener:
             self.server = task.result()
 
     def close(self) -> None:
+        task = self.task
+        if self.server is None and task.done() and not task.cancelled():
+            self._started(task)  # started, but its callback has not run yet
         if self.server is not None:
-            self.server.close()
+            self.server.close()  # stops watching the socket, then closes it
         else:
-            self.task.cancel()
-        with contextlib.suppress(OSError):
-            self.sock.close()
+            task.cancel()
+            with contextlib.suppress(OSError):
+                self.sock.close()
 
 
 def _bind(host: str, port: int) -> socket.socket:
