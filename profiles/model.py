@@ -19,7 +19,9 @@ from profiles.validate import (
     networks_problem,
     optional_label_problem,
     port_problem,
+    protocol_problem,
     relay_url_problem,
+    remote_port_problem,
     target_problem,
     token_problem,
     toml_type_name,
@@ -44,6 +46,8 @@ PROFILE_CHECKS: dict[str, Check] = {
     "host_header": host_header_problem,
     "autostart": bool_problem,
     "webhook_secrets": webhook_secrets_problem,
+    "protocol": protocol_problem,
+    "remote_port": remote_port_problem,
 }
 RELAY_CHECKS: dict[str, Check] = {"url": relay_url_problem, "token": token_problem}
 TOP_LEVEL_KEYS = ("relay", "profiles")
@@ -90,6 +94,8 @@ class Profile:
     local_insecure: bool = False  # https target: accept any certificate (self-signed)
     # Replays re-sign webhooks with these: {"stripe": "whsec_..." or "env:VAR", ...}.
     webhook_secrets: dict[str, str] = field(default_factory=dict, hash=False)
+    protocol: str = "http"  # "tcp": raw TCP at tcp://RELAY:PORT, no HTTP layer
+    remote_port: int | None = None  # the public port a tcp profile asks for; None: any free one
 
     def __post_init__(self) -> None:
         # TOML arrays arrive as lists; store tuples so a Profile really is immutable.
@@ -104,6 +110,7 @@ class Profile:
             problems.append(Problem(table, None, f"the profile name {name_problem}"))
         problems += self._target_problems(table)
         problems += _check_fields(table, self, PROFILE_CHECKS)
+        problems += _protocol_problems(table, self)
         if problems:
             raise InvalidProfiles(problems)
 
@@ -149,6 +156,31 @@ class Profile:
     @property
     def local_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.local_address}"
+
+
+def _protocol_problems(table: str, profile: Profile) -> list[Problem]:
+    """Settings that make no sense for the profile's protocol (checked once each is valid)."""
+    if profile.protocol == "tcp":
+        why = "the relay sees no HTTP in a TCP tunnel"
+        problems = [
+            Problem(table, key, f'does not apply to protocol = "tcp" ({why}); remove it')
+            for key in ("basic_auth", "host_header")
+            if getattr(profile, key) is not None
+        ]
+        if profile.target is not None and "://" in profile.target:
+            problems.append(
+                Problem(table, "target", "a tcp profile's target is PORT or HOST:PORT, no scheme")
+            )
+        return problems
+    if profile.protocol == "http" and profile.remote_port is not None:
+        return [
+            Problem(
+                table,
+                "remote_port",
+                'applies only to protocol = "tcp"; remove it, or set protocol = "tcp"',
+            )
+        ]
+    return []
 
 
 @dataclass(frozen=True)

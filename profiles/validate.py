@@ -249,3 +249,21 @@ def webhook_secrets_problem(value: object) -> str | None:
         if _CONTROL.search(secret):
             return f"{kind} must not contain control characters or line breaks"
     return None
+
+
+PROTOCOLS = ("http", "tcp")
+
+
+def protocol_problem(value: object) -> str | None:
+    """Why `value` is not a tunnel protocol ("http" or "tcp"), or None if it is one."""
+    if value not in PROTOCOLS or not isinstance(value, str):
+        shown = toml_type_name(value)
+        return f'must be "http" or "tcp", got {shown}'
+    return None
+
+
+def remote_port_problem(value: object) -> str | None:
+    """Why `value` cannot be a TCP tunnel's public port, or None (None means "any free one")."""
+    if value is None:
+        return None
+    return port_problem(value)

@@ -1,4 +1,5 @@
-"""What an agent reports: tunnel state changes and one record per HTTP exchange."""
+"""What an agent reports: tunnel state changes, one record per HTTP exchange, and one record per
+TCP connection of a TCP tunnel."""
 
 from __future__ import annotations
 
@@ -120,7 +121,36 @@ class RequestRecord:
         return data
 
 
-AgentEvent = TunnelOpen | Reconnecting | Reconnected | TunnelClosed | TunnelRefused | RequestRecord
+@dataclass(slots=True)
+class ConnectionRecord:
+    """One connection through a TCP tunnel, reported once it has closed."""
+
+    time: float  # wall clock when the relay opened the stream
+    client: str  # the visitor's address, as the relay saw it
+    stream: int
+    duration_ms: float  # opened -> closed
+    bytes_in: int  # visitor -> local app
+    bytes_out: int  # local app -> visitor
+    # How it ended: "closed" (both sides finished), "visitor_reset", "app_reset",
+    # "connect_failed", or "reset: CODE" (the relay's reason: idle_timeout, session_lost...).
+    closed: str
+    event: str = "connection"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration_ms"] = round(self.duration_ms, 3)
+        return data
+
+
+AgentEvent = (
+    TunnelOpen
+    | Reconnecting
+    | Reconnected
+    | TunnelClosed
+    | TunnelRefused
+    | RequestRecord
+    | ConnectionRecord
+)
 
 
 def event_to_json(event: AgentEvent) -> dict[str, Any]:

@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 
 from relay.agent import Agent, AgentSettings, Refused
 from relay.agent.resume_store import ResumeStore
-from relay.events import AgentEvent, Reconnected, RequestRecord, TunnelOpen, TunnelRefused
+from relay.events import (
+    AgentEvent,
+    ConnectionRecord,
+    Reconnected,
+    RequestRecord,
+    TunnelOpen,
+    TunnelRefused,
+)
 from relay.probe import FoundRelay, find_relay
 from relay.server import Relay, RelaySettings
+from relay.server.tcp_ports import PortRange
 from relay.stats import StatsSnapshot, TunnelStats
 from relay.transport.runtime import new_event_loop
 
@@ -75,7 +83,10 @@ class TunnelHost:
         self.relay_note = ""  # why the embedded relay is not where it was asked to be
         self.resume_store = resume_store or ResumeStore()
         self.token = token
-        self.embedded_settings = embedded or RelaySettings(http_port=8080, agents_port=0)
+        # TCP ports too: loopback only, and bound only when a tcp profile starts.
+        self.embedded_settings = embedded or RelaySettings(
+            http_port=8080, agents_port=0, tcp_ports=PortRange(20000, 20999)
+        )
         self.embedded: Relay | None = None
         self.capture_bytes = capture_bytes
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -229,6 +240,10 @@ class TunnelHost:
         self._start_tunnel(key, settings)
 
     def _on_event(self, tunnel: _Tunnel, event: AgentEvent) -> None:
+        if type(event) is ConnectionRecord:  # the log pane shows a TCP tunnel's connections
+            with self._lock:
+                self._records.setdefault(tunnel.key, []).append(_as_log_row(event))
+            return
         if type(event) is RequestRecord:
             tunnel.stats.add(event)
             with self._lock:
@@ -277,3 +292,18 @@ async def start_embedded_relay(settings: RelaySettings) -> Relay:
         relay = Relay(settings)
         await relay.start()
     return relay
+
+
+def _as_log_row(record: ConnectionRecord) -> RequestRecord:
+    """A TCP connection as a row of the request log: "TCP", the client and how it closed."""
+    return RequestRecord(
+        time=record.time,
+        method="TCP",
+        path=f"{record.client} {record.closed}",
+        status=0,
+        duration_ms=record.duration_ms,
+        bytes_in=record.bytes_in,
+        bytes_out=record.bytes_out,
+        client=record.client,
+        stream=record.stream,
+    )

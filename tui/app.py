@@ -304,6 +304,10 @@ class MolehillApp(NameHolds):
             allow=profile.allow,
             deny=profile.deny,
             takeover=takeover,
+            protocol=profile.protocol,
+            remote_port=profile.remote_port,
+            local_tls=profile.tls,
+            local_insecure=profile.local_insecure,
         )
 
     def _start(self, profile: Profile, takeover: bool = False) -> None:

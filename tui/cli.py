@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
-from tui.commands import dashboard, http, relay, start
+from tui.commands import dashboard, http, relay, start, tcp
 from tui.commands import profiles as profiles_command
 from tui.commands import requests as requests_command
 from tui.commands.profiles import add_profiles_option
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     http.add_parser(sub)
+    tcp.add_parser(sub)
     start.add_parser(sub)
     profiles_command.add_parser(sub)
     relay.add_parser(sub)

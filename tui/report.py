@@ -11,6 +11,7 @@ from typing import Protocol
 
 from relay.events import (
     AgentEvent,
+    ConnectionRecord,
     Reconnected,
     Reconnecting,
     RequestRecord,
@@ -69,7 +70,14 @@ def human_line(event: AgentEvent) -> str:
         # Why the local app gave no (whole) answer, when that is what happened.
         return f"{line}  {event.failure}" if event.failure else line
     if isinstance(event, TunnelOpen):
-        return f"tunnel '{event.name}' online: {event.url} -> http://{event.local}"
+        scheme = "tcp" if event.url.startswith("tcp://") else "http"
+        return f"tunnel '{event.name}' online: {event.url} -> {scheme}://{event.local}"
+    if isinstance(event, ConnectionRecord):
+        return (
+            f"{_stamp(event.time)}  TCP     {event.client}  {event.closed}  "
+            f"{event.duration_ms / 1000:.1f}s  {_size(event.bytes_in)} in "
+            f"{_size(event.bytes_out)} out"
+        )
     if isinstance(event, Reconnecting):
         return f"tunnel '{event.name}': {event.reason}; retrying in {event.delay:.1f}s"
     if isinstance(event, Reconnected):

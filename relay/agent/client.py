@@ -17,6 +17,7 @@ from websockets.uri import parse_uri
 
 from relay.agent.connect_errors import NotAnAgentEndpoint, Unreachable, describe
 from relay.agent.observe import ExchangeObserver
+from relay.agent.tcp import TcpConnection
 from relay.events import (
     AgentEvent,
     Reconnected,
@@ -66,6 +67,8 @@ class AgentSettings:
     local_tls: bool = False  # the local app speaks HTTPS (target https://HOST:PORT)
     local_insecure: bool = False  # accept any certificate from it (self-signed, dev servers)
     give_up_after: float | None = None  # first connection: fail after this many seconds
+    protocol: str = "http"  # "tcp": raw TCP connections on a public port, no HTTP layer
+    remote_port: int | None = None  # the public port a TCP tunnel asks for; None: any
 
     def options(self) -> dict[str, object]:
         """The HELLO options the relay enforces."""
@@ -78,6 +81,10 @@ class AgentSettings:
             options["deny"] = list(self.deny)
         if self.takeover:
             options["takeover"] = True
+        if self.protocol == "tcp":
+            options["protocol"] = "tcp"
+            if self.remote_port is not None:
+                options["remote_port"] = self.remote_port
         return options
 
     @property
@@ -187,7 +194,7 @@ class AgentLink(FrameLink):
     def __init__(self, agent: Agent, ws: ClientProtocol) -> None:
         super().__init__(ws, Session(Side.AGENT, agent.settings.window))
         self.agent = agent
-        self.streams: dict[int, LocalConnection] = {}
+        self.streams: dict[int, LocalConnection | TcpConnection] = {}
         self.handshake: asyncio.Future[Response] = self.loop.create_future()
         self.welcome: asyncio.Future[p.Welcome] = self.loop.create_future()
         self.goaway = ""
@@ -226,7 +233,11 @@ class AgentLink(FrameLink):
     def _open(self, frame: p.Open) -> None:
         if frame.stream not in self.wire.streams:
             return  # opened and reset in one message: the visitor is already gone
-        conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
+        conn: LocalConnection | TcpConnection
+        if self.agent.settings.protocol == "tcp":  # no HTTP in it: piped, not observed
+            conn = TcpConnection(self, frame.stream, f"{frame.client_host}:{frame.client_port}")
+        else:
+            conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
         self.streams[frame.stream] = conn
         self.loop.create_task(conn.connect())
 

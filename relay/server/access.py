@@ -36,6 +36,8 @@ class TokenEntry:
     names: tuple[str, ...] = ()  # globs of names only this token may take
     max_tunnels: int = 0  # 0: no limit
     revoked: bool = False
+    ports: tuple[int, ...] = ()  # public TCP ports only this token may take
+    max_tcp_ports: int = 0  # TCP ports held at once; 0: no limit
 
     def reserves(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, glob) for glob in self.names)
@@ -141,7 +143,7 @@ def rules_from_options(options: dict[str, Any]) -> AccessRules:
             except ValueError:
                 raise ValueError(f"{key}: {item!r} is not a CIDR network") from None
         setattr(rules, key, nets)
-    unknown = set(options) - {"basic_auth", "allow", "deny", "takeover"}
+    unknown = set(options) - {"basic_auth", "allow", "deny", "takeover", "protocol", "remote_port"}
     if unknown:
         raise ValueError(f"unknown tunnel options: {', '.join(sorted(unknown))}")
     return rules

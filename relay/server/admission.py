@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from relay.http.names import label_problem, random_name
 from relay.server.access import TokenBucket, check_token, reserved_by, rules_from_options
+from relay.server.tcp_ports import PortRefusal, requested_port
 from relay.wire import codec as p
 
 if TYPE_CHECKING:
@@ -55,6 +56,10 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     except ValueError as exc:
         session.refuse("bad_options", str(exc))
         return
+    tcp = _tcp_request(hello.options)
+    if isinstance(tcp, PortRefusal):
+        session.refuse(tcp.code, tcp.message)
+        return
     takeover = hello.options.get("takeover") is True
     name = hello.name or _free_random_name(relay)
     problem = label_problem(name)
@@ -72,7 +77,8 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     live = relay.tunnels.get(name)
     lease = relay.leases.get(name)
     own = bool(label) and takeover  # the same token, asking explicitly
-    resumed = False  # the agent presented the resume token this relay issued to its token
+    # Whether the agent presented the resume token this relay issued to its token.
+    resumed = same_agent = False
     if live is not None:
         same_agent = resumed = _resumes(hello.resume, live.resume, live.token_label, label)
         if not (same_agent or (own and live.token_label == label)):
@@ -82,11 +88,6 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
                 f"the name '{name}' is in use by another agent; choose another --subdomain{hint}",
             )
             return
-        relay.tunnels.pop(name, None)
-        if same_agent:  # the same agent is back before its old connection was declared dead
-            live.fail("replaced by the same agent, reconnected")
-        else:  # taken over: tell the old agent, so it stops instead of taking the name back
-            live.refuse("replaced", f"another agent with the same token took over '{name}'")
     elif lease is not None:
         resumed = _resumes(hello.resume, lease.resume, lease.token_label, label)
         if not (resumed or (own and lease.token_label == label)):
@@ -97,6 +98,22 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
                 "choose another --subdomain",
             )
             return
+    # The name is this agent's: now its port (kept from before on a resume), then the handover.
+    if tcp is not False:
+        port = relay.tcp.open(name, tcp, entry)
+        if isinstance(port, PortRefusal):
+            session.refuse(port.code, port.message)
+            return
+        session.protocol = "tcp"
+    elif relay.tcp.allocator.port_of(name) is not None:
+        relay.tcp.release(name)  # the name was a TCP tunnel's; as an HTTP tunnel it needs none
+    if live is not None:
+        relay.tunnels.pop(name, None)
+        if same_agent:  # the same agent is back before its old connection was declared dead
+            live.fail("replaced by the same agent, reconnected")
+        else:  # taken over: tell the old agent, so it stops instead of taking the name back
+            live.refuse("replaced", f"another agent with the same token took over '{name}'")
+    elif lease is not None:
         lease.timer.cancel()
         del relay.leases[name]
     # Resume tokens are minted here, never chosen by the agent: one the relay did not issue (say,
@@ -125,6 +142,7 @@ def release(relay: Relay, session: AgentSession, reason: str) -> None:
     if name is None or relay.tunnels.get(name) is not session:
         return  # replaced or taken over already: the name is not this session's to free
     del relay.tunnels[name]
+    relay.tcp.release(name)  # a TCP tunnel's port goes with its name
     relay.log_event("tunnel_closed", name=name, peer=session.peer, reason=reason[:120])
 
 
@@ -136,6 +154,25 @@ def _resumes(presented: str, issued: str, issued_label: str, label: str) -> bool
         return False
     same = hmac.compare_digest(presented.encode(), issued.encode())
     return same and issued_label == label
+
+
+def _tcp_request(options: dict[str, object]) -> int | bool | PortRefusal | None:
+    """HELLO's protocol options: False for HTTP, the port asked for (None: any) for TCP."""
+    protocol = options.get("protocol", "http")
+    if protocol == "http":
+        if "remote_port" in options:
+            return PortRefusal("bad_options", "remote_port applies only to protocol 'tcp'")
+        return False
+    if protocol != "tcp":
+        shown = repr(protocol)[:40]
+        return PortRefusal("bad_options", f"protocol must be 'http' or 'tcp', not {shown}")
+    if "basic_auth" in options:
+        return PortRefusal(
+            "bad_options",
+            "basic_auth does not apply to a TCP tunnel (the relay sees no HTTP in it); "
+            "limit who may connect with allow / deny networks instead",
+        )
+    return requested_port(options.get("remote_port"))
 
 
 def _free_random_name(relay: Relay) -> str:

@@ -18,6 +18,7 @@ from relay.wire.session import HELLO_MAX, Session, Side
 if TYPE_CHECKING:
     from relay.server import Relay
     from relay.server.public import PublicConnection
+    from relay.server.tcp_listener import TcpVisitor
 
 log = logging.getLogger("molehill.relay")
 
@@ -39,9 +40,10 @@ class AgentSession(FrameLink):
         self.bucket: TokenBucket | None = None
         self.handshake_done = False  # a websocket (not a health check or a scrape)
         self.name: str | None = None
+        self.protocol = "http"  # or "tcp": a tunnel of raw TCP connections on its own port
         self.resume = ""
         self.peer = ""
-        self.streams: dict[int, PublicConnection] = {}
+        self.streams: dict[int, PublicConnection | TcpVisitor] = {}
         self.client_streams: dict[str, int] = {}  # streams per client address (public.py counts)
         self._hello_timer: asyncio.TimerHandle | None = None
 
@@ -90,9 +92,9 @@ class AgentSession(FrameLink):
         # The relay sends at most this much per stream before the agent grants more: trust the
         # agent's wish only up to a bound, or one that stops reading makes the relay buffer it.
         agent_window = min(hello.window, s.window * 4)
-        welcome = p.Welcome(
-            name, self.relay.public_url(name), resume, s.lease, s.ping_interval, s.window
-        )
+        relay = self.relay
+        url = relay.tcp.url(name) if self.protocol == "tcp" else relay.public_url(name)
+        welcome = p.Welcome(name, url, resume, s.lease, s.ping_interval, s.window)
         self.wire.welcome(welcome, agent_window)
         self.ws.max_message_size = s.max_message
         self.flush()
@@ -105,7 +107,7 @@ class AgentSession(FrameLink):
 
     # -- streams ------------------------------------------------------------------
 
-    def attach(self, conn: PublicConnection, client: str = "") -> bool:
+    def attach(self, conn: PublicConnection | TcpVisitor, client: str = "") -> bool:
         """Give a visitor connection a stream on this tunnel and tell the agent.
 
         ``client`` is the visitor's address when a trusted proxy carried the request: the

@@ -14,6 +14,7 @@ from typing import Any
 
 from relay.server.access import TokenEntry, parse_networks
 from relay.server.settings import RelaySettings
+from relay.server.tcp_ports import parse_port_range
 
 
 class ConfigError(Exception):
@@ -33,6 +34,7 @@ _TOP = {
     "tls": dict,
     "limits": dict,
     "tokens": list,
+    "tcp_ports": str,
 }
 _TLS = {"cert": str, "key": str}
 _LIMITS = {
@@ -50,6 +52,7 @@ _LIMITS = {
     "ping_interval": float,
     "ping_timeout": float,
     "window": int,
+    "tcp_idle_timeout": float,
 }
 # Values below these make a relay no agent can work with (or that closes everything at once).
 _RANGES: dict[str, tuple[float, float | None]] = {
@@ -62,7 +65,15 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "streams_per_agent": (1, None),
     "max_client_share": (0, 1),
 }
-_TOKEN = {"label": str, "hash": str, "names": list, "max_tunnels": int, "revoked": bool}
+_TOKEN = {
+    "label": str,
+    "hash": str,
+    "names": list,
+    "max_tunnels": int,
+    "revoked": bool,
+    "ports": list,
+    "max_tcp_ports": int,
+}
 
 
 def _check(table: dict[str, Any], schema: Mapping[str, type], where: str) -> None:
@@ -120,6 +131,11 @@ def load_config(path: str | Path, base: RelaySettings | None = None) -> RelaySet
         )
     except ValueError as exc:
         raise ConfigError(f"{path}: trusted_proxies: {exc}") from None
+    if "tcp_ports" in data:
+        try:
+            settings.tcp_ports = parse_port_range(data["tcp_ports"])
+        except ValueError as exc:
+            raise ConfigError(f"{path}: tcp_ports: {exc}") from None
     tls = data.get("tls", {})
     _check(tls, _TLS, f"{path} [tls]")
     if bool(tls.get("cert")) != bool(tls.get("key")):
@@ -159,6 +175,13 @@ def _tokens(items: list[Any], path: Path) -> list[TokenEntry]:
         labels.add(item["label"])
         if not str(item["hash"]).startswith("sha256:"):
             raise ConfigError(f"{where}: 'hash' must look like 'sha256:...' (use token add)")
+        ports = item.get("ports", [])
+        if not all(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 65535 for n in ports
+        ):
+            raise ConfigError(f"{where}: 'ports' must be a list of port numbers (1-65535)")
+        if item.get("max_tcp_ports", 0) < 0 or item.get("max_tunnels", 0) < 0:
+            raise ConfigError(f"{where}: limits cannot be negative")
         entries.append(
             TokenEntry(
                 label=item["label"],
@@ -166,6 +189,8 @@ def _tokens(items: list[Any], path: Path) -> list[TokenEntry]:
                 names=tuple(str(n) for n in item.get("names", [])),
                 max_tunnels=item.get("max_tunnels", 0),
                 revoked=item.get("revoked", False),
+                ports=tuple(ports),
+                max_tcp_ports=item.get("max_tcp_ports", 0),
             )
         )
     return entries

@@ -128,6 +128,10 @@ class PublicConnection(Visitor):
                 return None
             target = found
             name = target.name or ""
+            if target.protocol != "http":  # a TCP tunnel's name: it has no HTTP side
+                self._send(out)
+                self._refuse(Refusal(pages.unknown_tunnel(name, relay.settings.domain), "tcp"))
+                return None
         else:
             target = session  # type: ignore[assignment]
             name = self.tunnel

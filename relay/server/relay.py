@@ -21,6 +21,7 @@ from relay.server.config import load_config
 from relay.server.metrics import Histogram, render
 from relay.server.public import PublicConnection
 from relay.server.settings import RelayConfigError, RelaySettings, is_loopback
+from relay.server.tcp_listener import TcpTunnels
 from relay.wire import codec as p
 
 log = logging.getLogger("molehill.relay")
@@ -45,6 +46,7 @@ class Relay:
         self.leases: dict[str, Lease] = {}
         self.sessions: set[AgentSession] = set()
         self.public_connections: set[PublicConnection] = set()
+        self.tcp = TcpTunnels(self)  # TCP tunnels' ports and connections
         self.requests = 0
         self.errors = 0
         self.responses_by_class: dict[str, int] = {}
@@ -127,6 +129,7 @@ class Relay:
             deadline = time.monotonic() - timeout
             for conn in [c for c in self.public_connections if c.last_active < deadline]:
                 conn.idle_out()
+        self.tcp.sweep()
         self._sweeper = asyncio.get_running_loop().call_later(1.0, self._sweep)
 
     def _watch_config(self) -> None:
@@ -187,6 +190,7 @@ class Relay:
         for conn in list(self.public_connections):
             if conn.transport is not None:
                 conn.transport.abort()
+        self.tcp.close()
         for session in list(self.sessions):
             session.close("relay shutting down", code=1001)
         for lease in self.leases.values():
@@ -237,6 +241,7 @@ class Relay:
         lease = self.leases.get(name)
         if lease is not None and lease.resume == resume:
             del self.leases[name]
+            self.tcp.release(name)
             self.log_event("lease_expired", name=name)
 
     # -- plain HTTP on the agents' port ------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from relay.http.framing import MAX_HEAD, MAX_HEADERS
 from relay.server.access import Network, TokenEntry
+from relay.server.tcp_ports import PortRange
 from relay.wire import codec as p
 
 
@@ -44,6 +45,8 @@ class RelaySettings:
     tls_key: str | None = None
     log_format: str = "text"
     config_path: str | None = None  # re-read on reload() (SIGHUP)
+    tcp_ports: PortRange | None = None  # public ports for TCP tunnels; None: no TCP tunnels
+    tcp_idle_timeout: float = 3600.0  # close a TCP connection idle both ways this long (0: never)
 
 
 class RelayConfigError(Exception):

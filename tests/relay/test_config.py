@@ -244,6 +244,8 @@ def test_the_guide_gives_the_real_defaults():
         "[[tokens]].names": list(token.names),
         "[[tokens]].max_tunnels": token.max_tunnels,
         "[[tokens]].revoked": token.revoked,
+        "[[tokens]].ports": list(token.ports),
+        "[[tokens]].max_tcp_ports": token.max_tcp_ports,
     }
     documented = documented_defaults()
     assert len(documented) >= 20

@@ -149,3 +149,32 @@ async def test_broken_profiles_file_opens_an_error_screen_and_is_not_touched(tmp
         await wait_for(pilot, lambda: not isinstance(app.screen, ProfilesErrorScreen))
         await wait_for(pilot, lambda: app.host is not None)
         assert app.loaded is not None and app.loaded.file.get("web").port == 3000
+
+
+async def test_editing_keeps_what_the_form_does_not_show(tmp_path):
+    """An https target, its local_insecure, webhook secrets and host_header survive an edit."""
+    path = tmp_path / "profiles.toml"
+    path.write_text(
+        "[profiles.api]\n"
+        'target = "https://localhost:8443"\n'
+        "local_insecure = true\n"
+        'host_header = "api.internal"\n'
+        "[profiles.api.webhook_secrets]\n"
+        'stripe = "env:STRIPE_WEBHOOK_SECRET"\n'
+    )
+    app = make_app(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.selected == "api" or _select(app, "api"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProfileFormScreen))
+        assert app.screen.query_one("#field-port").value == "8443"
+        app.screen.query_one("#field-port").value = "9443"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ProfileFormScreen))
+    saved = tomllib.loads(path.read_text())["profiles"]["api"]
+    assert saved["target"] == "https://localhost:9443"
+    assert "port" not in saved and "host" not in saved
+    assert saved["local_insecure"] is True
+    assert saved["host_header"] == "api.internal"
+    assert saved["webhook_secrets"] == {"stripe": "env:STRIPE_WEBHOOK_SECRET"}

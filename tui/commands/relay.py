@@ -14,6 +14,7 @@ import sys
 from relay.http.names import label_problem
 from relay.server import Relay, RelayConfigError, RelaySettings
 from relay.server.config import ConfigError, load_config
+from relay.server.tcp_ports import PortRange, parse_port_range
 from relay.transport.runtime import run_until_signal
 from tui.commands import relay_tokens
 
@@ -24,6 +25,14 @@ def host_port(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def port_range(text: str) -> PortRange:
+    """Parse FIRST-LAST for argparse."""
+    try:
+        return parse_port_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -87,6 +96,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="declare a silent agent dead after this many seconds (default 15)",
     )
     parser.add_argument("--log-format", choices=("text", "json"), help="log line format")
+    parser.add_argument(
+        "--tcp-ports",
+        type=port_range,
+        metavar="FIRST-LAST",
+        help="public ports for TCP tunnels, e.g. 20000-20999 (default: no TCP tunnels)",
+    )
+    parser.add_argument(
+        "--tcp-idle-timeout",
+        type=float,
+        help="close TCP connections idle both ways this long (default 3600; 0: never)",
+    )
     parser.set_defaults(run=run)
     relay_tokens.add_parser(parser)
     # `token` is an optional second command, not an argument of the relay: the usage line and
@@ -115,6 +135,8 @@ def settings_from(args: argparse.Namespace) -> RelaySettings:
         ("ping_interval", "ping_interval"),
         ("ping_timeout", "ping_timeout"),
         ("log_format", "log_format"),
+        ("tcp_ports", "tcp_ports"),
+        ("tcp_idle_timeout", "tcp_idle_timeout"),
     ):
         if getattr(args, flag) is not None:
             setattr(settings, field, getattr(args, flag))
@@ -187,6 +209,8 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
         flush=True,
     )
     print(f"  agents       {agents}  (molehill http PORT --relay {agents})", flush=True)
+    if settings.tcp_ports is not None:
+        print(f"  TCP ports    {settings.tcp_ports} on {settings.http_host}", flush=True)
     tokens = len([t for t in settings.tokens if not t.revoked])
     print(f"  agent tokens {tokens if tokens else 'none (open relay)'}", flush=True)
     await stop.wait()

@@ -40,6 +40,15 @@ def add_parser(relay_parser: argparse.ArgumentParser) -> None:
         help="names only this token may take, e.g. 'alice-*' demo",
     )
     add.add_argument("--max-tunnels", type=int, default=0, help="tunnels open at once (0: any)")
+    add.add_argument(
+        "--ports",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="PORT",
+        help="public TCP ports only this token may take",
+    )
+    add.add_argument("--max-tcp-ports", type=int, default=0, help="TCP ports held at once (0: any)")
     token_sub.add_parser("list", help="list tokens (labels, reserved names, state)")
     revoke = token_sub.add_parser("revoke", help="revoke a token; its agents are disconnected")
     revoke.add_argument("label")
@@ -115,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
             entry["names"] = args.names
         if args.max_tunnels:
             entry["max_tunnels"] = args.max_tunnels
+        if args.ports:
+            entry["ports"] = args.ports
+        if args.max_tcp_ports:
+            entry["max_tcp_ports"] = args.max_tcp_ports
         tokens.append(entry)
         _write(path, data)
         print(token)

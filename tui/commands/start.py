@@ -17,6 +17,7 @@ from profiles.store import load
 from relay.agent import AgentSettings
 from relay.host import start_embedded_relay
 from relay.server import Relay, RelaySettings
+from relay.server.tcp_ports import PortRange
 from relay.transport.runtime import run_until_signal
 from tui.captures import add_capture_option, open_capture_writer
 from tui.commands.http import add_connect_timeout_option, give_up_settings
@@ -25,6 +26,9 @@ from tui.commands.relay import host_port
 from tui.headless import output, run_agents
 from tui.local_api import add_api_options, api_options, bad_secret
 from tui.output import LineWriter
+
+# The embedded relay's TCP ports when a tcp profile starts: below Linux's ephemeral range.
+EMBEDDED_TCP_PORTS = PortRange(20000, 20999)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -95,9 +99,12 @@ def run(args: argparse.Namespace) -> int:
         url = relay.url or ""
         if not url:
             try:
-                embedded = await start_embedded_relay(
-                    RelaySettings(http_host=args.http[0], http_port=args.http[1], agents_port=0)
+                settings = RelaySettings(
+                    http_host=args.http[0], http_port=args.http[1], agents_port=0
                 )
+                if any(p.protocol == "tcp" for p in chosen):  # loopback: any free port will do
+                    settings.tcp_ports = EMBEDDED_TCP_PORTS
+                embedded = await start_embedded_relay(settings)
             except OSError as exc:
                 print(f"molehill: cannot start the embedded relay: {exc}", file=sys.stderr)
                 return 1
@@ -134,4 +141,6 @@ def _settings(profile: Profile, relay_url: str, token: str, give_up: float) -> A
         basic_auth=profile.basic_auth,
         allow=profile.allow,
         deny=profile.deny,
+        protocol=profile.protocol,
+        remote_port=profile.remote_port,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -16,6 +18,7 @@ from profiles.validate import (
     label_problem,
     network_problem,
     port_problem,
+    protocol_problem,
 )
 
 FIELDS = (  # key, label, placeholder (what an empty field means)
@@ -26,6 +29,8 @@ FIELDS = (  # key, label, placeholder (what an empty field means)
     ("basic_auth", "Basic auth", "user:password; empty: none"),
     ("allow", "Allow from", "CIDR, comma-separated; empty: everyone"),
     ("deny", "Deny from", "CIDR, comma-separated; empty: no one"),
+    ("protocol", "Protocol", "http or tcp; empty: http"),
+    ("remote_port", "Remote port", "tcp only; empty: any free one"),
 )
 
 
@@ -54,6 +59,8 @@ CHECKS = {
     "basic_auth": lambda v: basic_auth_problem(v) if v else None,
     "allow": _networks_problem,
     "deny": _networks_problem,
+    "protocol": lambda v: protocol_problem(v or "http"),
+    "remote_port": lambda v: _port_problem(v) if v else None,
 }
 
 
@@ -77,6 +84,8 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
             "basic_auth": (p.basic_auth or "") if p else "",
             "allow": ", ".join(p.allow) if p else "",
             "deny": ", ".join(p.deny) if p else "",
+            "protocol": p.protocol if p else "http",
+            "remote_port": str(p.remote_port) if p and p.remote_port else "",
         }
         with Vertical(id="form"):
             yield Static("Edit profile" if p else "New profile", id="form-title")
@@ -144,17 +153,32 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
     def action_save(self) -> None:
         if not self._validate_all():
             return
+        port, host = int(self._value("port")), self._value("host") or "127.0.0.1"
+        kept: dict[str, Any] = {"port": port, "host": host}
+        existing = self.existing
+        if existing is not None:  # what the form does not edit stays as the file has it
+            kept |= {
+                "host_header": existing.host_header,
+                "webhook_secrets": dict(existing.webhook_secrets),
+            }
+            if existing.tls:  # an https target stays https, at the host and port edited here
+                shown = f"[{host}]" if ":" in host else host
+                del kept["port"], kept["host"]  # the target says them
+                kept |= {
+                    "target": f"https://{shown}:{port}",
+                    "local_insecure": existing.local_insecure,
+                }
         try:
             profile = Profile(
                 name=self._value("name"),
-                port=int(self._value("port")),
-                host=self._value("host") or "127.0.0.1",
                 subdomain=self._value("subdomain") or None,
                 basic_auth=self._value("basic_auth") or None,
                 allow=_split(self._value("allow")),
                 deny=_split(self._value("deny")),
-                host_header=self.existing.host_header if self.existing else None,
                 autostart=self.query_one("#field-autostart", Checkbox).value,
+                protocol=self._value("protocol") or "http",
+                remote_port=int(port_text) if (port_text := self._value("remote_port")) else None,
+                **kept,
             )
         except InvalidProfiles as exc:
             error = self.query_one("#form-error", Static)
