@@ -19,6 +19,7 @@ import ctypes.util
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -303,6 +304,8 @@ class Stack:
                 self.agents_url,
                 "--subdomain",
                 self.name,
+                # Extra agent options for an A/B in one sitting, e.g. BENCH_AGENT_ARGS=--no-capture.
+                *shlex.split(os.environ.get("BENCH_AGENT_ARGS", "")),
             ],
         )
 

@@ -9,6 +9,7 @@ real traffic through the tunnels, and saves: main view, request details, profile
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +41,15 @@ TRAFFIC = [
 ]
 
 
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 async def wait_for(pilot, condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     for _ in range(int(timeout / 0.05)):
         if condition():
@@ -63,7 +73,11 @@ async def main() -> None:
         ),
         path,
     )
-    app = MolehillApp(path, relay_settings=RelaySettings(http_port=0, agents_port=0))
+    # The default ports, so the screenshots show the URLs a user sees (stop any relay on them).
+    for port in (8080, 7000):
+        if not port_free(port):
+            raise SystemExit(f"port {port} is taken: stop what listens there, then run me again")
+    app = MolehillApp(path, relay_settings=RelaySettings(http_port=8080, agents_port=7000))
     try:
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(
