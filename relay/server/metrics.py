@@ -116,5 +116,6 @@ def _tcp_lines(relay: Relay, live_in: int, live_out: int) -> list[str]:
     ]
     reasons = [*TCP_REFUSALS, *sorted(set(tcp.refused) - set(TCP_REFUSALS))]
     for reason in reasons:
-        lines.append(f'molehill_tcp_refused_total{{reason="{reason}"}} {tcp.refused.get(reason, 0)}')
+        count = tcp.refused.get(reason, 0)
+        lines.append(f'molehill_tcp_refused_total{{reason="{reason}"}} {count}')
     return lines
