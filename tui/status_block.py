@@ -140,16 +140,17 @@ class StatusBlock:
                 ),
             ]
         if tcp:
-            t = tcp_figures(tcp)
+            conns = tcp_figures(tcp)
             head += [
                 "",
                 _row("TCP connections", "ttl     opn     in/s        out/s"),
                 _row(
                     "",
-                    f"{t.total:<8}{t.open:<8}{_rate(t.rate_in):<12}{_rate(t.rate_out):<12}",
+                    f"{conns.total:<8}{conns.open:<8}{_rate(conns.rate_in):<12}"
+                    f"{_rate(conns.rate_out):<12}",
                 ),
             ]
-        title = (
+        title = (  # what the lines below list
             "HTTP Requests"
             if not tcp
             else "TCP Connections"
