@@ -6,14 +6,18 @@ so that another program on 4040 (ngrok, a dev server, anything) is skipped, neve
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
+import threading
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tui.local_api import DEFAULT_PORT, LAST_PORT
 
-PROBE_TIMEOUT = 2.0  # seconds per port: a loopback API answers in milliseconds
+PROBE_TIMEOUT = 2.0  # seconds per read: a loopback API answers in milliseconds
+PROBE_DEADLINE = 5.0  # seconds per port in all: a server that drips bytes is cut off
 ANSWER_LIMIT = 16 * 1024 * 1024  # bytes read from an answer at most: junk cannot fill memory
 PROBE_PORTS: list[int] = list(range(DEFAULT_PORT, LAST_PORT + 1))  # where `molehill http` looks
 
@@ -39,20 +43,35 @@ def api_url(text: str) -> tuple[str, int]:
 def get_json(host: str, port: int, path: str) -> tuple[int, Any]:
     """GET path; (status, decoded JSON). OSError if nothing answers, ValueError if not JSON."""
     conn = http.client.HTTPConnection(host, port, timeout=PROBE_TIMEOUT)
+    cut = threading.Event()
+    late = threading.Timer(PROBE_DEADLINE, _cut, (conn, cut))
     try:
         conn.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
+        late.start()
         response = conn.getresponse()
         body = response.read(ANSWER_LIMIT + 1)
     except http.client.HTTPException as exc:
         raise ValueError(f"not an HTTP answer ({exc.__class__.__name__})") from None
     finally:
+        late.cancel()
         conn.close()
+    if cut.is_set():
+        raise ValueError(f"no whole answer within {PROBE_DEADLINE:g}s")
     if len(body) > ANSWER_LIMIT:
         raise ValueError(f"an answer over {ANSWER_LIMIT} bytes")
     try:
         return response.status, json.loads(body)
     except (ValueError, RecursionError):
         raise ValueError("an answer that is not JSON") from None
+
+
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """Past the deadline: end the exchange (a shutdown wakes a read blocked on the socket)."""
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def connections_at(host: str, port: int, tunnel: str | None = None) -> dict[str, Any]:

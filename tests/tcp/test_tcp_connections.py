@@ -191,3 +191,29 @@ def test_a_bad_api_url_is_refused_with_the_form_to_use(capsys):
         molehill_main(["connections", "list", "--api", "ftp://127.0.0.1:1"])
     assert stop.value.code == 2
     assert "plain http://HOST:PORT" in capsys.readouterr().err
+
+
+async def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline(monkeypatch):
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            for _ in range(100):  # a byte now and then: each read succeeds, the whole never ends
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        writer.close()
+
+    monkeypatch.setattr(api_probe, "PROBE_DEADLINE", 1.0)
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        started = asyncio.get_running_loop().time()
+        code, out, err = await asyncio.to_thread(cli_probing, [port])
+        assert asyncio.get_running_loop().time() - started < 5
+        assert code == 1 and out == ""
+        assert "no molehill process with a local API is running" in err
+        code, out, err = await asyncio.to_thread(cli_probing, [], "--api", f"127.0.0.1:{port}")
+        assert code == 1 and out == "" and "no whole answer within 1s" in err
+    finally:
+        server.close()
