@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.cli import molehill_process, run_molehill
+from tests.support.stack import running_relay
 from tests.tcp.support import local_service, port_block
 from tui import api_probe
 from tui.cli import main as molehill_main
@@ -217,3 +218,32 @@ async def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline(monkeyp
         assert code == 1 and out == "" and "no whole answer within 1s" in err
     finally:
         server.close()
+
+
+async def test_molehill_start_lists_a_tcp_profile_s_connections_next_to_an_http_one(tmp_path):
+    async with local_service() as local_port, running_relay(tcp_ports=port_block()) as relay:
+        profiles = tmp_path / "profiles.toml"
+        profiles.write_text(
+            f'[relay]\nurl = "{relay.agents_url}"\n\n'
+            f'[profiles.db]\nport = {local_port}\nprotocol = "tcp"\n\n'
+            f"[profiles.web]\nport = {local_port}\n"
+        )
+        async with molehill_process(
+            "--profiles", str(profiles), "start", "--all", "--json", "--no-capture",
+            "--api", "127.0.0.1:0",
+        ) as run:  # fmt: skip
+            api = await run.json_err_until(lambda r: r.get("event") == "api")
+            urls = {}
+            while len(urls) < 2:
+                event = json.loads(await run.line())
+                if event["event"] == "tunnel_open":
+                    urls[event["name"]] = event["url"]
+            port = int(urls["db"].rsplit(":", 1)[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"k" * 100)
+            await reader.readexactly(100)
+            data = await listing(api["url"])
+            assert [t["name"] for t in data["tunnels"]] == ["db"]  # the HTTP one has none
+            [row] = data["connections"]
+            assert row["tunnel_name"] == "db" and row["state"] == "open"
+            writer.close()
