@@ -187,11 +187,31 @@ async def test_another_program_on_the_api_port_is_not_taken_for_molehill(answer)
         assert fixed[0] == 1 and f"http://127.0.0.1:{port}" in fixed[2]
 
 
-def test_a_bad_api_url_is_refused_with_the_form_to_use(capsys):
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("ftp://127.0.0.1:1", "plain http://HOST:PORT"),
+        ("http://127.0.0.1", "expected http://HOST:PORT"),
+        ("127.0.0.1:x", "expected http://HOST:PORT"),
+        ("99999", "expected http://HOST:PORT"),
+        ("", "expected http://HOST:PORT"),
+        (":::", "expected http://HOST:PORT"),
+    ],
+)
+def test_a_bad_api_url_is_refused_with_the_form_to_use(capsys, text, said):
     with pytest.raises(SystemExit) as stop:
-        molehill_main(["connections", "list", "--api", "ftp://127.0.0.1:1"])
+        molehill_main(["connections", "list", "--api", text])
     assert stop.value.code == 2
-    assert "plain http://HOST:PORT" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("4041", ("127.0.0.1", 4041)), ("http://[::1]:4042", ("::1", 4042)),
+     ("localhost:4040", ("localhost", 4040))],
+)  # fmt: skip
+def test_api_urls_in_the_forms_a_user_types(text, where):
+    assert api_probe.api_url(text) == where
 
 
 async def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline(monkeypatch):
