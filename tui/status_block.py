@@ -141,9 +141,10 @@ class StatusBlock:
             ]
         if tcp:
             conns = tcp_figures(tcp)
+            label = "Connections" if len(tcp) == len(self.tunnels) else "TCP connections"
             head += [
                 "",
-                _row("TCP connections", "ttl     opn     in/s        out/s"),
+                _row(label, "ttl     opn     in/s        out/s"),
                 _row(
                     "",
                     f"{conns.total:<8}{conns.open:<8}{_rate(conns.rate_in):<12}"

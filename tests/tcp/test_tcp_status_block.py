@@ -8,10 +8,13 @@ import contextlib
 
 import pytest
 
+from relay.agent import Agent, AgentSettings
+from relay.events import ConnectionRecord, RequestRecord
 from tests.support.cli import molehill_process
 from tests.support.stack import running_relay
 from tests.support.terminal import Terminal
 from tests.tcp.support import local_service, port_block
+from tui.status_block import StatusBlock
 
 
 def row(lines: list[str], label: str) -> str:
@@ -19,8 +22,8 @@ def row(lines: list[str], label: str) -> str:
 
 
 def tcp_figures(lines: list[str]) -> list[str]:
-    """The values under "TCP connections  ttl opn in/s out/s"."""
-    at = next(i for i, line in enumerate(lines) if line.startswith("TCP connections"))
+    """The values under "Connections  ttl opn in/s out/s"."""
+    at = next(i for i, line in enumerate(lines) if line.endswith("in/s        out/s"))
     return lines[at + 1].split()
 
 
@@ -40,7 +43,7 @@ async def test_tcp_on_a_terminal_shows_connections_and_throughput(width, height)
             where, arrow, target = row(lines, "Forwarding").split()[1:]
             assert where.startswith("tcp://localhost:") and arrow == "->"
             assert target == f"127.0.0.1:{local_port}"
-            assert not row(lines, "Connections")  # no HTTP figures for a TCP tunnel
+            assert "p50" not in row(lines, "Connections")  # no HTTP figures for a TCP tunnel
             assert "TCP Connections" in lines and "HTTP Requests" not in lines
             assert tcp_figures(lines) == ["0", "0", "0B/s", "0B/s"]
 
@@ -82,3 +85,24 @@ async def _keep_sending(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         await writer.drain()
         await reader.readexactly(4096)
         await asyncio.sleep(0.02)
+
+
+def test_a_block_with_http_and_tcp_tunnels_shows_both_kinds_of_figures():
+    class Screen:
+        pending = 0
+
+        def write(self, text: str) -> None:
+            pass
+
+    block = StatusBlock(Screen(), -1, "ws://relay")
+    web = block.hook("web", Agent(AgentSettings(local_port=3000)))
+    db = block.hook("db", Agent(AgentSettings(local_port=5432, protocol="tcp")))
+    web(RequestRecord(0.0, "GET", "/page", 200, 5.0, 100, 200, "127.0.0.1", 1))
+    db(ConnectionRecord(0.0, "127.0.0.1:4000", 1, 30.0, 10, 20, "closed"))
+    lines = block.lines(40)
+    assert row(lines, "Connections").split()[1:] == ["ttl", "opn", "rt1", "rt5", "p50", "p90"]
+    assert row(lines, "TCP connections").split()[2:] == ["ttl", "opn", "in/s", "out/s"]
+    assert "Requests and TCP Connections" in lines
+    assert any("[web]" in line and "/page" in line for line in lines)
+    assert any("[db]" in line and " TCP " in line and "127.0.0.1:4000" in line for line in lines)
+    assert any(line.endswith("-> 127.0.0.1:5432") for line in lines)  # TCP: no http:// target
