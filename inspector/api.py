@@ -1,4 +1,5 @@
-"""The local API (ngrok's where ngrok has the call): tunnels, captured requests, replay, HAR.
+"""The local API (ngrok's where ngrok has the call): tunnels, captured requests, replay, HAR,
+and a TCP tunnel's connections (molehill's own: GET /api/connections).
 
 Served by the process that runs the tunnels (see inspector.api_server for the guards). Store
 reads and writes run on a worker thread, one at a time, so the tunnels' loop never waits on disk.
@@ -43,9 +44,14 @@ class TunnelInfo:
     addr: str  # the local app's URL
     insecure: bool = False  # an https app whose certificate is not checked
     webhook_secrets: dict[str, str] = field(default_factory=dict)
+    # A TCP tunnel's connections, JSON-ready: {"open", "total", "throughput", "connections"}.
+    connections: Callable[[], dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        proto = "https" if self.public_url.startswith("https") else "http"
+        if self.public_url.startswith("tcp://"):
+            proto = "tcp"
+        else:
+            proto = "https" if self.public_url.startswith("https") else "http"
         return {
             "name": self.name,
             "uri": f"/api/tunnels/{self.name}",
@@ -152,6 +158,8 @@ class InspectorApi:
         path = request.path.rstrip("/") or "/"
         method = request.method
         parts = path.split("/")[1:]
+        if parts == ["api", "connections"]:
+            return await self._allow(method, "GET", lambda: self._connections(request))
         if parts[:2] != ["api", "tunnels"] and parts[:3] != ["api", "requests", "http"]:
             if parts[:3] == ["api", "requests", "http.har"] and len(parts) == 3:
                 return await self._allow(method, "GET", lambda: self._har(request))
@@ -187,6 +195,26 @@ class InspectorApi:
     async def _tunnels(self) -> ApiResponse:
         tunnels = [t.to_json() for t in self.tunnels() if t.public_url]
         return _json({"tunnels": tunnels, "uri": "/api/tunnels"})
+
+    async def _connections(self, request: ApiRequest) -> ApiResponse:
+        """Each TCP tunnel's figures, and its connections (open ones first), newest first."""
+        wanted = request.query.get("tunnel_name")
+        tunnels = [t for t in self.tunnels() if t.connections is not None]
+        if wanted is not None:
+            tunnels = [t for t in tunnels if t.name == wanted]
+            if not tunnels:
+                names = ", ".join(t.name for t in self.tunnels() if t.connections) or "none"
+                raise ApiError(404, f"no TCP tunnel named {wanted!r} here (TCP tunnels: {names})")
+        listed: list[dict[str, Any]] = []
+        summary: list[dict[str, Any]] = []
+        for tunnel in tunnels:
+            assert tunnel.connections is not None
+            view = tunnel.connections()
+            rows = view.pop("connections")
+            listed += [{"tunnel_name": tunnel.name, **row} for row in rows]
+            summary.append({"name": tunnel.name, "public_url": tunnel.public_url, **view})
+        body = {"connections": listed, "tunnels": summary, "uri": "/api/connections"}
+        return _json(body)
 
     async def _tunnel(self, name: str) -> ApiResponse:
         for tunnel in self.tunnels():

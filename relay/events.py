@@ -123,7 +123,7 @@ class RequestRecord:
 
 @dataclass(slots=True)
 class ConnectionRecord:
-    """One connection through a TCP tunnel, reported once it has closed."""
+    """One connection through a TCP tunnel: reported once it has closed, listed while open."""
 
     time: float  # wall clock when the relay opened the stream
     client: str  # the visitor's address, as the relay saw it
@@ -132,8 +132,10 @@ class ConnectionRecord:
     bytes_in: int  # visitor -> local app
     bytes_out: int  # local app -> visitor
     # How it ended: "closed" (both sides finished), "visitor_reset", "app_reset",
-    # "connect_failed", or "reset: CODE" (the relay's reason: idle_timeout, session_lost...).
+    # "connect_failed", or "reset: CODE" (the relay's reason: idle_timeout, session_lost...);
+    # empty while it is open.
     closed: str
+    state: str = "closed"  # "open" in a listing of the connections still going
     event: str = "connection"
 
     def to_json(self) -> dict[str, Any]:

@@ -44,6 +44,19 @@ class TunnelStatus:
     rtt_ms: float | None
     open_streams: int
     stats: StatsSnapshot
+    tcp: TcpFigures | None = None  # a TCP tunnel's connections and throughput
+
+
+@dataclass(frozen=True, slots=True)
+class TcpFigures:
+    """A TCP tunnel's connections (ever, open), bytes moved and live throughput (bytes/s)."""
+
+    total: int
+    open: int
+    bytes_in: int
+    bytes_out: int
+    rate_in: float
+    rate_out: float
 
 
 @dataclass
@@ -277,9 +290,17 @@ class TunnelHost:
                 rtt_ms=agent.rtt * 1000 if agent.rtt is not None else None,
                 open_streams=len(link.streams) if link is not None else 0,
                 stats=tunnel.stats.snapshot(),
+                tcp=_tcp_figures(agent) if agent.settings.protocol == "tcp" else None,
             )
         with self._lock:
             self._statuses = statuses
+
+
+def _tcp_figures(agent: Agent) -> TcpFigures:
+    ledger = agent.tcp
+    rate_in, rate_out = ledger.throughput()  # sampled each publish: a rolling figure
+    moved_in, moved_out = ledger.bytes_moved()
+    return TcpFigures(ledger.total, len(ledger.open), moved_in, moved_out, rate_in, rate_out)
 
 
 async def start_embedded_relay(settings: RelaySettings) -> Relay:

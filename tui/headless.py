@@ -19,7 +19,7 @@ from relay.events import (
     TunnelClosed,
     TunnelOpen,
 )
-from tui.local_api import ApiOptions, start_api
+from tui.local_api import ApiOptions, start_api, tcp_view
 from tui.output import LineWriter, stdout_writer
 from tui.report import Reporter
 from tui.status_block import StatusBlock
@@ -101,11 +101,13 @@ async def _run_agents(
                 TunnelInfo(
                     tag or agent.name,
                     agent.url,
-                    agent.settings.local_url,
+                    agent.settings.local if tcp else agent.settings.local_url,
                     agent.settings.local_insecure,
                     webhook_secrets.get(tag or agent.name, {}),
+                    tcp_view(agent.tcp) if tcp else None,
                 )
                 for (tag, _), agent in zip(tunnels, agents, strict=True)
+                for tcp in [agent.settings.protocol == "tcp"]
             ]
 
         serving = await start_api(api, captures, tunnel_list, as_json, out)

@@ -8,11 +8,13 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from inspector import CaptureSettings, CaptureWriter
 from inspector.api import InspectorApi, TunnelInfo
 from inspector.api_server import is_loopback, start_server
 from inspector.resign import ResignError, parse_secret_flag
+from relay.agent.tcp import TcpLedger
 from tui.output import LineWriter
 
 DEFAULT_PORT = 4040
@@ -27,6 +29,24 @@ class ApiOptions:
     port: int | None = DEFAULT_PORT
     fixed: bool = False  # --api given: that port or nothing
     webhook_secrets: dict[str, str] = field(default_factory=dict)
+
+
+def tcp_view(ledger: TcpLedger) -> Callable[[], dict[str, Any]]:
+    """What /api/connections shows of a TCP tunnel, read when asked."""
+
+    def view() -> dict[str, Any]:
+        rate_in, rate_out = ledger.throughput()
+        moved_in, moved_out = ledger.bytes_moved()
+        return {
+            "open": len(ledger.open),
+            "total": ledger.total,
+            "bytes_in": moved_in,
+            "bytes_out": moved_out,
+            "throughput": {"in": round(rate_in, 1), "out": round(rate_out, 1)},
+            "connections": [record.to_json() for record in ledger.listing()],
+        }
+
+    return view
 
 
 def api_address(text: str) -> tuple[str, int]:

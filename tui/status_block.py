@@ -12,6 +12,7 @@ from relay import __version__
 from relay.agent import Agent
 from relay.events import (
     AgentEvent,
+    ConnectionRecord,
     Reconnected,
     Reconnecting,
     RequestRecord,
@@ -19,11 +20,12 @@ from relay.events import (
     TunnelOpen,
     TunnelRefused,
 )
+from tui.format import human_size
 from tui.report import human_line
-from tui.status_figures import RequestFigures
+from tui.status_figures import RequestFigures, tcp_figures
 
 REDRAW_EVERY = 0.25  # seconds: at most four frames a second, whatever the traffic
-LATEST = 10  # requests listed under the figures
+LATEST = 10  # requests (or TCP connections) listed under the figures
 HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
 CLEAR_LINE, CLEAR_BELOW, CLEAR_SCREEN = "\x1b[2K", "\x1b[J", "\x1b[H\x1b[2J"
 
@@ -58,7 +60,9 @@ class StatusBlock:
         self.relay = relay
         self.tunnels: list[TunnelLine] = []
         self.figures = RequestFigures()
-        self.latest: deque[tuple[str | None, RequestRecord]] = deque(maxlen=LATEST)
+        self.latest: deque[tuple[str | None, RequestRecord | ConnectionRecord]] = deque(
+            maxlen=LATEST
+        )
         self.drawn = 0  # lines of the last frame, to move back over
         self.size: tuple[int, int] | None = None
 
@@ -115,25 +119,46 @@ class StatusBlock:
         ]
         for t in self.tunnels:
             tag = f"[{t.tag}] " if t.tag is not None and len(self.tunnels) > 1 else ""
-            target = t.agent.settings.local_url
+            settings = t.agent.settings
+            target = settings.local if settings.protocol == "tcp" else settings.local_url
             where = t.url or "(waiting for the relay)"
             head.append(_row("Forwarding", f"{tag}{where} -> {target}"))
             if t.state != "online" and t.note:
                 head.append(_row("", f"{tag}{t.state}: {t.note}"))
-        figures = self.figures.figures()
-        open_now = sum(len(t.agent.link.streams) for t in self.tunnels if t.agent.link)
-        head += [
-            "",
-            _row("Connections", "ttl     opn     rt1     rt5     p50     p90"),
-            _row(
+        tcp = [t.agent.tcp for t in self.tunnels if t.agent.settings.protocol == "tcp"]
+        if len(tcp) < len(self.tunnels):
+            figures = self.figures.figures()
+            http = [t for t in self.tunnels if t.agent.settings.protocol != "tcp"]
+            open_now = sum(len(t.agent.link.streams) for t in http if t.agent.link)
+            head += [
                 "",
-                f"{figures.total:<8}{open_now:<8}{figures.rate_1m:<8.2f}{figures.rate_5m:<8.2f}"
-                f"{_ms(figures.p50):<8}{_ms(figures.p90):<8}",
-            ),
-            "",
-            "HTTP Requests",
-            "-------------",
-        ]
+                _row("Connections", "ttl     opn     rt1     rt5     p50     p90"),
+                _row(
+                    "",
+                    f"{figures.total:<8}{open_now:<8}{figures.rate_1m:<8.2f}"
+                    f"{figures.rate_5m:<8.2f}{_ms(figures.p50):<8}{_ms(figures.p90):<8}",
+                ),
+            ]
+        if tcp:
+            conns = tcp_figures(tcp)
+            label = "Connections" if len(tcp) == len(self.tunnels) else "TCP connections"
+            head += [
+                "",
+                _row(label, "ttl     opn     in/s        out/s"),
+                _row(
+                    "",
+                    f"{conns.total:<8}{conns.open:<8}{_rate(conns.rate_in):<12}"
+                    f"{_rate(conns.rate_out):<12}",
+                ),
+            ]
+        title = (  # what the lines below list
+            "HTTP Requests"
+            if not tcp
+            else "TCP Connections"
+            if len(tcp) == len(self.tunnels)
+            else "Requests and TCP Connections"
+        )
+        head += ["", title, "-" * len(title)]
         room = max(0, height - 1 - len(head))
         requests = list(self.latest)[-room:] if room else []
         shown = []
@@ -155,6 +180,8 @@ class TunnelHook:
         line = self.line
         if type(event) is RequestRecord:
             self.block.figures.add(event)
+            self.block.latest.append((line.tag, event))
+        elif type(event) is ConnectionRecord:
             self.block.latest.append((line.tag, event))
         elif isinstance(event, TunnelOpen | Reconnected):
             line.state, line.url, line.note = "online", event.url, ""
@@ -178,6 +205,10 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.0f}ms" if value >= 100 else f"{value:.1f}ms"
+
+
+def _rate(bytes_per_second: float) -> str:
+    return f"{human_size(int(bytes_per_second))}/s"
 
 
 def _rtt(tunnels: list[TunnelLine]) -> str:

@@ -1,4 +1,5 @@
-"""The status block's request figures: totals, rates over 1 and 5 minutes, p50 and p90."""
+"""The status block's figures: for HTTP, requests (totals, rates over 1 and 5 minutes, p50 and
+p90); for TCP, connections (total, open) and live throughput each way."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from relay.agent.tcp import TcpLedger
 from relay.events import RequestRecord
 from relay.stats import TunnelStats
 
@@ -57,3 +59,22 @@ class RequestFigures:
             p50=snapshot.p50,
             p90=snapshot.p90,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TcpFigures:
+    total: int  # connections ever opened
+    open: int
+    rate_in: float  # bytes per second, visitors -> local service, over the last seconds
+    rate_out: float
+
+
+def tcp_figures(ledgers: list[TcpLedger], now: float | None = None) -> TcpFigures:
+    """The TCP tunnels' connections and throughput, summed."""
+    rates = [ledger.throughput(now) for ledger in ledgers]
+    return TcpFigures(
+        total=sum(ledger.total for ledger in ledgers),
+        open=sum(len(ledger.open) for ledger in ledgers),
+        rate_in=sum(r[0] for r in rates),
+        rate_out=sum(r[1] for r in rates),
+    )

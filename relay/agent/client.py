@@ -17,7 +17,7 @@ from websockets.uri import parse_uri
 
 from relay.agent.connect_errors import NotAnAgentEndpoint, Unreachable, describe
 from relay.agent.observe import ExchangeObserver
-from relay.agent.tcp import TcpConnection
+from relay.agent.tcp import TcpConnection, TcpLedger
 from relay.events import (
     AgentEvent,
     Reconnected,
@@ -278,6 +278,7 @@ class Agent:
         self._stop_requested = asyncio.Event()
         self._online = asyncio.Event()
         self.local_ssl = settings.local_ssl()  # built once: each one loads the system CAs
+        self.tcp = TcpLedger()  # a TCP tunnel's connections, open and recent
 
     @property
     def rtt(self) -> float | None:

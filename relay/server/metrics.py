@@ -38,9 +38,19 @@ class Histogram:
         return out
 
 
+# Why a TCP connection was turned away (relay/server/tcp_listener.py's rules): always listed,
+# so a dashboard's query has a series from the start.
+TCP_REFUSALS = (
+    "tunnel_offline", "per_ip", "allow_deny", "rate", "max_client_share", "streams_per_agent",
+)  # fmt: skip
+
+
 def render(relay: Relay) -> str:
-    live_in = sum(c.bytes_from_socket for c in relay.public_connections)
-    live_out = sum(c.bytes_to_socket for c in relay.public_connections)
+    tcp = relay.tcp
+    tcp_in = sum(c.bytes_from_socket for c in tcp.connections)
+    tcp_out = sum(c.bytes_to_socket for c in tcp.connections)
+    live_in = sum(c.bytes_from_socket for c in relay.public_connections) + tcp_in
+    live_out = sum(c.bytes_to_socket for c in relay.public_connections) + tcp_out
     streams = sum(len(s.streams) for s in relay.tunnels.values())
     lines = [
         "# HELP molehill_tunnels Tunnels online.",
@@ -79,5 +89,33 @@ def render(relay: Relay) -> str:
         "# HELP molehill_request_duration_seconds Request head in to response head out.",
         "# TYPE molehill_request_duration_seconds histogram",
         *relay.durations.lines("molehill_request_duration_seconds"),
+        *_tcp_lines(relay, tcp_in, tcp_out),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _tcp_lines(relay: Relay, live_in: int, live_out: int) -> list[str]:
+    tcp = relay.tcp
+    tunnels = sum(1 for s in relay.tunnels.values() if s.protocol == "tcp")
+    lines = [
+        "# HELP molehill_tcp_tunnels TCP tunnels online.",
+        "# TYPE molehill_tcp_tunnels gauge",
+        f"molehill_tcp_tunnels {tunnels}",
+        "# HELP molehill_tcp_connections Open connections to TCP tunnels' ports.",
+        "# TYPE molehill_tcp_connections gauge",
+        f"molehill_tcp_connections {len(tcp.connections)}",
+        "# HELP molehill_tcp_connections_total Connections let through to TCP tunnels.",
+        "# TYPE molehill_tcp_connections_total counter",
+        f"molehill_tcp_connections_total {tcp.accepted}",
+        "# HELP molehill_tcp_bytes_total Bytes carried through TCP tunnels.",
+        "# TYPE molehill_tcp_bytes_total counter",
+        f'molehill_tcp_bytes_total{{direction="in"}} {tcp.bytes_in + live_in}',
+        f'molehill_tcp_bytes_total{{direction="out"}} {tcp.bytes_out + live_out}',
+        "# HELP molehill_tcp_refused_total TCP connections turned away, by the rule that did.",
+        "# TYPE molehill_tcp_refused_total counter",
+    ]
+    reasons = [*TCP_REFUSALS, *sorted(set(tcp.refused) - set(TCP_REFUSALS))]
+    for reason in reasons:
+        count = tcp.refused.get(reason, 0)
+        lines.append(f'molehill_tcp_refused_total{{reason="{reason}"}} {count}')
+    return lines

@@ -79,6 +79,11 @@ class TcpTunnels:
         self.allocator = PortAllocator(relay.settings.tcp_ports)
         self.listeners: dict[str, _Listener] = {}  # by tunnel name
         self.connections: set[TcpVisitor] = set()
+        # For /metrics: connections let through, turned away (by rule), bytes of closed ones.
+        self.accepted = 0
+        self.refused: dict[str, int] = {}
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     def url(self, name: str) -> str:
         return f"tcp://{self.relay.settings.domain}:{self.allocator.port_of(name)}"
@@ -159,6 +164,7 @@ class TcpVisitor(StreamBridge):
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         rule = self._admit()
         if rule is not None:
+            self.tunnels.refused[rule] = self.tunnels.refused.get(rule, 0) + 1
             self.relay.log_event("tcp_refused", tunnel=self.name, client=self.client_ip, rule=rule)
             self.transport.abort()  # type: ignore[union-attr]
 
@@ -188,6 +194,7 @@ class TcpVisitor(StreamBridge):
         self.owner = ip
         policy.count(session.client_streams, ip, 1)
         self.tunnels.connections.add(self)
+        self.tunnels.accepted += 1
         return None
 
     def data_received(self, data: bytes) -> None:
@@ -217,6 +224,8 @@ class TcpVisitor(StreamBridge):
         self.tunnels.connections.discard(self)
         relay.bytes_in += self.bytes_from_socket
         relay.bytes_out += self.bytes_to_socket
+        self.tunnels.bytes_in += self.bytes_from_socket
+        self.tunnels.bytes_out += self.bytes_to_socket
         if self.counted:
             self.counted = False
             left = relay.per_ip.get(self.client_ip, 1) - 1

@@ -20,6 +20,7 @@ from tui.commands.http import (
     output,
     run_agents,
 )
+from tui.local_api import add_api_options, api_options
 
 
 def target(text: str) -> LocalTarget:
@@ -94,6 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="replace a live tunnel of the same name opened with the same token",
     )
     parser.add_argument("--ca", metavar="FILE", help="trust this CA file for a wss:// relay")
+    add_api_options(parser, secrets=False)  # `molehill connections list` reads it
     parser.set_defaults(run=run, basic_auth=None)
 
 
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if problem := access_problem(args):
         print(f"molehill: {problem}", file=sys.stderr)
         return 2
+    api = api_options(args)
     settings = AgentSettings(
         local_port=args.target.port,
         local_host=args.target.host,
@@ -125,6 +128,6 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         with contextlib.closing(output(args.json, stop)) as out:
-            return await run_agents([(None, settings)], args.json, stop, out)
+            return await run_agents([(None, settings)], args.json, stop, out, api=api)
 
     return run_until_signal(main)

@@ -48,6 +48,9 @@ class LatencyPane(Vertical):
             return
         stats = status.stats
         chart.update_series(stats.per_second)
+        if status.tcp is not None:  # no requests in a TCP tunnel: its connections instead
+            figures.update(_tcp_table(status))
+            return
         # "app": the local app's time; "tunnel": what the agent added before the app could
         # start (docs/architecture.md says what each figure covers).
         table = Table.grid(padding=(0, 1))
@@ -76,3 +79,19 @@ class LatencyPane(Vertical):
 
     def on_latency_chart_span_changed(self, event: LatencyChart.SpanChanged) -> None:
         self.query_one("#latency-title", Static).update(_title(event.seconds))
+
+
+def _tcp_table(status: TunnelStatus) -> Table:
+    """A TCP tunnel's live throughput each way, its connections and bytes moved."""
+    tcp = status.tcp
+    assert tcp is not None
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim")
+    table.add_column(justify="right")
+    table.add_column(justify="right")
+    table.add_row("", "in", "out")
+    table.add_row("now", f"{human_size(int(tcp.rate_in))}/s", f"{human_size(int(tcp.rate_out))}/s")
+    table.add_row("total", human_size(tcp.bytes_in), human_size(tcp.bytes_out))
+    table.add_row("conns", f"{tcp.open} open", f"{tcp.total} total")
+    table.add_row("RTT", ms(status.rtt_ms), "")
+    return table
