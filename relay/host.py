@@ -252,10 +252,9 @@ class TunnelHost:
         if type(event) is RequestRecord:
             tunnel.stats.add(event)
             if self.record_sink is not None:
-                try:
+                # A failing sink must never stop a tunnel.
+                with contextlib.suppress(Exception):
                     self.record_sink(tunnel.key, event)
-                except Exception:  # noqa: BLE001 - a failing sink must never stop a tunnel
-                    pass
             with self._lock:
                 self._records.setdefault(tunnel.key, []).append(event)
             return
