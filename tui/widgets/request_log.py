@@ -299,13 +299,13 @@ class RequestLog(ScrollView, can_focus=True):
             style = STATUS_STYLES.get(klass, DIM) if c.key == "status" else c.style
             segments.append(Segment(text, style))
         path = record.path
-        stored = isinstance(record, StoredRecord)
-        if stored and (record.original is not None or record.replay_of is not None):
+        stored = record if isinstance(record, StoredRecord) else None
+        if stored is not None and (stored.original is not None or stored.replay_of is not None):
             path = f"↻ {path}"  # a replay
         if len(path) > path_width:
             path = path[: path_width - 1] + "…"
         segments.append(Segment(path))
-        if stored and record.history:  # from the store when the dashboard opened: dimmed
+        if stored is not None and stored.history:  # read from the store on open: dimmed
             return [Segment(segment.text, DIM) for segment in segments]
         return segments
 
