@@ -59,8 +59,7 @@ FOOTER_PRIORITY = (
 class MolehillApp(InspectorHooks):
     """Run with a profiles path; ``relay_settings`` configures the embedded relay;
     ``look_for_relay``: with no relay in the profiles file, use the molehill relay answering
-    at this agents' URL, if any, instead of starting an embedded one. ``captures``/``api``: the
-    capture store and the local API (None: off; see InspectorHooks)."""
+    at this agents' URL, if any, instead of starting an embedded one (and see InspectorHooks)."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "molehill"
@@ -135,7 +134,6 @@ class MolehillApp(InspectorHooks):
         self.query_one(LatencyPane).border_title = "latency"
         if not self._load_profiles():
             return
-        self._open_inspector()
         self._start_host()
         self.set_interval(REFRESH_EVERY, self.refresh_from_host)
         self.set_interval(1.0, self._tick_holds)
@@ -154,13 +152,13 @@ class MolehillApp(InspectorHooks):
 
     def _after_file_error(self, reload: bool | None) -> None:
         if reload and self._load_profiles() and self.host is None:
-            self._open_inspector()
             self._start_host()
             self.set_interval(REFRESH_EVERY, self.refresh_from_host)
             self.set_interval(1.0, self._tick_holds)
 
     def _start_host(self) -> None:
         assert self.loaded is not None
+        self._open_inspector()  # the store first: the tunnels write to it
         relay = self.loaded.file.relay
         token = relay.token or os.environ.get("MOLEHILL_TOKEN", "")
         self.host = TunnelHost(
@@ -221,7 +219,8 @@ class MolehillApp(InspectorHooks):
             return  # nothing to redraw: an idle dashboard should cost (almost) nothing
         log = self.query_one(RequestLog)
         for key, records in update.records.items():
-            rows = list(zip(repeat(key), records))  # thousands a second under load
+            kept = self.captures.for_log(records, self.capture_bytes)  # bodies: the log's share
+            rows = list(zip(repeat(key), kept))  # thousands a second under load
             self.logs.setdefault(key, deque(maxlen=self.ring_size)).extend(rows)
             self.all_rows.extend(rows)
             if self.selected in (key, ALL):

@@ -10,9 +10,10 @@ from inspector import (
     open_store,
     open_writer,
 )
+from inspector.originals import OriginalRequest
 from profiles.model import Profile
 from relay.events import RequestRecord
-from tui.log_records import StoredRecord, from_exchange
+from tui.log_records import StoredRecord, from_exchange, trimmed
 
 LOOKUP_WINDOW = 500  # newest stored exchanges of a tunnel searched for a live row's id
 
@@ -50,6 +51,20 @@ class DashboardCaptures:
         if self.writer is None:
             return capture_bytes
         return max(capture_bytes, self.settings.body_cap)
+
+    def for_log(self, records: list[RequestRecord], cap: int) -> list[RequestRecord]:
+        """The records as the log keeps them: bodies cut to ``cap`` (the agents keep up to the
+        store's cap while captures are on; the ring of thousands of rows should not)."""
+        if self.writer is None or cap >= self.settings.body_cap:
+            return records
+        return [trimmed(r, cap) for r in records]
+
+    def original(self, profile_name: str, record: RequestRecord) -> OriginalRequest | None:
+        """The writer's in-memory copy of a row's request (whole, unredacted), if it has one."""
+        if self.writer is None:
+            return None
+        exchange_id = self.stored_id(profile_name, record)
+        return None if exchange_id is None else self.writer.originals.get(exchange_id)
 
     def track(self, profile: Profile, local_url: str) -> None:
         """Before a profile's tunnel starts: where its app is, and whether it is kept."""

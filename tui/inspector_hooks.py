@@ -22,7 +22,10 @@ from tui.widgets.tunnel_list import ALL
 
 
 class InspectorHooks(NameHolds):
-    """Mixed into MolehillApp, above NameHolds; uses its ``logs``, ``all_rows``, ``ring_size``."""
+    """Mixed into MolehillApp, above NameHolds; uses its ``logs``, ``all_rows``, ``ring_size``.
+
+    The app's ``captures`` (CaptureSettings, None: no captures, `--no-capture`) and ``api``
+    (ApiOptions, None: no API, `--no-api`) arguments come here."""
 
     logs: dict[str, deque[Row]]
     all_rows: deque[Row]

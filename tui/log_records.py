@@ -22,13 +22,21 @@ class StoredRecord(RequestRecord):
     original: RequestRecord | None = None
 
 
+def _as_captured(head: bytes, payload: bytes) -> bytes:
+    """The store keeps chunked bodies de-chunked; a live capture has them framed, and the log's
+    readers (details, replay) de-chunk what a chunked head announces: frame it again."""
+    if not payload or b"chunked" not in head.lower():
+        return payload
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+
+
 def from_exchange(e: StoredExchange) -> StoredRecord:
     """A stored exchange as a history row (heads and bodies as stored: redacted)."""
     capture = Capture(
         request_head=e.request_head,
         response_head=e.response_head,
-        request_body=e.request_body.data,
-        response_body=e.response_body.data,
+        request_body=_as_captured(e.request_head, e.request_body.data),
+        response_body=_as_captured(e.response_head, e.response_body.data),
         request_truncated=e.request_body.truncated,
         response_truncated=e.response_body.truncated,
     )
@@ -49,6 +57,23 @@ def from_exchange(e: StoredExchange) -> StoredRecord:
         replay_of=e.replay_of,
         history=True,
     )
+
+
+def trimmed(record: RequestRecord, cap: int) -> RequestRecord:
+    """``record`` with at most ``cap`` bytes of each body, for the log's ring (a copy: the
+    capture writer may still hold the original with bodies up to the store's cap)."""
+    c = record.capture
+    if c is None or (len(c.request_body) <= cap and len(c.response_body) <= cap):
+        return record
+    capture = Capture(
+        c.request_head,
+        c.response_head,
+        c.request_body[:cap],
+        c.response_body[:cap],
+        c.request_truncated or len(c.request_body) > cap,
+        c.response_truncated or len(c.response_body) > cap,
+    )
+    return dataclasses.replace(record, capture=capture)
 
 
 def as_replay(

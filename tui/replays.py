@@ -24,6 +24,8 @@ from relay.events import RequestRecord
 from tui.dashboard_captures import DashboardCaptures
 from tui.log_records import StoredRecord, as_replay
 
+MAX_LINKS = 1000  # originals whose latest replay `d` can find
+
 
 @dataclass(slots=True)
 class ReplayDone:
@@ -45,10 +47,21 @@ class Replayer:
         self.profile = profile
         settings = captures.settings
         self.redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
-        self._latest: dict[int, StoredRecord] = {}  # id(original row) -> its latest replay
+        # id(original row) -> (that row, its latest replay); the row is kept so the id stays its.
+        self._latest: dict[int, tuple[RequestRecord, StoredRecord]] = {}
+
+    async def request_for(self, tunnel: str, record: RequestRecord) -> tuple[ReplayRequest, bool]:
+        """The request to send, and whether it is the store's redacted copy: the row's own, or
+        the capture writer's whole copy when the log kept only part of the body."""
+        capture = record.capture
+        if capture is not None and capture.request_truncated:
+            original = await asyncio.to_thread(self.captures.original, tunnel, record)
+            if original is not None and not original.truncated:
+                return ReplayRequest.from_head(original.head, original.body), False
+        return self.request_of(record)
 
     def request_of(self, record: RequestRecord) -> tuple[ReplayRequest, bool]:
-        """The request to send, and whether it is the store's redacted copy."""
+        """The row's own request, and whether it is the store's redacted copy."""
         capture = record.capture
         if capture is None or not capture.request_head:
             raise NotReplayable("this request's head was not captured; it cannot be replayed")
@@ -66,7 +79,7 @@ class Replayer:
     ) -> ReplayDone:
         """Send the row's request (or ``edited``) to the tunnel's local app; raises ReplayError
         (NotReplayable, the app not answering) or ResignError."""
-        outgoing, from_store = self.request_of(record)
+        outgoing, from_store = await self.request_for(tunnel, record)
         if edited is not None:
             outgoing = edited
         profile = self.profile(tunnel)
@@ -90,7 +103,10 @@ class Replayer:
             head = done.sent[: done.sent.index(b"\r\n\r\n") + 4]
             self.captures.writer.originals.put(new_id, OriginalRequest(head, outgoing.body, False))
         row = as_replay(done.record, record, new_id, original_id)
-        self._latest[id(record)] = row
+        self._latest.pop(id(record), None)
+        self._latest[id(record)] = (record, row)
+        while len(self._latest) > MAX_LINKS:  # the oldest links go first
+            del self._latest[next(iter(self._latest))]
         return ReplayDone(tunnel, row, done.url, notes)
 
     def _exchange(self, tunnel: str, record: RequestRecord, target: str) -> StoredExchange:
@@ -116,8 +132,8 @@ class Replayer:
         None if the row has not been replayed in this session."""
         if isinstance(record, StoredRecord) and record.original is not None:
             original, replayed = record.original, record
-        elif id(record) in self._latest:
-            original, replayed = record, self._latest[id(record)]
+        elif (link := self._latest.get(id(record))) is not None and link[0] is record:
+            original, replayed = link
         else:
             return None
         a = self._exchange(tunnel, original, "")

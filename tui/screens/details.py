@@ -79,9 +79,12 @@ class RequestDetailsScreen(ModalScreen[None]):
         self.run_worker(self._replay(None), exclusive=True, group="replay")
 
     def action_edit(self) -> None:
+        self.run_worker(self._edit(), exclusive=True, group="replay")
+
+    async def _edit(self) -> None:
         assert self.replayer is not None
         try:
-            request, _ = self.replayer.request_of(self.record)
+            request, _ = await self.replayer.request_for(self.tunnel, self.record)
         except ReplayError as exc:
             self.notify(f"cannot edit: {exc}", severity="error")
             return
