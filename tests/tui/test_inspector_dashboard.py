@@ -68,6 +68,10 @@ async def test_capture_filter_replay_edit_diff_and_api(tmp_path, app_port, size)
         assert app.local_api.url in str(app.query_one("#relay-bar", Static).render())
         async with httpx.AsyncClient() as client:
             answer = (await client.get(f"{app.local_api.url}/api/tunnels")).json()
+            listed = (await client.get(f"{app.local_api.url}/api/requests/http")).json()
+        assert {r["uri"].rsplit("/", 1)[-1] for r in listed["requests"]} == {
+            str(e.id) for e in rows
+        }
         assert [(t["name"], t["public_url"]) for t in answer["tunnels"]] == [
             ("web", app.statuses["web"].url)
         ]
