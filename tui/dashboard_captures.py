@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from inspector import (
     CaptureSettings,
     CaptureStore,
@@ -30,6 +32,7 @@ class DashboardCaptures:
         self._targets: dict[str, str] = {}  # profile -> its local app's URL (for replays)
         self._off: set[str] = set()  # profiles with capture = false
         self._reader: CaptureStore | None = None  # the UI side's own connection
+        self.lock = threading.Lock()  # one user of that connection at a time (UI, replays)
 
     @property
     def enabled(self) -> bool:
@@ -92,14 +95,10 @@ class DashboardCaptures:
 
     def history(self, names: list[str], limit: int) -> dict[str, list[StoredRecord]]:
         """Each profile's newest ``limit`` stored exchanges, oldest first; raises StoreError."""
-        store = self.store()
-        return {
-            name: [
-                from_exchange(e)
-                for e in reversed(store.select(tunnel=name, limit=limit, full=True))
-            ]
-            for name in names
-        }
+        with self.lock:
+            store = self.store()
+            found = {name: store.select(tunnel=name, limit=limit, full=True) for name in names}
+        return {name: [from_exchange(e) for e in reversed(kept)] for name, kept in found.items()}
 
     def stored_id(self, profile_name: str, record: RequestRecord) -> int | None:
         """The store's id for a live row, once the writer has stored it (None: not kept)."""
@@ -108,7 +107,8 @@ class DashboardCaptures:
         if self.writer is None or profile_name in self._off:
             return None
         self.writer.flush()
-        recent = self.store().select(tunnel=profile_name, limit=LOOKUP_WINDOW)
+        with self.lock:
+            recent = self.store().select(tunnel=profile_name, limit=LOOKUP_WINDOW)
         for e in recent:
             if e.time == record.time and e.method == record.method:
                 return e.id

@@ -118,13 +118,9 @@ class Replayer:
         self, tunnel: str, record: RequestRecord, exchange: StoredExchange, done: Replayed
     ) -> tuple[int | None, int]:
         exchange.id = self.captures.stored_id(tunnel, record) or 0
-        new_id = store_replay(
-            self.captures.store(),
-            exchange,
-            done,
-            self.redactor,
-            self.captures.settings.body_cap,
-        )
+        cap = self.captures.settings.body_cap
+        with self.captures.lock:
+            new_id = store_replay(self.captures.store(), exchange, done, self.redactor, cap)
         return exchange.id or None, new_id
 
     def diff(self, tunnel: str, record: RequestRecord) -> ResponseDiff | None:
