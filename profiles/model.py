@@ -46,6 +46,7 @@ PROFILE_CHECKS: dict[str, Check] = {
     "host_header": host_header_problem,
     "autostart": bool_problem,
     "webhook_secrets": webhook_secrets_problem,
+    "capture": bool_problem,
     "protocol": protocol_problem,
     "remote_port": remote_port_problem,
 }
@@ -94,6 +95,7 @@ class Profile:
     local_insecure: bool = False  # https target: accept any certificate (self-signed)
     # Replays re-sign webhooks with these: {"stripe": "whsec_..." or "env:VAR", ...}.
     webhook_secrets: dict[str, str] = field(default_factory=dict, hash=False)
+    capture: bool = True  # false: the dashboard keeps none of its exchanges in the capture store
     protocol: str = "http"  # "tcp": raw TCP at tcp://RELAY:PORT, no HTTP layer
     remote_port: int | None = None  # the public port a tcp profile asks for; None: any free one
 

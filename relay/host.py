@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from relay.agent import Agent, AgentSettings, Refused
@@ -87,9 +88,13 @@ class TunnelHost:
         capture_bytes: int = 64 * 1024,
         look_for_relay: str | None = None,
         resume_store: ResumeStore | None = None,
+        record_sink: Callable[[str, RequestRecord], None] | None = None,
     ) -> None:
         """``look_for_relay``: with no ``relay_url``, use the molehill relay answering at this
-        agents' URL, if one does, before starting an embedded one."""
+        agents' URL, if one does, before starting an embedded one. ``record_sink(key, record)``
+        is given every HTTP exchange on the tunnel thread (the dashboard's capture store); it
+        must not block."""
+        self.record_sink = record_sink
         self.relay_url = relay_url or ""
         self.look_for_relay = look_for_relay
         self.found: FoundRelay | None = None  # the relay look_for_relay found running
@@ -259,6 +264,10 @@ class TunnelHost:
             return
         if type(event) is RequestRecord:
             tunnel.stats.add(event)
+            if self.record_sink is not None:
+                # A failing sink must never stop a tunnel.
+                with contextlib.suppress(Exception):
+                    self.record_sink(tunnel.key, event)
             with self._lock:
                 self._records.setdefault(tunnel.key, []).append(event)
             return

@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import OptionList, Static
 
+from inspector import CaptureSettings
 from profiles.errors import ProfilesError
 from profiles.model import Profile
 from profiles.store import LoadedProfiles, load
@@ -23,8 +24,8 @@ from relay.agent import AgentSettings
 from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
-from tui.name_holds import NameHolds
-from tui.screens.details import RequestDetailsScreen
+from tui.inspector_hooks import InspectorHooks
+from tui.local_api import ApiOptions
 from tui.screens.file_error import ProfilesErrorScreen
 from tui.screens.filter import FilterScreen
 from tui.screens.help import HelpScreen
@@ -55,10 +56,10 @@ FOOTER_PRIORITY = (
 )
 
 
-class MolehillApp(NameHolds):
+class MolehillApp(InspectorHooks):
     """Run with a profiles path; ``relay_settings`` configures the embedded relay;
     ``look_for_relay``: with no relay in the profiles file, use the molehill relay answering
-    at this agents' URL, if any, instead of starting an embedded one."""
+    at this agents' URL, if any, instead of starting an embedded one (and see InspectorHooks)."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "molehill"
@@ -91,8 +92,11 @@ class MolehillApp(NameHolds):
         on_host_started: Callable[[TunnelHost], None] | None = None,
         capture_bytes: int = 64 * 1024,
         look_for_relay: str | None = None,
+        captures: CaptureSettings | None = None,
+        api: ApiOptions | None = None,
     ) -> None:
         super().__init__()
+        self._set_up_inspector(captures, api)
         self.look_for_relay = look_for_relay
         self.profiles_path = profiles_path
         self.relay_settings = relay_settings
@@ -154,14 +158,16 @@ class MolehillApp(NameHolds):
 
     def _start_host(self) -> None:
         assert self.loaded is not None
+        self._open_inspector()  # the store first: the tunnels write to it
         relay = self.loaded.file.relay
         token = relay.token or os.environ.get("MOLEHILL_TOKEN", "")
         self.host = TunnelHost(
             relay.url,
             token,
             embedded=self.relay_settings,
-            capture_bytes=self.capture_bytes,
+            capture_bytes=self.captures.body_bytes(self.capture_bytes),
             look_for_relay=self.look_for_relay,
+            record_sink=self.captures.sink,
         )
         try:
             self.host.start()
@@ -194,7 +200,7 @@ class MolehillApp(NameHolds):
         rtt = f" · RTT {min(rtts):.1f} ms" if rtts else ""
         bar = Text()
         bar.append(" molehill ", style="bold reverse")
-        bar.append(f"  {where}{rtt}")
+        bar.append(f"  {where}{rtt}{self.api_note()}")
         self.query_one("#relay-bar", Static).update(bar)
 
     # -- periodic refresh from the tunnel thread -------------------------------------------
@@ -213,7 +219,8 @@ class MolehillApp(NameHolds):
             return  # nothing to redraw: an idle dashboard should cost (almost) nothing
         log = self.query_one(RequestLog)
         for key, records in update.records.items():
-            rows = list(zip(repeat(key), records))  # thousands a second under load
+            kept = self.captures.for_log(records, self.capture_bytes)  # bodies: the log's share
+            rows = list(zip(repeat(key), kept))  # thousands a second under load
             self.logs.setdefault(key, deque(maxlen=self.ring_size)).extend(rows)
             self.all_rows.extend(rows)
             if self.selected in (key, ALL):
@@ -278,9 +285,6 @@ class MolehillApp(NameHolds):
         """Every row kept for the selected sidebar entry, oldest first."""
         return self.all_rows if self.selected == ALL else self.logs.get(self.selected, ())
 
-    def on_request_log_request_chosen(self, event: RequestLog.RequestChosen) -> None:
-        self.push_screen(RequestDetailsScreen(event.tunnel, event.record))
-
     def _profile(self, name: str) -> Profile | None:
         if self.loaded is None:
             return None
@@ -295,6 +299,7 @@ class MolehillApp(NameHolds):
     # -- tunnels ---------------------------------------------------------------------------
 
     def _settings(self, profile: Profile, takeover: bool = False) -> AgentSettings:
+        self.captures.track(profile, profile.local_url)  # every start and restart comes here
         return AgentSettings(
             local_port=profile.port,
             local_host=profile.host,
@@ -392,3 +397,4 @@ class MolehillApp(NameHolds):
     def on_unmount(self) -> None:
         if self.host is not None:
             self.host.stop()
+        self._close_inspector()

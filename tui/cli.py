@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="dashboard: body bytes kept per request for the details view (default 65536; 0: none)",
     )
+    dashboard.add_dashboard_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     http.add_parser(sub)
     tcp.add_parser(sub)

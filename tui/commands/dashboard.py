@@ -10,6 +10,8 @@ from pathlib import Path
 from profiles.model import Profile, ProfilesFile
 from profiles.paths import resolve_profiles_path
 from profiles.store import save
+from tui.captures import add_capture_option
+from tui.local_api import add_api_options, api_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(run=run_demo)
 
 
+def add_dashboard_options(parser: argparse.ArgumentParser) -> None:
+    """The dashboard's own options (`molehill` with no command): captures and the local API."""
+    add_capture_option(parser)
+    add_api_options(parser, secrets=False)  # webhook secrets come from the profiles
+
+
 def run_dashboard(args: argparse.Namespace) -> int:
     """The main job: the dashboard on the user's profiles file."""
     path = resolve_profiles_path(getattr(args, "profiles_path", None))
@@ -34,6 +42,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from inspector import CaptureSettings
     from relay.agent import DEFAULT_RELAY
     from tui.app import MolehillApp  # Textual loads only for the dashboard
 
@@ -44,6 +53,8 @@ def run_dashboard(args: argparse.Namespace) -> int:
         ring_size=max(100, args.log_size),
         capture_bytes=max(0, args.capture_bytes),
         look_for_relay=DEFAULT_RELAY,
+        captures=None if getattr(args, "no_capture", False) else CaptureSettings(),
+        api=api_options(args) if hasattr(args, "no_api") else None,
     ).run()
     return 0
 

@@ -1,8 +1,10 @@
-"""Request details: headers, bodies and timings of one exchange, in a modal screen."""
+"""Request details: headers, bodies and timings of one exchange, in a modal screen; ``r`` replays
+it to the local app, ``e`` edits it first, ``d`` diffs its answer with its replay's."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.syntax import Syntax
 from rich.table import Table
@@ -13,9 +15,15 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from inspector.replay import ReplayError
+from inspector.resign import ResignError
 from relay.events import RequestRecord
 from tui.bodies import describe_body
 from tui.format import human_size, ms, status_class
+from tui.log_records import StoredRecord
+from tui.replays import ReplayDone, Replayer
+from tui.screens.diff import DiffScreen
+from tui.screens.edit import EditRequestScreen
 
 
 def _headers_table(headers: list[tuple[str, str]]) -> Table | Text:
@@ -39,14 +47,80 @@ def _body(data: bytes, headers: list[tuple[str, str]], truncated: bool) -> Synta
 
 
 class RequestDetailsScreen(ModalScreen[None]):
-    """Shows one RequestRecord; Escape closes it."""
+    """Shows one RequestRecord; Escape closes it. With a ``replayer``, r/e/d replay, edit and
+    diff; ``on_replayed`` is given each replay's row for the log."""
 
-    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close"),
+        Binding("r", "replay", "Replay"),
+        Binding("e", "edit", "Edit & replay"),
+        Binding("d", "diff", "Diff"),
+    ]
 
-    def __init__(self, tunnel: str, record: RequestRecord) -> None:
+    def __init__(
+        self,
+        tunnel: str,
+        record: RequestRecord,
+        replayer: Replayer | None = None,
+        on_replayed: Callable[[ReplayDone], None] | None = None,
+    ) -> None:
         super().__init__()
         self.tunnel = tunnel
         self.record = record
+        self.replayer = replayer
+        self.on_replayed = on_replayed
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("replay", "edit", "diff"):
+            return self.replayer is not None and self.record.method != "TCP"
+        return True
+
+    def action_replay(self) -> None:
+        self.run_worker(self._replay(None), exclusive=True, group="replay")
+
+    def action_edit(self) -> None:
+        self.run_worker(self._edit(), exclusive=True, group="replay")
+
+    async def _edit(self) -> None:
+        assert self.replayer is not None
+        try:
+            request, _ = await self.replayer.request_for(self.tunnel, self.record)
+        except ReplayError as exc:
+            self.notify(f"cannot edit: {exc}", severity="error")
+            return
+        if (why := request.editable()) is not None:
+            self.notify(f"cannot edit this request: {why}", severity="error")
+            return
+
+        def send(edited: object) -> None:
+            if edited is not None:
+                self.run_worker(self._replay(edited), exclusive=True, group="replay")
+
+        self.app.push_screen(EditRequestScreen(request), send)
+
+    async def _replay(self, edited: object) -> None:
+        assert self.replayer is not None
+        self.notify("replaying to the local app…", timeout=2)
+        try:
+            done = await self.replayer.replay(self.tunnel, self.record, edited)  # type: ignore[arg-type]
+        except (ReplayError, ResignError) as exc:
+            self.notify(f"replay failed: {exc}", severity="error", timeout=8)
+            return
+        r = done.record
+        status = str(r.status) if r.status else "no response"
+        stored = f" (#{r.exchange_id})" if r.exchange_id is not None else ""
+        notes = "".join(f"\n{n}" for n in done.notes)
+        self.notify(f"replayed to {done.url}: {status} in {ms(r.duration_ms)}{stored}{notes}")
+        if self.on_replayed is not None:
+            self.on_replayed(done)
+
+    def action_diff(self) -> None:
+        assert self.replayer is not None
+        diff = self.replayer.diff(self.tunnel, self.record)
+        if diff is None:
+            self.notify("replay it first (r): d compares its answer with the replay's")
+            return
+        self.app.push_screen(DiffScreen(diff))
 
     def compose(self) -> ComposeResult:
         r = self.record
@@ -62,6 +136,12 @@ class RequestDetailsScreen(ModalScreen[None]):
         summary.add_row("tunnel", self.tunnel)
         summary.add_row("time", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time)))
         summary.add_row("client", r.client)
+        if isinstance(r, StoredRecord):
+            if r.original is not None or r.replay_of is not None:
+                of = f" of #{r.replay_of}" if r.replay_of is not None else ""
+                summary.add_row("replay", f"a replay{of} (d: diff with the original's answer)")
+            if r.history:
+                summary.add_row("from", "the capture store (secrets redacted)")
         if r.failure:
             summary.add_row("why", Text(_why(r), style="bold red"))
         summary.add_row("first byte", ms(r.ttfb_ms))

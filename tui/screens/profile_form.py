@@ -160,6 +160,7 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
             kept |= {
                 "host_header": existing.host_header,
                 "webhook_secrets": dict(existing.webhook_secrets),
+                "capture": existing.capture,
             }
             if existing.tls:  # an https target stays https, at the host and port edited here
                 shown = f"[{host}]" if ":" in host else host

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rich.segment import Segment
@@ -20,8 +20,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from inspector.filters import Filter, parse
 from relay.events import RequestRecord
 from tui.format import human_size, status_class
+from tui.log_records import StoredRecord
 
 STATUS_STYLES = {
     "2xx": Style(color="green"),
@@ -39,27 +41,43 @@ MIN_PATH = 28  # the path keeps at least this many columns before SIZE and CLIEN
 
 @dataclass(frozen=True, slots=True)
 class LogFilter:
-    """Which rows to show: a method, a status class ("2xx".."5xx"), text in the path."""
+    """Which rows to show: a method, a status class ("2xx".."5xx"), text in the path, and a
+    query in the inspector's filter language (``status:5xx path:/api/*``; see inspector.filters).
+
+    Build one with a query through ``LogFilter.with_query``, which raises FilterError."""
 
     method: str = ""
     status: str = ""
     text: str = ""
+    query: str = ""
+    compiled: Filter | None = field(default=None, compare=False, repr=False)
 
-    def matches(self, record: RequestRecord) -> bool:
+    @classmethod
+    def with_query(
+        cls, method: str = "", status: str = "", text: str = "", query: str = ""
+    ) -> LogFilter:
+        query = query.strip()
+        return cls(method, status, text, query, parse(query) if query else None)
+
+    def matches(self, tunnel: str, record: RequestRecord) -> bool:
         if self.method and record.method != self.method:
             return False
         if self.status and status_class(record.status) != self.status:
             return False
-        return not self.text or self.text.lower() in record.path.lower()
+        if self.text and self.text.lower() not in record.path.lower():
+            return False
+        return self.compiled is None or self.compiled.matches_record(tunnel, record)
 
     @property
     def active(self) -> bool:
-        return bool(self.method or self.status or self.text)
+        return bool(self.method or self.status or self.text or self.query)
 
     def describe(self) -> str:
         parts = [p for p in (self.method, self.status) if p]
         if self.text:
             parts.append(f"path ~ {self.text!r}")
+        if self.query:
+            parts.append(self.query)
         return " ".join(parts) or "none"
 
 
@@ -138,6 +156,7 @@ class RequestLog(ScrollView, can_focus=True):
         self.cursor: int | None = None  # index into rows; None: the newest row
         self.filter = LogFilter()
         self.missed = 0  # rows that arrived while paused
+        self.history = 0  # rows read from the capture store when the dashboard opened (dimmed)
         self.following = True  # new rows scroll into view
         self._tunnel_width = 6
 
@@ -150,8 +169,9 @@ class RequestLog(ScrollView, can_focus=True):
     def replace(self, rows: Iterable[Row]) -> None:
         """Show these rows (already in order), applying the filter, from the newest."""
         self.rows.clear()
-        self.rows.extend(r for r in rows if self.filter.matches(r[1]))
+        self.rows.extend(r for r in rows if self.filter.matches(*r))
         self.missed = 0
+        self.history = sum(1 for _, r in self.rows if isinstance(r, StoredRecord) and r.history)
         self._note_tunnels(self.rows)
         self._resized()
         self.show_state()
@@ -159,12 +179,12 @@ class RequestLog(ScrollView, can_focus=True):
 
     def add(self, rows: list[Row]) -> None:
         if self.paused:
-            if missed := sum(1 for r in rows if self.filter.matches(r[1])):
+            if missed := sum(1 for r in rows if self.filter.matches(*r)):
                 self.missed += missed
                 self.show_state()
             return
         before = len(self.rows)
-        matching = [r for r in rows if self.filter.matches(r[1])] if self.filter.active else rows
+        matching = [r for r in rows if self.filter.matches(*r)] if self.filter.active else rows
         if not matching:
             return
         self.rows.extend(matching)
@@ -221,6 +241,8 @@ class RequestLog(ScrollView, can_focus=True):
     def show_state(self) -> None:
         """Title the box with what it shows: paused, filtered."""
         title = Text("requests")
+        if self.history:
+            title.append(f" · {self.history} earlier from history (dim)", "dim")
         if self.paused:
             title.append(" · paused" + (f", {self.missed} new" if self.missed else ""), "yellow")
         if self.filter.active:
@@ -277,9 +299,14 @@ class RequestLog(ScrollView, can_focus=True):
             style = STATUS_STYLES.get(klass, DIM) if c.key == "status" else c.style
             segments.append(Segment(text, style))
         path = record.path
+        stored = record if isinstance(record, StoredRecord) else None
+        if stored is not None and (stored.original is not None or stored.replay_of is not None):
+            path = f"↻ {path}"  # a replay
         if len(path) > path_width:
             path = path[: path_width - 1] + "…"
         segments.append(Segment(path))
+        if stored is not None and stored.history:  # read from the store on open: dimmed
+            return [Segment(segment.text, DIM) for segment in segments]
         return segments
 
     # -- actions ------------------------------------------------------------------
