@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from inspector import CaptureSettings, CaptureWriter, StoreError, open_writer
 
 
-def add_capture_option(parser: argparse.ArgumentParser) -> None:
+def add_capture_option(parser: argparse.ArgumentParser, top_level: bool = False) -> None:
+    """``top_level``: the `molehill` parser itself (see tui.local_api.add_api_options)."""
+    default: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     parser.add_argument(
         "--no-capture",
         action="store_true",
+        **default,
         help="keep no request history on disk (default: every exchange is kept, secrets "
         "redacted, for `molehill requests`)",
     )

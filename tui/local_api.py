@@ -62,16 +62,22 @@ def api_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def add_api_options(parser: argparse.ArgumentParser, secrets: bool = True) -> None:
+def add_api_options(
+    parser: argparse.ArgumentParser, secrets: bool = True, top_level: bool = False
+) -> None:
+    """``top_level``: the `molehill` parser itself. A subcommand's copies default to SUPPRESS so
+    that `molehill --no-api http 3000` keeps the top-level value instead of resetting it."""
+    default: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--api",
+        **default,
         type=api_address,
         metavar="HOST:PORT",
         help=f"serve the local API here (default 127.0.0.1:{DEFAULT_PORT}, or the next free "
         f"port up to {LAST_PORT}); loopback only",
     )
-    group.add_argument("--no-api", action="store_true", help="serve no local API")
+    group.add_argument("--no-api", action="store_true", help="serve no local API", **default)
     if secrets:
         parser.add_argument(
             "--webhook-secret",

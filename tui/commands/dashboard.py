@@ -28,8 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def add_dashboard_options(parser: argparse.ArgumentParser) -> None:
     """The dashboard's own options (`molehill` with no command): captures and the local API."""
-    add_capture_option(parser)
-    add_api_options(parser, secrets=False)  # webhook secrets come from the profiles
+    add_capture_option(parser, top_level=True)
+    add_api_options(parser, secrets=False, top_level=True)  # webhook secrets come from the profiles
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
