@@ -2,8 +2,9 @@
 
 ``submit()`` only puts the record on a bounded queue (a full queue drops it and counts the drop),
 so a slow disk never slows a tunnel. The thread redacts, caps and hashes the bodies, and writes
-whatever has queued up in one transaction. When the queue is empty it adds stored bodies to the
-search index, a few at a time (searches scan what is not indexed yet: same answers, slower).
+what arrives within ``BATCH_WINDOW`` in one transaction. After a second with nothing to store it
+adds stored bodies to the search index, a few at a time (searches scan what is not indexed yet:
+same answers, slower), so the index never competes with a tunnel under load.
 If the store fails while running (disk full, file damaged), the writer stops writing, keeps the
 error in ``error`` for the front end to show, and counts what it could not keep; the tunnels are
 not affected.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -27,6 +29,8 @@ from relay.events import RequestRecord
 
 _STOP = object()
 INDEX_STEP = 100  # exchanges indexed per transaction while the queue is empty
+BATCH_WINDOW = 0.1  # seconds a batch stays open for more exchanges
+INDEX_AFTER_IDLE = 1.0  # seconds without writes before the body index catches up
 
 
 class CaptureWriter:
@@ -103,15 +107,22 @@ class CaptureWriter:
 
     def _run(self) -> None:
         stopping = False
+        last_write = 0.0
         while not stopping:
+            # The body index costs more than storing: it waits for a quiet second, so it never
+            # takes CPU from a tunnel under load (searches scan what is not indexed yet).
+            timeout = None
+            if not self._indexed.is_set():
+                timeout = max(0.0, last_write + INDEX_AFTER_IDLE - time.monotonic())
             try:
-                # Nothing to store: spend the time on the body index, a slice at a time.
-                item = self._queue.get(timeout=None if self._indexed.is_set() else 0.0)
+                item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 self._index_step()
                 continue
             batch: list[tuple[StoredExchange, RequestRecord]] = []
             waiting: list[threading.Event] = []
+            # A batch stays open a moment for more: one transaction for many exchanges.
+            closes = time.monotonic() + BATCH_WINDOW
             while True:
                 if item is _STOP:
                     stopping = True
@@ -123,13 +134,17 @@ class CaptureWriter:
                         batch.append((self._prepare(tunnel, record, target), record))
                     except Exception:  # a record we cannot read must not stop the writer
                         self._drop(1)
-                if stopping or len(batch) >= self.settings.batch_size:
-                    break
+                if stopping or waiting or len(batch) >= self.settings.batch_size:
+                    break  # (someone waits in flush(): write now)
+                remaining = closes - time.monotonic()
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else None
                 except queue.Empty:
+                    item = None
+                if item is None:
                     break
             self._write(batch)
+            last_write = time.monotonic()
             for event in waiting:
                 event.set()
 
