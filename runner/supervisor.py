@@ -152,7 +152,7 @@ class AppProcess:
             deadline = time.monotonic() + self.stop_grace
             while time.monotonic() < deadline and _group_alive(pgid, proc):
                 await asyncio.sleep(GROUP_POLL)
-            if _signal_group(pgid, signal.SIGKILL):
+            if _group_alive(pgid, proc) and _signal_group(pgid, signal.SIGKILL):
                 self.output.note(f"still running {self.stop_grace:g}s after SIGTERM: killed")
         await proc.wait()
         await asyncio.gather(*self._tasks, return_exceptions=True)
