@@ -13,7 +13,7 @@ READY_AFTER = float(os.environ.get("READY_AFTER", "0"))
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         if self.path == "/healthz":
             ready = time.monotonic() - STARTED >= READY_AFTER
             self._send(200 if ready else 503, {"ready": ready})
@@ -30,7 +30,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         print("backend:", format % args, flush=True)
 
 

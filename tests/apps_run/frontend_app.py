@@ -25,7 +25,7 @@ def call_backend(path: str) -> dict:
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         data = json.dumps({"api_url": API_URL, "backend": call_backend("/api/hello")}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -112,7 +112,7 @@ def test_a_cycle_names_both_profiles():
 @pytest.mark.parametrize(
     ("setting", "words"),
     [
-        ("env = { API = 3 }", 'API must be a string, got the integer 3 (write it in quotes: API = "3")'),
+        ("env = { API = 3 }", 'got the integer 3 (write it in quotes: API = "3")'),
         ("env = 'x'", "must be a table such as"),
         ('env = { "1BAD" = "x" }', "is not an environment variable name"),
         ('env = { API = "{b.uri}" }', "is not a reference"),
