@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from relay.agent import Agent, AgentSettings, Refused
 from relay.agent.resume_store import ResumeStore
@@ -44,6 +47,7 @@ class TunnelStatus:
     rtt_ms: float | None
     open_streams: int
     stats: StatsSnapshot
+    app: str = ""  # the state of the profile's command, if it has one ("ready since 12:03")
 
 
 @dataclass
@@ -99,6 +103,12 @@ class TunnelHost:
         self._events: list[tuple[str, AgentEvent]] = []
         self._statuses: dict[str, TunnelStatus] = {}
         self._stopped: asyncio.Event | None = None
+        # Hooks for what runs alongside tunnels (a profile's command), called on the tunnel thread.
+        self.on_tunnel_start: Callable[[str], None] | None = None
+        self.on_tunnel_stop: Callable[[str], None] | None = None
+        self.on_tunnel_url: Callable[[str, str], None] | None = None
+        self.on_shutdown: Callable[[], Awaitable[None]] | None = None
+        self.describe_app: Callable[[str], str] | None = None
 
     # -- UI thread -----------------------------------------------------------------------------
 
@@ -142,6 +152,11 @@ class TunnelHost:
             self.loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(timeout)
 
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        """Run ``coro`` on the tunnel thread's loop."""
+        assert self.loop is not None, "start() first"
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
     def _call(self, fn: object, *args: object) -> None:
         assert self.loop is not None, "start() first"
         self.loop.call_soon_threadsafe(fn, *args)  # type: ignore[arg-type]
@@ -182,6 +197,8 @@ class TunnelHost:
         publisher = asyncio.create_task(self._publish_forever())
         await self._stopped.wait()
         publisher.cancel()
+        if self.on_shutdown is not None:
+            await self.on_shutdown()
         for tunnel in self._tunnels.values():
             tunnel.agent.stop()
         tasks = [t.task for t in self._tunnels.values() if t.task is not None]
@@ -211,6 +228,8 @@ class TunnelHost:
         holder.append(tunnel)
         self._tunnels[key] = tunnel
         tunnel.task = asyncio.get_running_loop().create_task(self._run(tunnel))
+        if self.on_tunnel_start is not None:
+            self.on_tunnel_start(key)
 
     def _running_as(self, name: str) -> bool:
         return any(
@@ -227,6 +246,8 @@ class TunnelHost:
         tunnel = self._tunnels.get(key)
         if tunnel is not None:
             tunnel.agent.stop()
+        if self.on_tunnel_stop is not None:
+            self.on_tunnel_stop(key)
 
     async def _restart_tunnel(self, old_key: str, key: str, settings: AgentSettings) -> None:
         old = self._tunnels.get(old_key)
@@ -252,6 +273,8 @@ class TunnelHost:
         if isinstance(event, TunnelOpen | Reconnected):
             agent = tunnel.agent  # kept for the next run, whichever front end it is
             self.resume_store.put(agent.settings.relay, agent.name, agent.resume)
+            if self.on_tunnel_url is not None:
+                self.on_tunnel_url(tunnel.key, agent.url)
         with self._lock:
             self._events.append((tunnel.key, event))
         if isinstance(event, TunnelRefused):
@@ -277,6 +300,7 @@ class TunnelHost:
                 rtt_ms=agent.rtt * 1000 if agent.rtt is not None else None,
                 open_streams=len(link.streams) if link is not None else 0,
                 stats=tunnel.stats.snapshot(),
+                app=self.describe_app(key) if self.describe_app is not None else "",
             )
         with self._lock:
             self._statuses = statuses
