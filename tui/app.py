@@ -23,6 +23,7 @@ from relay.agent import AgentSettings
 from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
+from tui import app_keys
 from tui.name_holds import NameHolds
 from tui.screens.details import RequestDetailsScreen
 from tui.screens.file_error import ProfilesErrorScreen
@@ -73,6 +74,8 @@ class MolehillApp(NameHolds):
         Binding("n", "add_profile", "New"),
         Binding("e", "edit_profile", "Edit"),
         Binding("d", "delete_profile", "Delete"),
+        Binding("R", "restart_app", "Restart app", show=False),
+        Binding("L", "app_log", "App log", show=False),
         Binding("c", "copy_url", "Copy URL"),
         Binding("o", "open_url", "Open"),
         Binding("space", "toggle_pause", "Pause"),
@@ -102,6 +105,7 @@ class MolehillApp(NameHolds):
         self.capture_bytes = capture_bytes
         self.loaded: LoadedProfiles | None = None
         self.host: TunnelHost | None = None
+        self.apps: app_keys.HostedApps | None = None  # the profiles' commands, beside the host
         self.statuses: dict[str, TunnelStatus] = {}  # as shown (refusals in our words)
         self._host_statuses: dict[str, TunnelStatus] = {}  # as the tunnel thread sent them
         self._skip_refresh = False
@@ -163,6 +167,7 @@ class MolehillApp(NameHolds):
             capture_bytes=self.capture_bytes,
             look_for_relay=self.look_for_relay,
         )
+        self.apps = app_keys.attach_apps(self)
         try:
             self.host.start()
         except OSError as exc:
@@ -234,7 +239,7 @@ class MolehillApp(NameHolds):
         entries = self._entries()
         held = self.held_left()
         signature = tuple(
-            (name, local, s.state, s.url, s.error, held.get(name))
+            (name, local, s.state, s.url, s.error, s.app, held.get(name))
             if (s := self.statuses.get(name))
             else (name, local, held.get(name))
             for name, local in entries
@@ -328,6 +333,12 @@ class MolehillApp(NameHolds):
         if self.loaded is not None:
             for profile in self.loaded.file.profiles.values():
                 self._start(profile)
+
+    def action_restart_app(self) -> None:
+        app_keys.restart_app(self)
+
+    def action_app_log(self) -> None:
+        app_keys.show_app_log(self)
 
     def action_stop_all(self) -> None:
         if self.host is not None and self.loaded is not None:
