@@ -87,7 +87,13 @@ async def _run_agents(
     store = ResumeStore()
     agents: list[Agent] = []
     reporters: list[Reporter] = []
-    block = StatusBlock(out, out.fd, tunnels[0][1].relay) if wants_status_block(as_json) else None
+    # Commands' state lines and the redrawn block would overwrite each other: lines, then.
+    lines_only = apps is not None and bool(apps.apps)
+    block = (
+        StatusBlock(out, out.fd, tunnels[0][1].relay)
+        if wants_status_block(as_json) and not lines_only
+        else None
+    )
     for tag, settings in tunnels:
         settings.resume = settings.resume or store.get(settings.relay, settings.name)
         if captures is not None:
