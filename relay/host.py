@@ -109,6 +109,7 @@ class TunnelHost:
         self.on_tunnel_url: Callable[[str, str], None] | None = None
         self.on_shutdown: Callable[[], Awaitable[None]] | None = None
         self.describe_app: Callable[[str], str] | None = None
+        self.shutdown_grace = 0.0  # how much longer stop() waits for on_shutdown
 
     # -- UI thread -----------------------------------------------------------------------------
 
@@ -150,7 +151,7 @@ class TunnelHost:
             return
         if self._stopped is not None:
             self.loop.call_soon_threadsafe(self._stopped.set)
-        self._thread.join(timeout)
+        self._thread.join(timeout + self.shutdown_grace)
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
         """Run ``coro`` on the tunnel thread's loop."""

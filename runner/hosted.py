@@ -33,6 +33,9 @@ class HostedApps:
         host.on_tunnel_url = self._tunnel_url
         host.on_shutdown = self.runner.close
         host.describe_app = self.describe
+        # Quitting waits for each command's grace period, so SIGKILL is sent before exit.
+        grace = [p.stop_grace for p in profiles().values() if p.command is not None]
+        host.shutdown_grace = max(grace, default=0.0) + 1.0
 
     # -- UI thread -------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from profiles.model import Profile, ProfilesFile
 from profiles.store import save
 from relay.server import RelaySettings
 from runner.output import LOGS_ENV
-from tests.apps_run.helpers import app_command, free_port
+from tests.apps_run.helpers import alive, app_command, free_port
 from tests.tui.drive import make_app, wait_for
 from tui.app import MolehillApp
 from tui.screens.app_log import AppLogScreen
@@ -53,6 +53,10 @@ async def test_r_restarts_and_l_shows_the_output_at_80x24(tmp_path):
         await wait_for(pilot, lambda: not isinstance(app.screen, AppLogScreen))
         await pilot.press("x")  # the command stops with its tunnel
         await wait_for(pilot, lambda: "app stopped" in app.statuses["api"].app)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: "app ready" in app.statuses["api"].app)
+        last = app.apps.runner.apps["api"].pid
+    assert last is not None and not alive(last)  # quitting the dashboard stopped it
 
 
 async def test_the_form_edits_the_command_and_keeps_env(tmp_path):
