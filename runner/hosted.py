@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from profiles.model import Profile
+from profiles.refs import depends_on
+from relay.agent import AgentSettings
 from relay.host import TunnelHost
 from runner.apps import AppRunner
 from runner.state import STOPPED, AppState
@@ -21,9 +23,19 @@ ProfilesSource = Callable[[], dict[str, Profile]]
 class HostedApps:
     """The glue between a TunnelHost (its hooks, its thread) and an AppRunner on that thread."""
 
-    def __init__(self, host: TunnelHost, profiles: ProfilesSource, base_dir: Path) -> None:
+    def __init__(
+        self,
+        host: TunnelHost,
+        profiles: ProfilesSource,
+        base_dir: Path,
+        settings_for: Callable[[Profile], AgentSettings] | None = None,
+    ) -> None:
+        """``settings_for``: how the front end makes a profile's tunnel settings, to start the
+        tunnels a starting profile refers to (without it, its command waits for them)."""
         self.host = host
         self.profiles = profiles  # read on each start: an edited profile's command is used
+        self.settings_for = settings_for
+        self._started: set[str] = set()  # tunnels started and not stopped (tunnel thread)
         self.runner = AppRunner([], base_dir, self._changed)
         self._lock = threading.Lock()
         self._states: dict[str, AppState] = {}
@@ -99,8 +111,15 @@ class HostedApps:
         self.runner.set_profile(profile)
 
     def _tunnel_started(self, key: str) -> None:
+        self._started.add(key)
         profile = self.profiles().get(key)
-        if profile is not None and profile.command is not None:
+        if profile is None:
+            return
+        for other in depends_on(profile.env):  # the tunnels whose URLs it needs, first
+            needed = self.profiles().get(other)
+            if needed is not None and other not in self._started and self.settings_for:
+                self.host.start_tunnel(other, self.settings_for(needed))
+        if profile.command is not None:
             self._spawn(self._start(profile))
 
     async def _start(self, profile: Profile) -> None:
@@ -108,6 +127,7 @@ class HostedApps:
         await self.runner.start(profile.name)
 
     def _tunnel_stopped(self, key: str) -> None:
+        self._started.discard(key)
         if key in self.runner.apps:
             self._spawn(self.runner.stop(key))
 

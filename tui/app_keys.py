@@ -18,7 +18,7 @@ def attach_apps(app: MolehillApp) -> HostedApps:
     def profiles() -> dict:
         return dict(app.loaded.file.profiles) if app.loaded is not None else {}
 
-    return HostedApps(app.host, profiles, app.profiles_path.parent)
+    return HostedApps(app.host, profiles, app.profiles_path.parent, app._settings)
 
 
 def restart_app(app: MolehillApp) -> None:

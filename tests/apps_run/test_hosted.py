@@ -86,3 +86,21 @@ async def test_a_changed_backend_subdomain_restarts_the_frontend_with_the_new_ur
     assert apps.describe("frontend").startswith("app stopped since ")
     await eventually(lambda: "app stopped" in host.drain().statuses["frontend"].app)
     assert "runs no command" in (apps.restart("nope") or "")
+
+
+async def test_starting_the_frontend_starts_the_backend_it_refers_to(host):
+    back, front = free_port(), free_port()
+    profiles = {
+        "backend": Profile("backend", back, command=app_command("backend_app.py", back)),
+        "frontend": Profile(
+            "frontend", front, command=app_command("frontend_app.py", front),
+            env={"API_URL": "{backend.url}"},
+        ),
+    }  # fmt: skip
+    apps = HostedApps(host, lambda: profiles, HERE, _settings)
+    host.start_tunnel("frontend", _settings(profiles["frontend"]))
+    for name in ("backend", "frontend"):
+        await eventually(lambda n=name: getattr(apps.state(n), "state", None) == READY, timeout=15)
+    relay_port = host.embedded.http_port
+    page = (await _get(relay_port, f"frontend.localhost:{relay_port}")).json()
+    assert page["backend"]["status"] == 200
