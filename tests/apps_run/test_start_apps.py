@@ -130,3 +130,32 @@ async def test_logs_says_what_to_do_when_there_is_nothing(tmp_path):
     )
     assert done.code == 1
     assert "its command has not run; `molehill start backend` runs it" in done.err
+
+
+async def test_visitors_before_ready_get_the_502_page_then_the_app(tmp_path):
+    port = free_port()
+    path = tmp_path / "profiles.toml"
+    path.write_text(
+        f'[profiles.slow]\nport = {port}\ncommand = "sleep 2; exec '
+        f'{app_command("backend_app.py", port)}"\nhealth = "/healthz"\n'
+    )
+    async with molehill_process(
+        "start", "slow", "--profiles", str(path), "--http", "127.0.0.1:0", "--json", "--no-api",
+        "--no-capture", env={LOGS_ENV: str(tmp_path / "logs")},
+    ) as run:  # fmt: skip
+        relay_port = json.loads(await run.line())["url"].rsplit(":", 1)[1]
+        seen = {}
+        async with asyncio.timeout(10):
+            while "tunnel_open" not in seen or "app" not in seen:
+                record = json.loads(await run.line())
+                seen[record["event"]] = record
+        assert seen["app"]["state"] == "starting"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay_port}") as visitor:
+            early = await visitor.get(
+                "/api/hello", headers={"Host": f"slow.localhost:{relay_port}"}
+            )
+            assert early.status_code == 502 and "slow" in early.text
+            await _app_events(run, {"slow": "ready"})
+            late = await visitor.get("/api/hello", headers={"Host": f"slow.localhost:{relay_port}"})
+            assert late.status_code == 200
+        assert await run.terminate() == 0
