@@ -186,6 +186,15 @@ def _protocol_problems(table: str, profile: Profile) -> list[Problem]:
             for key in ("basic_auth", "host_header")
             if getattr(profile, key) is not None
         ]
+        if profile.health is not None:
+            problems.append(
+                Problem(
+                    table,
+                    "health",
+                    'is an HTTP path; it does not apply to protocol = "tcp" '
+                    "(the port answering is what counts there); remove it",
+                )
+            )
         if profile.target is not None and "://" in profile.target:
             problems.append(
                 Problem(table, "target", "a tcp profile's target is PORT or HOST:PORT, no scheme")

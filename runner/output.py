@@ -6,6 +6,7 @@ import collections
 import os
 import time
 from pathlib import Path
+from typing import TextIO
 
 import platformdirs
 
@@ -34,17 +35,19 @@ class OutputLog:
     def __init__(self, profile: str, ring_lines: int = RING_LINES) -> None:
         self.path = log_path(profile)
         self.lines: collections.deque[str] = collections.deque(maxlen=ring_lines)
-        self._file: object = None
+        self._file: TextIO | None = None
         self.file_error = ""  # why the log file could not be written (the ring still works)
 
     def open(self, header: str) -> None:
         """Start a new run's section in the log file (moving an oversized file aside first)."""
         self.close()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private: an app's output may hold secrets (tokens in URLs, stack traces).
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if self.path.exists() and self.path.stat().st_size > MAX_LOG_BYTES:
                 self.path.replace(self.path.with_name(self.path.name + ".1"))
-            self._file = self.path.open("a", encoding="utf-8", errors="replace", buffering=1)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._file = open(fd, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115 (kept open across lines; close() closes it)
             self.file_error = ""
         except OSError as exc:
             self.file_error = f"cannot write {self.path}: {exc.strerror or exc}"
@@ -60,7 +63,7 @@ class OutputLog:
         self.lines.append(line)
         if self._file is not None:
             try:
-                self._file.write(line + "\n")  # type: ignore[attr-defined]
+                self._file.write(line + "\n")
             except OSError as exc:
                 self.file_error = f"cannot write {self.path}: {exc.strerror or exc}"
                 self.close()
@@ -70,5 +73,5 @@ class OutputLog:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()  # type: ignore[attr-defined]
+            self._file.close()
             self._file = None

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     unknown = missing(profile.env, urls)
     for name in unknown:
         sources[name] = (
-            f"unknown: no running molehill here has a tunnel for '{name}' and the relay "
-            f"{file.relay.url} decides its URL; start it (`molehill start {name}`), then run "
-            "this again"
+            f"unknown: no running molehill here has a tunnel for '{name}', and the relay "
+            f"({file.relay.url or 'embedded'}) decides its URL; start it (`molehill start "
+            f"{name}`), then run this again"
         )
     known = {k: v for k, v in profile.env.items() if not missing({k: v}, urls)}
     values = resolve(known, urls)
@@ -79,7 +79,7 @@ def public_urls(file: ProfilesFile, names: list[str]) -> tuple[dict[str, str], d
         if name in running:
             urls[name] = running[name]
             sources[name] = f"{running[name]} (from the running molehill at {api})"
-        elif file.relay.url is None:
+        elif file.relay.url is None and file.get(name).protocol == "http":
             profile: Profile = file.get(name)
             urls[name] = EMBEDDED_PUBLIC.format(name=profile.public_name)
             sources[name] = (
