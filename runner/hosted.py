@@ -15,7 +15,7 @@ from profiles.refs import depends_on
 from relay.agent import AgentSettings
 from relay.host import TunnelHost
 from runner.apps import AppRunner
-from runner.state import STOPPED, AppState
+from runner.state import EXITED, STOPPED, AppState
 
 ProfilesSource = Callable[[], dict[str, Profile]]
 
@@ -69,6 +69,8 @@ class HostedApps:
         if state is None:
             return "app not started"
         since = time.strftime("%H:%M:%S", time.localtime(state.since))
+        if state.state == EXITED:  # "app exited with status 1 at 12:03:04"
+            return f"app {state.detail} at {since}"
         word = state.state if state.state.startswith("app") else f"app {state.state}"
         detail = f": {state.detail}" if state.detail and state.state != "starting" else ""
         return f"{word} since {since}{detail}"
