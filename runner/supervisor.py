@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from runner.health import check
-from runner.output import OutputLog
+from runner.output import MAX_LINE, OutputLog
 from runner.state import AppState, describe_exit
 
 CHECK_EVERY = 0.5  # seconds between health checks
 GROUP_POLL = 0.05  # seconds between "is any of the group left?" looks while stopping
 LAST_LINES = 5  # output lines shown with an exit
+READ_SIZE = 64 * 1024
 
 
 class AppProcess:
@@ -102,15 +103,30 @@ class AppProcess:
         ]
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        """Split the output into lines; a line longer than MAX_LINE keeps its start only."""
         assert proc.stdout is not None
+        partial = b""
+        skipping = False  # inside an over-long line: drop bytes until its newline
         while True:
-            try:
-                raw = await proc.stdout.readline()
-            except ValueError:  # a line over the reader's limit: take what is there
-                raw = await proc.stdout.read(64 * 1024)
-            if not raw:
+            chunk = await proc.stdout.read(READ_SIZE)
+            if not chunk:
+                if partial:
+                    self._line(partial)
                 return
-            self.output.add(raw.decode("utf-8", "replace").rstrip("\r\n"))
+            *lines, rest = (partial + chunk).split(b"\n")
+            for line in lines:
+                if not skipping:
+                    self._line(line)
+                skipping = False
+            if skipping:
+                rest = b""
+            elif len(rest) > MAX_LINE:
+                self._line(rest[:MAX_LINE])
+                rest, skipping = b"", True
+            partial = rest
+
+    def _line(self, raw: bytes) -> None:
+        self.output.add(raw.decode("utf-8", "replace").rstrip("\r"))
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()

@@ -115,5 +115,9 @@ async def test_hostile_output_is_kept_bounded():
     await eventually(lambda: "3000" in app.output.lines)
     assert len(app.output.lines) <= 1000
     assert all(len(line) <= 8192 for line in app.output.lines)
+    assert list(app.output.lines)[-3:] == ["2998", "2999", "3000"]
     await app.stop()
-    assert await asyncio.to_thread(lambda: log_path("web").stat().st_size) > 0
+    logged = (await asyncio.to_thread(log_path("web").read_text)).splitlines()
+    start = next(i for i, line in enumerate(logged) if line.startswith("x"))
+    # The long line keeps its first 8192 characters; the lines after it are whole.
+    assert logged[start : start + 4] == ["x" * 8192, "\ufffd\ufffd", "1", "2"]
