@@ -111,6 +111,7 @@ class HostedApps:
         if profile.name in self.runner.apps:
             await self.runner.stop(profile.name)
         self.runner.set_profile(profile)
+        self.host.shutdown_grace = max(self.host.shutdown_grace, profile.stop_grace + 1.0)
 
     def _tunnel_started(self, key: str) -> None:
         self._started.add(key)
