@@ -159,3 +159,28 @@ async def test_visitors_before_ready_get_the_502_page_then_the_app(tmp_path):
             late = await visitor.get("/api/hello", headers={"Host": f"slow.localhost:{relay_port}"})
             assert late.status_code == 200
         assert await run.terminate() == 0
+
+
+async def test_env_reads_the_url_from_a_running_molehill(tmp_path):
+    back = free_port()
+    path = tmp_path / "profiles.toml"
+    # Names no other molehill on this machine is likely to run.
+    path.write_text(
+        f"[profiles.envtest-back]\nport = {back}\n\n"
+        "[profiles.envtest-front]\nport = 1\n"
+        'env = { API_URL = "{envtest-back.url}/v1", API_PORT = "{envtest-back.port}" }\n'
+    )
+    async with molehill_process(
+        "start", "envtest-back", "--profiles", str(path), "--http", "127.0.0.1:0", "--json",
+        "--no-capture",  # the API on the first free port of 127.0.0.1:4040-4050
+    ) as run:  # fmt: skip
+        api = (await run.json_err_until(lambda e: e.get("event") == "api"))["url"]
+        relay = json.loads(await run.line())["url"]
+        assert json.loads(await run.line())["event"] == "tunnel_open"
+        done = await run_molehill("env", "envtest-front", "--profiles", str(path))
+        port = relay.rsplit(":", 1)[1]
+        assert done.code == 0, done.err
+        assert f"export API_URL=http://envtest-back.localhost:{port}/v1" in done.out
+        assert f"export API_PORT={port}" in done.out
+        assert f"(from the running molehill at {api})" in done.out
+        assert await run.terminate() == 0

@@ -74,11 +74,12 @@ def public_urls(file: ProfilesFile, names: list[str]) -> tuple[dict[str, str], d
     """The public URL of each profile in `names` and where it came from."""
     urls: dict[str, str] = {}
     sources: dict[str, str] = {}
-    running, api = running_tunnels()
+    running = running_tunnels()
     for name in names:
         if name in running:
-            urls[name] = running[name]
-            sources[name] = f"{running[name]} (from the running molehill at {api})"
+            url, api = running[name]
+            urls[name] = url
+            sources[name] = f"{url} (from the running molehill at {api})"
         elif file.relay.url is None and file.get(name).protocol == "http":
             profile: Profile = file.get(name)
             urls[name] = EMBEDDED_PUBLIC.format(name=profile.public_name)
@@ -89,8 +90,10 @@ def public_urls(file: ProfilesFile, names: list[str]) -> tuple[dict[str, str], d
     return urls, sources
 
 
-def running_tunnels() -> tuple[dict[str, str], str]:
-    """{tunnel name: public URL} from the first local API that answers, and its address."""
+def running_tunnels() -> dict[str, tuple[str, str]]:
+    """{tunnel name: (public URL, API address)} from every local API that answers (a dashboard
+    and a `molehill start` may both run); the lowest port wins a name both have."""
+    found: dict[str, tuple[str, str]] = {}
     for port in range(DEFAULT_PORT, LAST_PORT + 1):
         api = f"http://127.0.0.1:{port}"
         try:
@@ -99,10 +102,7 @@ def running_tunnels() -> tuple[dict[str, str], str]:
         except (OSError, ValueError, urllib.error.URLError):
             continue
         tunnels = data.get("tunnels") if isinstance(data, dict) else None
-        if isinstance(tunnels, list):
-            return {
-                t["name"]: t["public_url"]
-                for t in tunnels
-                if isinstance(t, dict) and t.get("public_url") and isinstance(t.get("name"), str)
-            }, api
-    return {}, ""
+        for t in tunnels if isinstance(tunnels, list) else []:
+            if isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("public_url"):
+                found.setdefault(t["name"], (str(t["public_url"]), api))
+    return found
