@@ -10,9 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from profiles.errors import InvalidProfiles, Problem, ProfileAlreadyExists, ProfileNotFound
+from profiles.refs import reference_problems
 from profiles.validate import (
     basic_auth_problem,
     bool_problem,
+    command_problem,
+    cwd_problem,
+    env_problem,
+    health_problem,
     host_header_problem,
     host_problem,
     label_problem,
@@ -22,6 +27,7 @@ from profiles.validate import (
     protocol_problem,
     relay_url_problem,
     remote_port_problem,
+    stop_grace_problem,
     target_problem,
     token_problem,
     toml_type_name,
@@ -49,6 +55,11 @@ PROFILE_CHECKS: dict[str, Check] = {
     "capture": bool_problem,
     "protocol": protocol_problem,
     "remote_port": remote_port_problem,
+    "command": command_problem,
+    "cwd": cwd_problem,
+    "env": env_problem,
+    "health": health_problem,
+    "stop_grace": stop_grace_problem,
 }
 RELAY_CHECKS: dict[str, Check] = {"url": relay_url_problem, "token": token_problem}
 TOP_LEVEL_KEYS = ("relay", "profiles")
@@ -98,6 +109,12 @@ class Profile:
     capture: bool = True  # false: the dashboard keeps none of its exchanges in the capture store
     protocol: str = "http"  # "tcp": raw TCP at tcp://RELAY:PORT, no HTTP layer
     remote_port: int | None = None  # the public port a tcp profile asks for; None: any free one
+    command: str | None = None  # shell command that runs the app, started with the tunnel
+    cwd: str | None = None  # its working directory; relative: to the profiles file's directory
+    # Its extra environment; values may say "{backend.url}", "{backend.host}", "{backend.port}".
+    env: dict[str, str] = field(default_factory=dict, hash=False)
+    health: str | None = None  # a path that must answer 2xx/3xx before the app counts as ready
+    stop_grace: float = 5.0  # seconds between SIGTERM and SIGKILL when the command stops
 
     def __post_init__(self) -> None:
         # TOML arrays arrive as lists; store tuples so a Profile really is immutable.
@@ -113,6 +130,8 @@ class Profile:
         problems += self._target_problems(table)
         problems += _check_fields(table, self, PROFILE_CHECKS)
         problems += _protocol_problems(table, self)
+        if self.cwd is not None and self.command is None and not problems:
+            problems.append(Problem(table, "cwd", "is the command's directory; set command too"))
         if problems:
             raise InvalidProfiles(problems)
 
@@ -169,6 +188,15 @@ def _protocol_problems(table: str, profile: Profile) -> list[Problem]:
             for key in ("basic_auth", "host_header")
             if getattr(profile, key) is not None
         ]
+        if profile.health is not None:
+            problems.append(
+                Problem(
+                    table,
+                    "health",
+                    'is an HTTP path; it does not apply to protocol = "tcp" '
+                    "(the port answering is what counts there); remove it",
+                )
+            )
         if profile.target is not None and "://" in profile.target:
             problems.append(
                 Problem(table, "target", "a tcp profile's target is PORT or HOST:PORT, no scheme")
@@ -219,6 +247,12 @@ def public_name_problems(profiles: Iterable[Profile]) -> list[Problem]:
     return problems
 
 
+def env_reference_problems(profiles: Iterable[Profile]) -> list[Problem]:
+    """A problem per [env] reference to an unknown profile, and per cycle of references."""
+    envs = {profile.name: profile.env for profile in profiles}
+    return [Problem(profile_table(name), "env", why) for name, why in reference_problems(envs)]
+
+
 def _unknown_key_problems(
     table: str, data: Mapping[str, Any], known: Iterable[str]
 ) -> list[Problem]:
@@ -252,6 +286,7 @@ class ProfilesFile:
                     Problem(profile_table(key), None, f"holds a profile named '{profile.name}'")
                 )
         problems += public_name_problems(self.profiles.values())
+        problems += env_reference_problems(self.profiles.values())
         if problems:
             raise InvalidProfiles(problems)
 
@@ -335,6 +370,7 @@ class ProfilesFile:
             except InvalidProfiles as exc:
                 problems += exc.problems
         problems += public_name_problems(profiles.values())
+        problems += env_reference_problems(profiles.values())
 
         if problems:
             raise InvalidProfiles(problems)
@@ -363,7 +399,7 @@ def _non_default_fields(obj: Profile | RelaySettings, keys: Iterable[str]) -> di
         value = getattr(obj, key)
         if key in defaults and value == defaults[key]:
             continue
-        if key == "webhook_secrets" and not value:
+        if key in ("webhook_secrets", "env") and not value:
             continue
         values[key] = list(value) if isinstance(value, tuple) else value
     return values

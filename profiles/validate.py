@@ -10,6 +10,7 @@ import string
 from datetime import date, datetime, time
 from urllib.parse import urlsplit
 
+from profiles.refs import RefError, parse_template
 from relay.http.targets import TargetError, parse_target
 
 MAX_LABEL_LENGTH = 63  # a DNS label's limit (RFC 1035): public names become NAME.relay-domain
@@ -267,3 +268,76 @@ def remote_port_problem(value: object) -> str | None:
     if value is None:
         return None
     return port_problem(value)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_STOP_GRACE = 300.0
+
+
+def command_problem(value: object) -> str | None:
+    """Why `value` cannot be a shell command to run, or None (None itself means "no command")."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return (
+            f'must be a string, the shell command, e.g. "npm run dev"; got {toml_type_name(value)}'
+        )
+    if not value.strip():
+        return "must not be empty; remove the key if the profile runs no command"
+    if "\x00" in value:
+        return "must not contain a NUL character"
+    return None
+
+
+def cwd_problem(value: object) -> str | None:
+    """Why `value` cannot be the command's working directory, or None (None: the profiles
+    file's directory)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f'must be a string, a directory such as "./web"; got {toml_type_name(value)}'
+    if not value or _CONTROL.search(value):
+        return "must be a directory path, with no control characters"
+    return None
+
+
+def env_problem(value: object) -> str | None:
+    """Why `value` is not an [env] table of NAME = "value" strings, or None if it is one."""
+    if not isinstance(value, dict):
+        example = '{ API_URL = "{backend.url}" }'
+        return f"must be a table such as {example}, got {toml_type_name(value)}"
+    for name, text in value.items():
+        if not _ENV_NAME.fullmatch(str(name)):
+            return f"{name!r} is not an environment variable name (letters, digits, '_')"
+        if not isinstance(text, str):
+            hint = (
+                f' (write it in quotes: {name} = "{text}")' if isinstance(text, int | float) else ""
+            )
+            return f"{name} must be a string, got {toml_type_name(text)}{hint}"
+        if "\x00" in text:
+            return f"{name} must not contain a NUL character"
+        try:
+            parse_template(text)
+        except RefError as exc:
+            return f"{name}: {exc}"
+    return None
+
+
+def health_problem(value: object) -> str | None:
+    """Why `value` is not a health-check path such as "/healthz", or None (None: port only)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f'must be a path string such as "/healthz", got {toml_type_name(value)}'
+    if not value.startswith("/") or _CONTROL_OR_SPACE.search(value):
+        return f'{value!r} must be a path starting with "/" with no spaces, e.g. "/healthz"'
+    return None
+
+
+def stop_grace_problem(value: object) -> str | None:
+    """Why `value` is not a grace period in seconds between SIGTERM and SIGKILL, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number of seconds, e.g. 5, got {toml_type_name(value)}"
+    if not 0 <= value <= MAX_STOP_GRACE:
+        return f"must be from 0 to {MAX_STOP_GRACE:g} seconds, got {value}"
+    return None

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from relay.agent import Agent, AgentSettings, Refused
 from relay.agent.resume_store import ResumeStore
@@ -46,6 +48,7 @@ class TunnelStatus:
     open_streams: int
     stats: StatsSnapshot
     tcp: TcpFigures | None = None  # a TCP tunnel's connections and throughput
+    app: str = ""  # the state of the profile's command, if it has one ("ready since 12:03")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,13 @@ class TunnelHost:
         self._events: list[tuple[str, AgentEvent]] = []
         self._statuses: dict[str, TunnelStatus] = {}
         self._stopped: asyncio.Event | None = None
+        # Hooks for what runs alongside tunnels (a profile's command), called on the tunnel thread.
+        self.on_tunnel_start: Callable[[str], None] | None = None
+        self.on_tunnel_stop: Callable[[str], None] | None = None
+        self.on_tunnel_url: Callable[[str, str], None] | None = None
+        self.on_shutdown: Callable[[], Awaitable[None]] | None = None
+        self.describe_app: Callable[[str], str] | None = None
+        self.shutdown_grace = 0.0  # how much longer stop() waits for on_shutdown
 
     # -- UI thread -----------------------------------------------------------------------------
 
@@ -158,7 +168,12 @@ class TunnelHost:
             return
         if self._stopped is not None:
             self.loop.call_soon_threadsafe(self._stopped.set)
-        self._thread.join(timeout)
+        self._thread.join(timeout + self.shutdown_grace)
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        """Run ``coro`` on the tunnel thread's loop."""
+        assert self.loop is not None, "start() first"
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def _call(self, fn: object, *args: object) -> None:
         assert self.loop is not None, "start() first"
@@ -200,6 +215,8 @@ class TunnelHost:
         publisher = asyncio.create_task(self._publish_forever())
         await self._stopped.wait()
         publisher.cancel()
+        if self.on_shutdown is not None:
+            await self.on_shutdown()
         for tunnel in self._tunnels.values():
             tunnel.agent.stop()
         tasks = [t.task for t in self._tunnels.values() if t.task is not None]
@@ -229,6 +246,8 @@ class TunnelHost:
         holder.append(tunnel)
         self._tunnels[key] = tunnel
         tunnel.task = asyncio.get_running_loop().create_task(self._run(tunnel))
+        if self.on_tunnel_start is not None:
+            self.on_tunnel_start(key)
 
     def _running_as(self, name: str) -> bool:
         return any(
@@ -245,6 +264,8 @@ class TunnelHost:
         tunnel = self._tunnels.get(key)
         if tunnel is not None:
             tunnel.agent.stop()
+        if self.on_tunnel_stop is not None:
+            self.on_tunnel_stop(key)
 
     async def _restart_tunnel(self, old_key: str, key: str, settings: AgentSettings) -> None:
         old = self._tunnels.get(old_key)
@@ -274,6 +295,8 @@ class TunnelHost:
         if isinstance(event, TunnelOpen | Reconnected):
             agent = tunnel.agent  # kept for the next run, whichever front end it is
             self.resume_store.put(agent.settings.relay, agent.name, agent.resume)
+            if self.on_tunnel_url is not None:
+                self.on_tunnel_url(tunnel.key, agent.url)
         with self._lock:
             self._events.append((tunnel.key, event))
         if isinstance(event, TunnelRefused):
@@ -300,6 +323,7 @@ class TunnelHost:
                 open_streams=len(link.streams) if link is not None else 0,
                 stats=tunnel.stats.snapshot(),
                 tcp=_tcp_figures(agent) if agent.settings.protocol == "tcp" else None,
+                app=self.describe_app(key) if self.describe_app is not None else "",
             )
         with self._lock:
             self._statuses = statuses

@@ -24,6 +24,7 @@ from relay.agent import AgentSettings
 from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
+from tui import app_keys
 from tui.inspector_hooks import InspectorHooks
 from tui.local_api import ApiOptions
 from tui.screens.file_error import ProfilesErrorScreen
@@ -74,6 +75,8 @@ class MolehillApp(InspectorHooks):
         Binding("n", "add_profile", "New"),
         Binding("e", "edit_profile", "Edit"),
         Binding("d", "delete_profile", "Delete"),
+        Binding("R", "restart_app", "Restart app", show=False),
+        Binding("L", "app_log", "App log", show=False),
         Binding("c", "copy_url", "Copy URL"),
         Binding("o", "open_url", "Open"),
         Binding("space", "toggle_pause", "Pause"),
@@ -106,6 +109,7 @@ class MolehillApp(InspectorHooks):
         self.capture_bytes = capture_bytes
         self.loaded: LoadedProfiles | None = None
         self.host: TunnelHost | None = None
+        self.apps: app_keys.HostedApps | None = None  # the profiles' commands, beside the host
         self.statuses: dict[str, TunnelStatus] = {}  # as shown (refusals in our words)
         self._host_statuses: dict[str, TunnelStatus] = {}  # as the tunnel thread sent them
         self._skip_refresh = False
@@ -169,6 +173,7 @@ class MolehillApp(InspectorHooks):
             look_for_relay=self.look_for_relay,
             record_sink=self.captures.sink,
         )
+        self.apps = app_keys.attach_apps(self)
         try:
             self.host.start()
         except OSError as exc:
@@ -241,7 +246,7 @@ class MolehillApp(InspectorHooks):
         entries = self._entries()
         held = self.held_left()
         signature = tuple(
-            (name, local, s.state, s.url, s.error, held.get(name))
+            (name, local, s.state, s.url, s.error, s.app, held.get(name))
             if (s := self.statuses.get(name))
             else (name, local, held.get(name))
             for name, local in entries
@@ -333,6 +338,12 @@ class MolehillApp(InspectorHooks):
         if self.loaded is not None:
             for profile in self.loaded.file.profiles.values():
                 self._start(profile)
+
+    def action_restart_app(self) -> None:
+        app_keys.restart_app(self)
+
+    def action_app_log(self) -> None:
+        app_keys.show_app_log(self)
 
     def action_stop_all(self) -> None:
         if self.host is not None and self.loaded is not None:

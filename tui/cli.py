@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
-from tui.commands import connections, dashboard, http, relay, start, tcp
+from tui.commands import connections, dashboard, env, http, logs, relay, start, tcp
 from tui.commands import profiles as profiles_command
 from tui.commands import requests as requests_command
 from tui.commands.profiles import add_profiles_option
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_parser(sub)
     requests_command.add_parser(sub)
     connections.add_parser(sub)
+    logs.add_parser(sub)
+    env.add_parser(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ from relay.events import (
     TunnelClosed,
     TunnelOpen,
 )
+from runner.apps import AppRunner
 from tui.local_api import ApiOptions, start_api, tcp_view
 from tui.output import LineWriter, stdout_writer
 from tui.report import Reporter
@@ -55,13 +56,19 @@ async def run_agents(
     captures: CaptureWriter | None = None,
     api: ApiOptions | None = None,
     webhook_secrets: dict[str, dict[str, str]] | None = None,
+    apps: AppRunner | None = None,
 ) -> int:
     """Run agents until stop is set, their events to ``out`` and their exchanges to
     ``captures``, with the local API if ``api`` says where (``webhook_secrets``: by tunnel);
-    exit code 1 if the relay refuses any of them or a first connection gives up."""
+    exit code 1 if the relay refuses any of them or a first connection gives up. ``apps``:
+    the profiles' commands, told each tunnel's URL, stopped with the tunnels."""
     try:
-        return await _run_agents(tunnels, as_json, stop, out, captures, api, webhook_secrets or {})
+        return await _run_agents(
+            tunnels, as_json, stop, out, captures, api, webhook_secrets or {}, apps
+        )
     finally:
+        if apps is not None:
+            await apps.close()
         if captures is not None:
             # The writer's thread stores what is queued; off the loop, which still has to wind down.
             await asyncio.to_thread(captures.close)
@@ -75,11 +82,18 @@ async def _run_agents(
     captures: CaptureWriter | None,
     api: ApiOptions | None,
     webhook_secrets: dict[str, dict[str, str]],
+    apps: AppRunner | None = None,
 ) -> int:
     store = ResumeStore()
     agents: list[Agent] = []
     reporters: list[Reporter] = []
-    block = StatusBlock(out, out.fd, tunnels[0][1].relay) if wants_status_block(as_json) else None
+    # Commands' state lines and the redrawn block would overwrite each other: lines, then.
+    lines_only = apps is not None and bool(apps.apps)
+    block = (
+        StatusBlock(out, out.fd, tunnels[0][1].relay)
+        if wants_status_block(as_json) and not lines_only
+        else None
+    )
     for tag, settings in tunnels:
         settings.resume = settings.resume or store.get(settings.relay, settings.name)
         if captures is not None:
@@ -92,6 +106,8 @@ async def _run_agents(
             reporters.append(Reporter(as_json, tag, out))
             report = reporters[-1] if as_json else _named(reporters[-1], agent, tag, out)
         agent.on_event = _remembering(report, store, agent, tag, captures)
+        if apps is not None and tag is not None:
+            agent.on_event = _wiring(agent.on_event, apps, agent, tag)
         agents.append(agent)
     serving = None
     if api is not None:
@@ -115,6 +131,8 @@ async def _run_agents(
     tags: dict[object, str | None] = {
         task: tag for task, (tag, _) in zip(tasks, tunnels, strict=True)
     }
+    if apps is not None:
+        await apps.start_all()
     drawing = asyncio.create_task(block.run()) if block is not None else None
     stopper = asyncio.create_task(stop.wait())
     code = 0
@@ -136,6 +154,8 @@ async def _run_agents(
                 failures.append(f"molehill: tunnel refused by the relay: {exc.message}")
         if code:
             break
+    if apps is not None:
+        await apps.close()  # the commands stop with their tunnels
     for agent in agents:
         agent.stop()
     if serving is not None:
@@ -204,5 +224,21 @@ def _remembering(
         elif isinstance(event, TunnelOpen | Reconnected):
             store.put(agent.settings.relay, agent.name, agent.resume)
         report(event)
+
+    return on_event
+
+
+def _wiring(
+    report: Callable[[AgentEvent], None], apps: AppRunner, agent: Agent, tag: str
+) -> Callable[[AgentEvent], None]:
+    """Tell the commands each URL this tunnel gets, so those that refer to it start or restart."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_event(event: AgentEvent) -> None:
+        report(event)
+        if isinstance(event, TunnelOpen | Reconnected) and agent.url:
+            task = asyncio.get_running_loop().create_task(apps.tunnel_url(tag, agent.url))
+            tasks.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(tasks.discard)
 
     return on_event

@@ -24,7 +24,7 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("package", ["relay", "profiles", "inspector"])
+@pytest.mark.parametrize("package", ["relay", "profiles", "inspector", "runner"])
 def test_core_packages_never_import_textual_or_tui(package):
     for path in (ROOT / package).rglob("*.py"):
         bad = _imports(path) & {"textual", "tui"}
@@ -128,7 +128,7 @@ def test_relay_layers_import_only_layers_below(layer):
 
 def test_every_module_has_a_docstring():
     missing = []
-    for package in ("relay", "profiles", "tui", "inspector"):
+    for package in ("relay", "profiles", "tui", "inspector", "runner"):
         for path in (ROOT / package).rglob("*.py"):
             tree = ast.parse(path.read_text())
             if path.stat().st_size and ast.get_docstring(tree) is None:

@@ -11,14 +11,17 @@ import sys
 
 from inspector.resign import ResignError
 from profiles.errors import ProfilesError
-from profiles.model import Profile
+from profiles.model import Profile, ProfilesFile
 from profiles.paths import resolve_profiles_path
+from profiles.refs import depends_on
 from profiles.store import load
 from relay.agent import AgentSettings
 from relay.host import start_embedded_relay
 from relay.server import Relay, RelaySettings
 from relay.server.tcp_ports import PortRange
 from relay.transport.runtime import run_until_signal
+from runner.apps import AppRunner
+from tui.app_lines import reporter
 from tui.captures import add_capture_option, open_capture_writer
 from tui.commands.http import add_connect_timeout_option, give_up_settings
 from tui.commands.profiles import add_profiles_option
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             if args.all
             else [loaded.file.get(name) for name in args.names]
         )
+        chosen = with_references(loaded.file, chosen)
     except ProfilesError as exc:
         print(f"molehill: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -118,14 +122,33 @@ def run(args: argparse.Namespace) -> int:
         tunnels: list[tuple[str | None, AgentSettings]] = [
             (p.name, _settings(p, url, token, args.connect_timeout)) for p in chosen
         ]
+        holder: list[AppRunner] = []
+        apps = AppRunner(chosen, loaded.path.parent, reporter(out, args.json, holder))
+        holder.append(apps)
         try:
             captures = open_capture_writer(not args.no_capture)
-            return await run_agents(tunnels, args.json, stop, out, captures, api, secrets)
+            return await run_agents(tunnels, args.json, stop, out, captures, api, secrets, apps)
         finally:
             if embedded is not None:
                 await embedded.stop()
 
     return run_until_signal(main)
+
+
+def with_references(file: ProfilesFile, chosen: list[Profile]) -> list[Profile]:
+    """`chosen` and the profiles their [env] refers to (those first): their URLs are needed."""
+    done: dict[str, Profile] = {}
+
+    def add(profile: Profile) -> None:
+        if profile.name in done:
+            return
+        for other in depends_on(profile.env):
+            add(file.get(other))
+        done[profile.name] = profile
+
+    for profile in chosen:
+        add(profile)
+    return list(done.values())
 
 
 def _settings(profile: Profile, relay_url: str, token: str, give_up: float) -> AgentSettings:

@@ -13,6 +13,7 @@ KEYS = (
     ("s / x", "start / stop the selected tunnel"),
     ("A / Z", "start all / stop all tunnels"),
     ("n / e / d", "new / edit / delete a profile"),
+    ("R / L", "restart the selected profile's command / show its output"),
     ("c", "copy the public URL (sent to the terminal's clipboard with OSC 52)"),
     ("o", "open the public URL in a browser, where there is one"),
     ("space", "pause or follow the request log"),

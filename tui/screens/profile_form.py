@@ -14,6 +14,7 @@ from profiles.errors import InvalidProfiles
 from profiles.model import Profile
 from profiles.validate import (
     basic_auth_problem,
+    command_problem,
     host_problem,
     label_problem,
     network_problem,
@@ -31,6 +32,7 @@ FIELDS = (  # key, label, placeholder (what an empty field means)
     ("deny", "Deny from", "CIDR, comma-separated; empty: no one"),
     ("protocol", "Protocol", "http or tcp; empty: http"),
     ("remote_port", "Remote port", "tcp only; empty: any free one"),
+    ("command", "Command", "runs the app with the tunnel; empty: none"),
 )
 
 
@@ -61,6 +63,7 @@ CHECKS = {
     "deny": _networks_problem,
     "protocol": lambda v: protocol_problem(v or "http"),
     "remote_port": lambda v: _port_problem(v) if v else None,
+    "command": lambda v: command_problem(v) if v else None,
 }
 
 
@@ -86,6 +89,7 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
             "deny": ", ".join(p.deny) if p else "",
             "protocol": p.protocol if p else "http",
             "remote_port": str(p.remote_port) if p and p.remote_port else "",
+            "command": (p.command or "") if p else "",
         }
         with Vertical(id="form"):
             yield Static("Edit profile" if p else "New profile", id="form-title")
@@ -161,6 +165,10 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
                 "host_header": existing.host_header,
                 "webhook_secrets": dict(existing.webhook_secrets),
                 "capture": existing.capture,
+                "cwd": existing.cwd if self._value("command") else None,
+                "env": dict(existing.env),
+                "health": existing.health,
+                "stop_grace": existing.stop_grace,
             }
             if existing.tls:  # an https target stays https, at the host and port edited here
                 shown = f"[{host}]" if ":" in host else host
@@ -179,6 +187,7 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
                 autostart=self.query_one("#field-autostart", Checkbox).value,
                 protocol=self._value("protocol") or "http",
                 remote_port=int(port_text) if (port_text := self._value("remote_port")) else None,
+                command=self._value("command") or None,
                 **kept,
             )
         except InvalidProfiles as exc:

@@ -38,6 +38,9 @@ def entry(name: str, local: str, status: TunnelStatus | None, held_left: int | N
         text.append(f"\n  {status.url}", style="cyan")
     elif status and status.error and state != "online":
         text.append(f"\n  {status.error}", style="red")
+    if status and status.app:  # the profile's command: "app ready since 12:03:04"
+        ok = status.app.startswith(("app ready", "app starting"))
+        text.append(f"\n  {status.app}", style="green" if ok else "yellow")
     return text
 
 

@@ -1,0 +1,1 @@
+"""Tests of profiles that run their apps: commands, health, URLs wired between profiles."""
