@@ -110,6 +110,22 @@ async def line(proc: asyncio.subprocess.Process, contains: str = "") -> str:
                 return text.strip()
 
 
+def _status_mib(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for row in status:
+            if row.startswith(field + ":"):
+                return round(int(row.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmRSS")
+
+
+def peak_rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmHWM")
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     py = sys.executable
     first = random.randrange(21000, 29000, 100)
@@ -132,8 +148,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         drain = asyncio.create_task(_drain(agent))
         await bulk(app_port, 50)  # warm-up
         await bulk(port, 50)
+        rss_before = {"relay": rss_mib(relay.pid), "agent": rss_mib(agent.pid)}
         direct_mb = await step("bulk direct", bulk(app_port, args.megabytes))
         tunnel_mb = await step("bulk tunnel", bulk(port, args.megabytes))
+        # The kernel's high-water mark: the most each process ever held, the bulk run included.
+        peak = {"relay": peak_rss_mib(relay.pid), "agent": peak_rss_mib(agent.pid)}
         direct_rate = await step("setup direct", setup_rate(app_port, args.seconds))
         tunnel_rate = await step("setup tunnel", setup_rate(port, args.seconds))
     finally:
@@ -155,6 +174,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "throughput_ratio": round(tunnel_mb / direct_mb, 3),
         "connections_per_s": {"direct": round(direct_rate), "tunnel": round(tunnel_rate)},
         "setup_rate_ratio": round(tunnel_rate / direct_rate, 3),
+        "rss_mib_before_bulk": rss_before,
+        "peak_rss_mib": peak,
         "cpus": os.cpu_count(),
     }
 

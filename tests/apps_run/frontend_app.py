@@ -1,5 +1,6 @@
 """A tiny frontend for the tests: GET / calls $API_URL/api/hello (the backend's public URL)
-and answers with what the backend said, as a browser page would through fetch()."""
+and answers with what the backend said; GET /page is a page whose script does the same from the
+browser, with fetch(), as a Vite app reading VITE_API_URL would."""
 
 from __future__ import annotations
 
@@ -24,8 +25,28 @@ def call_backend(path: str) -> dict:
     return {"status": answer.status, "body": json.loads(answer.read())}
 
 
+PAGE = """<!doctype html>
+<title>frontend</title>
+<p id="out">calling the backend...</p>
+<script>
+fetch(API_URL + "/api/hello")
+  .then((answer) => answer.json().then((body) => ({status: answer.status, body})))
+  .then((result) => { window.result = result; out.textContent = JSON.stringify(result); })
+  .catch((error) => { window.result = {error: String(error)}; });
+</script>
+"""
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/page":
+            page = PAGE.replace("API_URL +", json.dumps(API_URL) + " +").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         data = json.dumps({"api_url": API_URL, "backend": call_backend("/api/hello")}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
