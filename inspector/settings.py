@@ -45,11 +45,12 @@ class CaptureSettings:
     redact_headers: tuple[str, ...] = field(default=())
     redact_keys: tuple[str, ...] = field(default=())
     queue_size: int = 10_000  # exchanges waiting for the writer; beyond it they are dropped
+    queue_bytes: int = 64 * 1024 * 1024  # their heads and bodies, at most; beyond, dropped too
     batch_size: int = 500  # exchanges per transaction at most
     busy_timeout: float = 5.0  # seconds to wait for another process's lock before giving up
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "queue_size", "batch_size"):
+        for name in ("max_bytes", "queue_size", "queue_bytes", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"capture setting {name} must be at least 1")
         if self.body_cap < 0:

@@ -53,7 +53,8 @@ class CaptureWriter:
         # The unredacted requests, by stored id, for replays from this process (its local API).
         self.originals = Originals()
         self._queue: queue.Queue[object] = queue.Queue(settings.queue_size)
-        self._drop_lock = threading.Lock()
+        self._drop_lock = threading.Lock()  # guards dropped and _queued_bytes
+        self._queued_bytes = 0
         # Clear while stored exchanges may await the body index (an earlier run may have left
         # some, so it starts clear).
         self._indexed = threading.Event()
@@ -74,10 +75,19 @@ class CaptureWriter:
         if self.error is not None:
             self._drop(1)
             return
+        size = _held_bytes(record)
+        with self._drop_lock:
+            # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
+            if self._queued_bytes + size > self.settings.queue_bytes:
+                self.dropped += 1
+                return
+            self._queued_bytes += size
         try:
-            self._queue.put_nowait((tunnel, record, target))
+            self._queue.put_nowait((tunnel, record, target, size))
         except queue.Full:
-            self._drop(1)
+            with self._drop_lock:
+                self._queued_bytes -= size
+                self.dropped += 1
 
     def _drop(self, n: int) -> None:
         with self._drop_lock:
@@ -129,7 +139,9 @@ class CaptureWriter:
                 elif isinstance(item, threading.Event):
                     waiting.append(item)
                 else:
-                    tunnel, record, target = cast(tuple[str, RequestRecord, str], item)
+                    tunnel, record, target, size = cast(tuple[str, RequestRecord, str, int], item)
+                    with self._drop_lock:
+                        self._queued_bytes -= size
                     try:
                         batch.append((self._prepare(tunnel, record, target), record))
                     except Exception:  # a record we cannot read must not stop the writer
@@ -192,3 +204,16 @@ class CaptureWriter:
         self.originals.put(
             exchange_id, OriginalRequest(capture.request_head, body, capture.request_truncated)
         )
+
+
+def _held_bytes(record: RequestRecord) -> int:
+    """What a queued record holds in memory, about: its captured heads and bodies."""
+    capture = record.capture
+    if capture is None:
+        return 256
+    return 256 + (
+        len(capture.request_head)
+        + len(capture.response_head)
+        + len(capture.request_body)
+        + len(capture.response_body)
+    )

@@ -14,6 +14,7 @@ import pytest
 from inspector import (
     CaptureSettings,
     CaptureStore,
+    CaptureWriter,
     StoreCorrupt,
     StoreError,
     StoreLocked,
@@ -292,3 +293,29 @@ def test_the_writer_indexes_bodies_when_idle_and_searches_agree_before_and_after
         assert store.count(parse('body:"payment_failed"')) == 100
         assert store.count(parse("-body:payment_failed")) == 200
     writer.close()
+
+
+def test_a_slow_store_never_holds_more_than_queue_bytes_of_bodies(tmp_path):
+    """Bodies of up to body_cap each wait for the writer: the wait is bounded in bytes, not only
+    in count (10,000 exchanges of 1 MiB each would be 20 GiB). Over the bound, drops are counted."""
+    import threading
+
+    settings = CaptureSettings(path=tmp_path / "c.sqlite3", queue_bytes=4 * 1024 * 1024)
+    writer = open_writer(settings)
+    assert isinstance(writer, CaptureWriter)
+    gate = threading.Event()
+    store_batch = writer._write
+    writer._write = lambda batch: (gate.wait(30), store_batch(batch))[1]  # a disk that stalls
+    body = bytes(1024 * 1024)
+    records = [
+        exchange("POST", f"/upload/{i}", req_body=body, capture_bytes=len(body)) for i in range(12)
+    ]
+    for record in records:
+        writer.submit("t", record)
+    assert writer._queued_bytes <= settings.queue_bytes
+    assert writer.dropped >= 12 - 5  # 4 MiB of queue, and one batch the thread already holds
+    gate.set()
+    assert writer.flush()
+    stored = writer.written
+    writer.close()
+    assert stored + writer.dropped == 12 and stored >= 3  # 4 MiB holds three 1 MiB bodies + heads

@@ -234,6 +234,7 @@ async def agent_process(
     *,
     wait: bool = True,
     resume_file: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> AsyncIterator[AgentProcess]:
     """`molehill http PORT --json`; waits for its tunnel_open event unless ``wait`` is False.
 
@@ -242,6 +243,7 @@ async def agent_process(
     args = ["-m", "tui.cli", "http", str(local_port), "--relay", relay_url, "--json"]
     if name:
         args += ["--subdomain", name]
+    args += extra
     env = {"MOLEHILL_RESUME_FILE": str(resume_file or log_dir / "resume.json")}
     agent: AgentProcess
     async with python_process(
