@@ -233,6 +233,8 @@ class Stack:
                 start_new_session=True,  # Ctrl+C reaches run.py only; it stops them in order
                 preexec_fn=pinned_preexec(self.cpus),
                 cwd=str(HERE.parent),
+                # A fresh capture store per run: never the user's own, and the same start each time.
+                env={"MOLEHILL_CAPTURE_FILE": str(self.logdir / "captures.sqlite3"), **os.environ},
             )
         finally:
             log.close()

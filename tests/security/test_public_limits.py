@@ -189,4 +189,4 @@ async def test_the_502_page_names_the_local_address_only_on_a_private_relay(sett
     assert page.status == 502
     assert b"the local app did not answer" in page.body
     assert (f"127.0.0.1:{port}".encode() in page.body) is detailed
-    assert (b"did not answer (" in page.body) is detailed  # the agent's "(error)" detail
+    assert (b"refused the connection" in page.body) is detailed  # the agent's detail
