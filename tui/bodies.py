@@ -4,27 +4,9 @@ from __future__ import annotations
 
 import json
 
+from inspector.model import dechunk
+
 MAX_SHOWN = 16 * 1024
-
-
-def dechunk(data: bytes) -> bytes:
-    """The payload of a chunked body (tolerant: a capture may stop mid-chunk)."""
-    out = bytearray()
-    pos = 0
-    while pos < len(data):
-        eol = data.find(b"\r\n", pos)
-        if eol == -1:
-            break
-        try:
-            size = int(data[pos:eol].split(b";")[0].strip(), 16)
-        except ValueError:
-            return data  # not chunked after all: show it as it is
-        if size == 0:
-            break
-        start = eol + 2
-        out += data[start : start + size]
-        pos = start + size + 2
-    return bytes(out)
 
 
 def header(headers: list[tuple[str, str]], name: str) -> str:
