@@ -16,6 +16,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from relay.agent.connect_errors import NotAnAgentEndpoint, Unreachable, describe
+from relay.agent.local import LocalDial
 from relay.agent.observe import ExchangeObserver
 from relay.agent.tcp import TcpConnection, TcpLedger
 from relay.events import (
@@ -27,7 +28,6 @@ from relay.events import (
     TunnelOpen,
     TunnelRefused,
 )
-from relay.transport.bridge import StreamBridge
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
 from relay.wire.session import Phase, Session, Side
@@ -107,43 +107,27 @@ class AgentSettings:
         return context
 
 
-class LocalConnection(StreamBridge):
-    """One stream's connection to the local app; bytes may arrive before it connects."""
+class LocalConnection(LocalDial):
+    """One stream's connection to the local app, observed for the request log."""
 
     def __init__(self, link: AgentLink, sid: int, client: str) -> None:
         s = link.agent.settings
-        super().__init__(link, link.wire.streams[sid])
-        self.agent_link = link
-        self.early: list[bytes] | None = []  # DATA that arrived while connecting
-        # Grant no credit until the local app accepts: early bytes stay within one window.
-        self.writing_paused = True
-        self.early_end = False
+        super().__init__(link, sid)
         self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes, s.local)
 
     def write(self, data: bytes) -> None:
-        if self.early is not None:
-            self.early.append(data)
-        else:
-            super().write(data)
+        super().write(data)
         self.observer.request_bytes(data)  # after the write: off the request's path
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+    def connected(self) -> None:
         self.observer.connected()
-        self.block_reading(self.agent_link.blocked)
-        early, self.early = self.early or [], None
-        for chunk in early:
-            transport.write(chunk)  # type: ignore[attr-defined]
-        self.resume_writing()
-        if self.early_end:
-            self.on_end()
 
-    def on_end(self) -> None:
-        if self.early is not None:
-            self.early_end = True
-            self.got_end = True
-            return
-        super().on_end()
+    def tls(self) -> ssl.SSLContext | None:
+        return self.agent_link.agent.local_ssl
+
+    def dial_failed(self, exc: OSError, timeout: float) -> None:
+        _, why = self.observer.dial_failed(exc, timeout)
+        self.reset("connect_failed", f"The {why}.")
 
     # The response side is observed after the link's flush: parsing and logging a response
     # then happen after it has left, not before. Every observer call on this side goes through
@@ -164,28 +148,6 @@ class LocalConnection(StreamBridge):
     def on_reset(self, code: str, message: str) -> None:
         self.agent_link.after_flush(self.observer.close)
         super().on_reset(code, message)
-
-    def forget(self) -> None:
-        self.agent_link.streams.pop(self.sid, None)
-
-    async def connect(self) -> None:
-        agent = self.agent_link.agent
-        s = agent.settings
-        loop = asyncio.get_running_loop()
-        context = agent.local_ssl
-        try:
-            async with asyncio.timeout(s.connect_timeout):
-                await loop.create_connection(
-                    lambda: self,
-                    s.local_host,
-                    s.local_port,
-                    ssl=context,
-                    server_hostname=s.local_host if context is not None else None,
-                )
-        except OSError as exc:  # TimeoutError and ssl.SSLError (an untrusted certificate) included
-            if not self.finished:
-                _, why = self.observer.dial_failed(exc, s.connect_timeout)
-                self.reset("connect_failed", f"The {why}.")
 
 
 class AgentLink(FrameLink):

@@ -8,13 +8,13 @@ The agent's :class:`TcpLedger` lists the open connections and the latest closed 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from relay.agent.failures import dial_failure
+from relay.agent.local import LocalDial
 from relay.events import ConnectionRecord
-from relay.transport.bridge import StreamBridge
 
 if TYPE_CHECKING:
     from relay.agent.client import AgentLink
@@ -81,47 +81,19 @@ class TcpLedger:
         return live + list(reversed(list(self.closed)))
 
 
-class TcpConnection(StreamBridge):
-    """One stream's connection to the local service; bytes may arrive before it connects."""
+class TcpConnection(LocalDial):
+    """One stream's connection to the local service, reported when it ends."""
 
     def __init__(self, link: AgentLink, sid: int, client: str) -> None:
-        super().__init__(link, link.wire.streams[sid])
-        self.agent_link = link
+        super().__init__(link, sid)
         self.client = client
-        self.early: list[bytes] | None = []  # DATA that arrived while connecting
-        # Grant no credit until the local service accepts: early bytes stay within one window.
-        self.writing_paused = True
-        self.early_end = False
         self.opened = time.time()
         self._started = time.perf_counter()
         self.reported = False
         self.number = link.agent.tcp.opened(self)
 
-    def write(self, data: bytes) -> None:
-        if self.early is not None:
-            self.early.append(data)
-        else:
-            super().write(data)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.block_reading(self.agent_link.blocked)
-        early, self.early = self.early or [], None
-        for chunk in early:
-            transport.write(chunk)  # type: ignore[attr-defined]
-        self.resume_writing()
-        if self.early_end:
-            self.on_end()
-
     def data_received(self, data: bytes) -> None:
         self.forward(data)
-
-    def on_end(self) -> None:
-        if self.early is not None:
-            self.early_end = True
-            self.got_end = True
-            return
-        super().on_end()
 
     def finish(self) -> None:
         if not self.finished:
@@ -139,9 +111,6 @@ class TcpConnection(StreamBridge):
         if not self.finished:
             self._report("app_reset")
         super().connection_lost(exc)
-
-    def forget(self) -> None:
-        self.agent_link.streams.pop(self.sid, None)
 
     def _report(self, how: str) -> None:
         if self.reported:
@@ -165,15 +134,7 @@ class TcpConnection(StreamBridge):
             state=state,
         )
 
-    async def connect(self) -> None:
-        s = self.agent_link.agent.settings
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.create_connection(lambda: self, s.local_host, s.local_port)
-        except OSError as exc:
-            if not self.finished:
-                why = exc.strerror or str(exc)
-                self._report("connect_failed")
-                self.reset(
-                    "connect_failed", f"The local service at {s.local} did not answer ({why})."
-                )
+    def dial_failed(self, exc: OSError, timeout: float) -> None:
+        _, why = dial_failure(exc, self.agent_link.agent.settings.local, timeout)
+        self._report("connect_failed")
+        self.reset("connect_failed", f"The {why}.")

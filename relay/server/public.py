@@ -47,8 +47,7 @@ class PublicConnection(Visitor):
         relay.public_connections.add(self)
         self.trusted_peer = relay.trusted(self.client_ip)
         if not self.trusted_peer:  # a proxy carries many visitors: it is not one of them
-            count = relay.per_ip.get(self.client_ip, 0) + 1
-            relay.per_ip[self.client_ip] = count
+            count = relay.count_address(self.client_ip)
             limit = relay.settings.connections_per_ip
             if limit and count > limit:
                 self._log_refusal(Refusal(pages.too_many_connections(self.client_ip), "per_ip"))
@@ -278,11 +277,7 @@ class PublicConnection(Visitor):
         relay.bytes_in += self.bytes_from_socket
         relay.bytes_out += self.bytes_to_socket
         if not self.trusted_peer:  # a proxy's connections were never counted per address
-            left = relay.per_ip.get(self.client_ip, 1) - 1
-            if left > 0:
-                relay.per_ip[self.client_ip] = left
-            else:
-                relay.per_ip.pop(self.client_ip, None)
+            relay.uncount_address(self.client_ip)
         if self.session is not None:
             super().connection_lost(exc)  # a stream still open is reset: the agent lets go
         self.finished = True

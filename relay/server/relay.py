@@ -159,6 +159,19 @@ class Relay:
         else:
             log.info(" ".join([event, *(f"{k}={v}" for k, v in fields.items())]))
 
+    def count_address(self, ip: str) -> int:
+        """One more open public connection (HTTP or TCP) from ``ip``; how many it has now."""
+        count = self.per_ip.get(ip, 0) + 1
+        self.per_ip[ip] = count
+        return count
+
+    def uncount_address(self, ip: str) -> None:
+        left = self.per_ip.get(ip, 1) - 1
+        if left > 0:
+            self.per_ip[ip] = left
+        else:
+            self.per_ip.pop(ip, None)
+
     def trusted(self, ip: str) -> bool:
         proxies = self.settings.trusted_proxies
         return bool(proxies) and in_networks(ip, proxies)

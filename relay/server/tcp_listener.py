@@ -176,8 +176,7 @@ class TcpVisitor(StreamBridge):
         if session is None or session.protocol != "tcp":
             return "tunnel_offline"
         ip = self.client_ip
-        count = relay.per_ip.get(ip, 0) + 1
-        relay.per_ip[ip] = count
+        count = relay.count_address(ip)
         self.counted = True
         if s.connections_per_ip and count > s.connections_per_ip:
             return "per_ip"
@@ -228,11 +227,7 @@ class TcpVisitor(StreamBridge):
         self.tunnels.bytes_out += self.bytes_to_socket
         if self.counted:
             self.counted = False
-            left = relay.per_ip.get(self.client_ip, 1) - 1
-            if left > 0:
-                relay.per_ip[self.client_ip] = left
-            else:
-                relay.per_ip.pop(self.client_ip, None)
+            relay.uncount_address(self.client_ip)
         if self.session is not None:
             super().connection_lost(exc)  # a stream still open is reset: the agent lets go
         self.finished = True
