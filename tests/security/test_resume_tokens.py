@@ -108,7 +108,10 @@ async def test_on_a_relay_without_tokens_the_resume_token_still_works(app_port):
         resume = await held_for(relay, app_port, "open")
         assert_minted(resume)
         # Not ASCII: compared as bytes, refused like any other wrong token (not a crash).
-        for wrong in ("", "x" + resume[1:], "ünïcødé-résumé"):
+        # The altered token changes its first character whatever it was (a fixed "x" equals
+        # the real token one time in 64: that flaked).
+        altered = ("y" if resume[0] == "x" else "x") + resume[1:]
+        for wrong in ("", altered, "ünïcødé-résumé"):
             async with raw_agent(relay, "open", resume=wrong) as (_, answer):
                 assert isinstance(answer, p.Error) and answer.code == "name_held"
         async with agent_for(relay, app_port, "open", resume=resume) as back:
