@@ -25,7 +25,16 @@ _perf = time.perf_counter
 
 
 class _Pending:
-    __slots__ = ("bytes_in", "capture", "head", "started", "ttfb", "wall")
+    __slots__ = (
+        "bytes_in",
+        "capture",
+        "head",
+        "request_body",
+        "response_body",
+        "started",
+        "ttfb",
+        "wall",
+    )
 
     def __init__(self, head: RequestHead, capture: Capture | None) -> None:
         self.head = head
@@ -34,6 +43,11 @@ class _Pending:
         self.bytes_in = len(head.raw)
         self.ttfb: float | None = None
         self.capture = capture
+        # Captured bodies grow in place and become bytes once, when the exchange completes:
+        # ``bytes +=`` per chunk copied the whole body each time (quadratic: a 10 MiB body in
+        # 64 KiB reads copied ~800 MB and cut a download's throughput five times).
+        self.request_body = bytearray()
+        self.response_body = bytearray()
 
 
 class ExchangeObserver:
@@ -85,7 +99,7 @@ class ExchangeObserver:
                 if reading is not None:
                     reading.bytes_in += len(item)  # type: ignore[arg-type]
                     if reading.capture is not None:
-                        self._keep(reading.capture, item, request=True)  # type: ignore[arg-type]
+                        self._keep(reading, item, request=True)  # type: ignore[arg-type]
             elif item is MESSAGE_END:
                 self.reading = None
             else:
@@ -117,7 +131,7 @@ class ExchangeObserver:
                 self.bytes_out += len(item)  # type: ignore[arg-type]
                 ex = self.answering
                 if ex is not None and ex.capture is not None:
-                    self._keep(ex.capture, item, request=False)  # type: ignore[arg-type]
+                    self._keep(ex, item, request=False)  # type: ignore[arg-type]
             elif item is MESSAGE_END:
                 ex = self.answering
                 if ex is not None:
@@ -157,6 +171,10 @@ class ExchangeObserver:
     def _complete(self, ex: _Pending, failure: tuple[str, str] = ("", "")) -> None:
         now = _perf()
         head = ex.head
+        capture = ex.capture
+        if capture is not None:
+            capture.request_body = bytes(ex.request_body)
+            capture.response_body = bytes(ex.response_body)
         ttfb = ex.ttfb
         if ttfb is None:
             ttfb_ms = app_ttfb_ms = app_ms = overhead_ms = None
@@ -179,7 +197,7 @@ class ExchangeObserver:
                 stream=self.stream,
                 http_version=head.version,
                 ttfb_ms=ttfb_ms,
-                capture=ex.capture,
+                capture=capture,
                 app_ttfb_ms=app_ttfb_ms,
                 app_ms=app_ms,
                 overhead_ms=overhead_ms,
@@ -214,17 +232,15 @@ class ExchangeObserver:
             return  # the usual case: everything was answered
         self.close(0, lost_failure(exc, self.local, self.answering is not None))
 
-    def _keep(self, capture: Capture, data: bytes, request: bool) -> None:
-        limit = self.capture_bytes
-        if request:
-            room = limit - len(capture.request_body)
-            if room > 0:
-                capture.request_body += data[:room]
-            if len(data) > room:
+    def _keep(self, ex: _Pending, data: bytes, request: bool) -> None:
+        capture = ex.capture
+        assert capture is not None
+        body = ex.request_body if request else ex.response_body
+        room = self.capture_bytes - len(body)
+        if room > 0:
+            body += data if len(data) <= room else data[:room]
+        if len(data) > room:
+            if request:
                 capture.request_truncated = True
-        else:
-            room = limit - len(capture.response_body)
-            if room > 0:
-                capture.response_body += data[:room]
-            if len(data) > room:
+            else:
                 capture.response_truncated = True

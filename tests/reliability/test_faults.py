@@ -186,7 +186,9 @@ async def test_a_stalled_visitor_costs_other_streams_no_throughput_and_bounded_m
         # Captures off: this measures the data path's memory per stalled stream. With captures
         # on, the agent also holds copies of bodies (up to body_cap each) and the writer's queue
         # (bounded by queue_bytes, tests/inspector), and that allocator churn swamps 16 MiB.
-        agent_process(tmp_path, relay.agents_url, app_port, "busy", extra=("--no-capture",)) as agent,
+        agent_process(
+            tmp_path, relay.agents_url, app_port, "busy", extra=("--no-capture",)
+        ) as agent,
     ):
         host = relay.host("busy")
 
