@@ -148,15 +148,20 @@ def access_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.subdomain and (problem := label_problem(args.subdomain)):
-        print(f"molehill: --subdomain: {problem}", file=sys.stderr)
-        return 2
+def relay_and_problem(args: argparse.Namespace, name: str, flag: str) -> tuple[str, str | None]:
+    """The relay URL an agent command uses, and what is wrong with its common options (the
+    tunnel name under ``flag``, the relay URL, the access rules), or None."""
     relay = args.relay or os.environ.get("MOLEHILL_RELAY") or DEFAULT_RELAY
+    if name and (problem := label_problem(name)):
+        return relay, f"{flag}: {problem}"
     if not relay.startswith(("ws://", "wss://")):
-        print(f"molehill: --relay must start with ws:// or wss://, got {relay!r}", file=sys.stderr)
-        return 2
-    if problem := access_problem(args):
+        return relay, f"--relay must start with ws:// or wss://, got {relay!r}"
+    return relay, access_problem(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    relay, problem = relay_and_problem(args, args.subdomain, "--subdomain")
+    if problem:
         print(f"molehill: {problem}", file=sys.stderr)
         return 2
     try:

@@ -10,14 +10,13 @@ import re
 import sys
 
 from relay.agent import DEFAULT_RELAY, AgentSettings
-from relay.http.names import label_problem
 from relay.http.targets import LocalTarget, TargetError, parse_target
 from relay.transport.runtime import run_until_signal
 from tui.commands.http import (
-    access_problem,
     add_connect_timeout_option,
     give_up_settings,
     output,
+    relay_and_problem,
     run_agents,
 )
 from tui.local_api import add_api_options, api_options
@@ -100,14 +99,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.name and (problem := label_problem(args.name)):
-        print(f"molehill: --name: {problem}", file=sys.stderr)
-        return 2
-    relay = args.relay or os.environ.get("MOLEHILL_RELAY") or DEFAULT_RELAY
-    if not relay.startswith(("ws://", "wss://")):
-        print(f"molehill: --relay must start with ws:// or wss://, got {relay!r}", file=sys.stderr)
-        return 2
-    if problem := access_problem(args):
+    relay, problem = relay_and_problem(args, args.name, "--name")
+    if problem:
         print(f"molehill: {problem}", file=sys.stderr)
         return 2
     api = api_options(args)
