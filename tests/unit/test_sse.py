@@ -3,6 +3,7 @@ every boundary; hostile streams (endless lines, random bytes) cost no memory and
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from hypothesis import given, settings
@@ -47,7 +48,7 @@ def read(stream: bytes, cuts: list[int]) -> list[tuple[str, int, bytes, str]]:
     reader = SseReader(PREVIEW)
     out = []
     bounds = [0, *sorted(c for c in set(cuts) if c <= len(stream)), len(stream)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out += reader.feed(stream[a:b], 1.0)
     return [(m.event, m.size, m.preview, m.id) for m in out]
 
@@ -85,10 +86,7 @@ def test_events_split_anywhere_read_as_the_rules_say(stream, cuts):
 def test_every_boundary_of_a_known_stream():
     stream = (
         b"\xef\xbb\xbf: comment\r\nretry: 10\r\n\r\nevent: add\ndata: one\ndata:two\rid: 7\r\n\r\n"
-        b"data\n\ndata: x\r\n\rid: 8\x009\n"
-        + b"data: "
-        + b"y" * 1000
-        + b"\n\n"
+        b"data\n\ndata: x\r\n\rid: 8\x009\n" + b"data: " + b"y" * 1000 + b"\n\n"
     )
     want = reference(stream)
     assert [(e, s, i) for e, s, _, i in want] == [
@@ -108,7 +106,7 @@ def test_an_endless_line_costs_no_memory():
     reader.feed(b"data: ", 1.0)
     for _ in range(200):  # 12.5 MiB of one line
         assert reader.feed(b"z" * 65536, 1.0) == []
-    assert len(reader._line) <= PREVIEW + 16  # noqa: SLF001
+    assert len(reader._line) <= PREVIEW + 16
     [event] = reader.feed(b"\n\n", 2.0)
     assert event.size == 200 * 65536 and event.preview == b"z" * PREVIEW
 
@@ -131,7 +129,7 @@ def test_dechunking_split_anywhere(payload, size, cuts):
     wire = _chunked(payload, size)
     d = Dechunker()
     bounds = [0, *sorted(c for c in set(cuts) if c <= len(wire)), len(wire)]
-    out = b"".join(d.feed(wire[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
+    out = b"".join(d.feed(wire[a:b]) for a, b in itertools.pairwise(bounds))
     assert out == payload and d.done and not d.broken
 
 

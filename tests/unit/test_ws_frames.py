@@ -4,6 +4,7 @@ holds more than a preview."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import zlib
 
@@ -51,7 +52,7 @@ def read(data: bytes, masked: bool, cuts: list[int] | None = None) -> WsFrameRea
     reader = WsFrameReader("in" if masked else "out", masked)
     reader.messages = []  # type: ignore[attr-defined]
     bounds = [0, *sorted(set(cuts or [])), len(data)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         reader.messages += reader.feed(data[a:b], 1.0)  # type: ignore[attr-defined]
     return reader
 
@@ -121,8 +122,8 @@ def test_a_huge_claimed_length_costs_only_a_preview():
     assert reader.feed(head, 1.0) == []
     for _ in range(64):
         assert reader.feed(b"\x00" * 65536, 1.0) == []
-    assert reader._remaining == 2**62 - 64 * 65536  # noqa: SLF001
-    assert reader._data is not None and len(reader._data.preview) == PREVIEW_BYTES  # noqa: SLF001
+    assert reader._remaining == 2**62 - 64 * 65536
+    assert reader._data is not None and len(reader._data.preview) == PREVIEW_BYTES
 
 
 @pytest.mark.parametrize(
@@ -159,7 +160,7 @@ def test_random_bytes_never_raise_and_keep_little(data, masked, cuts):
     reader = read(data, masked, [c for c in cuts if c <= len(data)])
     for m in reader.messages:  # type: ignore[attr-defined]
         assert len(m.preview) <= PREVIEW_BYTES and m.size >= len(m.preview)
-    assert len(reader._head) <= 14  # noqa: SLF001
+    assert len(reader._head) <= 14
 
 
 def test_deflate_terms_from_the_handshake():
