@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from haralyzer import HarEntry, HarParser
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from inspector import CaptureSettings, open_writer
 from relay.events import RequestRecord
+from tests.inspector.har_schema import check_har
 from tests.inspector.test_api_live import api_url, requests_cli_async
 from tests.support.cli import molehill_process
 from tests.support.stack import agent_for, running_relay
@@ -118,7 +120,11 @@ async def test_websocket_messages_in_show_the_api_and_har(tmp_path):
     har_file = tmp_path / "out.har"
     code, _, err = await requests_cli_async(store, "export", "--har", str(har_file))
     assert code == 0, err
-    [entry] = json.loads(har_file.read_text())["log"]["entries"]
+    document = json.loads(har_file.read_text())
+    check_har(document)  # HAR 1.2, molehill's and Chrome's fields being "_" fields
+    [loaded] = [HarEntry(e) for e in HarParser(document).har_data["entries"]]
+    assert (loaded.request.method, loaded.status) == ("GET", 101)  # a real HAR reader loads it
+    [entry] = document["log"]["entries"]
     assert entry["_resourceType"] == "websocket"
     har = entry["_webSocketMessages"]
     assert har[0] == {"type": "send", "time": items[0]["time"], "opcode": 1, "data": "hello"}
