@@ -105,6 +105,13 @@ class WsFrameReader:
     def _read_header(self, data: bytes, pos: int) -> int:
         """Consume a frame header from ``data`` at ``pos``; sets ``_in_payload`` once whole."""
         head = self._head
+        if not head and len(data) - pos >= 2:  # the usual case: the whole header is here
+            b1 = data[pos + 1]
+            length7 = b1 & 0x7F
+            need = 2 + (2 if length7 == 126 else 8 if length7 == 127 else 0) + (b1 >> 7) * 4
+            if len(data) - pos >= need:
+                self._start_frame(data[pos : pos + need])
+                return pos + need
         need = 2
         while True:
             if len(head) >= 2:
