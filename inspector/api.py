@@ -21,6 +21,7 @@ from inspector.errors import StoreError
 from inspector.export import har_log
 from inspector.filters import FilterError, parse
 from inspector.message import EditError, ReplayRequest, from_text
+from inspector.messages_view import messages_json
 from inspector.model import StoredExchange
 from inspector.originals import OriginalRequest
 from inspector.redact import MARKER, Redactor
@@ -100,6 +101,8 @@ def request_json(e: StoredExchange) -> dict[str, Any]:
             "raw": base64.b64encode(e.response_head + e.response_body.data).decode("ascii"),
             "truncated": e.response_body.truncated,
         },
+        # molehill's: an upgraded connection's WebSocket messages, an event stream's events.
+        "messages": messages_json(e),
     }
 
 

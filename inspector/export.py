@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from inspector.messages_view import har_websocket_messages, messages_json
 from inspector.model import StoredBody, StoredExchange, header_value
 
 _CREATOR = {"name": "molehill", "version": "0.1.0"}
@@ -165,7 +166,7 @@ def har_entry(e: StoredExchange, base_url: str | None = None) -> dict[str, Any]:
     }
     wait = e.ttfb_ms if e.ttfb_ms is not None else e.duration_ms
     receive = max(0.0, e.duration_ms - wait)
-    return {
+    entry: dict[str, Any] = {
         "startedDateTime": _iso(e.time),
         "time": round(wait + receive, 3),
         "request": request,
@@ -174,6 +175,12 @@ def har_entry(e: StoredExchange, base_url: str | None = None) -> dict[str, Any]:
         "timings": {"send": 0, "wait": round(wait, 3), "receive": round(receive, 3)},
         "_molehill": {"id": e.id, "tunnel": e.tunnel, "client": e.client},
     }
+    if e.messages_protocol == "websocket":  # as Chrome DevTools writes them
+        entry["_resourceType"] = "websocket"
+        entry["_webSocketMessages"] = har_websocket_messages(e)
+    if e.messages_protocol:
+        entry["_molehill"]["messages"] = messages_json(e)
+    return entry
 
 
 def har_log(exchanges: list[StoredExchange], base_url: str | None = None) -> dict[str, Any]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.redact import Redactor
-from relay.events import RequestRecord, parse_header_lines
+from relay.events import RequestRecord, StreamMessage, parse_header_lines
 
 _EMPTY_HEADERS: list[tuple[str, str]] = []
 
@@ -51,6 +51,12 @@ class StoredExchange:
     response_body: StoredBody
     replay_of: int | None = None  # the exchange this one replays; None: it came through a tunnel
     target: str = ""  # the local app it went to (http://127.0.0.1:3000); "" when not known
+    # WebSocket messages or SSE events (previews redacted): "websocket", "sse" or "" for none.
+    messages_protocol: str = ""
+    messages: list[StreamMessage] = field(default_factory=list)
+    messages_dropped: int = 0  # over the per-connection cap: counted, not kept
+    messages_note: str = ""  # why they stopped being read, if they did
+    messages_closed: bool = True  # False while the connection is still open
 
     @property
     def request_headers(self) -> list[tuple[str, str]]:

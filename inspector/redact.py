@@ -120,6 +120,8 @@ class Redactor:
         kind = content_type.lower()
         if "x-www-form-urlencoded" in kind:
             return self._form(body)
+        if "text/event-stream" in kind:  # events' data is often JSON: its "key": value pairs
+            return self._json_pair.sub(rb'\1"' + _MARKER_BYTES + rb'"', body)
         stripped = body.lstrip()
         if "json" in kind or stripped[:1] in (b"{", b"["):
             return self._json(body)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from inspector.errors import StoreCorrupt, StoreError, StoreLocked, StoreMissing, StoreTooNew
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What each version adds to the one before, applied in order when an older store is opened.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
@@ -24,7 +24,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # The local app it went to (http://127.0.0.1:3000), so a replay knows where to send it.
         "ALTER TABLE exchanges ADD COLUMN target TEXT NOT NULL DEFAULT ''",
     ),
+    3: (
+        # An upgraded connection's WebSocket messages, an event stream's events.
+        "ALTER TABLE exchanges ADD COLUMN messages_protocol TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE exchanges ADD COLUMN messages_dropped INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE exchanges ADD COLUMN messages_note TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE exchanges ADD COLUMN messages_closed INTEGER NOT NULL DEFAULT 1",
+        "CREATE TABLE IF NOT EXISTS messages (" + "{MESSAGES}" + ")",
+    ),
 }
+
+# One row per WebSocket message or SSE event, in the order they passed (seq from 0).
+_MESSAGES = (
+    "exchange_id INTEGER NOT NULL, seq INTEGER NOT NULL, time REAL NOT NULL, "
+    "direction TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL, preview BLOB NOT NULL, "
+    "compressed INTEGER NOT NULL, event TEXT NOT NULL, event_id TEXT NOT NULL, "
+    "PRIMARY KEY (exchange_id, seq)"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,10 +59,13 @@ CREATE TABLE IF NOT EXISTS exchanges (
     req_size INTEGER NOT NULL, resp_size INTEGER NOT NULL, req_sha256 TEXT, resp_sha256 TEXT,
     req_search TEXT NOT NULL, resp_search TEXT NOT NULL, -- body search without FTS5 only
     stored_bytes INTEGER NOT NULL,
-    replay_of INTEGER, target TEXT NOT NULL DEFAULT ''
+    replay_of INTEGER, target TEXT NOT NULL DEFAULT '',
+    messages_protocol TEXT NOT NULL DEFAULT '', messages_dropped INTEGER NOT NULL DEFAULT 0,
+    messages_note TEXT NOT NULL DEFAULT '', messages_closed INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS messages ({MESSAGES});
 CREATE INDEX IF NOT EXISTS exchanges_by_tunnel ON exchanges (tunnel, id)
-"""
+""".replace("{MESSAGES}", _MESSAGES)
 
 
 def body_table(n: int) -> str:
@@ -138,5 +157,5 @@ def migrate(db: sqlite3.Connection, version: int) -> None:
     transaction (so a failure leaves the file as it was)."""
     for step in range(version + 1, SCHEMA_VERSION + 1):
         for statement in MIGRATIONS[step]:
-            db.execute(statement)
+            db.execute(statement.replace("{MESSAGES}", _MESSAGES))
     db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))

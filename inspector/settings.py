@@ -48,6 +48,9 @@ class CaptureSettings:
     queue_bytes: int = 64 * 1024 * 1024  # their heads and bodies, at most; beyond, dropped too
     batch_size: int = 500  # exchanges per transaction at most
     busy_timeout: float = 5.0  # seconds to wait for another process's lock before giving up
+    # WebSocket messages / SSE events kept per connection (the agents' message_cap); the rest
+    # are counted, not kept. 0: none are read.
+    messages_per_connection: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("max_bytes", "queue_size", "queue_bytes", "batch_size"):
@@ -55,6 +58,8 @@ class CaptureSettings:
                 raise ValueError(f"capture setting {name} must be at least 1")
         if self.body_cap < 0:
             raise ValueError("capture setting body_cap must be 0 or more")
+        if self.messages_per_connection < 0:
+            raise ValueError("capture setting messages_per_connection must be 0 or more")
 
     @property
     def file(self) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 
 from inspector.errors import StoreError, StoreMissing
 from inspector.filters import BodyIndex, Filter, header_matches
+from inspector.message_rows import MessageUpdate, load_messages, store_messages
 from inspector.model import StoredBody, StoredExchange, headers_text, search_text
 from inspector.schema import (
     body_table,
@@ -34,7 +35,8 @@ _SUMMARY = (
 )
 _FULL = (
     _SUMMARY + ", req_head, resp_head, req_body, resp_body, req_truncated, resp_truncated, "
-    "req_size, resp_size, req_sha256, resp_sha256"
+    "req_size, resp_size, req_sha256, resp_sha256, messages_protocol, messages_dropped, "
+    "messages_note, messages_closed"
 )
 _INSERT = (
     "INSERT INTO exchanges (tunnel, time, method, path, route, status, duration_ms, ttfb_ms, "
@@ -154,6 +156,15 @@ class CaptureStore:
         self._unchecked += stored
         return row_id
 
+    def add_messages(self, updates: list[MessageUpdate]) -> None:
+        """Append WebSocket messages / SSE events to stored exchanges, in one transaction."""
+        with self._transaction() as db:
+            added = store_messages(db, updates)
+            if added:
+                n = self._current_slice(db)
+                db.execute("UPDATE slices SET bytes = bytes + ? WHERE n = ?", (added, n))
+        self._unchecked += added
+
     def index_some(self, rows: int = 200) -> int:
         """Add up to ``rows`` stored exchanges to the body index; how many were looked at.
 
@@ -207,6 +218,7 @@ class CaptureStore:
                     )
                 (oldest, _), (_, next_first) = rows
                 db.execute("DELETE FROM exchanges WHERE id < ?", (next_first,))
+                db.execute("DELETE FROM messages WHERE exchange_id < ?", (next_first,))
                 self._drop_slice(db, oldest)
 
     def _drop_slice(self, db: sqlite3.Connection, n: int) -> None:
@@ -226,7 +238,13 @@ class CaptureStore:
         """
         with self._transaction() as db:
             if tunnel is not None:
+                db.execute(
+                    "DELETE FROM messages WHERE exchange_id IN "
+                    "(SELECT id FROM exchanges WHERE tunnel = ?)",
+                    (tunnel,),
+                )
                 return int(db.execute("DELETE FROM exchanges WHERE tunnel = ?", (tunnel,)).rowcount)
+            db.execute("DELETE FROM messages")
             gone = int(db.execute("DELETE FROM exchanges").rowcount)
             for (n,) in db.execute("SELECT n FROM slices").fetchall():
                 self._drop_slice(db, n)
@@ -266,14 +284,24 @@ class CaptureStore:
             if limit is not None:
                 sql += " LIMIT ?"
                 params = [*params, max(0, limit)]
-            return [_exchange(row, full) for row in db.execute(sql, params)]
+            found = [_exchange(row, full) for row in db.execute(sql, params)]
+            for e in found:
+                if e.messages_protocol:  # only full rows know: exports, the API
+                    e.messages = load_messages(db, e.id)
+            return found
 
     def get(self, exchange_id: int) -> StoredExchange | None:
-        with reported(self.path):
-            row = self.db.execute(
+        """One exchange, whole: heads, bodies, and its messages if it has any."""
+        with self._transaction("DEFERRED") as db:
+            row = db.execute(
                 f"SELECT {_FULL} FROM exchanges WHERE id = ?", (exchange_id,)
             ).fetchone()
-        return None if row is None else _exchange(row, True)
+            if row is None:
+                return None
+            exchange = _exchange(row, True)
+            if exchange.messages_protocol:
+                exchange.messages = load_messages(db, exchange_id)
+        return exchange
 
     def count(self, flt: Filter | None = None, *, tunnel: str | None = None) -> int:
         with self._transaction("DEFERRED") as db:
@@ -298,8 +326,10 @@ def _exchange(row: Any, full: bool) -> StoredExchange:
         req = StoredBody(row[16], bool(row[18]), row[20], row[22])
         resp = StoredBody(row[17], bool(row[19]), row[21], row[23])
         heads = (row[14], row[15])
+        messages = (row[24], row[25], row[26], bool(row[27]))
     else:
         req, resp, heads = StoredBody(), StoredBody(), (b"", b"")
+        messages = ("", 0, "", True)
     return StoredExchange(
         id=row[0],
         tunnel=row[1],
@@ -319,4 +349,8 @@ def _exchange(row: Any, full: bool) -> StoredExchange:
         response_body=resp,
         replay_of=row[12],
         target=row[13],
+        messages_protocol=messages[0],
+        messages_dropped=messages[1],
+        messages_note=messages[2],
+        messages_closed=messages[3],
     )

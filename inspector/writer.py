@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import cast
 
 from inspector.errors import StoreError
+from inspector.live_messages import MESSAGES_EVERY, LiveMessages
 from inspector.model import StoredExchange, payload, prepare
 from inspector.originals import OriginalRequest, Originals
 from inspector.redact import Redactor
@@ -52,6 +53,8 @@ class CaptureWriter:
         self.error: StoreError | None = None
         # The unredacted requests, by stored id, for replays from this process (its local API).
         self.originals = Originals()
+        self.live = LiveMessages(self.redactor)  # WebSocket/SSE messages still arriving
+        self._messages_at = 0.0  # monotonic time messages were last stored
         self._queue: queue.Queue[object] = queue.Queue(settings.queue_size)
         self._drop_lock = threading.Lock()  # guards dropped and _queued_bytes
         self._queued_bytes = 0
@@ -124,10 +127,15 @@ class CaptureWriter:
             timeout = None
             if not self._indexed.is_set():
                 timeout = max(0.0, last_write + INDEX_AFTER_IDLE - time.monotonic())
+            if self.live:  # open connections' messages are stored every MESSAGES_EVERY
+                timeout = MESSAGES_EVERY if timeout is None else min(timeout, MESSAGES_EVERY)
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
-                self._index_step()
+                self._store_messages()
+                idle = time.monotonic() >= last_write + INDEX_AFTER_IDLE
+                if idle and not self._indexed.is_set():
+                    self._index_step()
                 continue
             batch: list[tuple[StoredExchange, RequestRecord]] = []
             waiting: list[threading.Event] = []
@@ -157,8 +165,20 @@ class CaptureWriter:
                     break
             self._write(batch)
             last_write = time.monotonic()
+            if waiting or stopping or last_write >= self._messages_at + MESSAGES_EVERY:
+                self._store_messages()
             for event in waiting:
                 event.set()
+
+    def _store_messages(self) -> None:
+        self._messages_at = time.monotonic()
+        updates = self.live.updates()
+        if not updates or self.error is not None:
+            return
+        try:
+            self.store.add_messages(updates)
+        except StoreError as exc:
+            self._failed(exc)
 
     def _index_step(self) -> None:
         if self.error is not None:
@@ -189,6 +209,7 @@ class CaptureWriter:
             ids = self.store.add([stored for stored, _ in batch])
             for exchange_id, (_, record) in zip(ids, batch, strict=True):
                 self._remember(exchange_id, record)
+                self.live.watch(exchange_id, record)
             self.written += len(batch)
             self.batches += 1
             self._indexed.clear()

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# Re-exported with the other records; defined beside the sans-I/O readers that make it.
+from relay.http.stream_message import StreamMessage as StreamMessage
+
 
 @dataclass(slots=True)
 class TunnelOpen:
@@ -49,6 +52,33 @@ class TunnelRefused:
     event: str = "refused"
 
 
+class MessageLog:
+    """The messages of one upgraded connection or event stream, as they arrive, capped.
+
+    The agent's thread appends; readers (the dashboard, the capture writer) on other threads
+    only read ``messages`` (append-only) and the counters, so no lock is needed.
+    """
+
+    __slots__ = ("cap", "closed", "dropped", "messages", "note", "protocol")
+
+    def __init__(self, protocol: str, cap: int) -> None:
+        self.protocol = protocol  # "websocket" or "sse"
+        self.cap = cap
+        self.messages: list[StreamMessage] = []
+        self.dropped = 0  # messages seen but not kept (over the cap)
+        self.closed = False  # the connection ended: no more messages will come
+        self.note = ""  # why messages stopped being read (a malformed frame), if they did
+
+    def add(self, message: StreamMessage) -> None:
+        if len(self.messages) < self.cap:
+            self.messages.append(message)
+        else:
+            self.dropped += 1
+
+    def __deepcopy__(self, memo: dict[int, object]) -> MessageLog:
+        return self  # shared, never copied (dataclasses.asdict deep-copies what it finds)
+
+
 @dataclass(slots=True)
 class Capture:
     """The heads and the first bytes of the bodies of one exchange, for the details view.
@@ -64,6 +94,9 @@ class Capture:
     response_body: bytes = b""
     request_truncated: bool = False
     response_truncated: bool = False
+    # An upgraded connection's WebSocket messages, or an event stream's events: filled while
+    # the connection lasts (the exchange itself is reported at the 101 or the stream's end).
+    messages: MessageLog | None = None
 
     @property
     def request_headers(self) -> list[tuple[str, str]]:

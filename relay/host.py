@@ -92,6 +92,7 @@ class TunnelHost:
         look_for_relay: str | None = None,
         resume_store: ResumeStore | None = None,
         record_sink: Callable[[str, RequestRecord], None] | None = None,
+        message_cap: int = 1000,
     ) -> None:
         """``look_for_relay``: with no ``relay_url``, use the molehill relay answering at this
         agents' URL, if one does, before starting an embedded one. ``record_sink(key, record)``
@@ -110,6 +111,7 @@ class TunnelHost:
         )
         self.embedded: Relay | None = None
         self.capture_bytes = capture_bytes
+        self.message_cap = message_cap  # WebSocket messages / SSE events kept per connection
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -232,6 +234,7 @@ class TunnelHost:
         settings.relay = settings.relay or self.relay_url
         settings.token = settings.token or self.token
         settings.capture_bytes = self.capture_bytes
+        settings.message_cap = self.message_cap
         # A name held for this machine's earlier run (a crash, a lost connection, another front
         # end) comes back with the resume token that run kept.
         # (Not while another tunnel here runs with that name: the store's check of the process

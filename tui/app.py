@@ -172,6 +172,7 @@ class MolehillApp(InspectorHooks):
             capture_bytes=self.captures.body_bytes(self.capture_bytes),
             look_for_relay=self.look_for_relay,
             record_sink=self.captures.sink,
+            message_cap=self.captures.settings.messages_per_connection,
         )
         self.apps = app_keys.attach_apps(self)
         try:

@@ -98,6 +98,7 @@ async def _run_agents(
         settings.resume = settings.resume or store.get(settings.relay, settings.name)
         if captures is not None:
             settings.capture_bytes = max(settings.capture_bytes, captures.settings.body_cap)
+            settings.message_cap = captures.settings.messages_per_connection
         agent = Agent(settings)
         report: Callable[[AgentEvent], None]
         if block is not None:

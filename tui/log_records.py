@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from inspector.model import StoredExchange
-from relay.events import Capture, RequestRecord
+from relay.events import Capture, MessageLog, RequestRecord
 
 
 @dataclass(slots=True)
@@ -39,6 +39,7 @@ def from_exchange(e: StoredExchange) -> StoredRecord:
         response_body=_as_captured(e.response_head, e.response_body.data),
         request_truncated=e.request_body.truncated,
         response_truncated=e.response_body.truncated,
+        messages=_stored_messages(e),
     )
     return StoredRecord(
         time=e.time,
@@ -59,6 +60,18 @@ def from_exchange(e: StoredExchange) -> StoredRecord:
     )
 
 
+def _stored_messages(e: StoredExchange) -> MessageLog | None:
+    """A history row's messages as a log that is done filling (this process does not feed it)."""
+    if not e.messages_protocol:
+        return None
+    log = MessageLog(e.messages_protocol, len(e.messages))
+    log.messages = list(e.messages)
+    log.dropped = e.messages_dropped
+    log.note = e.messages_note or ("" if e.messages_closed else "still open when last stored")
+    log.closed = True
+    return log
+
+
 def trimmed(record: RequestRecord, cap: int) -> RequestRecord:
     """``record`` with at most ``cap`` bytes of each body, for the log's ring (a copy: the
     capture writer may still hold the original with bodies up to the store's cap)."""
@@ -72,6 +85,7 @@ def trimmed(record: RequestRecord, cap: int) -> RequestRecord:
         c.response_body[:cap],
         c.request_truncated or len(c.request_body) > cap,
         c.response_truncated or len(c.response_body) > cap,
+        c.messages,  # shared: it may still be filling
     )
     return dataclasses.replace(record, capture=capture)
 

@@ -58,6 +58,8 @@ class AgentSettings:
     backoff_first: float = 0.25
     backoff_max: float = 5.0
     capture_bytes: int = 0  # keep this many body bytes per exchange for the details view
+    # With captures: WebSocket messages / SSE events kept per connection (the rest are counted).
+    message_cap: int = 1000
     basic_auth: str | None = None  # "user:password" the relay demands of visitors
     allow: tuple[str, ...] = ()  # visitor networks (CIDR) let in; empty: everyone
     deny: tuple[str, ...] = ()  # visitor networks turned away
@@ -113,7 +115,9 @@ class LocalConnection(LocalDial):
     def __init__(self, link: AgentLink, sid: int, client: str) -> None:
         s = link.agent.settings
         super().__init__(link, sid)
-        self.observer = ExchangeObserver(client, sid, link.agent.record, s.capture_bytes, s.local)
+        self.observer = ExchangeObserver(
+            client, sid, link.agent.record, s.capture_bytes, s.local, s.message_cap
+        )
 
     def write(self, data: bytes) -> None:
         super().write(data)

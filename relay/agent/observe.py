@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 
 from relay.agent.failures import dial_failure, lost_failure
+from relay.agent.observe_messages import MessageWatch
 from relay.events import Capture, RequestRecord
 from relay.http.framing import MESSAGE_END, Http1Framer, HttpError, Item, RequestHead, ResponseHead
 
@@ -60,6 +61,7 @@ class ExchangeObserver:
         emit: Callable[[RequestRecord], None],
         capture_bytes: int = 0,
         local: str = "",
+        message_cap: int = 0,
     ) -> None:
         self.client = client
         self.local = local  # the local app's address, for the words of a failure
@@ -76,6 +78,9 @@ class ExchangeObserver:
         self.status = 0
         self.broken = False
         self.connected_at = 0.0  # perf_counter when the local app accepted (0: before anything)
+        # WebSocket messages after a 101, or an event stream's events (with captures only).
+        self.message_cap = message_cap
+        self.watch: MessageWatch | None = None
 
     def connected(self) -> None:
         """The local app accepted the connection: heads that waited are written now."""
@@ -83,6 +88,8 @@ class ExchangeObserver:
 
     def request_bytes(self, data: bytes) -> None:
         if self.broken or self.requests.raw:
+            if self.watch is not None and self.requests.raw:
+                self.watch.client_bytes(data)
             return
         try:
             items = self.requests.receive(data)
@@ -112,6 +119,8 @@ class ExchangeObserver:
 
     def response_bytes(self, data: bytes) -> None:
         if self.broken or self.responses.raw:
+            if self.watch is not None and self.responses.raw:
+                self.watch.server_bytes(data)
             return
         try:
             items = self.responses.receive(data)
@@ -132,9 +141,12 @@ class ExchangeObserver:
                 ex = self.answering
                 if ex is not None and ex.capture is not None:
                     self._keep(ex, item, request=False)  # type: ignore[arg-type]
+                if self.watch is not None:  # an event stream's body, or the bytes after a 101
+                    self.watch.server_bytes(item)  # type: ignore[arg-type]
             elif item is MESSAGE_END:
                 ex = self.answering
                 if ex is not None:
+                    self._end_messages()
                     self._complete(ex)
                     self.answering = None
             elif kind is ResponseHead and self.pending:  # Unsolicited bytes answer nothing
@@ -150,6 +162,10 @@ class ExchangeObserver:
             return  # interim response: the real one follows
         self.pending.popleft()
         self.status = status
+        if ex.capture is not None and self.message_cap:
+            self.watch = MessageWatch.of_response(head.raw, status, self.message_cap)
+            if self.watch is not None:
+                ex.capture.messages = self.watch.log
         if head.answers_upgrade:
             self._upgrade_answered(status == 101)
         if ex.capture is not None:
@@ -161,7 +177,9 @@ class ExchangeObserver:
 
     def _upgrade_answered(self, accepted: bool) -> None:
         if accepted:
-            self.requests.upgrade_accepted()  # the rest is the new protocol: not ours to log
+            held = self.requests.upgrade_accepted()  # the rest is the new protocol
+            if self.watch is not None and held:
+                self.watch.client_bytes(held)  # what the client sent before the 101 came
             return
         try:
             self._requests(self.requests.upgrade_refused())
@@ -213,6 +231,7 @@ class ExchangeObserver:
         ``status`` is what the visitor was shown instead (502 when the local app refused);
         ``failure`` (kind, sentence) says why, when the local app is the cause.
         """
+        self._end_messages()
         if self.answering is not None:
             self._complete(self.answering, failure)
             self.answering = None
@@ -228,9 +247,15 @@ class ExchangeObserver:
 
     def lost(self, exc: BaseException | None) -> None:
         """The connection to the local app ended; what was still unanswered failed because of it."""
+        self._end_messages()
         if self.answering is None and not self.pending:
             return  # the usual case: everything was answered
         self.close(0, lost_failure(exc, self.local, self.answering is not None))
+
+    def _end_messages(self) -> None:
+        if self.watch is not None:
+            self.watch.log.closed = True
+            self.watch = None
 
     def _keep(self, ex: _Pending, data: bytes, request: bool) -> None:
         capture = ex.capture

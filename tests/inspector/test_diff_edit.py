@@ -114,9 +114,10 @@ def test_a_version_1_store_is_migrated_on_open(tmp_path):
         old = store.get(1)
         assert old is not None and old.path == "/old" and old.replay_of is None
         assert old.target == ""
+        assert old.messages_protocol == "" and old.messages == [] and old.messages_closed
         store.add([stored(0, 200, b"", b"")])
         assert [e.path for e in store.select()] == ["/x", "/old"]
     check = sqlite3.connect(path)
     version = check.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     check.close()
-    assert int(version) == SCHEMA_VERSION == 2
+    assert int(version) == SCHEMA_VERSION == 3  # 1 -> 2 (replays) -> 3 (messages)

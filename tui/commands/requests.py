@@ -26,6 +26,7 @@ from inspector import (
     parse,
 )
 from inspector.export import body_needs_file, curl_command, har_log
+from inspector.messages_view import messages_json, messages_lines
 from inspector.model import StoredBody, StoredExchange
 from tui.bodies import hexdump
 from tui.commands.requests_replay import add_parsers as add_replay_parsers
@@ -201,6 +202,7 @@ def run_show(args: argparse.Namespace) -> int:
             "headers": e.response_headers,
             "body": _body_json(e.response_body),
         }
+        data["messages"] = messages_json(e)
         print(json.dumps(data))
         return 0
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
@@ -220,6 +222,9 @@ def run_show(args: argparse.Namespace) -> int:
     else:
         print(f"(no response: status {e.status or 'none'})")
     print("\n".join(_body_lines("response", e.response_body)))
+    if lines := messages_lines(e):
+        print()
+        print("\n".join(lines))
     return 0
 
 

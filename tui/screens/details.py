@@ -24,6 +24,7 @@ from tui.log_records import StoredRecord
 from tui.replays import ReplayDone, Replayer
 from tui.screens.diff import DiffScreen
 from tui.screens.edit import EditRequestScreen
+from tui.widgets.message_list import MessageList
 
 
 def _headers_table(headers: list[tuple[str, str]]) -> Table | Text:
@@ -175,6 +176,10 @@ class RequestDetailsScreen(ModalScreen[None]):
                 if capture and answered
                 else no_response
             )
+            if capture is not None and capture.messages is not None:
+                websocket = capture.messages.protocol == "websocket"
+                yield Static("WebSocket messages" if websocket else "Events", classes="section")
+                yield MessageList(capture.messages, id="details-messages")
         yield Footer()
 
 
