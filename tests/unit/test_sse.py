@@ -37,10 +37,15 @@ def reference(stream: bytes) -> list[tuple[str, int, bytes, str]]:
             value = value[1:]
         if name == b"data":
             data = [*(data or []), value]
-        elif name == b"event":
-            event = value
-        elif name == b"id" and b"\x00" not in value:
-            last_id = value.decode("utf-8", "replace")
+        elif name in (b"event", b"id"):
+            # The reader keeps a line's first PREVIEW + 16 bytes and 256 bytes of a name or an
+            # id: a longer one is cut, never held whole (its documented bound).
+            _, _, kept = line[: PREVIEW + 16].partition(b":")
+            kept = (kept[1:] if kept.startswith(b" ") else kept)[:256]
+            if name == b"event":
+                event = kept
+            elif b"\x00" not in kept:
+                last_id = kept.decode("utf-8", "replace")
     return out
 
 
