@@ -1,0 +1,155 @@
+"""``RemoteHost``: the dashboard's tunnels when a service holds them (TunnelHost's interface).
+
+A reader thread takes the service's feed and merges it into one batch that ``drain()`` hands
+over, as TunnelHost does: the dashboard's redraws never wait for the socket. Commands are sent
+without waiting for their replies (TunnelHost's calls do not wait either).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relay.agent import AgentSettings
+from relay.host import HostUpdate
+from tui.service.client import ServiceConnection, ServiceGone
+from tui.service.forms import FormError, pack, unpack, unpack_update
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRelay:
+    """The service's embedded relay, as the header bar shows it."""
+
+    public: str  # its public URL for a tunnel named NAME
+    agents_port: int
+
+    def public_url(self, name: str) -> str:
+        return self.public.replace("NAME", name)
+
+
+class RemoteHost:
+    """Connect with ``attach(socket_path)``; ``lost`` says why the service went away."""
+
+    def __init__(self, conn: ServiceConnection, hello: dict[str, Any]) -> None:
+        self.conn = conn
+        self.pid = int(hello.get("pid", 0))
+        self.log_path = str(hello.get("log", ""))
+        self.api_url = str(hello.get("api", ""))
+        relay = hello.get("relay") or {}
+        self.relay_url = str(relay.get("url", ""))
+        self.relay_note = str(relay.get("note", ""))
+        self.token = "token" if relay.get("token") else ""  # only whether one is set is used
+        embedded = relay.get("embedded")
+        self.embedded = (
+            RemoteRelay(str(embedded["public"]), int(embedded["agents_port"])) if embedded else None
+        )
+        self.found = object() if relay.get("found") else None
+        self.lost = ""  # why the connection ended, once it has
+        self.dropped = 0  # feed records the service could not send us (we read too slowly)
+        self.on_lost: Callable[[str], None] | None = None
+        self._lock = threading.Lock()
+        statuses = unpack(hello.get("statuses", {}))
+        self._update = HostUpdate(statuses=dict(statuses) if isinstance(statuses, dict) else {})
+        self._problems: list[str] = []  # requests the service turned down, and why
+        self._send_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name="molehill-remote", daemon=True)
+
+    @classmethod
+    def attach(cls, socket_path: Path | str, timeout: float = 5.0) -> RemoteHost:
+        """Connect and subscribe to the feed; raises OSError or ServiceGone."""
+        conn = ServiceConnection(socket_path, timeout)
+        try:
+            hello = conn.request("hello", subscribe=True)
+        except BaseException:
+            conn.close()
+            raise
+        conn.sock.settimeout(None)  # the feed may be quiet for a long time
+        host = cls(conn, hello)
+        host._reader.start()
+        return host
+
+    @property
+    def uses_embedded_relay(self) -> bool:
+        return self.embedded is not None
+
+    # -- TunnelHost's interface ----------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Already running: the service started it."""
+
+    def start_tunnel(self, key: str, settings: AgentSettings) -> None:
+        self._send("start", key=key, settings=pack(settings))
+
+    def stop_tunnel(self, key: str) -> None:
+        self._send("stop", key=key)
+
+    def restart_tunnel(self, old_key: str, key: str, settings: AgentSettings) -> None:
+        self._send("restart", old=old_key, key=key, settings=pack(settings))
+
+    def drain(self) -> HostUpdate:
+        with self._lock:
+            update = self._update
+            self._update = HostUpdate(statuses=update.statuses)
+        return update
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Detach: the service and its tunnels run on."""
+        self.conn.close()
+        self._reader.join(timeout)
+
+    # -- the service's own --------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """Why the service turned requests down, since the last call."""
+        with self._lock:
+            problems, self._problems = self._problems, []
+        return problems
+
+    def shut_down_service(self) -> None:
+        """Ask the service to stop its tunnels and exit."""
+        self._send("shutdown")
+
+    def _send(self, op: str, **fields: Any) -> None:
+        if self.lost:
+            return
+        try:
+            with self._send_lock:
+                self.conn.send(op, **fields)
+        except OSError as exc:
+            self._lose(f"the service's socket failed: {exc}")
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = self.conn.receive()
+                if "feed" in message:
+                    self._merge(unpack_update(message["feed"]))
+                elif "dropped" in message:
+                    with self._lock:
+                        self.dropped += int(message["dropped"])
+                elif not message.get("ok", True) and message.get("error"):
+                    with self._lock:
+                        self._problems.append(str(message["error"]))
+        except (ServiceGone, OSError, FormError, ValueError) as exc:
+            if isinstance(exc, OSError) and self.conn.sock.fileno() == -1:
+                return  # we closed it: a detach
+            self._lose(str(exc))
+
+    def _merge(self, update: HostUpdate) -> None:
+        with self._lock:
+            pending = self._update
+            for key, records in update.records.items():
+                pending.records.setdefault(key, []).extend(records)
+            pending.events.extend(update.events)
+            if update.statuses:
+                pending.statuses = update.statuses
+
+    def _lose(self, why: str) -> None:
+        if self.lost:
+            return
+        self.lost = why or "the service went away"
+        if self.on_lost is not None:
+            self.on_lost(self.lost)
