@@ -21,7 +21,7 @@ from tui.commands.profiles import add_profiles_option
 from tui.local_api import add_api_options, api_options
 from tui.service.client import ServiceConnection, ServiceGone
 from tui.service.paths import ServicePaths, make_private_dir, service_paths
-from tui.service.pidlock import Running, read_running
+from tui.service.pidlock import Running, alive, read_running
 from tui.service.status_table import status_lines
 from tui.service.unit import unit_dir, unit_text
 
@@ -187,7 +187,7 @@ def run_stop(args: argparse.Namespace) -> int:
     with contextlib.suppress(ProcessLookupError):
         os.kill(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while read_running(paths) is not None:
+    while read_running(paths) is not None or alive(running.pid):
         if time.monotonic() > deadline:
             _err(
                 f"the service (pid {running.pid}) is still closing after {STOP_TIMEOUT:.0f}s; "

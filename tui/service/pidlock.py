@@ -91,3 +91,18 @@ def read_running(paths: ServicePaths) -> Running | None:
     except (ValueError, TypeError):
         # Held, but the details are not written yet (a service in its first milliseconds).
         return Running(0, str(paths.socket), str(paths.log), str(paths.profiles), 0.0)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
