@@ -45,6 +45,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from inspector import CaptureSettings
     from relay.agent import DEFAULT_RELAY
     from tui.app import MolehillApp  # Textual loads only for the dashboard
+    from tui.service.remote import attach_if_running
 
     # With no [relay] in the profiles file, a `molehill relay` already running on the default
     # ports is used (recognised by its /healthz answer) rather than a second, embedded one.
@@ -55,6 +56,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
         look_for_relay=DEFAULT_RELAY,
         captures=None if getattr(args, "no_capture", False) else CaptureSettings(),
         api=api_options(args) if hasattr(args, "no_api") else None,
+        service=attach_if_running(path),  # a running service holds the tunnels: attach to it
     ).run()
     return 0
 

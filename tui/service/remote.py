@@ -7,6 +7,9 @@ without waiting for their replies (TunnelHost's calls do not wait either).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from relay.agent import AgentSettings
 from relay.host import HostUpdate
 from tui.service.client import ServiceConnection, ServiceGone
 from tui.service.forms import FormError, pack, unpack, unpack_update
+from tui.service.paths import service_paths
+from tui.service.pidlock import read_running
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class RemoteHost:
         self._update = HostUpdate(statuses=dict(statuses) if isinstance(statuses, dict) else {})
         self._problems: list[str] = []  # requests the service turned down, and why
         self._send_lock = threading.Lock()
+        self._detached = False
         self._reader = threading.Thread(target=self._read, name="molehill-remote", daemon=True)
 
     @classmethod
@@ -97,8 +103,11 @@ class RemoteHost:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Detach: the service and its tunnels run on."""
-        self.conn.close()
+        self._detached = True
+        with contextlib.suppress(OSError):
+            self.conn.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader (close alone would not)
         self._reader.join(timeout)
+        self.conn.close()
 
     # -- the service's own --------------------------------------------------------------------
 
@@ -134,9 +143,8 @@ class RemoteHost:
                     with self._lock:
                         self._problems.append(str(message["error"]))
         except (ServiceGone, OSError, FormError, ValueError) as exc:
-            if isinstance(exc, OSError) and self.conn.sock.fileno() == -1:
-                return  # we closed it: a detach
-            self._lose(str(exc))
+            if not self._detached:
+                self._lose(str(exc))
 
     def _merge(self, update: HostUpdate) -> None:
         with self._lock:
@@ -151,5 +159,22 @@ class RemoteHost:
         if self.lost:
             return
         self.lost = why or "the service went away"
+        with self._lock:  # its tunnels are gone with it: say so rather than show them online
+            self._update.statuses = {
+                key: dataclasses.replace(status, state="error", error="the service stopped")
+                for key, status in self._update.statuses.items()
+            }
         if self.on_lost is not None:
             self.on_lost(self.lost)
+
+
+def attach_if_running(profiles: Path) -> RemoteHost | None:
+    """The running service of this profiles file, attached to; None if none runs (or it does
+    not answer: the dashboard then runs its tunnels itself, as without a service)."""
+    paths = service_paths(profiles)
+    if read_running(paths) is None:
+        return None
+    try:
+        return RemoteHost.attach(paths.socket)
+    except (OSError, ServiceGone):
+        return None

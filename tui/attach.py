@@ -1,0 +1,81 @@
+"""The dashboard attached to a running service: its tunnels, its history, `q` that detaches,
+`Q` that stops the service, and a clear word (and an offer) when the service dies."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from textual.binding import Binding
+
+from tui.screens.confirm import ConfirmScreen
+from tui.service.remote import RemoteHost, attach_if_running
+
+if TYPE_CHECKING:
+    from tui.app import MolehillApp
+
+DETACH = "Detach: tunnels run on"
+
+
+def attach(app: MolehillApp, remote: RemoteHost) -> None:
+    """Use the service's tunnels; history comes from the store it writes."""
+    # RemoteHost has the parts of TunnelHost's interface the dashboard uses.
+    app.host = remote  # type: ignore[assignment]
+    app.local_api.url = remote.api_url  # the service serves the local API
+    app.captures.attached = True
+    if app.captures.enabled:
+        app._show_history()
+    remote.on_lost = lambda why: app.call_from_thread(_lost, app, why)
+    # The same key and action, in words that say what quitting means now (bind() would add a
+    # second binding behind the first rather than replace it).
+    app._bindings.key_to_bindings["q"] = [Binding("q", "quit", DETACH)]
+    app.refresh_bindings()
+    app._show_relay()
+    app.notify(
+        f"attached to the molehill service (pid {remote.pid}): q detaches and its tunnels "
+        "keep running; Q stops them and quits",
+        timeout=8,
+    )
+
+
+def quit_all(app: MolehillApp) -> None:
+    """`Q`: the service stops its tunnels and exits; the dashboard closes."""
+    if isinstance(app.host, RemoteHost) and not app.host.lost:
+        app.host.shut_down_service()
+    app.exit()
+
+
+def _lost(app: MolehillApp, why: str) -> None:
+    if not app.is_running:
+        return
+    pid = app.host.pid if isinstance(app.host, RemoteHost) else "?"
+    app.notify(
+        f"the molehill service (pid {pid}) is gone ({why}): its tunnels are down",
+        severity="error",
+        timeout=30,
+    )
+
+    def answer(yes: bool | None) -> None:
+        if yes:
+            app.run_worker(_restart(app), group="service")
+
+    app.push_screen(
+        ConfirmScreen("The molehill service stopped. Start it again?", "Start", "Not now"), answer
+    )
+
+
+async def _restart(app: MolehillApp) -> None:
+    command = [sys.executable, "-m", "tui.cli", "--profiles", str(app.profiles_path)]
+    done = await asyncio.to_thread(
+        subprocess.run, [*command, "service", "start"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        app.notify(f"the service did not start: {done.stderr.strip()}", severity="error")
+        return
+    remote = await asyncio.to_thread(attach_if_running, app.profiles_path)
+    if remote is None:
+        app.notify("the service started but does not answer", severity="error")
+        return
+    attach(app, remote)
