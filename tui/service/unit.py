@@ -20,8 +20,6 @@ def unit_text(profiles: Path, python: str | None = None) -> str:
     command += ["service", "run"]
     return f"""[Unit]
 Description=molehill tunnels ({profiles})
-After=network-online.target
-Wants=network-online.target
 
 [Service]
 Type=simple
