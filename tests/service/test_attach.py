@@ -14,9 +14,9 @@ from inspector import CaptureSettings
 from tests.service.support import Setup, service_setup
 from tui.app import MolehillApp
 from tui.attach import DETACH
-from tui.widgets.key_footer import KeyFooter
 from tui.screens.confirm import ConfirmScreen
 from tui.service.remote import RemoteHost, attach_if_running
+from tui.widgets.key_footer import KeyFooter
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -143,9 +143,26 @@ class Service:
         self.captures.track(profile, profile.local_url)
         return agent_settings(profile, takeover)
 
+    def adopt(self, key: str) -> None:
+        """A dashboard starts ``key`` with settings of its own: a profile it has just added or
+        edited, and saved. Take that one profile from the file (the others wait for a reload,
+        which would otherwise restart this tunnel a second time for the same change)."""
+        assert self.loaded is not None
+        try:
+            on_disk = load(self.paths.profiles).file.profiles.get(key)
+        except ProfilesError:
+            return
+        file = self.loaded.file
+        if on_disk is None or on_disk == file.profiles.get(key):
+            return
+        file = file.with_replaced(on_disk) if key in file.profiles else file.with_added(on_disk)
+        self.loaded = self.loaded.with_file(file)
+
     def start(self, key: str, settings: Any = None) -> str:
         """Start ``key``'s tunnel (with ``settings``, else its profile's); '' or why not."""
         assert self.host is not None
+        if settings is not None:
+            self.adopt(key)
         profile = self.profile(key)
         if profile is not None:
             self.captures.track(profile, profile.local_url)
@@ -165,6 +182,8 @@ class Service:
 
     def restart(self, old: str, key: str, settings: Any = None) -> str:
         assert self.host is not None
+        if settings is not None:
+            self.adopt(key)
         profile = self.profile(key)
         if settings is None:
             if profile is None:
@@ -302,7 +321,7 @@ class Service:
             "log": str(self.paths.log),
             "api": self.api.url,
             "relay": self.relay_description()["url"],
-            "clients": len(self.control.clients),
+            "attached": sum(1 for c in self.control.clients if c.subscribed),  # dashboards
             "tunnels": tunnels,
         }
 
