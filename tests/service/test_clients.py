@@ -73,3 +73,53 @@ async def test_a_dashboards_edit_is_in_place_for_the_next_reload(tmp_path, in_se
             assert "restarted" not in reloaded.out
         finally:
             host.stop()
+
+
+async def test_bad_requests_get_reasons_and_bad_framing_closes_only_that_client(
+    tmp_path, in_service_env
+):
+    import socket
+
+    from tui.service.client import ServiceConnection
+    from tui.service.paths import service_paths
+
+    async with service_setup(tmp_path) as setup:
+        assert (await setup.molehill("service", "start")).code == 0
+        await setup.wait_online("web", "api")
+        path = service_paths(setup.profiles).socket
+        conn = ServiceConnection(path)
+        try:
+            reply = conn.request("format_disk")
+            assert not reply["ok"] and "unknown op 'format_disk'" in reply["error"]
+            reply = conn.request("stop", key=5)
+            assert not reply["ok"] and "'key' must be a non-empty string" in reply["error"]
+            reply = conn.request("start", key="web", settings={"~": "Popen", "args": "rm"})
+            assert not reply["ok"] and "unknown form 'Popen'" in reply["error"]
+            reply = conn.request("start", key="web", settings={"~": "TunnelOpen"})
+            assert not reply["ok"]
+            reply = conn.request("start", key="nope")
+            assert not reply["ok"] and "no profile named 'nope'" in reply["error"]
+        finally:
+            conn.close()
+
+        rogue = socket.socket(socket.AF_UNIX)
+        rogue.connect(str(path))
+        rogue.sendall(b"\xff\xff\xff\xff")  # announces 4 GiB
+        rogue.settimeout(5)
+        said = rogue.recv(4096)
+        assert b"limit" in said
+        assert rogue.recv(4096) == b""  # closed
+        rogue.close()
+
+        half = socket.socket(socket.AF_UNIX)
+        half.connect(str(path))
+        half.sendall(b"\x00\x00\x01\x00abc")  # a truncated message, then the client vanishes
+        half.close()
+
+        conn = ServiceConnection(path)
+        try:
+            assert conn.request("status")["ok"]
+        finally:
+            conn.close()
+        tunnels = await setup.tunnels()
+        assert tunnels["web"]["state"] == "online" and tunnels["api"]["state"] == "online"
