@@ -28,6 +28,7 @@ def attach(app: MolehillApp, remote: RemoteHost) -> None:
     if app.captures.enabled:
         app._show_history()
     remote.on_lost = lambda why: app.call_from_thread(_lost, app, why)
+    app.set_interval(0.5, lambda: _show_refusals(app, remote))
     # The same key and action, in words that say what quitting means now (bind() would add a
     # second binding behind the first rather than replace it).
     app._bindings.key_to_bindings["q"] = [Binding("q", "quit", DETACH)]
@@ -38,6 +39,12 @@ def attach(app: MolehillApp, remote: RemoteHost) -> None:
         "keep running; Q stops them and quits",
         timeout=8,
     )
+
+
+def _show_refusals(app: MolehillApp, remote: RemoteHost) -> None:
+    """Requests the service turned down (a start of a profile it cannot find...), and why."""
+    for problem in remote.problems():
+        app.notify(f"the service: {problem}", severity="error", timeout=8)
 
 
 def quit_all(app: MolehillApp) -> None:

@@ -123,3 +123,18 @@ async def test_bad_requests_get_reasons_and_bad_framing_closes_only_that_client(
             conn.close()
         tunnels = await setup.tunnels()
         assert tunnels["web"]["state"] == "online" and tunnels["api"]["state"] == "online"
+
+
+async def test_a_refused_request_reaches_the_dashboards_host(tmp_path, in_service_env):
+    async with service_setup(tmp_path) as setup:
+        assert (await setup.molehill("service", "start")).code == 0
+        host = attach_if_running(setup.profiles)
+        assert host is not None
+        try:
+            host._send("start", key="nope")  # as a dashboard with a stale profile list would
+            async with asyncio.timeout(10):
+                while not (problems := host.problems()):
+                    await asyncio.sleep(0.05)
+            assert "no profile named 'nope'" in problems[0]
+        finally:
+            host.stop()
