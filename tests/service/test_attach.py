@@ -89,7 +89,11 @@ async def test_attach_detach_reattach_and_kill(tmp_path, in_service_env):
             await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the restart offer")
             notices = [n.message for n in app._notifications]
             assert any(f"service (pid {pid}) is gone" in n for n in notices)
-            await _until(pilot, lambda: app.statuses["web"].state == "error", "tunnels shown down")
+            await _until(
+                pilot,
+                lambda: (web := app.statuses.get("web")) is not None and web.state == "error",
+                "tunnels shown down",
+            )
             await pilot.press("n")
             await pilot.press("q")
 

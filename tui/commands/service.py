@@ -165,8 +165,7 @@ def run_foreground(args: argparse.Namespace) -> int:
     if problem := paths.problem():
         _err(problem)
         return 2
-    captures = None if getattr(args, "no_capture", False) else CaptureSettings()
-    captures = captures or CaptureSettings(enabled=False)
+    captures = CaptureSettings(enabled=not getattr(args, "no_capture", False))
     return run_service(paths, api_options(args), captures, detached=args.detached)
 
 

@@ -37,12 +37,13 @@ BODY_SHARE = 64 * 1024  # body bytes per record in the feed: what the dashboard'
 
 
 class Service:
-    """One profiles file's tunnels, run until stopped; ``run()`` returns the exit code."""
+    """One profiles file's tunnels, run until stopped; ``run()`` returns the exit code.
+    ``api``: where the local API listens (None: nowhere); ``captures`` None: the defaults."""
 
     def __init__(
         self,
         paths: ServicePaths,
-        api: ApiOptions | None = ApiOptions(),  # noqa: B008 (frozen in use: never mutated)
+        api: ApiOptions | None,
         captures: CaptureSettings | None = None,
         relay_settings: RelaySettings | None = None,
         allowed_uid: int | None = None,

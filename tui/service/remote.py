@@ -51,7 +51,8 @@ class RemoteHost:
         self.embedded = (
             RemoteRelay(str(embedded["public"]), int(embedded["agents_port"])) if embedded else None
         )
-        self.found = object() if relay.get("found") else None
+        # The dashboard only asks whether the relay was found running (not configured).
+        self.found = True if relay.get("found") else None
         self.lost = ""  # why the connection ended, once it has
         self.dropped = 0  # feed records the service could not send us (we read too slowly)
         self.on_lost: Callable[[str], None] | None = None
