@@ -42,9 +42,16 @@ def attach(app: MolehillApp, remote: RemoteHost) -> None:
 
 
 def _show_refusals(app: MolehillApp, remote: RemoteHost) -> None:
-    """Requests the service turned down (a start of a profile it cannot find...), and why."""
+    """Requests the service turned down (a start of a profile it cannot find...), and why;
+    records the dashboard read too slowly to get."""
     for problem in remote.problems():
         app.notify(f"the service: {problem}", severity="error", timeout=8)
+    if dropped := remote.take_dropped():
+        app.notify(
+            f"{dropped} requests are not in the log (the dashboard fell behind); "
+            "`molehill requests` lists them",
+            severity="warning",
+        )
 
 
 def quit_all(app: MolehillApp) -> None:

@@ -128,7 +128,8 @@ def test_host_update_round_trip_through_the_channel():
         ],
         {"web": _status("web")},
     )
-    (message,) = feed_messages(update, body_share=1024)
+    ((message, count),) = feed_messages(update, body_share=1024)
+    assert count == 2
     (decoded,) = Decoder().feed(message)
     got = unpack_update(decoded["feed"])
     assert got.records == update.records
@@ -141,8 +142,9 @@ def test_big_batch_is_split_under_the_limit_and_loses_nothing():
     update = HostUpdate({"web": records[:25], "api": records[25:]}, [], {"web": _status("web")})
     parts = feed_messages(update, body_share=4096, max_message=20_000)
     assert len(parts) > 1
-    assert all(len(p) <= 20_004 for p in parts)
-    got = [unpack_update(m["feed"]) for p in parts for m in Decoder(20_000).feed(p)]
+    assert all(len(p) <= 20_004 for p, _ in parts)
+    assert sum(n for _, n in parts) == 40
+    got = [unpack_update(m["feed"]) for p, _ in parts for m in Decoder(20_000).feed(p)]
     assert got[0].statuses == update.statuses
     assert [r for u in got for r in u.records.get("web", [])] == records[:25]
     assert [r for u in got for r in u.records.get("api", [])] == records[25:]
@@ -150,7 +152,7 @@ def test_big_batch_is_split_under_the_limit_and_loses_nothing():
 
 def test_feed_trims_bodies_to_the_logs_share():
     update = HostUpdate({"web": [_record(1, b"x" * 5000)]}, [], {})
-    (message,) = feed_messages(update, body_share=100)
+    ((message, _),) = feed_messages(update, body_share=100)
     record = unpack_update(Decoder().feed(message)[0]["feed"]).records["web"][0]
     assert record.capture.request_body == b"x" * 100
     assert record.capture.request_truncated

@@ -78,15 +78,18 @@ class ControlServer:
             os.umask(old)
         os.chmod(self.path, 0o600)
 
-    def broadcast(self, messages: list[bytes], records_in: list[int]) -> None:
-        """Send feed parts to subscribers; ``records_in[i]``: records in part i (parts after the
-        first carry only records, and are what a slow client does without)."""
+    def broadcast(self, parts: list[tuple[bytes, int]]) -> None:
+        """Send feed parts (message, records in it) to subscribers. A client with more than
+        FEED_BACKLOG unread bytes gets the first part only if it carries no records (statuses
+        and events are small and always sent), and is later told how many records it missed."""
         for client in list(self.clients):
             if not client.subscribed:
                 continue
-            for index, message in enumerate(messages):
-                if index and client.backlog > FEED_BACKLOG:
-                    client.dropped += records_in[index]
+            for index, (message, records) in enumerate(parts):
+                if records and client.backlog > FEED_BACKLOG:
+                    client.dropped += records
+                    if index == 0:  # statuses and events still go out, without the records
+                        client.send(_without_records(message))
                     continue
                 client.send(message)
             if client.dropped and client.backlog <= FEED_BACKLOG:
@@ -152,3 +155,10 @@ class ControlServer:
         if reply is not None:
             reply["id"] = request.get("id")
         return reply
+
+
+def _without_records(message: bytes) -> bytes:
+    """A feed part's statuses and events alone (rare: only for a client far behind)."""
+    (decoded,) = Decoder().feed(message)
+    decoded["feed"] = {**decoded["feed"], "records": {}}
+    return encode(decoded)

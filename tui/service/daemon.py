@@ -63,6 +63,7 @@ class Service:
         self.online_since: dict[str, float] = {}
         self.errors: dict[str, int] = {}  # 5xx and exchanges with no response, per tunnel
         self.stopping = asyncio.Event()
+        self._sent_statuses: dict[str, TunnelStatus] = {}  # as last sent to dashboards
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -230,13 +231,11 @@ class Service:
         self._note(update)
         if not any(c.subscribed for c in self.control.clients):
             return
-        messages = feed_messages(update, BODY_SHARE)
-        counts = [0] * len(messages)
-        if len(messages) > 1:
-            total = sum(map(len, update.records.values()))
-            share = total // (len(messages) - 1) if len(messages) > 1 else 0
-            counts = [0] + [share] * (len(messages) - 1)
-        self.control.broadcast(messages, counts)
+        if update.statuses == self._sent_statuses:
+            update.statuses = {}  # unchanged: an idle service sends nothing at all
+        else:
+            self._sent_statuses = update.statuses
+        self.control.broadcast(feed_messages(update, BODY_SHARE))
 
     def _note(self, update: HostUpdate) -> None:
         """Keep the figures `status` shows, and log what a user would want to find later."""

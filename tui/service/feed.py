@@ -18,8 +18,9 @@ RECORDS_PER_PART = 500  # a first guess at a part's size; halved while a part is
 
 def feed_messages(
     update: HostUpdate, body_share: int, max_message: int = MAX_MESSAGE
-) -> list[bytes]:
-    """The encoded messages that carry ``update``; none when there is nothing in it."""
+) -> list[tuple[bytes, int]]:
+    """The encoded messages that carry ``update``, each with the number of records in it;
+    none when there is nothing in it."""
     if not update.records and not update.events and not update.statuses:
         return []
     flat = [
@@ -28,7 +29,7 @@ def feed_messages(
         for record in records
     ]
     first = HostUpdate({}, update.events, update.statuses)
-    parts: list[bytes] = []
+    parts: list[tuple[bytes, int]] = []
     start = 0
     size = RECORDS_PER_PART
     while True:
@@ -41,7 +42,7 @@ def feed_messages(
                 raise  # one record over the limit: body_share is far too large for it
             size = max(1, size // 2)
             continue
-        parts.append(message)
+        parts.append((message, len(chunk)))
         start += len(chunk)
         if start >= len(flat):
             return parts

@@ -118,6 +118,12 @@ class RemoteHost:
             problems, self._problems = self._problems, []
         return problems
 
+    def take_dropped(self) -> int:
+        """Records the service could not send since the last call (we read too slowly)."""
+        with self._lock:
+            dropped, self.dropped = self.dropped, 0
+        return dropped
+
     def shut_down_service(self) -> None:
         """Ask the service to stop its tunnels and exit."""
         self._send("shutdown")
