@@ -121,3 +121,37 @@ async def test_capital_q_stops_the_service(tmp_path, in_service_env):
 
 def test_no_service_means_no_attach(tmp_path, in_service_env):
     assert attach_if_running(tmp_path / "profiles.toml") is None
+
+
+async def test_an_edit_made_elsewhere_is_offered_as_a_reload(tmp_path, in_service_env):
+    async with service_setup(tmp_path) as setup:
+        assert (await setup.molehill("service", "start")).code == 0
+        await setup.wait_online("web", "api")
+        remote = attach_if_running(setup.profiles)
+        assert remote is not None
+        app = _dashboard(setup, remote)
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await pilot.pause(0.3)
+            setup.profiles.write_text("[profiles.web\n")  # an editor's half-saved file
+            await _until(
+                pilot,
+                lambda: any("left as they are" in n.message for n in app._notifications),
+                "the broken file reported",
+            )
+            assert not isinstance(app.screen, ConfirmScreen)
+            setup.write_profiles(
+                "[profiles.web]\nport = {web}\nautostart = true\n\n"
+                "[profiles.api]\nport = {api}\nautostart = true\n\n"
+                "[profiles.docs]\nport = {api}\nautostart = true\n"
+            )
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the offer")
+            await pilot.press("y")
+            await _until(
+                pilot,
+                lambda: any("reloaded: started docs" in n.message for n in app._notifications),
+                "the service's outcome",
+            )
+            assert "docs" in app.loaded.file.profiles  # the sidebar's list, re-read
+            tunnels = await setup.wait_online("web", "api", "docs")
+            assert tunnels["docs"]["url"]
+            await pilot.press("q")

@@ -60,6 +60,7 @@ class RemoteHost:
         statuses = unpack(hello.get("statuses", {}))
         self._update = HostUpdate(statuses=dict(statuses) if isinstance(statuses, dict) else {})
         self._problems: list[str] = []  # requests the service turned down, and why
+        self._notes: list[str] = []  # what the service did on our reload requests
         self._send_lock = threading.Lock()
         self._detached = False
         self._reader = threading.Thread(target=self._read, name="molehill-remote", daemon=True)
@@ -118,6 +119,16 @@ class RemoteHost:
             problems, self._problems = self._problems, []
         return problems
 
+    def reload(self) -> None:
+        """Ask the service to re-read the profiles file (its outcome comes in ``notes()``)."""
+        self._send("reload")
+
+    def notes(self) -> list[str]:
+        """What the service did on our reload requests, since the last call."""
+        with self._lock:
+            notes, self._notes = self._notes, []
+        return notes
+
     def take_dropped(self) -> int:
         """Records the service could not send since the last call (we read too slowly)."""
         with self._lock:
@@ -146,6 +157,9 @@ class RemoteHost:
                 elif "dropped" in message:
                     with self._lock:
                         self.dropped += int(message["dropped"])
+                elif message.get("ok") and "unchanged" in message:  # a reload's outcome
+                    with self._lock:
+                        self._notes.append(_reload_note(message))
                 elif not message.get("ok", True) and message.get("error"):
                     with self._lock:
                         self._problems.append(str(message["error"]))
@@ -173,6 +187,17 @@ class RemoteHost:
             }
         if self.on_lost is not None:
             self.on_lost(self.lost)
+
+
+def _reload_note(outcome: dict[str, Any]) -> str:
+    parts = [
+        f"{what} {', '.join(outcome[what])}"
+        for what in ("started", "restarted", "stopped")
+        if outcome.get(what)
+    ]
+    if outcome.get("relay_changed"):
+        parts.append("[relay] changed: `molehill service restart` applies it")
+    return "profiles reloaded: " + ("; ".join(parts) or "no tunnel had to change")
 
 
 def attach_if_running(profiles: Path) -> RemoteHost | None:
