@@ -24,12 +24,14 @@ from relay.agent import AgentSettings
 from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
-from tui import app_keys
+from tui import app_keys, attach
 from tui.inspector_hooks import InspectorHooks
 from tui.local_api import ApiOptions
 from tui.screens.file_error import ProfilesErrorScreen
 from tui.screens.filter import FilterScreen
 from tui.screens.help import HelpScreen
+from tui.service.remote import RemoteHost
+from tui.service.tunnels import agent_settings
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.latency_pane import LatencyPane
 from tui.widgets.request_log import LogFilter, RequestLog, Row
@@ -84,6 +86,7 @@ class MolehillApp(InspectorHooks):
         Binding("t", "toggle_sidebar", "Sidebar"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("Q", "quit_all", "Stop all and quit", show=False),
     ]
 
     def __init__(
@@ -97,8 +100,11 @@ class MolehillApp(InspectorHooks):
         look_for_relay: str | None = None,
         captures: CaptureSettings | None = None,
         api: ApiOptions | None = None,
+        service: RemoteHost | None = None,
     ) -> None:
+        """``service``: a running service to attach to, instead of running the tunnels here."""
         super().__init__()
+        self.service = service
         self._set_up_inspector(captures, api)
         self.look_for_relay = look_for_relay
         self.profiles_path = profiles_path
@@ -162,6 +168,9 @@ class MolehillApp(InspectorHooks):
 
     def _start_host(self) -> None:
         assert self.loaded is not None
+        if self.service is not None:
+            attach.attach(self, self.service)
+            return
         self._open_inspector()  # the store first: the tunnels write to it
         relay = self.loaded.file.relay
         token = relay.token or os.environ.get("MOLEHILL_TOKEN", "")
@@ -306,20 +315,7 @@ class MolehillApp(InspectorHooks):
 
     def _settings(self, profile: Profile, takeover: bool = False) -> AgentSettings:
         self.captures.track(profile, profile.local_url)  # every start and restart comes here
-        return AgentSettings(
-            local_port=profile.port,
-            local_host=profile.host,
-            name=profile.public_name,
-            relay="",
-            basic_auth=profile.basic_auth,
-            allow=profile.allow,
-            deny=profile.deny,
-            takeover=takeover,
-            protocol=profile.protocol,
-            remote_port=profile.remote_port,
-            local_tls=profile.tls,
-            local_insecure=profile.local_insecure,
-        )
+        return agent_settings(profile, takeover)
 
     def _start(self, profile: Profile, takeover: bool = False) -> None:
         if self.host is not None:
@@ -405,6 +401,9 @@ class MolehillApp(InspectorHooks):
 
     async def action_quit(self) -> None:
         self.exit()
+
+    def action_quit_all(self) -> None:
+        attach.quit_all(self)
 
     def on_unmount(self) -> None:
         if self.host is not None:

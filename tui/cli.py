@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
-from tui.commands import connections, dashboard, env, http, logs, relay, start, tcp
+from tui.commands import connections, dashboard, env, http, logs, relay, service, start, tcp
 from tui.commands import profiles as profiles_command
 from tui.commands import requests as requests_command
 from tui.commands.profiles import add_profiles_option
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     connections.add_parser(sub)
     logs.add_parser(sub)
     env.add_parser(sub)
+    service.add_parser(sub)
     return parser
 
 

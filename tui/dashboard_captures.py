@@ -33,6 +33,7 @@ class DashboardCaptures:
         self._off: set[str] = set()  # profiles with capture = false
         self._reader: CaptureStore | None = None  # the UI side's own connection
         self.lock = threading.Lock()  # one user of that connection at a time (UI, replays)
+        self.attached = False  # a service writes the store: read it, never open a writer
 
     @property
     def enabled(self) -> bool:
@@ -104,9 +105,10 @@ class DashboardCaptures:
         """The store's id for a live row, once the writer has stored it (None: not kept)."""
         if isinstance(record, StoredRecord) and record.exchange_id is not None:
             return record.exchange_id
-        if self.writer is None or profile_name in self._off:
+        if (self.writer is None and not self.attached) or profile_name in self._off:
             return None
-        self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
         with self.lock:
             recent = self.store().select(tunnel=profile_name, limit=LOOKUP_WINDOW)
         for e in recent:

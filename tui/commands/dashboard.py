@@ -30,6 +30,12 @@ def add_dashboard_options(parser: argparse.ArgumentParser) -> None:
     """The dashboard's own options (`molehill` with no command): captures and the local API."""
     add_capture_option(parser, top_level=True)
     add_api_options(parser, secrets=False, top_level=True)  # webhook secrets come from the profiles
+    parser.add_argument(
+        "--service",
+        action="store_true",
+        help="dashboard: start the background service for the profiles file if none runs, and "
+        "attach to it (the tunnels then outlive the dashboard; see `molehill service`)",
+    )
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
@@ -45,6 +51,15 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from inspector import CaptureSettings
     from relay.agent import DEFAULT_RELAY
     from tui.app import MolehillApp  # Textual loads only for the dashboard
+    from tui.service.remote import attach_if_running
+
+    service = attach_if_running(path)  # a running service holds the tunnels: attach to it
+    if service is None and getattr(args, "service", False):
+        from tui.commands.service import run_start
+
+        if run_start(args) != 0:
+            return 1
+        service = attach_if_running(path)
 
     # With no [relay] in the profiles file, a `molehill relay` already running on the default
     # ports is used (recognised by its /healthz answer) rather than a second, embedded one.
@@ -55,6 +70,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
         look_for_relay=DEFAULT_RELAY,
         captures=None if getattr(args, "no_capture", False) else CaptureSettings(),
         api=api_options(args) if hasattr(args, "no_api") else None,
+        service=service,
     ).run()
     return 0
 

@@ -25,7 +25,8 @@ KEYS = (
     ("tab", "move between the sidebar and the log"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
-    ("q", "quit (tunnels stop)"),
+    ("q", "quit (tunnels stop); attached to `molehill service`: detach, tunnels run on"),
+    ("Q", "attached: stop the service and its tunnels, and quit"),
 )
 
 

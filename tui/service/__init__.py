@@ -1,0 +1,1 @@
+"""The background service: tunnels that outlive the dashboard; its Unix-socket control channel."""
