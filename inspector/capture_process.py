@@ -100,10 +100,11 @@ class StoreLoop:
                     stopping = True
                 elif item.kind == pc.RECORD:
                     self._take(item.payload, batch)
-                elif item.kind == pc.FLUSH:
-                    flushed.append(self._token(item.payload))
-                elif item.kind == pc.INDEXED:
-                    self.index_waiters.append(self._token(item.payload))
+                elif item.kind in (pc.FLUSH, pc.INDEXED):
+                    token = self._token(item.payload)
+                    if token is not None:
+                        waiters = flushed if item.kind == pc.FLUSH else self.index_waiters
+                        waiters.append(token)
                 else:
                     self.unreadable += 1
                 if (
@@ -126,12 +127,12 @@ class StoreLoop:
             if self.indexed:
                 self._answer_indexed()
 
-    def _token(self, payload: bytes) -> int:
+    def _token(self, payload: bytes) -> int | None:
         try:
             return pc.decode_token(payload)
         except pc.FrameError:
-            self.unreadable += 1
-            return 0
+            self.unreadable += 1  # nobody can be waiting for a token we cannot read
+            return None
 
     def _take(self, payload: bytes, batch: list[tuple[int, StoredExchange]]) -> None:
         seq = pc.record_seq(payload)
