@@ -37,6 +37,7 @@ _PAIR = struct.Struct("<Qq")
 # then the lengths of tunnel, target, method, path, client, http_version, the two heads and bodies.
 _FIXED = struct.Struct("<QdddiqqB10I")
 _HAS_CAPTURE, _REQ_CUT, _RESP_CUT = 1, 2, 4
+_RECORD_KIND = bytes((RECORD,))
 MAX_TEXT = 64 * 1024  # tunnel, target, method, path, client, version: each at most this long
 
 
@@ -73,34 +74,42 @@ def seqs_frame(kind: int, seqs: list[int]) -> bytes:
 
 
 def record_pieces(seq: int, tunnel: str, target: str, record: RequestRecord) -> list[bytes]:
-    """One exchange as frame pieces to write one after the other (bodies are not copied)."""
+    """One exchange as frame pieces to write one after the other (bodies are not copied).
+
+    Called on the data path for every exchange: plain locals, one pack, no loops."""
+    name = tunnel.encode()
+    local = target.encode()
+    method = record.method.encode()
+    path = record.path.encode()
+    client = record.client.encode()
+    version = record.http_version.encode()
     capture = record.capture
-    texts = [
-        tunnel.encode(),
-        target.encode(),
-        record.method.encode(),
-        record.path.encode(),
-        record.client.encode(),
-        record.http_version.encode(),
-    ]
     if capture is None:
         flags = 0
-        raw: list[bytes] = [b"", b"", b"", b""]
+        req_head = resp_head = req_body = resp_body = b""
     else:
-        flags = _HAS_CAPTURE
-        if capture.request_truncated:
-            flags |= _REQ_CUT
-        if capture.response_truncated:
-            flags |= _RESP_CUT
-        raw = [
-            capture.request_head,
-            capture.response_head,
-            capture.request_body,
-            capture.response_body,
-        ]
-    parts = texts + raw
-    lengths = [len(p) for p in parts]
+        flags = (
+            _HAS_CAPTURE
+            | (_REQ_CUT if capture.request_truncated else 0)
+            | (_RESP_CUT if capture.response_truncated else 0)
+        )
+        req_head = capture.request_head
+        resp_head = capture.response_head
+        req_body = capture.request_body
+        resp_body = capture.response_body
     ttfb = record.ttfb_ms
+    lengths = (
+        len(name),
+        len(local),
+        len(method),
+        len(path),
+        len(client),
+        len(version),
+        len(req_head),
+        len(resp_head),
+        len(req_body),
+        len(resp_body),
+    )
     fixed = _FIXED.pack(
         seq,
         record.time,
@@ -112,8 +121,9 @@ def record_pieces(seq: int, tunnel: str, target: str, record: RequestRecord) -> 
         flags,
         *lengths,
     )
-    size = 1 + _FIXED.size + sum(lengths)
-    return [_LEN.pack(size) + bytes((RECORD,)) + fixed, *parts]
+    start = _LEN.pack(1 + _FIXED.size + sum(lengths)) + _RECORD_KIND + fixed
+    texts = b"".join((name, local, method, path, client, version, req_head, resp_head))
+    return [start, texts, req_body, resp_body]
 
 
 @dataclass(slots=True)

@@ -231,16 +231,27 @@ class CaptureWriter:
             self._failed(_store_error(pc.decode_json(payload)))
 
     def _stored(self, pairs: list[tuple[int, int]]) -> None:
+        in_flight = self._in_flight
+        requests = []
+        held = 0
         with self._lock:
-            taken = [(i, self._in_flight.pop(seq, (0, None))) for seq, i in pairs]
+            for seq, exchange_id in pairs:
+                size, capture = in_flight.pop(seq, (0, None))
+                held += size
+                if capture is not None and capture.request_head:
+                    requests.append(
+                        (
+                            exchange_id,
+                            capture.request_head,
+                            capture.request_body,
+                            capture.request_truncated,
+                        )
+                    )
             self._queued -= len(pairs)
-            self._queued_bytes -= sum(size for _, (size, _) in taken)
+            self._queued_bytes -= held
             self.written += len(pairs)
             self.batches += 1
-        for exchange_id, (_, capture) in taken:
-            if capture is not None and capture.request_head:
-                head, body = capture.request_head, capture.request_body
-                self.originals.put_raw(exchange_id, head, body, capture.request_truncated)
+        self.originals.put_captured(requests)
 
     def _forget(self, seqs: list[int]) -> None:
         with self._lock:
