@@ -5,20 +5,24 @@ keep-alive scenario N times with captures on and N times off (``BENCH_AGENT_ARGS
 alternating on/off so both sides see the same machine, and prints each pair's req/s ratio and the
 relay + agent CPU per request, then the medians. A shared machine disturbs single runs: quote the
 median ratio, never one absolute. Each "on" run's store is counted afterwards: ``stored`` against
-the requests the tunnel answered shows that nothing was dropped to keep up (the store holds a few
-more: warm-up and readiness requests).
+the requests the tunnel answered (the store holds more: the unrecorded warm-up and the readiness
+requests), and "not kept" is what the agent said it dropped (queue full) when it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,13 +38,19 @@ def one_run(capture: bool, duration: float, writer_cpus: str) -> dict[str, float
         env["MOLEHILL_CAPTURE_FILE"] = str(store)
         env["BENCH_WRITER_CPUS"] = writer_cpus
         command = [sys.executable, str(HERE / "run.py"), "--quick", "--scenarios", "keepalive"]
-        command += ["--duration", str(duration), "--json", str(out)]
-        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+        command += ["--duration", str(duration), "--json", str(out), "--keep-logs"]
+        printed = subprocess.run(
+            command, env=env, check=True, stdout=subprocess.PIPE, text=True
+        ).stdout
         result = json.loads(out.read_text())
-        stored = 0
-        if store.exists():
-            with sqlite3.connect(store) as db:
-                stored = db.execute("SELECT count(*) FROM exchanges").fetchone()[0]
+        logs = re.search(r"logs in (\S+)", printed)
+        not_kept = 0
+        if logs:
+            agent_log = Path(logs[1]) / "agent.log"
+            said = re.search(r"(\d+) exchange\(s\) not kept", agent_log.read_text(errors="replace"))
+            not_kept = int(said[1]) if said else 0
+            shutil.rmtree(logs[1], ignore_errors=True)
+        stored = stored_count(store)
     scenario = result["scenarios"][0]
     tunnel = scenario["runs"]["tunnel"]
     requests = max(1, tunnel["requests"])
@@ -53,7 +63,24 @@ def one_run(capture: bool, duration: float, writer_cpus: str) -> dict[str, float
         "others": cpu["others"] / cpu["wall"],
         "requests": tunnel["requests"],
         "stored": stored,
+        "not_kept": not_kept,
     }
+
+
+def stored_count(store: Path) -> int:
+    """Rows in the store once its writer process has finished (the count stops changing)."""
+    if not store.exists():
+        return 0
+    last, steady = -1, 0
+    for _ in range(300):
+        with contextlib.closing(sqlite3.connect(store, timeout=10)) as db:
+            count = int(db.execute("SELECT count(*) FROM exchanges").fetchone()[0])
+        steady = steady + 1 if count == last else 0
+        if steady >= 5:
+            break
+        last = count
+        time.sleep(0.1)
+    return last
 
 
 def main() -> int:
@@ -72,7 +99,7 @@ def main() -> int:
     cpu_off: list[float] = []
     print(
         "pair  on req/s  off req/s  on/off  agent+relay µs/req on  off  others (cores) on  off"
-        "  on: requests  stored"
+        "  on: requests  stored  not kept"
     )
     for n in range(args.pairs):
         # Alternate which side goes first, so a drift in the machine's load favours neither.
@@ -86,7 +113,7 @@ def main() -> int:
         print(
             f"{n + 1:>4}  {on['rps']:>8,.0f}  {off['rps']:>9,.0f}  {ratio:>6.3f}  "
             f"{cpu_on[-1]:>22.1f}  {cpu_off[-1]:>4.1f}  {on['others']:>18.2f}  {off['others']:.2f}"
-            f"  {on['requests']:>12,.0f}  {on['stored']:>6,.0f}",
+            f"  {on['requests']:>12,.0f}  {on['stored']:>6,.0f}  {on['not_kept']:>8,.0f}",
             flush=True,
         )
     print(

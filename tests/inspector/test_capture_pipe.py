@@ -222,3 +222,23 @@ def test_originals_keep_the_unredacted_request_with_its_payload(tmp_path):
     assert original is not None
     assert b"Bearer planted-secret-1" in original.head
     assert original.body == b"hello world" and not original.truncated
+
+
+def test_closing_says_what_was_not_kept(tmp_path, capsys):
+    from tui.captures import close_capture_writer
+
+    path = tmp_path / "c.sqlite3"
+    writer = open_writer(CaptureSettings(path=path, queue_size=2, busy_timeout=10))
+    assert isinstance(writer, CaptureWriter)
+    holder = sqlite3.connect(path, isolation_level=None, timeout=5)
+    holder.execute("BEGIN EXCLUSIVE")  # the writer process waits: the queue fills
+    try:
+        for i in range(5):
+            writer.submit("api", exchange("GET", f"/{i}"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    close_capture_writer(writer)
+    assert (writer.written, writer.dropped) == (2, 3)
+    err = capsys.readouterr().err
+    assert "request history: 3 exchange(s) not kept" in err and "2 kept" in err
