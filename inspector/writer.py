@@ -31,6 +31,7 @@ from inspector.settings import CaptureSettings, settings_json
 from relay.events import Capture, RequestRecord
 
 SEND_DELAY = 0.01  # seconds the sender waits after a first record, for more in the same write
+STDERR_KEPT = 4096  # bytes of the writer process's stderr kept, for the error that says why
 START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -68,9 +69,13 @@ class CaptureWriter:
         self._started = False  # the writer process said READY
         self._open_error: StoreError | None = None
         self._process = self._spawn()
+        self._said = b""  # the end of what the writer process wrote on stderr
         self._reader = threading.Thread(target=self._read, name="molehill-capture-answers")
         self._reader.daemon = True
         self._reader.start()
+        self._stderr = threading.Thread(target=self._read_stderr, name="molehill-capture-stderr")
+        self._stderr.daemon = True
+        self._stderr.start()
         if not self._ready.wait(settings.busy_timeout + START_TIMEOUT) or self._open_error:
             self._abandon()
             raise self._open_error or StoreError(
@@ -99,6 +104,8 @@ class CaptureWriter:
                 [sys.executable, "-m", "inspector.capture_process", settings_json(self.settings)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                # Not the front end's terminal (the dashboard draws there): kept for the error.
+                stderr=subprocess.PIPE,
                 env=env,
                 close_fds=True,
             )
@@ -166,6 +173,7 @@ class CaptureWriter:
             self._process.kill()  # a writer stuck on a lock: what it still holds is lost
             self._process.wait()
         self._reader.join(timeout)
+        self._stderr.join(timeout)
 
     # The sender thread: the outbox to the pipe, one write per batch.
 
@@ -207,6 +215,19 @@ class CaptureWriter:
                 self._answer(item)
         pipe.close()
         self._ended()
+
+    def _read_stderr(self) -> None:
+        pipe = self._process.stderr
+        assert pipe is not None
+        for line in pipe:
+            self._said = (self._said + line)[-STDERR_KEPT:]
+        pipe.close()
+
+    def _last_words(self) -> str:
+        """The last line the writer process wrote on stderr (its error), or ""."""
+        self._stderr.join(2)
+        lines = self._said.decode(errors="replace").strip().splitlines()
+        return f": {lines[-1]}" if lines else ""
 
     def _answer(self, item: pc.Item) -> None:
         kind, payload = item.kind, item.payload
@@ -275,7 +296,8 @@ class CaptureWriter:
         if not self._started and self._open_error is None:
             self._open_error = StoreError(
                 self.settings.file,
-                f"the capture writer process exited (code {code}) before opening the store",
+                f"the capture writer process exited (code {code}) before opening the store"
+                + self._last_words(),
             )
         self._ready.set()
         with self._lock:
@@ -291,8 +313,8 @@ class CaptureWriter:
             self._failed(
                 StoreError(
                     self.settings.file,
-                    f"the capture writer process ended unexpectedly (exit code {code}); "
-                    "request history is off until molehill restarts",
+                    f"the capture writer process ended unexpectedly (exit code {code}"
+                    f"{self._last_words()}); request history is off until molehill restarts",
                 )
             )
 
