@@ -39,9 +39,10 @@ def one_run(capture: bool, duration: float, writer_cpus: str) -> dict[str, float
         env["BENCH_WRITER_CPUS"] = writer_cpus
         command = [sys.executable, str(HERE / "run.py"), "--quick", "--scenarios", "keepalive"]
         command += ["--duration", str(duration), "--json", str(out), "--keep-logs"]
-        printed = subprocess.run(
-            command, env=env, check=True, stdout=subprocess.PIPE, text=True
-        ).stdout
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"run.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        printed = done.stdout
         result = json.loads(out.read_text())
         logs = re.search(r"logs in (\S+)", printed)
         not_kept = 0

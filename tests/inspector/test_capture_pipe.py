@@ -242,3 +242,23 @@ def test_closing_says_what_was_not_kept(tmp_path, capsys):
     assert (writer.written, writer.dropped) == (2, 3)
     err = capsys.readouterr().err
     assert "request history: 3 exchange(s) not kept" in err and "2 kept" in err
+
+
+def test_large_bodies_and_many_records_cross_the_pipe_intact(tmp_path):
+    """Bodies larger than the pipe's buffer (partial writes) and batches of more pieces than one
+    writev takes arrive whole and in order."""
+    writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3", queue_bytes=64 << 20))
+    assert isinstance(writer, CaptureWriter)
+    rng = random.Random(5)
+    big = [rng.randbytes(3 * 1024 * 1024 + i) for i in range(3)]
+    for i in range(700):
+        body = big[i // 300] if i % 300 == 299 else b"r%d" % i
+        writer.submit("t", exchange("POST", f"/{i}", 200, req_body=body, capture_bytes=8 << 20))
+    assert writer.flush(60)
+    writer.close()
+    assert (writer.written, writer.dropped) == (700, 0)
+    with sqlite3.connect(tmp_path / "c.sqlite3") as db:
+        rows = db.execute("SELECT path, req_body FROM exchanges ORDER BY id").fetchall()
+    assert [path for path, _ in rows] == [f"/{i}" for i in range(700)]
+    assert rows[299][1] == big[0] and rows[599][1] == big[1]
+    assert rows[5][1] == b"r5"
