@@ -1,9 +1,9 @@
 """The capture writer: records taken from the data path with a cheap append, stored by a process.
 
-``submit()`` encodes the record's fixed fields with one ``struct.pack`` and appends it, with
-references to its heads and bodies, to an outbox (over the bounds in count or bytes it drops the
-record and counts the drop), so a slow disk never slows a tunnel. A sender thread writes the outbox
-to a pipe in one write per batch; a writer process (:mod:`inspector.capture_process`) redacts,
+``submit()`` appends the record to an outbox (over the bounds in count or bytes it drops the
+record and counts the drop), so a slow disk never slows a tunnel. A sender thread packs each
+record (one ``struct.pack``; heads and bodies are not copied) and writes the batch to a pipe with
+writev; a writer process (:mod:`inspector.capture_process`) redacts,
 caps, hashes, parses and writes SQLite there, outside this process's GIL, and answers each batch
 with the stored ids. Raw exchanges only cross the pipe: nothing unredacted reaches the disk.
 
@@ -61,7 +61,9 @@ class CaptureWriter:
         # The unredacted requests, by stored id, for replays from this process (its local API).
         self.originals = Originals()
         self._lock = threading.Lock()  # guards the outbox, the counts and what is in flight
-        self._outbox: list[bytes] = []
+        # Records (seq, tunnel, target, record) and ready frames, in order: records are packed
+        # by the sender thread, so the data path only appends.
+        self._outbox: list[tuple[int, str, str, RequestRecord] | bytes] = []
         self._wake = threading.Event()  # set when the outbox gets its first piece
         self._closing = False
         self._seq = 0
@@ -143,7 +145,7 @@ class CaptureWriter:
             self._in_flight[seq] = (size, record.capture)
             if not self._outbox:
                 self._wake.set()
-            self._outbox += pc.record_pieces(seq, tunnel, target, record)
+            self._outbox.append((seq, tunnel, target, record))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is stored; False if that took too long."""
@@ -195,9 +197,15 @@ class CaptureWriter:
                 # More records come in the same moment: one write carries them all.
                 threading.Event().wait(SEND_DELAY)
             with self._lock:
-                pieces, self._outbox = self._outbox, []
+                batch, self._outbox = self._outbox, []
                 self._wake.clear()
                 closing = self._closing
+            pieces: list[bytes] = []
+            for item in batch:
+                if type(item) is bytes:
+                    pieces.append(item)
+                else:
+                    pieces += pc.record_pieces(*item)
             if pieces and not _write_all(fd, pieces):
                 break  # the writer process is gone: the reader says so
             if closing:
