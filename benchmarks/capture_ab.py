@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def one_run(capture: bool, duration: float, writer_cpus: str) -> dict[str, float]:
+def one_run(capture: bool, duration: float, writer_cpus: str, molehill: str) -> dict[str, float]:
     """One keep-alive run; its tunnel req/s, tunnel/direct and CPU µs per request by role."""
     env = dict(os.environ)
     env["BENCH_AGENT_ARGS"] = "" if capture else "--no-capture"
@@ -39,6 +39,8 @@ def one_run(capture: bool, duration: float, writer_cpus: str) -> dict[str, float
         env["BENCH_WRITER_CPUS"] = writer_cpus
         command = [sys.executable, str(HERE / "run.py"), "--quick", "--scenarios", "keepalive"]
         command += ["--duration", str(duration), "--json", str(out), "--keep-logs"]
+        if molehill:
+            command += ["--molehill", molehill]
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"run.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -94,6 +96,9 @@ def main() -> int:
         help="move the capture writer process to these CPUs (e.g. 1: the load generator's "
         "core); default: it stays on the tunnel's core, where it was born",
     )
+    parser.add_argument(
+        "--molehill", default="", help="passed to run.py: the command that runs molehill"
+    )
     args = parser.parse_args()
     ratios: list[float] = []
     cpu_on: list[float] = []
@@ -105,7 +110,10 @@ def main() -> int:
     for n in range(args.pairs):
         # Alternate which side goes first, so a drift in the machine's load favours neither.
         order = (True, False) if n % 2 == 0 else (False, True)
-        runs = {capture: one_run(capture, args.duration, args.writer_cpus) for capture in order}
+        runs = {
+            capture: one_run(capture, args.duration, args.writer_cpus, args.molehill)
+            for capture in order
+        }
         on, off = runs[True], runs[False]
         ratio = on["rps"] / off["rps"]
         ratios.append(ratio)
