@@ -3,7 +3,8 @@
 Read from /proc (Linux only; elsewhere the meter reports nothing). For each measurement it gives
 CPU seconds for:
 
-- each process under test (``app``, ``relay``, ``agent``);
+- each process under test (``app``, ``relay``, ``agent``), with its child processes (the
+  agent's capture writer process counts as the agent's);
 - ``load``: the load generator and run.py itself (getrusage of this process and of the children
   it reaped during the run);
 - ``kernel``: kernel threads (kworker, ksoftirqd, ...) and interrupt time charged to no process
@@ -42,8 +43,8 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def all_processes() -> dict[int, tuple[bool, float]]:
-    """pid -> (is a kernel thread, CPU seconds) for every live process."""
+def all_processes() -> dict[int, tuple[bool, float, int]]:
+    """pid -> (is a kernel thread, CPU seconds, parent pid) for every live process."""
     out = {}
     try:
         entries = os.listdir("/proc")
@@ -54,7 +55,8 @@ def all_processes() -> dict[int, tuple[bool, float]]:
             fields = _stat_fields(entry)
             if fields is not None:
                 kthread = bool(int(fields[6]) & _PF_KTHREAD)
-                out[int(entry)] = (kthread, (int(fields[11]) + int(fields[12])) / _TICK)
+                seconds = (int(fields[11]) + int(fields[12])) / _TICK
+                out[int(entry)] = (kthread, seconds, int(fields[1]))
     return out
 
 
@@ -102,12 +104,13 @@ class CpuMeter:
         out = {role: 0.0 for role in self.roles.values()}
         out.update(load=end.load - begin.load, kernel=0.0, others=0.0)
         me = os.getpid()
-        for pid, (kthread, seconds) in end.procs.items():
+        for pid, (kthread, seconds, parent) in end.procs.items():
             if pid == me:
                 continue  # in "load"
             before = begin.procs.get(pid)
             used = seconds - (before[1] if before is not None else 0.0)
-            role = self.roles.get(pid) or ("kernel" if kthread else "others")
+            role = self.roles.get(pid) or self.roles.get(parent)
+            role = role or ("kernel" if kthread else "others")
             out[role] += used
         # Busy time no live process was charged with: interrupts that arrived while a core was
         # idle (loopback packets are processed in softirq) are kernel work; the rest is

@@ -55,6 +55,15 @@ def record(i: int, body_bytes: int, rng: random.Random) -> RequestRecord:
     return out[0]
 
 
+def process_cpu(pid: int) -> float:
+    """utime + stime of process ``pid`` in seconds (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_rate(path: Path, rate: int, seconds: float, body_bytes: int) -> None:
     rng = random.Random(1)
     pool = [record(i, body_bytes, rng) for i in range(2000)]
@@ -63,6 +72,7 @@ def write_rate(path: Path, rate: int, seconds: float, body_bytes: int) -> None:
     submit_ns: list[int] = []
     start = time.perf_counter()
     cpu0 = time.process_time()
+    writer_cpu0 = process_cpu(writer.pid)
     sent = 0
     while (now := time.perf_counter() - start) < seconds:
         due = int(now * rate)
@@ -76,15 +86,18 @@ def write_rate(path: Path, rate: int, seconds: float, body_bytes: int) -> None:
     writer.flush(60)
     lag = time.perf_counter() - flushed_at
     cpu = time.process_time() - cpu0
+    writer_cpu = process_cpu(writer.pid) - writer_cpu0
     writer.wait_indexed(600)
     index_lag = time.perf_counter() - flushed_at
     writer.close()
     print(f"write: {sent} exchanges of {body_bytes} B bodies in {seconds:.0f} s "
           f"({sent / seconds:.0f}/s offered); written {writer.written}, dropped {writer.dropped}, "
           f"{writer.batches} transactions")  # fmt: skip
-    print(f"write: backlog after the last submit stored in {lag * 1000:.0f} ms; process CPU "
-          f"{cpu / seconds * 100:.0f}% of one core (writer thread + this generator); body index "
-          f"caught up {index_lag:.1f} s after the last submit")  # fmt: skip
+    print(f"write: backlog after the last submit stored in {lag * 1000:.0f} ms; CPU: this "
+          f"process (generator, submit, the writer's sender and reader threads) "
+          f"{cpu / seconds * 100:.0f}% of one core, the writer process "
+          f"{writer_cpu / seconds * 100:.0f}%; body index caught up {index_lag:.1f} s after the "
+          f"last submit")  # fmt: skip
     print(f"write: submit() median {statistics.median(submit_ns) / 1000:.1f} us, p99 "
           f"{sorted(submit_ns)[int(len(submit_ns) * 0.99)] / 1000:.1f} us")  # fmt: skip
 
@@ -92,7 +105,10 @@ def write_rate(path: Path, rate: int, seconds: float, body_bytes: int) -> None:
 def fill(path: Path, count: int, body_bytes: int) -> float:
     rng = random.Random(2)
     pool = [record(i, body_bytes, rng) for i in range(5000)]
-    writer = open_writer(CaptureSettings(path=path, max_bytes=4 << 30, queue_size=count + 10))
+    settings = CaptureSettings(
+        path=path, max_bytes=4 << 30, queue_size=count + 10, queue_bytes=4 << 30
+    )
+    writer = open_writer(settings)
     assert writer is not None
     start = time.perf_counter()
     for i in range(count):

@@ -179,6 +179,20 @@ def http_get(
     return status, body
 
 
+def child_pids(parent: int) -> list[int]:
+    """The live processes whose parent is ``parent`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == parent:
+                found.append(int(entry))
+    return found
+
+
 # -- the stack -------------------------------------------------------------------------------------
 
 
@@ -282,6 +296,18 @@ class Stack:
         self.start_relay(timeout)
         self.start_agent()
         self.wait_tunnel(max(1.0, timeout - (time.monotonic() - started)))
+        self.place_writer()
+
+    def place_writer(self) -> None:
+        """``BENCH_WRITER_CPUS=1``: move the agent's capture writer process (its child) to those
+        CPUs. By default it stays where it was born: on the tunnel's core, with the agent."""
+        cpus = os.environ.get("BENCH_WRITER_CPUS", "")
+        agent = self.procs.get("agent")
+        if not cpus or agent is None or not hasattr(os, "sched_setaffinity"):
+            return
+        wanted = {int(c) for c in cpus.split(",")}
+        for pid in child_pids(agent.pid):
+            os.sched_setaffinity(pid, wanted)
 
     def start_app(self, timeout: float = 20.0) -> None:
         self._spawn("app", [self.python, str(HERE / "localapp.py"), "0"])

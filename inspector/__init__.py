@@ -63,9 +63,10 @@ def open_writer(
     """A running writer on the store ``settings`` points at, or None if captures are off.
 
     Raises :class:`StoreError` (with the file's path) if the store cannot be opened; the caller
-    shows it and keeps running without captures. ``on_error`` is called (on the writer's thread)
-    if the store fails later.
+    shows it and keeps running without captures. ``on_error`` is called (on a thread of the
+    writer's) if the store fails later. The writer runs a process of its own
+    (:mod:`inspector.capture_process`); ``close()`` ends it.
     """
     if not settings.enabled:
         return None
-    return CaptureWriter(open_store(settings, create=True), settings, on_error)
+    return CaptureWriter(settings, on_error)

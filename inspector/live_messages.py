@@ -14,7 +14,7 @@ from dataclasses import replace
 from inspector.message_rows import MessageUpdate
 from inspector.model import header_value, payload
 from inspector.redact import Redactor
-from relay.events import MessageLog, RequestRecord, StreamMessage, parse_header_lines
+from relay.events import Capture, MessageLog, StreamMessage, parse_header_lines
 
 MESSAGES_EVERY = 0.5  # seconds between batches of messages while connections are open
 
@@ -39,9 +39,8 @@ class LiveMessages:
     def __bool__(self) -> bool:
         return bool(self._watched)
 
-    def watch(self, exchange_id: int, record: RequestRecord) -> None:
-        capture = record.capture
-        if capture is None or capture.messages is None:
+    def watch(self, exchange_id: int, capture: Capture) -> None:
+        if capture.messages is None:
             return
         head = capture.request_head
         body = payload(head, capture.request_body)

@@ -157,6 +157,25 @@ def payload(head: bytes, body: bytes) -> bytes:
     return body
 
 
+def _head_facts(head: bytes) -> tuple[str, bool]:
+    """A head's Content-Type (first one, "" if none) and whether it says chunked: one lowered
+    copy and two finds instead of parsing every header line (the writer does this per exchange).
+    The same answers as ``header_value(parse_header_lines(head), ...)``."""
+    if not head:
+        return "", False
+    low = head.lower()
+    values = []
+    for name in (b"\r\ncontent-type:", b"\r\ntransfer-encoding:"):
+        at = low.find(name)
+        if at == -1:
+            values.append("")
+            continue
+        start = at + len(name)
+        end = low.find(b"\r\n", start)
+        values.append(head[start : end if end != -1 else len(head)].decode("latin-1").strip(" \t"))
+    return values[0], "chunked" in values[1].lower()
+
+
 def _body(data: bytes, cut_by_agent: bool, full_size: int, cap: int) -> StoredBody:
     if cut_by_agent:  # the agent kept only the first bytes: the full body was never seen
         return StoredBody(data[:cap], True, max(full_size, len(data)), None)
@@ -180,11 +199,14 @@ def prepare(
     req_cut = resp_cut = False
     if capture is not None:
         req_head, resp_head = capture.request_head, capture.response_head
-        req_raw = payload(req_head, capture.request_body)
-        resp_raw = payload(resp_head, capture.response_body)
+        req_raw, resp_raw = capture.request_body, capture.response_body
         req_cut, resp_cut = capture.request_truncated, capture.response_truncated
-    req_type = header_value(parse_header_lines(req_head), "content-type") or ""
-    resp_type = header_value(parse_header_lines(resp_head), "content-type") or ""
+    req_type, req_chunked = _head_facts(req_head)
+    resp_type, resp_chunked = _head_facts(resp_head)
+    if req_chunked and req_raw:
+        req_raw = dechunk(req_raw)
+    if resp_chunked and resp_raw:
+        resp_raw = dechunk(resp_raw)
     secrets = redactor.secrets(req_head, req_raw, req_type)
     scrub = redactor.scrub
     return StoredExchange(

@@ -27,6 +27,8 @@ class Redactor:
     def __init__(self, headers: frozenset[str], keys: frozenset[str]) -> None:
         self.headers = frozenset(h.lower() for h in headers)
         self.keys = frozenset(k.lower() for k in keys)
+        # Most heads name none of these headers: one substring test each says so (no line split).
+        self._header_names = tuple(h.encode("latin-1") for h in self.headers)
         alternatives = b"|".join(re.escape(k.encode()) for k in sorted(self.keys))
         # A JSON string member whose (quoted) name is one of the keys; the value may be cut short.
         self._json_pair = re.compile(
@@ -40,10 +42,13 @@ class Redactor:
 
     def head(self, raw: bytes, request: bool) -> bytes:
         """A raw head with secret header values (and secret query parameters) replaced."""
+        names_one = self._names_one(raw)
+        if not names_one and not (request and self.keys and b"?" in raw.partition(b"\r\n")[0]):
+            return raw
         lines = raw.split(b"\r\n")
         if request and lines and self.keys:
             lines[0] = self._start_line(lines[0])
-        for i in range(1, len(lines)):
+        for i in range(1, len(lines) if names_one else 1):
             name, sep, _ = lines[i].partition(b":")
             if sep and name.strip().decode("latin-1").lower() in self.headers:
                 lines[i] = name + b": " + _MARKER_BYTES
@@ -53,7 +58,7 @@ class Redactor:
         """The secret values a request carries (longest first), to scrub them everywhere."""
         found: set[bytes] = set()
         lines = head.split(b"\r\n")
-        for line in lines[1:]:
+        for line in lines[1:] if self._names_one(head) else ():
             name, sep, value = line.partition(b":")
             if not sep or name.strip().decode("latin-1").lower() not in self.headers:
                 continue
@@ -79,6 +84,11 @@ class Redactor:
                 except (ValueError, RecursionError):
                     found.update(m.group(1) for m in self._json_value.finditer(body))
         return sorted((v for v in found if len(v) >= MIN_SECRET), key=len, reverse=True)
+
+    def _names_one(self, head: bytes) -> bool:
+        """Whether ``head`` may have a header to redact (False: it surely has none)."""
+        low = head.lower()
+        return any(name in low for name in self._header_names)
 
     @staticmethod
     def scrub(data: bytes, secrets: list[bytes]) -> bytes:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from platformdirs import user_data_path
@@ -72,3 +73,10 @@ class CaptureSettings:
     @property
     def all_redact_keys(self) -> frozenset[str]:
         return frozenset(k.lower() for k in (*DEFAULT_REDACT_KEYS, *self.redact_keys))
+
+
+def settings_json(settings: CaptureSettings) -> str:
+    """The settings as JSON, for the writer process (the file's path resolved)."""
+    data = asdict(settings)
+    data["path"] = str(settings.file)
+    return json.dumps(data)

@@ -110,7 +110,7 @@ class CaptureStore:
     def add(self, exchanges: list[StoredExchange]) -> list[int]:
         """Store exchanges in one transaction, then evict the oldest if over size; their ids."""
         with self._transaction() as db:
-            ids = [self._insert(db, e) for e in exchanges]
+            ids = self._insert_all(db, exchanges)
         # Measuring the file costs three PRAGMAs: do it once per 1/64 of the bound written.
         if self._unchecked >= self.max_bytes // 64:
             self._unchecked = 0
@@ -130,8 +130,24 @@ class CaptureStore:
             create_body_table(db, n)
         return n
 
-    def _insert(self, db: sqlite3.Connection, e: StoredExchange) -> int:
+    def _insert_all(self, db: sqlite3.Connection, exchanges: list[StoredExchange]) -> list[int]:
+        # The current slice is looked up and its size updated once per slice, not per row.
+        ids = []
         n = self._current_slice(db)
+        added = 0
+        for e in exchanges:
+            if added and added >= self.max_bytes // SLICES:
+                db.execute("UPDATE slices SET bytes = bytes + ? WHERE n = ?", (added, n))
+                n, added = self._current_slice(db), 0
+            row_id, stored = self._insert(db, e)
+            ids.append(row_id)
+            added += stored
+            self._unchecked += stored
+        if added:
+            db.execute("UPDATE slices SET bytes = bytes + ? WHERE n = ?", (added, n))
+        return ids
+
+    def _insert(self, db: sqlite3.Connection, e: StoredExchange) -> tuple[int, int]:
         req, resp = e.request_body, e.response_body
         req_text, resp_text = search_text(req.data), search_text(resp.data)
         headers = headers_text(e.request_head, e.response_head)
@@ -151,10 +167,7 @@ class CaptureStore:
                 req.sha256, resp.sha256, search[0], search[1], stored, e.replay_of, e.target,
             ),
         )  # fmt: skip
-        row_id = int(cursor.lastrowid or 0)
-        db.execute("UPDATE slices SET bytes = bytes + ? WHERE n = ?", (stored, n))
-        self._unchecked += stored
-        return row_id
+        return int(cursor.lastrowid or 0), stored
 
     def add_messages(self, updates: list[MessageUpdate]) -> None:
         """Append WebSocket messages / SSE events to stored exchanges, in one transaction."""

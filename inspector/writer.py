@@ -1,230 +1,431 @@
-"""The capture writer: takes records from the data path without blocking, stores them on a thread.
+"""The capture writer: records taken from the data path with a cheap append, stored by a process.
 
-``submit()`` only puts the record on a bounded queue (a full queue drops it and counts the drop),
-so a slow disk never slows a tunnel. The thread redacts, caps and hashes the bodies, and writes
-what arrives within ``BATCH_WINDOW`` in one transaction. After a second with nothing to store it
-adds stored bodies to the search index, a few at a time (searches scan what is not indexed yet:
-same answers, slower), so the index never competes with a tunnel under load.
-If the store fails while running (disk full, file damaged), the writer stops writing, keeps the
-error in ``error`` for the front end to show, and counts what it could not keep; the tunnels are
-not affected.
+``submit()`` appends the record to an outbox (over the bounds in count or bytes it drops the
+record and counts the drop), so a slow disk never slows a tunnel. A sender thread packs each
+record (one ``struct.pack``; heads and bodies are not copied) and writes the batch to a pipe with
+writev; a writer process (:mod:`inspector.capture_process`) redacts,
+caps, hashes, parses and writes SQLite there, outside this process's GIL, and answers each batch
+with the stored ids. Raw exchanges only cross the pipe: nothing unredacted reaches the disk.
+
+The unredacted requests stay here (``originals``, by stored id) for replays from this process.
+If the store fails while running (disk full, file damaged) or the writer process dies, the writer
+stops writing, keeps the error in ``error`` for the front end to show, and counts what it could
+not keep; the tunnels are not affected.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import cast
+from pathlib import Path
 
+if sys.platform != "win32":
+    import fcntl
+
+from inspector import errors
+from inspector import pipe_codec as pc
 from inspector.errors import StoreError
 from inspector.live_messages import MESSAGES_EVERY, LiveMessages
-from inspector.model import StoredExchange, payload, prepare
-from inspector.originals import OriginalRequest, Originals
+from inspector.message_frames import update_frame
+from inspector.originals import Originals
 from inspector.redact import Redactor
-from inspector.settings import CaptureSettings
-from inspector.store import CaptureStore
-from relay.events import RequestRecord
+from inspector.settings import CaptureSettings, settings_json
+from relay.events import Capture, RequestRecord
 
-_STOP = object()
-INDEX_STEP = 100  # exchanges indexed per transaction while the queue is empty
-BATCH_WINDOW = 0.1  # seconds a batch stays open for more exchanges
-INDEX_AFTER_IDLE = 1.0  # seconds without writes before the body index catches up
+SEND_DELAY = 0.01  # seconds the sender waits after a first record, for more in the same write
+IOV_GROUP = 512  # pieces per writev (the system's limit is 1024 or more)
+PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wake-ups per batch
+STDERR_KEPT = 4096  # bytes of the writer process's stderr kept, for the error that says why
+START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 class CaptureWriter:
-    """Writes exchanges to a :class:`CaptureStore` on its own thread. Open with ``open_writer``."""
+    """Feeds a writer process that stores exchanges in a :class:`CaptureStore`.
+
+    Open with ``open_writer``. Raises :class:`StoreError` (naming the file) if the store cannot be
+    opened."""
 
     def __init__(
         self,
-        store: CaptureStore,
         settings: CaptureSettings,
         on_error: Callable[[StoreError], None] | None = None,
     ) -> None:
-        self.store = store
         self.settings = settings
         self.on_error = on_error
-        self.redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
-        self.dropped = 0  # records refused because the queue was full, or after a store failure
+        self.dropped = 0  # records refused: bounds reached, unreadable, or after a store failure
         self.written = 0
         self.batches = 0  # transactions: fewer than exchanges when traffic comes in bursts
         self.error: StoreError | None = None
         # The unredacted requests, by stored id, for replays from this process (its local API).
         self.originals = Originals()
-        self.live = LiveMessages(self.redactor)  # WebSocket/SSE messages still arriving
-        self._messages_at = 0.0  # monotonic time messages were last stored
-        self._queue: queue.Queue[object] = queue.Queue(settings.queue_size)
-        self._drop_lock = threading.Lock()  # guards dropped and _queued_bytes
+        self._lock = threading.Lock()  # guards the outbox, the counts and what is in flight
+        # Records (seq, tunnel, target, record) and ready frames, in order: records are packed
+        # by the sender thread, so the data path only appends.
+        self._outbox: list[tuple[int, str, str, RequestRecord] | bytes] = []
+        self._wake = threading.Event()  # set when the outbox gets its first piece
+        self._closing = False
+        self._seq = 0
+        self._queued = 0  # records submitted and not yet answered by the writer process
         self._queued_bytes = 0
-        # Clear while stored exchanges may await the body index (an earlier run may have left
-        # some, so it starts clear).
-        self._indexed = threading.Event()
-        if not store.fts:
-            self._indexed.set()
-        self._thread = threading.Thread(target=self._run, name="molehill-capture", daemon=True)
-        self._thread.start()
+        self._in_flight: dict[int, tuple[int, Capture | None]] = {}  # seq -> (size, capture)
+        # WebSocket/SSE messages still arriving on stored exchanges: watched from the answers
+        # (the reader thread), sent redacted by the sender every MESSAGES_EVERY seconds.
+        redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
+        self._live = LiveMessages(redactor)
+        self._live_lock = threading.Lock()
+        self._messages_at = 0.0  # monotonic time messages were last sent
+        self._answers: dict[int, threading.Event] = {}  # flush/index token -> done
+        self._answered_ok: set[int] = set()
+        self._ready = threading.Event()
+        self._started = False  # the writer process said READY
+        self._open_error: StoreError | None = None
+        self._process = self._spawn()
+        if sys.platform == "linux" and self._process.stdin is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        self._said = b""  # the end of what the writer process wrote on stderr
+        self._reader = threading.Thread(target=self._read, name="molehill-capture-answers")
+        self._reader.daemon = True
+        self._reader.start()
+        self._stderr = threading.Thread(target=self._read_stderr, name="molehill-capture-stderr")
+        self._stderr.daemon = True
+        self._stderr.start()
+        if not self._ready.wait(settings.busy_timeout + START_TIMEOUT) or self._open_error:
+            self._abandon()
+            raise self._open_error or StoreError(
+                settings.file, "the capture writer process did not start in time"
+            )
+        self._sender = threading.Thread(target=self._send, name="molehill-capture", daemon=True)
+        self._sender.start()
 
     @property
     def path(self) -> str:
-        return str(self.store.path)
+        return str(self.settings.file)
+
+    @property
+    def pid(self) -> int:
+        """The writer process's id."""
+        return self._process.pid
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        # The child imports this very package, wherever it was imported from.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
+        )
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "inspector.capture_process", settings_json(self.settings)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                # Not the front end's terminal (the dashboard draws there): kept for the error.
+                stderr=subprocess.PIPE,
+                env=env,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise StoreError(self.settings.file, f"cannot start the writer process: {exc}") from exc
 
     def submit(self, tunnel: str, record: RequestRecord, target: str = "") -> None:
-        """Queue one exchange for the store; never blocks (a full queue drops it and counts it).
+        """Queue one exchange for the store; never blocks (over the bounds it is dropped, counted).
 
         ``target`` is the local app's URL, kept so that a replay knows where to send it.
         """
-        if self.error is not None:
-            self._drop(1)
-            return
         size = _held_bytes(record)
-        with self._drop_lock:
+        settings = self.settings
+        with self._lock:
             # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
-            if self._queued_bytes + size > self.settings.queue_bytes:
+            if (
+                self.error is not None
+                or self._queued >= settings.queue_size
+                or self._queued_bytes + size > settings.queue_bytes
+            ):
                 self.dropped += 1
                 return
+            self._seq += 1
+            seq = self._seq
+            self._queued += 1
             self._queued_bytes += size
-        try:
-            self._queue.put_nowait((tunnel, record, target, size))
-        except queue.Full:
-            with self._drop_lock:
-                self._queued_bytes -= size
-                self.dropped += 1
-
-    def _drop(self, n: int) -> None:
-        with self._drop_lock:
-            self.dropped += n
+            self._in_flight[seq] = (size, record.capture)
+            if not self._outbox:
+                self._wake.set()
+            self._outbox.append((seq, tunnel, target, record))
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything submitted so far is stored; False if that took too long."""
-        done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout)
-        except queue.Full:
-            return False
-        return done.wait(timeout)
+        """Wait until everything submitted so far is stored; False if that took too long.
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Store what is queued, stop the thread and close the file."""
-        if self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._queue.put(_STOP, timeout=timeout)
-            self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self.store.close()
+        Messages of an exchange can only be sent once it is stored (they need its id): a
+        second round then carries what the first one's answers set watching."""
+        if not self._ask(pc.FLUSH, timeout):
+            return False
+        with self._live_lock:
+            live = bool(self._live)
+        return self._ask(pc.FLUSH, timeout) if live else True
 
     def wait_indexed(self, timeout: float = 30.0) -> bool:
         """Wait until the body index has caught up with what is stored (tests, benchmarks)."""
-        return self.flush(timeout) and self._indexed.wait(timeout)
+        return self.flush(timeout) and self._ask(pc.INDEXED, timeout)
 
-    def _run(self) -> None:
-        stopping = False
-        last_write = 0.0
-        while not stopping:
-            # The body index costs more than storing: it waits for a quiet second, so it never
-            # takes CPU from a tunnel under load (searches scan what is not indexed yet).
-            timeout = None
-            if not self._indexed.is_set():
-                timeout = max(0.0, last_write + INDEX_AFTER_IDLE - time.monotonic())
-            if self.live:  # open connections' messages are stored every MESSAGES_EVERY
-                timeout = MESSAGES_EVERY if timeout is None else min(timeout, MESSAGES_EVERY)
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                self._store_messages()
-                idle = time.monotonic() >= last_write + INDEX_AFTER_IDLE
-                if idle and not self._indexed.is_set():
-                    self._index_step()
-                continue
-            batch: list[tuple[StoredExchange, RequestRecord]] = []
-            waiting: list[threading.Event] = []
-            # A batch stays open a moment for more: one transaction for many exchanges.
-            closes = time.monotonic() + BATCH_WINDOW
-            while True:
-                if item is _STOP:
-                    stopping = True
-                elif isinstance(item, threading.Event):
-                    waiting.append(item)
+    def _ask(self, kind: int, timeout: float) -> bool:
+        done = threading.Event()
+        with self._lock:
+            if self._closing or not self._reader.is_alive():
+                return False
+            self._seq += 1
+            token = self._seq
+            self._answers[token] = done
+            if not self._outbox:
+                self._wake.set()
+            self._outbox.append(pc.token_frame(kind, token))
+        answered = done.wait(timeout)
+        with self._lock:
+            self._answers.pop(token, None)
+            return answered and token in self._answered_ok
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Store what is queued, end the writer process and wait for it."""
+        with self._lock:
+            self._closing = True
+            self._wake.set()
+        self._sender.join(timeout)
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()  # a writer stuck on a lock: what it still holds is lost
+            self._process.wait()
+        self._reader.join(timeout)
+        self._stderr.join(timeout)
+
+    # The sender thread: the outbox to the pipe, one write per batch.
+
+    def _send(self) -> None:
+        pipe = self._process.stdin
+        assert pipe is not None
+        fd = pipe.fileno()
+        while True:
+            with self._live_lock:
+                live = bool(self._live)
+            # Open connections' messages go every MESSAGES_EVERY, records or not.
+            woken = self._wake.wait(MESSAGES_EVERY if live else None)
+            if woken and not self._closing:
+                # More records come in the same moment: one write carries them all.
+                threading.Event().wait(SEND_DELAY)
+            with self._lock:
+                batch, self._outbox = self._outbox, []
+                self._wake.clear()
+                closing = self._closing
+            pieces = self._message_frames(batch, closing)
+            for item in batch:
+                if type(item) is bytes:
+                    pieces.append(item)
                 else:
-                    tunnel, record, target, size = cast(tuple[str, RequestRecord, str, int], item)
-                    with self._drop_lock:
-                        self._queued_bytes -= size
-                    try:
-                        batch.append((self._prepare(tunnel, record, target), record))
-                    except Exception:  # a record we cannot read must not stop the writer
-                        self._drop(1)
-                if stopping or waiting or len(batch) >= self.settings.batch_size:
-                    break  # (someone waits in flush(): write now)
-                remaining = closes - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else None
-                except queue.Empty:
-                    item = None
-                if item is None:
-                    break
-            self._write(batch)
-            last_write = time.monotonic()
-            if waiting or stopping or last_write >= self._messages_at + MESSAGES_EVERY:
-                self._store_messages()
-            for event in waiting:
-                event.set()
+                    pieces += pc.record_pieces(*item)
+            if pieces and not _write_all(fd, pieces):
+                break  # the writer process is gone: the reader says so
+            if closing:
+                break
+        with contextlib.suppress(OSError):
+            pipe.close()  # EOF: the writer process stores what it has and exits
 
-    def _store_messages(self) -> None:
-        self._messages_at = time.monotonic()
-        updates = self.live.updates()
-        if not updates or self.error is not None:
-            return
-        try:
-            self.store.add_messages(updates)
-        except StoreError as exc:
-            self._failed(exc)
+    def _message_frames(
+        self, batch: list[tuple[int, str, str, RequestRecord] | bytes], closing: bool
+    ) -> list[bytes]:
+        """The watched connections' new messages, when due: every MESSAGES_EVERY, and before
+        a flush's token (bytes in ``batch``) or the end, so those answers include them."""
+        now = time.monotonic()
+        due = closing or now >= self._messages_at + MESSAGES_EVERY
+        if not due and not any(type(item) is bytes for item in batch):
+            return []
+        with self._live_lock:
+            if not self._live:
+                return []
+            self._messages_at = now
+            updates = self._live.updates()
+        return [update_frame(update) for update in updates]
 
-    def _index_step(self) -> None:
-        if self.error is not None:
-            self._indexed.set()
-            return
-        try:
-            if self.store.index_some(INDEX_STEP) == 0:
-                self._indexed.set()
-        except StoreError as exc:
-            self._failed(exc)
-            self._indexed.set()
+    # The reader thread: the writer process's answers.
+
+    def _read(self) -> None:
+        pipe = self._process.stdout
+        assert pipe is not None
+        decoder = pc.FrameDecoder(max_frame=64 * 1024 * 1024)
+        fd = pipe.fileno()
+        while True:
+            try:
+                data = os.read(fd, 1024 * 1024)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            for item in decoder.feed(data):
+                self._answer(item)
+        pipe.close()
+        self._ended()
+
+    def _read_stderr(self) -> None:
+        pipe = self._process.stderr
+        assert pipe is not None
+        for line in pipe:
+            self._said = (self._said + line)[-STDERR_KEPT:]
+        pipe.close()
+
+    def _last_words(self) -> str:
+        """The last line the writer process wrote on stderr (its error), or ""."""
+        self._stderr.join(2)
+        lines = self._said.decode(errors="replace").strip().splitlines()
+        return f": {lines[-1]}" if lines else ""
+
+    def _answer(self, item: pc.Item) -> None:
+        kind, payload = item.kind, item.payload
+        if kind == pc.STORED:
+            self._stored(pc.decode_pairs(payload))
+        elif kind == pc.DROPPED:
+            self._forget(pc.decode_seqs(payload))
+        elif kind in (pc.FLUSHED, pc.INDEXED_DONE):
+            token = pc.decode_token(payload)
+            with self._lock:
+                self._answered_ok.add(token)
+                done = self._answers.get(token)
+            if done is not None:
+                done.set()
+        elif kind == pc.READY:
+            self._started = True
+            self._ready.set()
+        elif kind == pc.OPEN_FAILED:
+            self._open_error = _store_error(pc.decode_json(payload))
+            self._ready.set()
+        elif kind == pc.FAILED:
+            self._failed(_store_error(pc.decode_json(payload)))
+
+    def _stored(self, pairs: list[tuple[int, int]]) -> None:
+        in_flight = self._in_flight
+        requests = []
+        watch: list[tuple[int, Capture]] = []
+        held = 0
+        with self._lock:
+            for seq, exchange_id in pairs:
+                size, capture = in_flight.pop(seq, (0, None))
+                held += size
+                if capture is not None and capture.messages is not None:
+                    watch.append((exchange_id, capture))
+                if capture is not None and capture.request_head:
+                    requests.append(
+                        (
+                            exchange_id,
+                            capture.request_head,
+                            capture.request_body,
+                            capture.request_truncated,
+                        )
+                    )
+            self._queued -= len(pairs)
+            self._queued_bytes -= held
+            self.written += len(pairs)
+            self.batches += 1
+        self.originals.put_captured(requests)
+        if watch:
+            with self._live_lock:
+                for exchange_id, capture in watch:
+                    self._live.watch(exchange_id, capture)
+            self._wake.set()  # the sender may be waiting with no timeout: messages are due
+
+    def _forget(self, seqs: list[int]) -> None:
+        with self._lock:
+            for seq in seqs:
+                size, _ = self._in_flight.pop(seq, (0, None))
+                self._queued -= 1
+                self._queued_bytes -= size
+            self.dropped += len(seqs)
 
     def _failed(self, exc: StoreError) -> None:
-        self.error = exc
-        if self.on_error is not None:
+        with self._lock:
+            first = self.error is None
+            if first:
+                self.error = exc
+        if first and self.on_error is not None:
             self.on_error(exc)
 
-    def _prepare(self, tunnel: str, record: RequestRecord, target: str) -> StoredExchange:
-        return prepare(tunnel, record, self.redactor, self.settings.body_cap, target=target)
+    def _ended(self) -> None:
+        """The writer process's answers ended: at close, or because it died."""
+        code = self._process.wait()
+        if not self._started and self._open_error is None:
+            self._open_error = StoreError(
+                self.settings.file,
+                f"the capture writer process exited (code {code}) before opening the store"
+                + self._last_words(),
+            )
+        self._ready.set()
+        with self._lock:
+            lost = len(self._in_flight)
+            self._in_flight.clear()
+            self._queued = self._queued_bytes = 0
+            self.dropped += lost
+            waiting = list(self._answers.values())
+            closing = self._closing
+        for done in waiting:
+            done.set()  # not in _answered_ok: flush() says False
+        if not closing and self._started:
+            self._failed(
+                StoreError(
+                    self.settings.file,
+                    f"the capture writer process ended unexpectedly (exit code {code}"
+                    f"{self._last_words()}); request history is off until molehill restarts",
+                )
+            )
 
-    def _write(self, batch: list[tuple[StoredExchange, RequestRecord]]) -> None:
-        if not batch:
-            return
-        if self.error is not None:
-            self._drop(len(batch))
-            return
+    def _abandon(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
         try:
-            ids = self.store.add([stored for stored, _ in batch])
-            for exchange_id, (_, record) in zip(ids, batch, strict=True):
-                self._remember(exchange_id, record)
-                self.live.watch(exchange_id, record)
-            self.written += len(batch)
-            self.batches += 1
-            self._indexed.clear()
-        except StoreError as exc:
-            self._drop(len(batch))
-            self._failed(exc)
+            self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(5)
 
-    def _remember(self, exchange_id: int, record: RequestRecord) -> None:
-        capture = record.capture
-        if capture is None or not capture.request_head:
-            return
-        body = payload(capture.request_head, capture.request_body)
-        self.originals.put(
-            exchange_id, OriginalRequest(capture.request_head, body, capture.request_truncated)
-        )
+
+def _write_all(fd: int, pieces: list[bytes]) -> bool:
+    """Write every piece, in order, with as few writev calls as the pipe allows (no join: a
+    captured body is not copied once more on its way)."""
+    if not hasattr(os, "writev"):  # Windows
+        return _write_all_plain(fd, b"".join(pieces))
+    try:
+        for start in range(0, len(pieces), IOV_GROUP):
+            group = [memoryview(p) for p in pieces[start : start + IOV_GROUP] if p]
+            first = 0
+            while first < len(group):
+                written = os.writev(fd, group[first:])
+                while first < len(group) and written >= len(group[first]):
+                    written -= len(group[first])
+                    first += 1
+                if written:
+                    group[first] = group[first][written:]
+    except OSError:
+        return False
+    return True
+
+
+def _write_all_plain(fd: int, data: bytes) -> bool:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        return False
+    return True
+
+
+def _store_error(data: dict[str, str]) -> StoreError:
+    kind = getattr(errors, data.get("kind", ""), StoreError)
+    if not (isinstance(kind, type) and issubclass(kind, StoreError)):
+        kind = StoreError
+    return kind(Path(data.get("path", "")), data.get("message", "unknown error"))
 
 
 def _held_bytes(record: RequestRecord) -> int:

@@ -38,3 +38,15 @@ def open_capture_writer(
 
 def _failed_later(exc: StoreError) -> None:
     print(f"molehill: request history stopped: {exc}", file=sys.stderr, flush=True)
+
+
+def close_capture_writer(writer: CaptureWriter) -> None:
+    """Close the writer (it stores what is queued) and say on stderr what it could not keep."""
+    writer.close()
+    if writer.dropped:
+        print(
+            f"molehill: request history: {writer.dropped} exchange(s) not kept (the writer fell "
+            f"behind or the store failed), {writer.written} kept",
+            file=sys.stderr,
+            flush=True,
+        )

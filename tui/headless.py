@@ -20,6 +20,7 @@ from relay.events import (
     TunnelOpen,
 )
 from runner.apps import AppRunner
+from tui.captures import close_capture_writer
 from tui.local_api import ApiOptions, start_api, tcp_view
 from tui.output import LineWriter, stdout_writer
 from tui.report import Reporter
@@ -71,7 +72,7 @@ async def run_agents(
             await apps.close()
         if captures is not None:
             # The writer's thread stores what is queued; off the loop, which still has to wind down.
-            await asyncio.to_thread(captures.close)
+            await asyncio.to_thread(close_capture_writer, captures)
 
 
 async def _run_agents(

@@ -76,8 +76,10 @@ def stored(tmp_path_factory):
     paths["like"] = tmp_path_factory.mktemp("like") / "c.sqlite3"
     patch = pytest.MonkeyPatch()
     patch.setattr(inspector.schema, "fts5_trigram_available", lambda: False)
-    try:
-        fill(paths["like"], items)
+    try:  # in this process: the patch does not reach a writer process
+        with CaptureStore(paths["like"]) as store:
+            redactor = Redactor(frozenset(), frozenset())
+            store.add([prepare(tunnel, record, redactor, 1 << 30) for tunnel, record in items])
     finally:
         patch.undo()
     return items, paths

@@ -1,0 +1,279 @@
+"""The capture writer process: reads raw exchanges from a pipe, redacts them and writes SQLite.
+
+Started by :class:`inspector.writer.CaptureWriter` as ``python -m inspector.capture_process
+SETTINGS_JSON`` with the pipe on its stdin and its answers on its stdout (frames of
+:mod:`inspector.pipe_codec`). Everything that costs CPU per exchange happens here, in a process of
+its own, so none of it holds the agent's GIL: decoding, redaction, capping and hashing the bodies,
+header parsing, the inserts (what arrives within ``BATCH_WINDOW`` goes in one transaction), and,
+after a second with nothing to store, the body index. Nothing reaches the disk unredacted: the
+raw exchanges exist only in the pipe and in this process's memory.
+
+A frame that cannot be read is counted and skipped (its seq, if readable, is answered as dropped);
+a store that fails while running is answered with FAILED, and later exchanges with DROPPED. The
+process ends when its stdin does (the agent closed it, or died), after storing what it has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import BinaryIO
+
+from inspector import pipe_codec as pc
+from inspector.errors import StoreError
+from inspector.model import StoredExchange, prepare
+from inspector.message_frames import decode_update
+from inspector.message_rows import MessageUpdate
+from inspector.redact import Redactor
+from inspector.settings import CaptureSettings
+from inspector.store import CaptureStore
+
+INDEX_STEP = 100  # exchanges indexed per transaction while nothing arrives
+BATCH_WINDOW = 0.1  # seconds a batch stays open for more exchanges
+INDEX_AFTER_IDLE = 1.0  # seconds without writes before the body index catches up
+READ_SIZE = 1024 * 1024
+# Below the tunnels in the scheduler's eyes: on a core they share, the data path goes first and
+# the writer catches up when it is quiet (its queue is bounded; what does not fit is counted).
+# (SCHED_IDLE was tried: no better for the tunnel here, and it dropped more under load.)
+WRITER_NICE = 10
+_EOF = pc.Item(0, b"")
+
+
+def settings_from_json(text: str) -> CaptureSettings:
+    data = json.loads(text)
+    known = {f.name for f in fields(CaptureSettings)}
+    data = {k: v for k, v in data.items() if k in known}
+    data["path"] = Path(data["path"])
+    for name in ("redact_headers", "redact_keys"):
+        data[name] = tuple(data.get(name, ()))
+    return CaptureSettings(**data)
+
+
+def max_frame(settings: CaptureSettings) -> int:
+    """The longest frame an honest agent sends: two bodies at the cap, two heads, six names."""
+    return 2 * settings.body_cap + 2 * 1024 * 1024 + 6 * pc.MAX_TEXT
+
+
+def error_json(exc: StoreError) -> dict[str, str]:
+    return {"kind": type(exc).__name__, "path": str(exc.path), "message": exc.message}
+
+
+class StoreLoop:
+    """Takes decoded frames from ``items`` and stores them; answers through ``send``."""
+
+    def __init__(self, store: CaptureStore, settings: CaptureSettings, out: BinaryIO) -> None:
+        self.store = store
+        self.settings = settings
+        self.out = out
+        self.redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
+        self.failed = False
+        self.unreadable = 0  # frames refused (damaged or hostile)
+        self.indexed = not store.fts  # False while stored exchanges may await the body index
+        self.index_waiters: list[int] = []
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.out.write(data)
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the agent is gone: store what is left all the same
+
+    def run(self, items: queue.Queue[pc.Item]) -> None:
+        stopping = False
+        last_write = time.monotonic()
+        self.indexed = not self.store.fts  # an earlier run may have left some to index
+        while not stopping:
+            timeout = None
+            if not self.indexed:
+                timeout = max(0.0, last_write + INDEX_AFTER_IDLE - time.monotonic())
+            try:
+                item: pc.Item | None = items.get(timeout=timeout)
+            except queue.Empty:
+                self._index_step()
+                continue
+            batch: list[tuple[int, StoredExchange]] = []
+            messages: list[MessageUpdate] = []
+            flushed: list[int] = []
+            closes = time.monotonic() + BATCH_WINDOW
+            while item is not None:
+                if item is _EOF:
+                    stopping = True
+                elif item.kind == pc.RECORD:
+                    self._take(item.payload, batch)
+                elif item.kind == pc.MESSAGES:
+                    self._take_messages(item.payload, messages)
+                elif item.kind in (pc.FLUSH, pc.INDEXED):
+                    token = self._token(item.payload)
+                    if token is not None:
+                        waiters = flushed if item.kind == pc.FLUSH else self.index_waiters
+                        waiters.append(token)
+                else:
+                    self.unreadable += 1
+                if (
+                    stopping
+                    or flushed
+                    or self.index_waiters
+                    or (len(batch) >= self.settings.batch_size)
+                ):
+                    break  # someone waits: write now
+                remaining = closes - time.monotonic()
+                try:
+                    item = items.get(timeout=remaining) if remaining > 0 else None
+                except queue.Empty:
+                    item = None
+            if batch:
+                self._write(batch)
+                last_write = time.monotonic()
+            if messages:  # of exchanges stored before (their ids came back first)
+                self._write_messages(messages)
+            for token in flushed:
+                self.send(pc.token_frame(pc.FLUSHED, token))
+            if self.indexed:
+                self._answer_indexed()
+
+    def _token(self, payload: bytes) -> int | None:
+        try:
+            return pc.decode_token(payload)
+        except pc.FrameError:
+            self.unreadable += 1  # nobody can be waiting for a token we cannot read
+            return None
+
+    def _take(self, payload: bytes, batch: list[tuple[int, StoredExchange]]) -> None:
+        seq = pc.record_seq(payload)
+        try:
+            decoded = pc.decode_record(payload)
+            stored = prepare(
+                decoded.tunnel,
+                decoded.record,
+                self.redactor,
+                self.settings.body_cap,
+                target=decoded.target,
+            )
+        except Exception:  # a record we cannot read must not stop the writer
+            self.unreadable += 1
+            if seq is not None:
+                self.send(pc.seqs_frame(pc.DROPPED, [seq]))
+            return
+        batch.append((decoded.seq, stored))
+
+    def _take_messages(self, payload: bytes, messages: list[MessageUpdate]) -> None:
+        try:
+            messages.append(decode_update(payload))
+        except pc.FrameError:
+            self.unreadable += 1  # a damaged update costs its own messages only
+
+    def _write_messages(self, messages: list[MessageUpdate]) -> None:
+        if self.failed:
+            return
+        try:
+            self.store.add_messages(messages)
+        except StoreError as exc:
+            self._fail(exc)
+
+    def _write(self, batch: list[tuple[int, StoredExchange]]) -> None:
+        seqs = [seq for seq, _ in batch]
+        if self.failed:
+            self.send(pc.seqs_frame(pc.DROPPED, seqs))
+            return
+        try:
+            ids = self.store.add([stored for _, stored in batch])
+        except StoreError as exc:
+            self._fail(exc)
+            self.send(pc.seqs_frame(pc.DROPPED, seqs))
+            return
+        self.indexed = not self.store.fts
+        self.send(pc.pairs_frame(pc.STORED, list(zip(seqs, ids, strict=True))))
+
+    def _fail(self, exc: StoreError) -> None:
+        self.failed = True
+        self.indexed = True
+        self.send(pc.json_frame(pc.FAILED, error_json(exc)))
+
+    def _index_step(self) -> None:
+        if self.failed:
+            self.indexed = True
+        else:
+            try:
+                if self.store.index_some(INDEX_STEP) == 0:
+                    self.indexed = True
+            except StoreError as exc:
+                self._fail(exc)
+        if self.indexed:
+            self._answer_indexed()
+
+    def _answer_indexed(self) -> None:
+        for token in self.index_waiters:
+            self.send(pc.token_frame(pc.INDEXED_DONE, token))
+        self.index_waiters.clear()
+
+
+def read_frames(source: int, decoder: pc.FrameDecoder, items: queue.Queue[pc.Item]) -> None:
+    """Reads the pipe until EOF, its frames onto ``items``; then _EOF."""
+    try:
+        while True:
+            data = os.read(source, READ_SIZE)
+            if not data:
+                break
+            for item in decoder.feed(data):
+                items.put(item)
+    except OSError:
+        pass
+    finally:
+        items.put(_EOF)
+
+
+def lower_priority() -> None:
+    """Let every tunnel process go first (see WRITER_NICE)."""
+    with contextlib.suppress(AttributeError, OSError):  # AttributeError: no os.nice (Windows)
+        os.nice(WRITER_NICE)
+
+
+def main(argv: list[str]) -> int:
+    # The agent's terminal's Ctrl-C reaches this process too: it ends when its stdin ends,
+    # after storing what the agent sent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lower_priority()
+    if len(argv) != 2:
+        print("usage: python -m inspector.capture_process SETTINGS_JSON", file=sys.stderr)
+        return 2
+    settings = settings_from_json(argv[1])
+    # Answers go to the original stdout; anything else printed goes to stderr.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    try:
+        store = CaptureStore(
+            settings.file,
+            create=True,
+            max_bytes=settings.max_bytes,
+            busy_timeout=settings.busy_timeout,
+        )
+    except StoreError as exc:
+        out.write(pc.json_frame(pc.OPEN_FAILED, error_json(exc)))
+        out.flush()
+        return 1
+    loop = StoreLoop(store, settings, out)
+    loop.send(pc.frame(pc.READY))
+    items: queue.Queue[pc.Item] = queue.Queue()  # bounded by the agent: what it has in flight
+    decoder = pc.FrameDecoder(max_frame(settings))
+    reader = threading.Thread(target=read_frames, args=(0, decoder, items), daemon=True)
+    reader.start()
+    try:
+        loop.run(items)
+    finally:
+        store.close()
+    unreadable = loop.unreadable + decoder.skipped + (1 if decoder.pending else 0)
+    if unreadable:
+        print(f"molehill capture writer: {unreadable} unreadable frame(s) skipped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
