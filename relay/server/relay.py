@@ -9,11 +9,14 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from relay.cluster import LocalRegistry, NameRegistry
 from relay.server.access import in_networks
 from relay.server.admission import admit
 from relay.server.agent_session import AgentSession
@@ -47,6 +50,8 @@ class Relay:
         self.sessions: set[AgentSession] = set()
         self.public_connections: set[PublicConnection] = set()
         self.tcp = TcpTunnels(self)  # TCP tunnels' ports and connections
+        self.registry: NameRegistry = LocalRegistry()  # a RedisRegistry in a cluster (start)
+        self._background: set[asyncio.Task[None]] = set()
         self.requests = 0
         self.errors = 0
         self.responses_by_class: dict[str, int] = {}
@@ -81,12 +86,21 @@ class Relay:
                 ) from None
             if s.public_scheme == "http":
                 s.public_scheme = "https"
-        public = await loop.create_server(
-            lambda: PublicConnection(self), s.http_host, s.http_port, backlog=1024, ssl=self.ssl
-        )
-        agents = await loop.create_server(
-            lambda: AgentSession(self), s.agents_host, s.agents_port, backlog=1024, ssl=self.ssl
-        )
+        if s.cluster is not None:  # before listening: no agent may be admitted by a lone node
+            await self._join_cluster()
+        try:
+            public = await loop.create_server(
+                lambda: PublicConnection(self), s.http_host, s.http_port, backlog=1024, ssl=self.ssl
+            )
+            self._servers = [public]
+            agents = await loop.create_server(
+                lambda: AgentSession(self), s.agents_host, s.agents_port, backlog=1024, ssl=self.ssl
+            )
+        except OSError:
+            for server in self._servers:
+                server.close()
+            await self.registry.stop()
+            raise
         self._servers = [public, agents]
         self.http_port = public.sockets[0].getsockname()[1]
         self.agents_port = agents.sockets[0].getsockname()[1]
@@ -102,6 +116,38 @@ class Relay:
                 "(molehill relay token add LABEL --config FILE) or set open = true in the "
                 "config if that is what you want."
             )
+
+    async def _join_cluster(self) -> None:
+        from relay.cluster.redis_registry import RedisRegistry  # redis loads only for a cluster
+
+        s = self.settings
+        assert s.cluster is not None
+        registry = RedisRegistry(
+            s.cluster,
+            s.lease,
+            lambda: [(n, t.token_label, t.resume) for n, t in self.tunnels.items()],
+            self._lost_name,
+            self.log_event,
+        )
+        try:
+            await registry.start()
+        except ConnectionError as exc:
+            raise RelayConfigError(f"{exc}; start Redis, or check --cluster") from None
+        self.registry = registry
+        self.log_event("cluster_joined", node=s.cluster.node_id)
+
+    def _lost_name(self, name: str) -> None:
+        """Another node holds ``name`` now (its agent came back there): stop serving it here."""
+        session = self.tunnels.get(name)
+        if session is not None:
+            session.refuse("lease_lost", f"another relay node holds the name '{name}' now")
+            self.log_event("lease_lost", name=name, peer=session.peer)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task the relay keeps (and waits for when it stops)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def reload(self) -> str:
         """Re-read the config file's tokens and the TLS files (SIGHUP); return what changed."""
@@ -211,6 +257,9 @@ class Relay:
         self.leases.clear()
         if self.sessions:
             await asyncio.wait([s.closed for s in self.sessions], timeout=2.0)
+        if self._background:
+            await asyncio.wait(self._background, timeout=2.0)
+        await self.registry.stop()
         for server in self._servers:
             await server.wait_closed()
 
@@ -248,6 +297,7 @@ class Relay:
         self.leases[name] = Lease(
             session.resume, time.monotonic() + lease_s, timer, session.token_label
         )
+        self.registry.hold(name, session.token_label, session.resume)
         self.log_event("tunnel_offline", name=name, reason=reason, held_for=lease_s)
 
     def _expire(self, name: str, resume: str) -> None:
