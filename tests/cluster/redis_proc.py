@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import redis
+
+from tests.support.cli import require_program
 
 
 def free_port() -> int:
@@ -25,11 +24,8 @@ class RedisServer:
     """``redis-server`` on 127.0.0.1:``port``; ``kill()`` and ``start()`` again for outages."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not os.path.exists(binary):
-            if os.environ.get("CI") == "true":
-                pytest.fail("redis-server is missing: .ci/run installs it (apt-get redis-server)")
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        binary = require_program("redis-server")  # CI=true: fails, not skips, without it
+        assert binary is not None
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()

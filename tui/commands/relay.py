@@ -185,7 +185,8 @@ def _cluster_from(args: argparse.Namespace, base: ClusterSettings | None) -> Clu
         if args.cluster_secret:
             others.append("--cluster-secret")
         if others:
-            raise ConfigError(f"{', '.join(others)} need --cluster redis://HOST:PORT/DB")
+            verb = "needs" if len(others) == 1 else "need"
+            raise ConfigError(f"{', '.join(others)} {verb} --cluster redis://HOST:PORT/DB")
         return None
     fields = {"redis_url": "", "node_id": "", "node_url": "", "secret": ""}
     if base is not None:
