@@ -5,6 +5,8 @@ One hash per tunnel name, ``molehill:name:NAME``, with a TTL:
   state   "live" (the agent is connected there) or "held" (lost; kept for its resume token)
   label   the label of the agent token it was opened with ("" on an open relay)
   resume  the SHA-256 of the tunnel's resume token (never the token itself)
+  policy  JSON of the tunnel's per-request options (basic_auth, allow, deny, protocol), which
+          the node a visitor reaches applies
 One key per running node, ``molehill:node:ID`` = the node's URL, with a short TTL that the node
 renews: a "live" name whose node key is gone belongs to a dead node and reads as "held".
 """
@@ -12,7 +14,9 @@ renews: a "live" name whose node key is gone belongs to a dead node and reads as
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from relay.cluster.registry import Claim
 
@@ -37,6 +41,26 @@ def resume_digest(resume: str) -> str:
     if not resume:
         return ""
     return hashlib.sha256(resume.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+POLICY_KEYS = ("basic_auth", "allow", "deny", "protocol")
+
+
+def policy_of(options: dict[str, Any]) -> str:
+    """The HELLO options that other nodes apply to this tunnel's visitors, as JSON."""
+    return json.dumps({k: options[k] for k in POLICY_KEYS if k in options}, sort_keys=True)
+
+
+def options_from_policy(text: str) -> dict[str, Any]:
+    """A record's policy back as HELLO options; ValueError for anything but a JSON object of
+    the known keys (a corrupt or foreign record: its tunnel is then not served from here)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        raise ValueError("the tunnel's policy in Redis is not JSON") from None
+    if not isinstance(value, dict) or set(value) - set(POLICY_KEYS):
+        raise ValueError("the tunnel's policy in Redis has unknown fields")
+    return value
 
 
 def _text(value: object) -> str:

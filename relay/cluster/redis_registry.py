@@ -27,8 +27,8 @@ TIMEOUT = 2.0  # seconds for any one Redis call: a claim waits no longer than th
 
 
 class RedisRegistry:
-    """Names shared through Redis. ``owned()`` lists this node's live tunnels as
-    (name, token label, resume token); ``on_lost(name)`` stops serving a name taken elsewhere."""
+    """Names shared through Redis. ``owned()`` lists this node's live tunnels as (name, token
+    label, resume token, policy); ``on_lost(name)`` stops serving a name taken elsewhere."""
 
     shared = True
 
@@ -36,7 +36,7 @@ class RedisRegistry:
         self,
         cluster: ClusterSettings,
         lease: float,
-        owned: Callable[[], Iterable[tuple[str, str, str]]],
+        owned: Callable[[], Iterable[tuple[str, str, str, str]]],
         on_lost: Callable[[str], None],
         log_event: Callable[..., None],
     ) -> None:
@@ -83,6 +83,12 @@ class RedisRegistry:
             ) from None
         self._renewer = asyncio.create_task(self._renew_forever())
 
+    async def announce(self) -> None:
+        """Tell the other nodes' directories that this node listens now: they link to it."""
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(TIMEOUT):
+                await self.redis.publish(scripts.CHANNEL, records.node_key(self.node))
+
     async def stop(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
@@ -93,10 +99,11 @@ class RedisRegistry:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(TIMEOUT):
                 await self.redis.delete(records.node_key(self.node))
+                await self.redis.publish(scripts.CHANNEL, records.node_key(self.node))
         await self.redis.aclose()
 
     async def claim(
-        self, name: str, label: str, presented: str, fresh: str, takeover: bool
+        self, name: str, label: str, presented: str, fresh: str, takeover: bool, policy: str
     ) -> Claim:
         args = [
             self.node,
@@ -106,6 +113,7 @@ class RedisRegistry:
             "1" if takeover else "0",
             self.ttl_ms,
             records.NODE_PREFIX,
+            policy,
         ]
         try:
             async with asyncio.timeout(TIMEOUT):
@@ -161,9 +169,9 @@ class RedisRegistry:
                 self.cluster.node_url,
                 self.node_ttl_ms,
             ]
-            for _name, label, resume in names:
-                args += [label, records.resume_digest(resume)]
-            keys = [records.name_key(name) for name, _, _ in names]
+            for _name, label, resume, policy in names:
+                args += [label, records.resume_digest(resume), policy]
+            keys = [records.name_key(name) for name, _, _, _ in names]
             async with asyncio.timeout(TIMEOUT):
                 reply = await self._renew(keys=keys, args=args)
         self.renewals += 1

@@ -44,12 +44,13 @@ class NameRegistry(Protocol):
     async def stop(self) -> None: ...
 
     async def claim(
-        self, name: str, label: str, presented: str, fresh: str, takeover: bool
+        self, name: str, label: str, presented: str, fresh: str, takeover: bool, policy: str
     ) -> Claim:
         """Take ``name`` for an agent of token ``label`` on this node, atomically.
 
         ``presented`` is the agent's resume token, ``fresh`` the one to issue if the name is
-        not resumed; ``takeover``: the agent asked to take over a name of its own token.
+        not resumed; ``takeover``: the agent asked to take over a name of its own token;
+        ``policy``: the tunnel's per-request rules, for the nodes its visitors reach.
         """
         ...
 
@@ -74,7 +75,7 @@ class LocalRegistry:
         pass
 
     async def claim(
-        self, name: str, label: str, presented: str, fresh: str, takeover: bool
+        self, name: str, label: str, presented: str, fresh: str, takeover: bool, policy: str
     ) -> Claim:
         return Claim("fresh")  # never asked: admission decides from the dicts (shared is False)
 

@@ -5,15 +5,21 @@ Key layout: relay/cluster/records.py. The scripts read a node key they are not g
 or Sentinel), not on Redis Cluster, which the docs say.
 """
 
+# Every change is published on CHANNEL (the name's key), so the nodes' directories
+# (relay/cluster/directory.py) read it again.
+CHANNEL = "molehill:changed"
+
 # KEYS[1] the name; ARGV: node, label, presented digest, fresh digest, takeover "1"/"0",
-# TTL in ms, node key prefix. Returns {how, detail}: fresh|resumed|takeover (granted, detail:
-# the digest now kept), taken (detail: the owner node), held (detail: ms left).
+# TTL in ms, node key prefix, the tunnel's policy (JSON: basic_auth, allow, deny, protocol).
+# Returns {how, detail}: fresh|resumed|takeover (granted, detail: the digest now kept), taken
+# (detail: the owner node), held (detail: ms left).
 CLAIM = """
 local function take(digest, how)
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'node', ARGV[1], 'state', 'live', 'label', ARGV[2],
-             'resume', digest)
+             'resume', digest, 'policy', ARGV[8])
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PUBLISH', 'molehill:changed', KEYS[1])
   return {how, digest}
 end
 local flat = redis.call('HGETALL', KEYS[1])
@@ -35,7 +41,7 @@ return {'held', tostring(redis.call('PTTL', KEYS[1]))}
 """
 
 # KEYS: this node's live names; ARGV: node, TTL ms, node key, node URL, node key TTL ms, then
-# label and digest of each name in KEYS order. Renews what is still this node's, registers
+# label, digest and policy of each name in KEYS order. Renews what is still this node's, registers
 # again what is gone (expired in an outage, or a Redis restarted empty), and returns the keys
 # another node holds now: this node must stop serving those.
 RENEW = """
@@ -44,9 +50,10 @@ local lost = {}
 for i, key in ipairs(KEYS) do
   local node = redis.call('HGET', key, 'node')
   if not node then
-    redis.call('HSET', key, 'node', ARGV[1], 'state', 'live', 'label', ARGV[4 + 2 * i],
-               'resume', ARGV[5 + 2 * i])
+    redis.call('HSET', key, 'node', ARGV[1], 'state', 'live', 'label', ARGV[3 + 3 * i],
+               'resume', ARGV[4 + 3 * i], 'policy', ARGV[5 + 3 * i])
     redis.call('PEXPIRE', key, ARGV[2])
+    redis.call('PUBLISH', 'molehill:changed', key)
   elseif node == ARGV[1] then
     redis.call('HSET', key, 'state', 'live')
     redis.call('PEXPIRE', key, ARGV[2])
@@ -63,11 +70,13 @@ HOLD = """
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'held', 'resume', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', 'molehill:changed', KEYS[1])
 return 1
 """
 
 # KEYS[1] the name; ARGV[1] node. The agent left on purpose: free the name, if still ours.
 RELEASE = """
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end
+redis.call('PUBLISH', 'molehill:changed', KEYS[1])
 return redis.call('DEL', KEYS[1])
 """

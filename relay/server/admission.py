@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from relay.cluster.records import policy_of
 from relay.http.names import label_problem, random_name
 from relay.server.access import (
     AccessRules,
@@ -94,7 +95,9 @@ async def _admit_shared(relay: Relay, session: AgentSession, hello: p.Hello, ask
             _refuse_taken(session, ask.name, ask.label)
             return
         fresh = secrets.token_urlsafe(RESUME_BYTES)
-        claim = await relay.registry.claim(ask.name, ask.label, hello.resume, fresh, ask.own)
+        claim = await relay.registry.claim(
+            ask.name, ask.label, hello.resume, fresh, ask.own, policy_of(hello.options)
+        )
         if claim.granted or ask.chosen or claim.code == "cluster_unavailable":
             break
         ask = replace(ask, name=_free_random_name(relay))  # a random name held on another node
@@ -206,6 +209,7 @@ def _hand_over(
         lease.timer.cancel()
     session.token_label = ask.label
     session.rules = ask.rules
+    session.policy = policy_of(hello.options)
     s = relay.settings
     if s.rate:
         session.bucket = TokenBucket(s.rate, s.burst or s.rate)

@@ -9,9 +9,9 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Container, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -26,6 +26,10 @@ from relay.server.public import PublicConnection
 from relay.server.settings import RelayConfigError, RelaySettings, is_loopback
 from relay.server.tcp_listener import TcpTunnels
 from relay.wire import codec as p
+
+if TYPE_CHECKING:
+    from relay.server.cluster_node import ClusterNode
+    from relay.server.node_peer import NodePeer
 
 log = logging.getLogger("molehill.relay")
 
@@ -51,6 +55,12 @@ class Relay:
         self.public_connections: set[PublicConnection] = set()
         self.tcp = TcpTunnels(self)  # TCP tunnels' ports and connections
         self.registry: NameRegistry = LocalRegistry()  # a RedisRegistry in a cluster (start)
+        self.node: ClusterNode | None = None  # this relay as a cluster node, if it is one
+        # What visitors are routed by: on one relay, its own dicts; in a cluster, these with
+        # the names other nodes hold (relay/server/remote.py).
+        self.routes: Mapping[str, Any] = self.tunnels
+        self.held: Container[str] = self.leases
+        self.node_peers: set[NodePeer] = set()  # links other nodes opened to this one
         self._background: set[asyncio.Task[None]] = set()
         self.requests = 0
         self.errors = 0
@@ -99,9 +109,12 @@ class Relay:
         except OSError:
             for server in self._servers:
                 server.close()
-            await self.registry.stop()
+            if self.node is not None:
+                await self.node.stop()
             raise
         self._servers = [public, agents]
+        if self.node is not None:
+            await self.node.registry.announce()
         self.http_port = public.sockets[0].getsockname()[1]
         self.agents_port = agents.sockets[0].getsockname()[1]
         self._sweeper = loop.call_later(1.0, self._sweep)
@@ -118,30 +131,19 @@ class Relay:
             )
 
     async def _join_cluster(self) -> None:
-        from relay.cluster.redis_registry import RedisRegistry  # redis loads only for a cluster
+        from relay.server.cluster_node import ClusterNode  # redis loads only for a cluster
 
         s = self.settings
         assert s.cluster is not None
-        registry = RedisRegistry(
-            s.cluster,
-            s.lease,
-            lambda: [(n, t.token_label, t.resume) for n, t in self.tunnels.items()],
-            self._lost_name,
-            self.log_event,
-        )
+        node = ClusterNode(self, s.cluster)
         try:
-            await registry.start()
+            await node.start()
         except ConnectionError as exc:
             raise RelayConfigError(f"{exc}; start Redis, or check --cluster") from None
-        self.registry = registry
+        self.node = node
+        self.registry = node.registry
+        self.routes, self.held = node.routes, node.held
         self.log_event("cluster_joined", node=s.cluster.node_id)
-
-    def _lost_name(self, name: str) -> None:
-        """Another node holds ``name`` now (its agent came back there): stop serving it here."""
-        session = self.tunnels.get(name)
-        if session is not None:
-            session.refuse("lease_lost", f"another relay node holds the name '{name}' now")
-            self.log_event("lease_lost", name=name, peer=session.peer)
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` as a task the relay keeps (and waits for when it stops)."""
@@ -259,7 +261,10 @@ class Relay:
             await asyncio.wait([s.closed for s in self.sessions], timeout=2.0)
         if self._background:
             await asyncio.wait(self._background, timeout=2.0)
-        await self.registry.stop()
+        for peer in list(self.node_peers):
+            peer.close("relay shutting down", code=1001)
+        if self.node is not None:
+            await self.node.stop()
         for server in self._servers:
             await server.wait_closed()
 

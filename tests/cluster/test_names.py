@@ -87,6 +87,7 @@ async def test_a_lost_agent_gets_its_name_back_on_another_node_with_its_resume_t
                 "state": "live",
                 "label": "",
                 "resume": "",
+                "policy": "{}",
             }
 
 
