@@ -79,7 +79,7 @@ class RedisRegistry:
             await self.redis.aclose()
             raise ConnectionError(
                 f"cannot reach the cluster's Redis at {redact_url(self.cluster.redis_url)}: "
-                f"{exc or type(exc).__name__}"
+                f"{str(exc).rstrip('.') or type(exc).__name__}"
             ) from None
         self._renewer = asyncio.create_task(self._renew_forever())
 

@@ -22,12 +22,14 @@ def node_settings(redis_url: str, node_id: str, secret: str = SECRET, **override
 
 
 @asynccontextmanager
-async def cluster_nodes(redis_url: str, count: int, **overrides: object) -> AsyncIterator[list]:
-    """``count`` relay nodes (node1, node2, ...) sharing ``redis_url``."""
+async def cluster_nodes(
+    redis_url: str, count: int, first: int = 1, **overrides: object
+) -> AsyncIterator[list]:
+    """``count`` relay nodes (node1, node2, ... from node``first``) sharing ``redis_url``."""
     async with AsyncExitStack() as stack:
         nodes = []
         for index in range(count):
-            relay = Relay(node_settings(redis_url, f"node{index + 1}", **overrides))
+            relay = Relay(node_settings(redis_url, f"node{first + index}", **overrides))
             nodes.append(await stack.enter_async_context(relay))
         yield nodes
 

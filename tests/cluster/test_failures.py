@@ -11,10 +11,12 @@ from types import SimpleNamespace
 
 from relay.wire import codec as p
 from tests.cluster.nodes import SECRET, cluster_nodes
+from tests.cluster.redis_proc import free_port
 from tests.relay.helpers import agent_at, get, raw_agent, refusal
 from tests.reliability.procs import RelayProcess, python_process
+from tests.reliability.tools import drain_until_closed
 from tests.support.apps import pattern_sha256
-from tests.support.stack import agent_for
+from tests.support.stack import agent_for, open_raw, raw_request
 from tests.support.waiting import eventually
 
 SIZE = 2_000_000
@@ -23,9 +25,10 @@ SIZE = 2_000_000
 @asynccontextmanager
 async def node_process(tmp_path, redis_url: str, node_id: str, lease: float):
     """`molehill relay --cluster ...` as the guide runs it, the secret from the environment."""
-    args = ["-m", "tui.cli", "relay", "--http", "127.0.0.1:0", "--agents", "127.0.0.1:0"]
+    port = free_port()
+    args = ["-m", "tui.cli", "relay", "--http", "127.0.0.1:0", "--agents", f"127.0.0.1:{port}"]
     args += ["--lease", str(lease), "--cluster", redis_url, "--node-id", node_id]
-    args += ["--node-url", "ws://127.0.0.1:1"]
+    args += ["--node-url", f"ws://127.0.0.1:{port}"]
     env = {"MOLEHILL_CLUSTER_SECRET": SECRET}
     async with python_process(node_id, tmp_path, *args, cls=RelayProcess, env=env) as node:
         found = await node.line_matching(r"public HTTP\s+http://127\.0\.0\.1:(\d+)")
@@ -51,21 +54,32 @@ async def downloaded(port: int, name: str) -> str:
 async def test_a_killed_node_s_agents_get_their_names_back_on_another_node(
     redis_server, tmp_path, app_port
 ):
-    """kill -9 of node1: its agent, started again on node2 with its resume token, gets its
-    name at once and serves visitors within 5 s of the kill; another agent is refused the
-    killed node's names until their lease ends, and may take them after."""
+    """kill -9 of node1 mid-download through node2: the download ends (closed or reset, no
+    hang); its agent, started again on node2 with its resume token, gets its name at once and
+    serves visitors within 5 s of the kill; another agent is refused the killed node's names
+    until their lease ends, and may take them after."""
     lease = 3.0
     async with (
         node_process(tmp_path, redis_server.url, "node1", lease) as node1,
-        cluster_nodes(redis_server.url, 1, lease=lease) as (node2,),
+        cluster_nodes(redis_server.url, 1, first=2, lease=lease) as (node2,),
     ):
         async with agent_at(node1.agents_url, app_port, "victim", node1.http_port) as first:
             assert await downloaded(node1.http_port, "victim") == pattern_sha256(SIZE)
+            await eventually(lambda: node2.routes.get("victim") is not None, what="a route")
+            assert await downloaded(node2.http_port, "victim") == pattern_sha256(SIZE)
             resume = first.agent.resume
+            reader, writer = await open_raw(node2.http_port)
+            writer.write(
+                raw_request(f"victim.localhost:{node2.http_port}", "/download?size=10000000000")
+            )
             async with raw_agent_at(node1.agents_url, "orphan") as orphan:
                 assert isinstance(orphan, p.Welcome)
+                await reader.readexactly(1_000_000)  # mid-download, through node2
                 node1.kill()
                 killed = time.monotonic()
+                async with asyncio.timeout(3.0):
+                    assert await drain_until_closed(reader) in ("eof", "reset")
+                writer.close()
                 assert await node1.wait() == -9
                 first.agent.stop()  # it would keep dialling the dead node
         async with agent_for(node2, app_port, "victim", resume=resume) as moved:
@@ -88,8 +102,10 @@ async def test_without_redis_nodes_serve_their_tunnels_refuse_new_names_and_reco
         cluster_nodes(redis_server.url, 2, lease=3.0) as (one, two),
         agent_for(one, app_port, "steady") as steady,
     ):
+        await eventually(lambda: two.routes.get("steady") is not None, what="a route")
         redis_server.kill()
         assert await downloaded(one.http_port, "steady") == pattern_sha256(SIZE)
+        assert await downloaded(two.http_port, "steady") == pattern_sha256(SIZE)
         refused = await refusal(two, app_port, "newbie")
         assert refused.code == "cluster_unavailable"
         assert f"127.0.0.1:{redis_server.port}" in refused.message
