@@ -4,6 +4,7 @@ hash; the client's address reaches the agent."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
@@ -95,3 +96,33 @@ async def test_a_tunnel_that_left_is_offline_or_unknown_through_other_nodes(redi
         await eventually(lambda: two.routes.get("brief") is None, what="the route to go")
         gone = await get(two.http_port, f"brief.localhost:{two.http_port}", "/")
         assert gone.status == 404
+
+
+def _redis_calls(client) -> int:
+    return sum(int(v["calls"]) for v in client.info("commandstats").values())
+
+
+async def test_visitor_requests_cost_no_redis_commands(redis_server, app_port):
+    """Routing reads the node's own copy of the directory: 200 keep-alive requests through a
+    node that does not hold the tunnel add no Redis commands beyond the nodes' background
+    renewals (a few a second at most)."""
+    async with (
+        cluster_nodes(redis_server.url, 2) as (one, two),
+        agent_for(one, app_port, "web"),
+    ):
+        await linked([one, two])
+        await routed(two, "web")
+        client = redis_server.client()
+        host = f"web.localhost:{two.http_port}"
+        reader, writer = await open_from(two.http_port)
+        before = _redis_calls(client)
+        started = asyncio.get_running_loop().time()
+        for _ in range(200):
+            writer.write(raw_request(host, "/download?size=100"))
+            answer = await read_response(reader)
+            assert answer.status == 200
+        took = asyncio.get_running_loop().time() - started
+        calls = _redis_calls(client) - before - 1  # the INFO itself
+        writer.close()
+        background = 2 * (took / min(one.registry.renew_every, 5.0) + 1) * 4  # renew, re-read
+        assert calls <= background, f"{calls} Redis commands for 200 requests in {took:.2f} s"
