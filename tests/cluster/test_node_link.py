@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from relay.cluster import node_auth
+from relay.wire import codec as p
 from tests.cluster.nodes import SECRET, cluster_nodes, linked
 from tests.relay.helpers import closed_within, get, open_from
 from tests.support.apps import pattern_sha256
@@ -145,3 +146,45 @@ async def test_a_visitor_who_stops_reading_through_another_node_stalls_only_thei
             got += len(chunk)
         writer.close()
         assert digest.hexdigest() == pattern_sha256(big)
+
+
+async def test_an_authenticated_link_s_bad_opens_are_reset_alone(redis_server, app_port):
+    """A peer with the secret speaks the wire session by hand: OPENs that do not name
+    NAME/CLIENT, or name no tunnel here, are reset with a code; a good one on the same link
+    reaches the agent with the client address it carried."""
+    async with (
+        cluster_nodes(redis_server.url, 1) as (one,),
+        agent_for(one, app_port, "web") as tunnel,
+    ):
+        headers = node_auth.sign(SECRET, "handmade", "node1")
+        async with await dial(one, headers) as ws:
+            hello = p.decode_all(await ws.recv())[0]
+            assert isinstance(hello, p.Hello) and hello.name == "node1"
+            welcome = p.Welcome("", "", "", 0.0, 5.0, p.DEFAULT_WINDOW)
+            bad = [
+                "",
+                "web",
+                "/127.0.0.1",
+                "Bad_Name/127.0.0.1",
+                "x" * 200 + "/1.2.3.4",
+                "nobody/1.2.3.4",
+            ]
+            opens = [p.Open(i + 1, host, 1) for i, host in enumerate(bad)]
+            good = p.Open(len(bad) + 1, "web/127.0.0.5", 4242)
+            request = raw_request("web.localhost", "/echo")
+            await ws.send(p.encode_message(welcome, *opens, good, p.Data(good.stream, request)))
+            resets: dict[int, str] = {}
+            body = b""
+            async with asyncio.timeout(5):
+                while len(resets) < len(bad) or b"}" not in body:
+                    for frame in p.decode_all(await ws.recv()):
+                        if isinstance(frame, p.Reset):
+                            resets[frame.stream] = frame.code
+                        elif isinstance(frame, p.Data) and frame.stream == good.stream:
+                            body += frame.data
+            assert set(resets) == {o.stream for o in opens}
+            assert resets[len(bad)] == "session_lost"  # a valid name with no tunnel here
+            assert {resets[i + 1] for i in range(len(bad) - 1)} == {"bad_open"}
+            assert b"200 OK" in body  # the owner passes the stream on as it came
+        await eventually(lambda: tunnel.records(), what="the agent's record")
+        assert tunnel.records()[-1].client.startswith("127.0.0.5")
