@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from relay.cluster.records import policy_of
+from relay.cluster.registry import Claim
 from relay.http.names import label_problem, random_name
 from relay.server.access import (
     AccessRules,
@@ -98,6 +99,11 @@ async def _admit_shared(relay: Relay, session: AgentSession, hello: p.Hello, ask
         claim = await relay.registry.claim(
             ask.name, ask.label, hello.resume, fresh, ask.own, policy_of(hello.options)
         )
+        if claim.code == "cluster_unavailable" and _back_here(relay, hello, ask):
+            # Redis is away, but this node holds the name for this very agent (a blip of its
+            # connection): it keeps its tunnel, as tunnels already open keep theirs. The next
+            # renewal registers it again once Redis is back.
+            claim = Claim("resumed")
         if claim.granted or ask.chosen or claim.code == "cluster_unavailable":
             break
         ask = replace(ask, name=_free_random_name(relay))  # a random name held on another node
@@ -115,6 +121,12 @@ async def _admit_shared(relay: Relay, session: AgentSession, hello: p.Hello, ask
     same_agent = live is not None and claim.how == "resumed"
     if not _hand_over(relay, session, hello, ask, resume, same_agent):
         relay.registry.release(ask.name)
+
+
+def _back_here(relay: Relay, hello: p.Hello, ask: _Ask) -> bool:
+    """Whether the agent presents the resume token of a tunnel this node holds for it."""
+    held = relay.tunnels.get(ask.name) or relay.leases.get(ask.name)
+    return held is not None and _resumes(hello.resume, held.resume, held.token_label, ask.label)
 
 
 def _checked(relay: Relay, session: AgentSession, hello: p.Hello) -> _Ask | None:

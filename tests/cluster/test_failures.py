@@ -103,7 +103,16 @@ async def test_without_redis_nodes_serve_their_tunnels_refuse_new_names_and_reco
         agent_for(one, app_port, "steady") as steady,
     ):
         await eventually(lambda: two.routes.get("steady") is not None, what="a route")
+        async with raw_agent(one, "blip") as (_ws, welcome):
+            assert isinstance(welcome, p.Welcome)
+        await eventually(lambda: "blip" in one.leases, what="node1 to hold 'blip'")
         redis_server.kill()
+        # an agent whose connection blipped comes back to its node: it keeps its name ...
+        async with raw_agent(one, "blip", resume=welcome.resume) as (_ws, back):
+            assert isinstance(back, p.Welcome) and back.resume == welcome.resume
+        # ... but no other agent gets a name the cluster cannot vouch for
+        async with raw_agent(one, "blip") as (_ws, refused):
+            assert isinstance(refused, p.Error) and refused.code == "cluster_unavailable"
         assert await downloaded(one.http_port, "steady") == pattern_sha256(SIZE)
         assert await downloaded(two.http_port, "steady") == pattern_sha256(SIZE)
         refused = await refusal(two, app_port, "newbie")
