@@ -13,11 +13,12 @@ from relay.server.access import AccessRules, TokenBucket
 from relay.server.admission import release
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
-from relay.wire.session import HELLO_MAX, Session, Side
+from relay.wire.session import HELLO_MAX, Phase, Session, Side
 
 if TYPE_CHECKING:
     from relay.server import Relay
     from relay.server.public import PublicConnection
+    from relay.server.splice import SpliceEnd
     from relay.server.tcp_listener import TcpVisitor
 
 log = logging.getLogger("molehill.relay")
@@ -42,8 +43,9 @@ class AgentSession(FrameLink):
         self.name: str | None = None
         self.protocol = "http"  # or "tcp": a tunnel of raw TCP connections on its own port
         self.resume = ""
+        self.policy = "{}"  # its per-request options as JSON, for the other nodes of a cluster
         self.peer = ""
-        self.streams: dict[int, PublicConnection | TcpVisitor] = {}
+        self.streams: dict[int, PublicConnection | TcpVisitor | SpliceEnd] = {}
         self.client_streams: dict[str, int] = {}  # streams per client address (public.py counts)
         self._hello_timer: asyncio.TimerHandle | None = None
 
@@ -65,10 +67,34 @@ class AgentSession(FrameLink):
         assert isinstance(event, Request)
         ws = self.ws
         assert isinstance(ws, ServerProtocol)
-        response = self.relay.http_on_agent_port(event)
+        node = self.relay.node
+        peer = node.link_request(event) if node is not None else None
+        if isinstance(peer, str):  # another node of the cluster, with the secret
+            self._become_node_link(event, peer)
+            return
+        response = peer or self.relay.http_on_agent_port(event)
         if response is None:
             response = ws.accept(event)
         ws.send_response(response)
+
+    def _become_node_link(self, request: Request, peer: str) -> None:
+        """Hand this connection to a NodePeer: it carries another node's visitors' streams."""
+        from relay.server.node_peer import NodePeer
+
+        ws = self.ws
+        node = self.relay.node
+        assert isinstance(ws, ServerProtocol) and node is not None and self.transport is not None
+        response = ws.accept(request)
+        key, value = node.reply_header(request)
+        response.headers[key] = value
+        ws.send_response(response)
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+        self.relay.sessions.discard(self)
+        # Anything after the request in this read is dropped: the other node waits for our
+        # HELLO before it sends a frame.
+        self.wire.phase = Phase.CLOSED
+        NodePeer(self.relay, ws, peer).take_over(self.transport)
 
     def on_frame(self, frame: p.Frame) -> None:
         # The session lets through only what may come now: the one HELLO, then the agent's
@@ -107,7 +133,7 @@ class AgentSession(FrameLink):
 
     # -- streams ------------------------------------------------------------------
 
-    def attach(self, conn: PublicConnection | TcpVisitor, client: str = "") -> bool:
+    def attach(self, conn: PublicConnection | TcpVisitor | SpliceEnd, client: str = "") -> bool:
         """Give a visitor connection a stream on this tunnel and tell the agent.
 
         ``client`` is the visitor's address when a trusted proxy carried the request: the

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from relay.cluster.settings import parse_cluster
 from relay.server.access import TokenEntry, parse_networks
 from relay.server.settings import RelaySettings
 from relay.server.tcp_ports import parse_port_range
@@ -35,7 +36,9 @@ _TOP = {
     "limits": dict,
     "tokens": list,
     "tcp_ports": str,
+    "cluster": dict,
 }
+_CLUSTER = {"redis": str, "node_id": str, "node_url": str, "secret": str}
 _TLS = {"cert": str, "key": str}
 _LIMITS = {
     "max_head": int,
@@ -157,6 +160,18 @@ def load_config(path: str | Path, base: RelaySettings | None = None) -> RelaySet
     if settings.max_message < 2 * 1024 * 1024:
         raise ConfigError(f"{path} [limits]: max_message must be at least 2 MiB (agents batch)")
     settings.tokens = tuple(_tokens(data.get("tokens", []), path))
+    if "cluster" in data:
+        cluster = data["cluster"]
+        _check(cluster, _CLUSTER, f"{path} [cluster]")
+        try:
+            settings.cluster = parse_cluster(
+                cluster.get("redis", ""),
+                cluster.get("node_id", ""),
+                cluster.get("node_url", ""),
+                cluster.get("secret", ""),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{path} [cluster]: {exc}") from None
     return settings
 
 

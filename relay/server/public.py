@@ -117,7 +117,7 @@ class PublicConnection(Visitor):
         )
         if moving:
             relay = self.relay
-            found = policy.tunnel_for(host, relay.settings.domain, relay.tunnels, relay.leases)
+            found = policy.tunnel_for(host, relay.settings.domain, relay.routes, relay.held)
             if isinstance(found, Refusal):
                 if head.upgrade and found.rule == "no_tunnel_in_host":  # an agent, misdirected?
                     agents = ("wss" if self.relay.ssl else "ws", self.relay.agents_port)
@@ -132,7 +132,7 @@ class PublicConnection(Visitor):
                 self._refuse(Refusal(pages.unknown_tunnel(name, relay.settings.domain), "tcp"))
                 return None
         else:
-            target = session  # type: ignore[assignment]
+            target = session
             name = self.tunnel
         if self.trusted_peer:
             client, chain = policy.client_and_chain(head, self.client_ip, self.relay.trusted)

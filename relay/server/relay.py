@@ -9,11 +9,14 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Container, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from relay.cluster import LocalRegistry, NameRegistry
 from relay.server.access import in_networks
 from relay.server.admission import admit
 from relay.server.agent_session import AgentSession
@@ -23,6 +26,10 @@ from relay.server.public import PublicConnection
 from relay.server.settings import RelayConfigError, RelaySettings, is_loopback
 from relay.server.tcp_listener import TcpTunnels
 from relay.wire import codec as p
+
+if TYPE_CHECKING:
+    from relay.server.cluster_node import ClusterNode
+    from relay.server.node_peer import NodePeer
 
 log = logging.getLogger("molehill.relay")
 
@@ -47,6 +54,14 @@ class Relay:
         self.sessions: set[AgentSession] = set()
         self.public_connections: set[PublicConnection] = set()
         self.tcp = TcpTunnels(self)  # TCP tunnels' ports and connections
+        self.registry: NameRegistry = LocalRegistry()  # a RedisRegistry in a cluster (start)
+        self.node: ClusterNode | None = None  # this relay as a cluster node, if it is one
+        # What visitors are routed by: on one relay, its own dicts; in a cluster, these with
+        # the names other nodes hold (relay/server/remote.py).
+        self.routes: Mapping[str, Any] = self.tunnels
+        self.held: Container[str] = self.leases
+        self.node_peers: set[NodePeer] = set()  # links other nodes opened to this one
+        self._background: set[asyncio.Task[None]] = set()
         self.requests = 0
         self.errors = 0
         self.responses_by_class: dict[str, int] = {}
@@ -81,13 +96,25 @@ class Relay:
                 ) from None
             if s.public_scheme == "http":
                 s.public_scheme = "https"
-        public = await loop.create_server(
-            lambda: PublicConnection(self), s.http_host, s.http_port, backlog=1024, ssl=self.ssl
-        )
-        agents = await loop.create_server(
-            lambda: AgentSession(self), s.agents_host, s.agents_port, backlog=1024, ssl=self.ssl
-        )
+        if s.cluster is not None:  # before listening: no agent may be admitted by a lone node
+            await self._join_cluster()
+        try:
+            public = await loop.create_server(
+                lambda: PublicConnection(self), s.http_host, s.http_port, backlog=1024, ssl=self.ssl
+            )
+            self._servers = [public]
+            agents = await loop.create_server(
+                lambda: AgentSession(self), s.agents_host, s.agents_port, backlog=1024, ssl=self.ssl
+            )
+        except OSError:
+            for server in self._servers:
+                server.close()
+            if self.node is not None:
+                await self.node.stop()
+            raise
         self._servers = [public, agents]
+        if self.node is not None:
+            await self.node.registry.announce()
         self.http_port = public.sockets[0].getsockname()[1]
         self.agents_port = agents.sockets[0].getsockname()[1]
         self._sweeper = loop.call_later(1.0, self._sweep)
@@ -102,6 +129,27 @@ class Relay:
                 "(molehill relay token add LABEL --config FILE) or set open = true in the "
                 "config if that is what you want."
             )
+
+    async def _join_cluster(self) -> None:
+        from relay.server.cluster_node import ClusterNode  # redis loads only for a cluster
+
+        s = self.settings
+        assert s.cluster is not None
+        node = ClusterNode(self, s.cluster)
+        try:
+            await node.start()
+        except ConnectionError as exc:
+            raise RelayConfigError(f"{exc}; start Redis, or check --cluster") from None
+        self.node = node
+        self.registry = node.registry
+        self.routes, self.held = node.routes, node.held
+        self.log_event("cluster_joined", node=s.cluster.node_id)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task the relay keeps (and waits for when it stops)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def reload(self) -> str:
         """Re-read the config file's tokens and the TLS files (SIGHUP); return what changed."""
@@ -211,6 +259,12 @@ class Relay:
         self.leases.clear()
         if self.sessions:
             await asyncio.wait([s.closed for s in self.sessions], timeout=2.0)
+        if self._background:
+            await asyncio.wait(self._background, timeout=2.0)
+        for peer in list(self.node_peers):
+            peer.close("relay shutting down", code=1001)
+        if self.node is not None:
+            await self.node.stop()
         for server in self._servers:
             await server.wait_closed()
 
@@ -248,6 +302,7 @@ class Relay:
         self.leases[name] = Lease(
             session.resume, time.monotonic() + lease_s, timer, session.token_label
         )
+        self.registry.hold(name, session.token_label, session.resume)
         self.log_event("tunnel_offline", name=name, reason=reason, held_for=lease_s)
 
     def _expire(self, name: str, resume: str) -> None:

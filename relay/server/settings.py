@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from relay.cluster.settings import ClusterSettings
 from relay.http.framing import MAX_HEAD, MAX_HEADERS
 from relay.server.access import Network, TokenEntry
 from relay.server.tcp_ports import PortRange
@@ -47,6 +48,7 @@ class RelaySettings:
     config_path: str | None = None  # re-read on reload() (SIGHUP)
     tcp_ports: PortRange | None = None  # public ports for TCP tunnels; None: no TCP tunnels
     tcp_idle_timeout: float = 3600.0  # close a TCP connection idle both ways this long (0: never)
+    cluster: ClusterSettings | None = None  # join a cluster of relay nodes (names in Redis)
 
 
 class RelayConfigError(Exception):

@@ -187,10 +187,10 @@ async def test_browsers_get_html_pages(app_port):
 
 def refusal_codes() -> set[str]:
     """The codes the relay refuses agents with, read from its source."""
-    source = (ROOT / "relay" / "server" / "admission.py").read_text() + (
-        ROOT / "relay" / "server" / "access.py"
-    ).read_text()
+    files = ("server/admission.py", "server/access.py", "server/relay.py", "cluster/records.py")
+    source = "".join((ROOT / "relay" / f).read_text() for f in files)
     codes = set(re.findall(r'refuse\(\s*"([a-z_]+)"', source))
+    codes |= set(re.findall(r'code="([a-z_]+)"', source))  # the cluster registry's refusals
     codes |= set(re.findall(r'Verdict\(\s*None,\s*"([a-z_]+)"', source))
     return codes
 

@@ -110,7 +110,8 @@ _LAYERS = {
     "relay.wire": set(),
     "relay.http": set(),
     "relay.transport": {"relay.wire"},
-    "relay.server": {"relay.wire", "relay.http", "relay.transport"},
+    "relay.cluster": {"relay.wire", "relay.http", "relay.transport"},
+    "relay.server": {"relay.wire", "relay.http", "relay.transport", "relay.cluster"},
     "relay.agent": {"relay.wire", "relay.http", "relay.transport", "relay.events"},
 }
 

@@ -8,9 +8,11 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 
+from relay.cluster.settings import ClusterSettings, parse_cluster, redact_url
 from relay.http.names import label_problem
 from relay.server import Relay, RelayConfigError, RelaySettings
 from relay.server.config import ConfigError, load_config
@@ -107,6 +109,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="close TCP connections idle both ways this long (default 3600; 0: never)",
     )
+    cluster = parser.add_argument_group(
+        "cluster", "run as one node of several sharing one domain (docs/self-hosting.md#cluster)"
+    )
+    cluster.add_argument(
+        "--cluster",
+        metavar="redis://HOST:PORT/DB",
+        help="the Redis that the nodes share tunnel names in",
+    )
+    cluster.add_argument("--node-id", metavar="NAME", help="this node's name, unique per node")
+    cluster.add_argument(
+        "--node-url",
+        metavar="ws://HOST:PORT",
+        help="where the other nodes reach this node's agents' listener",
+    )
+    cluster.add_argument(
+        "--cluster-secret",
+        metavar="SECRET",
+        help="shared by all nodes (default: $MOLEHILL_CLUSTER_SECRET, which keeps it out of ps)",
+    )
     parser.set_defaults(run=run)
     relay_tokens.add_parser(parser)
     # `token` is an optional second command, not an argument of the relay: the usage line and
@@ -144,9 +165,37 @@ def settings_from(args: argparse.Namespace) -> RelaySettings:
         raise ConfigError("--cert and --key go together")
     if args.cert:
         settings.tls_cert, settings.tls_key = args.cert, args.key
+    settings.cluster = _cluster_from(args, settings.cluster)
     if any(label_problem(part) for part in settings.domain.split(".")):
         raise ConfigError(f"domain {settings.domain!r} is not a valid domain name")
     return settings
+
+
+def _cluster_from(args: argparse.Namespace, base: ClusterSettings | None) -> ClusterSettings | None:
+    """The config file's [cluster] with the cluster flags on top; raises ConfigError."""
+    flags = {
+        "redis_url": args.cluster,
+        "node_id": args.node_id,
+        "node_url": args.node_url,
+        "secret": args.cluster_secret or os.environ.get("MOLEHILL_CLUSTER_SECRET") or None,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    if base is None and not args.cluster:
+        others = [f"--{k.replace('_', '-')}" for k in ("node_id", "node_url") if k in given]
+        if args.cluster_secret:
+            others.append("--cluster-secret")
+        if others:
+            verb = "needs" if len(others) == 1 else "need"
+            raise ConfigError(f"{', '.join(others)} {verb} --cluster redis://HOST:PORT/DB")
+        return None
+    fields = {"redis_url": "", "node_id": "", "node_url": "", "secret": ""}
+    if base is not None:
+        fields.update(dataclasses.asdict(base))
+    fields.update(given)
+    try:
+        return parse_cluster(**fields)
+    except ValueError as exc:
+        raise ConfigError(f"cluster: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,6 +260,12 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
     print(f"  agents       {agents}  (molehill http PORT --relay {agents})", flush=True)
     if settings.tcp_ports is not None:
         print(f"  TCP ports    {settings.tcp_ports} on {settings.http_host}", flush=True)
+    if settings.cluster is not None:
+        print(
+            f"  cluster      node {settings.cluster.node_id} "
+            f"({redact_url(settings.cluster.redis_url)})",
+            flush=True,
+        )
     tokens = len([t for t in settings.tokens if not t.revoked])
     print(f"  agent tokens {tokens if tokens else 'none (open relay)'}", flush=True)
     await stop.wait()

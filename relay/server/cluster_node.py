@@ -1,0 +1,99 @@
+"""A relay as one node of a cluster: its shared registry, its directory of the other nodes'
+names, its links to them, and the checks on links that other nodes open to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from relay.cluster.directory import Directory
+from relay.cluster.node_auth import MAC, NODE, NONCE, PATH, REPLY, TIME, Verifier, reply
+from relay.cluster.redis_registry import RedisRegistry
+from relay.cluster.settings import ClusterSettings
+from relay.server.node_link import NodeLinks
+from relay.server.remote import Held, Routes
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+
+
+class ClusterNode:
+    """Started by :meth:`Relay.start` when the settings name a cluster."""
+
+    def __init__(self, relay: Relay, cluster: ClusterSettings) -> None:
+        s = relay.settings
+        self.relay = relay
+        self.cluster = cluster
+        self.registry = RedisRegistry(
+            cluster,
+            s.lease,
+            lambda: [(n, t.token_label, t.resume, t.policy) for n, t in relay.tunnels.items()],
+            self._lost_name,
+            relay.log_event,
+        )
+        self.directory = Directory(cluster.redis_url, cluster.node_id)
+        self.links = NodeLinks(relay)
+        self.routes = Routes(relay, self.directory, self.links, s.rate, s.burst)
+        self.held = Held(relay, self.directory)
+        self.verifier = Verifier(cluster.secret, cluster.node_id)
+        self._syncer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Join; raises ConnectionError (with the reason) when Redis is not there."""
+        await self.registry.start()
+        try:
+            await self.directory.start()
+        except Exception as exc:
+            await self.registry.stop()
+            raise ConnectionError(f"cannot read the cluster's directory: {exc}") from None
+        self._syncer = asyncio.create_task(self._sync_links())
+
+    async def _sync_links(self) -> None:
+        """Dial every node the directory knows, whenever it changes (and retry every 2 s)."""
+        changed = self.directory.changed
+        while True:
+            changed.clear()
+            self.links.sync(self.directory.nodes, self.cluster.node_id)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await changed.wait()
+
+    def _lost_name(self, name: str) -> None:
+        """Another node holds ``name`` now (its agent came back there): stop serving it here."""
+        session = self.relay.tunnels.get(name)
+        if session is not None:
+            session.refuse("lease_lost", f"another relay node holds the name '{name}' now")
+            self.relay.log_event("lease_lost", name=name, peer=session.peer)
+
+    def link_request(self, request: Request) -> Response | str | None:
+        """For a request on the agents' listener: None if it is no node link; the refusal
+        (403) if it is one without the secret; else the peer's node id."""
+        if request.path != PATH:
+            return None
+        why = self.verifier.check({k: request.headers.get(k, "") for k in _AUTH_HEADERS})
+        if why is not None:
+            self.relay.log_event("node_link_refused", peer_node=request.headers.get(NODE, "")[:63])
+            body = f"node link refused: {why}\n".encode()
+            headers = Headers([("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return Response(403, "Forbidden", headers, body)
+        return request.headers.get(NODE, "")
+
+    def reply_header(self, request: Request) -> tuple[str, str]:
+        nonce = request.headers.get(NONCE, "")
+        return REPLY, reply(self.cluster.secret, nonce)
+
+    async def stop(self) -> None:
+        if self._syncer is not None:
+            self._syncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._syncer
+        await self.links.stop()
+        await self.directory.stop()
+        await self.registry.stop()
+
+
+_AUTH_HEADERS = (NODE, TIME, NONCE, MAC)
