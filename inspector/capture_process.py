@@ -29,9 +29,9 @@ from typing import BinaryIO
 
 from inspector import pipe_codec as pc
 from inspector.errors import StoreError
-from inspector.model import StoredExchange, prepare
 from inspector.message_frames import decode_update
 from inspector.message_rows import MessageUpdate
+from inspector.model import StoredExchange, prepare
 from inspector.redact import Redactor
 from inspector.settings import CaptureSettings
 from inspector.store import CaptureStore

@@ -35,8 +35,14 @@ from relay.wire.session import Phase, Session, Side
 DEFAULT_RELAY = "ws://127.0.0.1:7000"
 
 
+# Refusals that say "not now" rather than "no": a cluster whose shared store is away for a
+# moment, a node that lost its name's lease (the name may be back on another node). The agent
+# retries these with its backoff; every other refusal stops it.
+RETRYABLE_REFUSALS = frozenset({"cluster_unavailable", "lease_lost"})
+
+
 class Refused(Exception):
-    """The relay refused the tunnel; retrying will not help."""
+    """The relay refused the tunnel; retrying will not help (unless its code is retryable)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -267,6 +273,16 @@ class Agent:
             try:
                 link, welcome = await self._connect()
             except Refused as exc:
+                if exc.code in RETRYABLE_REFUSALS and not self._stopping:
+                    self.state = "reconnecting" if ever_online else "connecting"
+                    attempt += 1
+                    delay = self._backoff(attempt)
+                    self.last_error = f"the relay says: {exc.message}; trying again"
+                    self.on_event(
+                        Reconnecting(self.name, self.last_error, attempt, round(delay, 3))
+                    )
+                    await self._pause(delay)
+                    continue
                 self.state = "error"
                 self.last_error = exc.message
                 self.on_event(TunnelRefused(self.name, exc.code, exc.message))
@@ -302,13 +318,15 @@ class Agent:
             self.link = None
             if self._stopping:
                 break
-            if link.refusal is not None:
+            if link.refusal is not None and link.refusal.code not in RETRYABLE_REFUSALS:
                 self.state = "error"
                 self.last_error = link.refusal.message
                 self.on_event(TunnelRefused(self.name, link.refusal.code, link.refusal.message))
                 raise link.refusal
             if link.goaway:
                 reason = f"relay going away: {link.goaway}"
+            elif link.refusal is not None:
+                reason = f"the relay says: {link.refusal.message}"
             attempt = 1
             delay = self._backoff(attempt)
             self.state = "reconnecting"

@@ -9,6 +9,8 @@ import time
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
+from relay.agent import Agent, AgentSettings
+from relay.events import AgentEvent, Reconnecting
 from relay.wire import codec as p
 from tests.cluster.nodes import SECRET, cluster_nodes
 from tests.cluster.redis_proc import free_port
@@ -115,8 +117,8 @@ async def test_without_redis_nodes_serve_their_tunnels_refuse_new_names_and_reco
             assert isinstance(refused, p.Error) and refused.code == "cluster_unavailable"
         assert await downloaded(one.http_port, "steady") == pattern_sha256(SIZE)
         assert await downloaded(two.http_port, "steady") == pattern_sha256(SIZE)
-        refused = await refusal(two, app_port, "newbie")
-        assert refused.code == "cluster_unavailable"
+        async with raw_agent(two, "newbie") as (_ws, refused):  # (an Agent would retry)
+            assert isinstance(refused, p.Error) and refused.code == "cluster_unavailable"
         assert f"127.0.0.1:{redis_server.port}" in refused.message
         assert "tunnels already open keep working" in refused.message
         await asyncio.sleep(one.registry.renew_every * 1.5)  # renewals fail meanwhile
@@ -134,3 +136,33 @@ async def test_without_redis_nodes_serve_their_tunnels_refuse_new_names_and_reco
         assert refused.code == "name_taken"
         async with agent_for(two, app_port, "newbie") as newbie:
             assert await downloaded(two.http_port, newbie.agent.name) == pattern_sha256(SIZE)
+
+
+async def test_an_agent_refused_while_redis_is_away_keeps_trying_and_comes_online(
+    redis_server, app_port
+):
+    """cluster_unavailable says "not now": the agent retries with its backoff (and says why)
+    instead of exiting, and is online soon after Redis is back."""
+    async with cluster_nodes(redis_server.url, 2) as (one, _two):
+        redis_server.kill()
+        settings = AgentSettings(
+            local_port=app_port, relay=one.agents_url, name="patient", backoff_max=0.5
+        )
+        events: list[AgentEvent] = []
+        agent = Agent(settings, events.append)
+        task = asyncio.create_task(agent.run())
+        try:
+            await eventually(
+                lambda: sum(isinstance(e, Reconnecting) for e in events) >= 2,
+                what="two retries while Redis is away",
+            )
+            assert not task.done() and agent.state == "connecting"
+            retry = next(e for e in events if isinstance(e, Reconnecting))
+            assert "tunnels already open keep working" in retry.reason
+            redis_server.start()
+            await asyncio.wait_for(agent.wait_online(), 15)
+            assert agent.name == "patient"
+            assert await downloaded(one.http_port, "patient") == pattern_sha256(SIZE)
+        finally:
+            agent.stop()
+            await asyncio.wait({task}, timeout=5)

@@ -10,6 +10,7 @@ import hashlib
 import pytest
 
 from relay.agent import Refused
+from relay.events import Reconnecting
 from relay.server import Relay, RelayConfigError
 from relay.wire import codec as p
 from tests.cluster.nodes import cluster_nodes, node_settings
@@ -103,14 +104,21 @@ async def test_a_name_released_on_purpose_is_free_on_every_node(redis_server, ap
 
 
 async def test_a_node_that_lost_its_lease_stops_serving_the_name(redis_server, app_port):
-    """Another node holds the name in Redis now (here written by hand): within a renewal,
-    node1 drops its tunnel and tells its agent why."""
+    """Another node's agent holds the name in Redis now (here written by hand: another node,
+    another resume token): within a renewal,
+    node1 drops its tunnel and tells its agent why. lease_lost is "not now" to the agent (the
+    name may be back on another node): it tries again, and is refused for good only by the
+    answer to that (the name is another node's)."""
     async with cluster_nodes(redis_server.url, 1, lease=1.5) as (one,):
         with pytest.raises(Refused) as info:
             async with agent_for(one, app_port, "moved") as tunnel:
-                redis_server.client().hset("molehill:name:moved", "node", "elsewhere")
+                redis_server.client().hset(
+                    "molehill:name:moved", mapping={"node": "elsewhere", "resume": "theirs"}
+                )
                 await asyncio.wait_for(tunnel.task, 5)
-        assert info.value.code == "lease_lost"
+        told = [e.reason for e in tunnel.events if isinstance(e, Reconnecting)]
+        assert told and "another relay node holds the name 'moved'" in told[0], told
+        assert info.value.code in ("name_taken", "name_held")  # the other agent's, for good
         assert "moved" not in one.tunnels
 
 
