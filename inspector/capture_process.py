@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import fields
 from pathlib import Path
 from typing import BinaryIO
@@ -78,6 +79,14 @@ class StoreLoop:
         self.unreadable = 0  # frames refused (damaged or hostile)
         self.indexed = not store.fts  # False while stored exchanges may await the body index
         self.index_waiters: list[int] = []
+        self._pending: deque[pc.Item] = deque()  # items of the last chunk not yet handled
+
+    def _get(self, items: queue.Queue[list[pc.Item]], timeout: float | None) -> pc.Item:
+        """The next item: from the chunk at hand, else the next chunk (queue.Empty after
+        ``timeout``)."""
+        if not self._pending:
+            self._pending.extend(items.get(timeout=timeout))
+        return self._pending.popleft()
 
     def send(self, data: bytes) -> None:
         try:
@@ -86,7 +95,7 @@ class StoreLoop:
         except (BrokenPipeError, ValueError):
             pass  # the agent is gone: store what is left all the same
 
-    def run(self, items: queue.Queue[pc.Item]) -> None:
+    def run(self, items: queue.Queue[list[pc.Item]]) -> None:
         stopping = False
         last_write = time.monotonic()
         self.indexed = not self.store.fts  # an earlier run may have left some to index
@@ -95,7 +104,7 @@ class StoreLoop:
             if not self.indexed:
                 timeout = max(0.0, last_write + INDEX_AFTER_IDLE - time.monotonic())
             try:
-                item: pc.Item | None = items.get(timeout=timeout)
+                item: pc.Item | None = self._get(items, timeout)
             except queue.Empty:
                 self._index_step()
                 continue
@@ -126,7 +135,7 @@ class StoreLoop:
                     break  # someone waits: write now
                 remaining = closes - time.monotonic()
                 try:
-                    item = items.get(timeout=remaining) if remaining > 0 else None
+                    item = self._get(items, remaining) if remaining > 0 else None
                 except queue.Empty:
                     item = None
             if batch:
@@ -215,19 +224,21 @@ class StoreLoop:
         self.index_waiters.clear()
 
 
-def read_frames(source: int, decoder: pc.FrameDecoder, items: queue.Queue[pc.Item]) -> None:
-    """Reads the pipe until EOF, its frames onto ``items``; then _EOF."""
+def read_frames(source: int, decoder: pc.FrameDecoder, items: queue.Queue[list[pc.Item]]) -> None:
+    """Reads the pipe until EOF, the frames of each read onto ``items`` as one list (one hand-off
+    between the threads per read, not per frame); then [_EOF]."""
     try:
         while True:
             data = os.read(source, READ_SIZE)
             if not data:
                 break
-            for item in decoder.feed(data):
-                items.put(item)
+            got = decoder.feed(data)
+            if got:
+                items.put(got)
     except OSError:
         pass
     finally:
-        items.put(_EOF)
+        items.put([_EOF])
 
 
 def lower_priority() -> None:
@@ -261,7 +272,7 @@ def main(argv: list[str]) -> int:
         return 1
     loop = StoreLoop(store, settings, out)
     loop.send(pc.frame(pc.READY))
-    items: queue.Queue[pc.Item] = queue.Queue()  # bounded by the agent: what it has in flight
+    items: queue.Queue[list[pc.Item]] = queue.Queue()  # bounded by the agent: what it has in flight
     decoder = pc.FrameDecoder(max_frame(settings))
     reader = threading.Thread(target=read_frames, args=(0, decoder, items), daemon=True)
     reader.start()

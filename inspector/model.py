@@ -10,6 +10,7 @@ from inspector.redact import Redactor
 from relay.events import RequestRecord, StreamMessage, parse_header_lines
 
 _EMPTY_HEADERS: list[tuple[str, str]] = []
+_BLANKS = " \t"  # around a header's value
 
 
 @dataclass(slots=True)
@@ -103,12 +104,15 @@ def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
 
 def headers_text(request_head: bytes, response_head: bytes) -> str:
     """Every header as ``\\nname: value\\n`` lines, names lowered (for ``header:``)."""
-    lines = [""]
+    # The writer does this for every exchange: one pass over each head's lines, no tuples.
+    lines = []
     for head in (request_head, response_head):
         if head:
-            lines.extend(f"{name.lower()}: {value}" for name, value in parse_header_lines(head))
-    lines.append("")
-    return "\n".join(lines)
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                name, sep, value = line.partition(":")
+                if sep:
+                    lines.append(f"{name.lower()}: {value.strip(_BLANKS)}\n")
+    return "\n" + "".join(lines)
 
 
 def search_text(data: bytes) -> str:

@@ -28,7 +28,11 @@ class Redactor:
         self.headers = frozenset(h.lower() for h in headers)
         self.keys = frozenset(k.lower() for k in keys)
         # Most heads name none of these headers: one substring test each says so (no line split).
-        self._header_names = tuple(h.encode("latin-1") for h in self.headers)
+        # A name that contains another ("proxy-authorization") is found by that one's test.
+        names = {h.encode("latin-1") for h in self.headers}
+        self._header_names = tuple(
+            sorted(n for n in names if not any(m != n and m in n for m in names))
+        )
         alternatives = b"|".join(re.escape(k.encode()) for k in sorted(self.keys))
         # A JSON string member whose (quoted) name is one of the keys; the value may be cut short.
         self._json_pair = re.compile(
@@ -88,7 +92,10 @@ class Redactor:
     def _names_one(self, head: bytes) -> bool:
         """Whether ``head`` may have a header to redact (False: it surely has none)."""
         low = head.lower()
-        return any(name in low for name in self._header_names)
+        for name in self._header_names:  # noqa: SIM110 (any() over a generator: twice the cost)
+            if name in low:
+                return True
+        return False
 
     @staticmethod
     def scrub(data: bytes, secrets: list[bytes]) -> bytes:

@@ -43,6 +43,19 @@ def test_headers_are_replaced_case_insensitively_and_the_rest_kept_exactly():
     )
 
 
+@pytest.mark.parametrize(
+    "line",
+    [b"Proxy-Authorization: Basic c2VjcmV0", b"SET-COOKIE: sid=abcdef", b"x-token-2: abcdef"],
+)
+def test_a_header_whose_name_contains_another_listed_name_alone_is_still_replaced(line):
+    # The quick "no listed name in this head" test checks only the shortest names.
+    r = _redactor(redact_headers=("X-Token", "X-Token-2"))
+    head = b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n"
+    name = line.partition(b":")[0]
+    assert r.head(head, request=True) == head.replace(line, name + b": [redacted]")
+    assert r.head(head.replace(line, b"X-Tok: abcdef"), request=True).endswith(b"abcdef\r\n\r\n")
+
+
 def test_json_keys_are_replaced_at_any_depth_case_insensitively():
     r = _redactor()
     body = json.dumps(
