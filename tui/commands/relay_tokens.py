@@ -26,8 +26,9 @@ HEADER = (
 )
 
 
-def add_parser(relay_parser: argparse.ArgumentParser) -> None:
-    sub = relay_parser.add_subparsers(dest="relay_command", metavar="token")
+def add_parser(relay_parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """Add `token ...`; return the relay's subcommands (`cluster ...` joins them)."""
+    sub = relay_parser.add_subparsers(dest="relay_command", metavar="{token,cluster}")
     token = sub.add_parser("token", help="manage agent tokens in the config file")
     token_sub = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
     add = token_sub.add_parser("add", help="make a new token (printed once)")
@@ -60,6 +61,7 @@ def add_parser(relay_parser: argparse.ArgumentParser) -> None:
             help="the relay's config file (created by token add if missing)",
         )
         command.set_defaults(run=run)
+    return sub
 
 
 def _read(path: Path) -> dict[str, Any]:
