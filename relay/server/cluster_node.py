@@ -41,6 +41,9 @@ class ClusterNode:
         self.held = Held(relay, self.directory)
         self.verifier = Verifier(cluster.secret, cluster.node_id)
         self._syncer: asyncio.Task[None] | None = None
+        # Streams sent to / taken from each other node over the links (for /metrics).
+        self.forwarded: dict[str, int] = {}
+        self.received: dict[str, int] = {}
 
     async def start(self) -> None:
         """Join; raises ConnectionError (with the reason) when Redis is not there."""

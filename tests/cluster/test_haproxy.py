@@ -13,6 +13,8 @@ import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import httpx
+
 from tests.cluster.haproxy_front import haproxy, node_config
 from tests.cluster.nodes import SECRET
 from tests.cluster.redis_proc import free_port
@@ -103,6 +105,11 @@ async def test_haproxy_spreads_visitors_and_agents_and_a_killed_node_s_tunnel_mo
         seen = dict((k.lower(), v) for k, v in json.loads(echo.body)["headers"])
         hops = [hop.strip() for hop in seen["x-forwarded-for"].split(",")]
         assert hops[:2] == ["203.0.113.9", "127.0.0.1"], hops  # written by the visitor, HAProxy
+
+        # HAProxy's health checks reach every node's /healthz; /metrics stays private
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{lb_agents}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/metrics")).status_code == 403
 
         # kill -9 of the node holding "victim"
         owner = nodes[owners["victim"]]
