@@ -26,6 +26,9 @@ PREFIX = "molehill:"
 NAME_PREFIX = PREFIX + "name:"
 NODE_PREFIX = PREFIX + "node:"
 SEEN_PREFIX = PREFIX + "seen:"
+TOKENS_KEY = (
+    PREFIX + "tokens"
+)  # shared agent tokens: label -> JSON entry (relay/server/shared_tokens.py)
 
 
 def name_key(name: str) -> str:

@@ -46,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "from --config FILE (TOML, see docs/self-hosting.md); flags override it."
         ),
         epilog="Agent tokens: `molehill relay token add|list|revoke --config FILE` manages "
-        "them in the config file (see `molehill relay token --help`).",
+        "them in the config file, `--cluster URL` in a cluster's Redis for every node (see "
+        "`molehill relay token --help`). `molehill relay cluster status` lists a cluster's "
+        "nodes and tunnels.",
     )
     parser.add_argument("--config", metavar="FILE", help="relay config file (TOML)")
     parser.add_argument("--domain", help="tunnels live at NAME.DOMAIN (default localhost)")
