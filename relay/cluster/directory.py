@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,9 @@ class Directory:
             redis_url, socket_connect_timeout=TIMEOUT, health_check_interval=0
         )
         self.reads = 0  # full reads, for tests and metrics
+        # The shared agent tokens' hash as read last; on_tokens(fields) is called on a change.
+        self.tokens: dict[Any, Any] = {}
+        self.on_tokens: Callable[[Mapping[Any, Any]], None] = lambda fields: None
         self.changed = asyncio.Event()  # set on every change applied (tests wait on it)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -111,6 +114,10 @@ class Directory:
                 self.nodes[node] = _text(url)
             self.changed.set()
             return
+        if key == records.TOKENS_KEY:
+            async with asyncio.timeout(TIMEOUT):
+                self._set_tokens(await self.redis.hgetall(key))
+            return
         if not key.startswith(records.NAME_PREFIX):
             return
         name = key[len(records.NAME_PREFIX) :]
@@ -136,6 +143,7 @@ class Directory:
                     names[_text(key)[len(records.NAME_PREFIX) :]] = entry
             node_keys = [key async for key in self.redis.scan_iter(records.NODE_PREFIX + "*")]
             urls = await self.redis.mget(node_keys) if node_keys else []
+            tokens = await self.redis.hgetall(records.TOKENS_KEY)
         self.names = names
         self.nodes = {
             _text(key)[len(records.NODE_PREFIX) :]: _text(url)
@@ -143,7 +151,13 @@ class Directory:
             if url is not None
         }
         self.reads += 1
+        self._set_tokens(tokens)
         self.changed.set()
+
+    def _set_tokens(self, fields: dict[Any, Any]) -> None:
+        if fields != self.tokens:
+            self.tokens = fields
+            self.on_tokens(fields)
 
     def _apply(self, name: str, fields: Mapping[Any, Any]) -> None:
         entry = _entry(fields)

@@ -9,6 +9,8 @@ One hash per tunnel name, ``molehill:name:NAME``, with a TTL:
           the node a visitor reaches applies
 One key per running node, ``molehill:node:ID`` = the node's URL, with a short TTL that the node
 renews: a "live" name whose node key is gone belongs to a dead node and reads as "held".
+One heartbeat hash per node, ``molehill:seen:ID`` (url, seen: Redis's clock in ms at the last
+renewal, tunnels: how many live ones, stopped: set when it stopped on purpose), kept a day.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from relay.cluster.registry import Claim
 PREFIX = "molehill:"
 NAME_PREFIX = PREFIX + "name:"
 NODE_PREFIX = PREFIX + "node:"
+SEEN_PREFIX = PREFIX + "seen:"
+TOKENS_KEY = (
+    PREFIX + "tokens"
+)  # shared agent tokens: label -> JSON entry (relay/server/shared_tokens.py)
 
 
 def name_key(name: str) -> str:
@@ -31,6 +37,10 @@ def name_key(name: str) -> str:
 
 def node_key(node_id: str) -> str:
     return NODE_PREFIX + node_id
+
+
+def seen_key(node_id: str) -> str:
+    return SEEN_PREFIX + node_id
 
 
 def resume_digest(resume: str) -> str:

@@ -99,6 +99,7 @@ class RedisRegistry:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(TIMEOUT):
                 await self.redis.delete(records.node_key(self.node))
+                await self.redis.hset(records.seen_key(self.node), "stopped", "1")
                 await self.redis.publish(scripts.CHANNEL, records.node_key(self.node))
         await self.redis.aclose()
 

@@ -43,9 +43,17 @@ return {'held', tostring(redis.call('PTTL', KEYS[1]))}
 # KEYS: this node's live names; ARGV: node, TTL ms, node key, node URL, node key TTL ms, then
 # label, digest and policy of each name in KEYS order. Renews what is still this node's, registers
 # again what is gone (expired in an outage, or a Redis restarted empty), and returns the keys
-# another node holds now: this node must stop serving those.
+# another node holds now: this node must stop serving those. It also stamps the node's heartbeat
+# (``molehill:seen:ID``: url, seen = Redis's clock in ms, tunnels), kept a day for
+# `molehill relay cluster status` to show a dead node and when it was last seen.
 RENEW = """
 redis.call('SET', ARGV[3], ARGV[4], 'PX', ARGV[5])
+local now = redis.call('TIME')
+local seen = 'molehill:seen:' .. ARGV[1]
+redis.call('HSET', seen, 'url', ARGV[4], 'seen', now[1] * 1000 + math.floor(now[2] / 1000),
+           'tunnels', #KEYS)
+redis.call('HDEL', seen, 'stopped')
+redis.call('PEXPIRE', seen, 86400000)
 local lost = {}
 for i, key in ipairs(KEYS) do
   local node = redis.call('HGET', key, 'node')

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -14,6 +15,8 @@ from relay.cluster.directory import Directory
 from relay.cluster.node_auth import MAC, NODE, NONCE, PATH, REPLY, TIME, Verifier, reply
 from relay.cluster.redis_registry import RedisRegistry
 from relay.cluster.settings import ClusterSettings
+from relay.server import shared_tokens
+from relay.server.access import TokenEntry
 from relay.server.node_link import NodeLinks
 from relay.server.remote import Held, Routes
 
@@ -41,6 +44,13 @@ class ClusterNode:
         self.held = Held(relay, self.directory)
         self.verifier = Verifier(cluster.secret, cluster.node_id)
         self._syncer: asyncio.Task[None] | None = None
+        # Streams sent to / taken from each other node over the links (for /metrics).
+        self.forwarded: dict[str, int] = {}
+        self.received: dict[str, int] = {}
+        # Agent tokens: the config file's, and those shared in Redis (relay/server/shared_tokens.py)
+        self.own_tokens = tuple(s.tokens)
+        self.shared_tokens: list[TokenEntry] = []
+        self.directory.on_tokens = self._shared_tokens_changed
 
     async def start(self) -> None:
         """Join; raises ConnectionError (with the reason) when Redis is not there."""
@@ -61,6 +71,17 @@ class ClusterNode:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
                     await changed.wait()
+
+    def set_own_tokens(self, tokens: Sequence[TokenEntry]) -> None:
+        """The config file's tokens changed (reload): merge them with the shared ones again."""
+        self.own_tokens = tuple(tokens)
+        self.relay.settings.tokens = shared_tokens.merged(self.own_tokens, self.shared_tokens)
+
+    def _shared_tokens_changed(self, fields: Mapping[Any, Any]) -> None:
+        self.shared_tokens = shared_tokens.decode(fields)
+        self.relay.settings.tokens = shared_tokens.merged(self.own_tokens, self.shared_tokens)
+        self.relay.log_event("shared_tokens", count=len(self.shared_tokens))
+        self.relay.drop_revoked()
 
     def _lost_name(self, name: str) -> None:
         """Another node holds ``name`` now (its agent came back there): stop serving it here."""

@@ -175,6 +175,12 @@ def load_config(path: str | Path, base: RelaySettings | None = None) -> RelaySet
     return settings
 
 
+def token_entries(items: list[Any], source: str) -> list[TokenEntry]:
+    """``[[tokens]]`` tables (from a file, or shared in Redis) checked as entries; ConfigError
+    naming ``source`` for a bad one."""
+    return _tokens(items, Path(source))
+
+
 def _tokens(items: list[Any], path: Path) -> list[TokenEntry]:
     entries = []
     labels: set[str] = set()

@@ -91,7 +91,50 @@ def render(relay: Relay) -> str:
         *relay.durations.lines("molehill_request_duration_seconds"),
         *_tcp_lines(relay, tcp_in, tcp_out),
     ]
+    if relay.node is not None:
+        lines += _cluster_lines(relay)
+        # Every series of a node carries node="ID": one dashboard for the whole cluster.
+        node = relay.node.cluster.node_id
+        lines = [line if line.startswith("#") else _with_node(line, node) for line in lines]
     return "\n".join(lines) + "\n"
+
+
+def _with_node(sample: str, node: str) -> str:
+    """``name{labels} value`` with node="ID" added (node ids are DNS labels: no quoting)."""
+    name, _, rest = sample.partition(" ")
+    if name.endswith("}"):
+        return f'{name[:-1]},node="{node}"}} {rest}'
+    return f'{name}{{node="{node}"}} {rest}'
+
+
+def _cluster_lines(relay: Relay) -> list[str]:
+    node = relay.node
+    assert node is not None
+    links = node.links
+    peers = sorted(set(links.urls) | set(node.forwarded) | set(node.received))
+    lines = [
+        "# HELP molehill_cluster_links Node-to-node links up (out: dialled by this node).",
+        "# TYPE molehill_cluster_links gauge",
+        f'molehill_cluster_links{{direction="out"}} {sum(1 for n in links.urls if links.get(n))}',
+        f'molehill_cluster_links{{direction="in"}} {len(relay.node_peers)}',
+        "# HELP molehill_cluster_redis_reachable 1 while the cluster's Redis answers.",
+        "# TYPE molehill_cluster_redis_reachable gauge",
+        f"molehill_cluster_redis_reachable {int(node.registry.reachable)}",
+        "# HELP molehill_cluster_streams_forwarded_total Visitor streams sent to the node "
+        "holding their tunnel.",
+        "# TYPE molehill_cluster_streams_forwarded_total counter",
+    ]
+    for peer in peers:
+        count = node.forwarded.get(peer, 0)
+        lines.append(f'molehill_cluster_streams_forwarded_total{{peer="{peer}"}} {count}')
+    lines += [
+        "# HELP molehill_cluster_streams_received_total Visitor streams other nodes sent here.",
+        "# TYPE molehill_cluster_streams_received_total counter",
+    ]
+    for peer in peers:
+        count = node.received.get(peer, 0)
+        lines.append(f'molehill_cluster_streams_received_total{{peer="{peer}"}} {count}')
+    return lines
 
 
 def _tcp_lines(relay: Relay, live_in: int, live_out: int) -> list[str]:

@@ -72,6 +72,8 @@ class NodePeer(FrameLink):
         if why:
             far.finished = True  # never bound to an agent: nothing to reset there
             near.reset(code, why)
+        elif (node := self.relay.node) is not None:
+            node.received[self.peer_id] = node.received.get(self.peer_id, 0) + 1
         self._schedule()
 
     def on_close(self, reason: str) -> None:

@@ -81,7 +81,8 @@ class Relay:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
-        self._check_policy()
+        if s.cluster is None:  # a node checks once it has the cluster's shared tokens
+            self._check_policy()
         if s.config_path:
             with contextlib.suppress(OSError):
                 self._config_stamp = os.stat(s.config_path).st_mtime_ns
@@ -140,6 +141,11 @@ class Relay:
             await node.start()
         except ConnectionError as exc:
             raise RelayConfigError(f"{exc}; start Redis, or check --cluster") from None
+        try:
+            self._check_policy()
+        except RelayConfigError:
+            await node.stop()
+            raise
         self.node = node
         self.registry = node.registry
         self.routes, self.held = node.routes, node.held
@@ -158,16 +164,22 @@ class Relay:
         if s.config_path:
             fresh = load_config(s.config_path, s)
             s.tokens = fresh.tokens
+            if self.node is not None:
+                self.node.set_own_tokens(fresh.tokens)  # with the cluster's shared ones
             changes.append(f"{len(s.tokens)} token(s)")
-            valid = {t.label for t in s.tokens if not t.revoked}
-            for session in list(self.sessions):
-                if session.token_label and session.token_label not in valid:
-                    session.refuse("token_revoked", "the token of this tunnel was revoked")
-                    self.log_event("token_revoked", name=session.name, token=session.token_label)
+            self.drop_revoked()
         if self.ssl is not None and s.tls_cert and s.tls_key:
             self.ssl.load_cert_chain(s.tls_cert, s.tls_key)
             changes.append("TLS certificate")
         return ", ".join(changes) or "nothing to reload"
+
+    def drop_revoked(self) -> None:
+        """Disconnect the agents whose token is no longer valid (revoked, or removed)."""
+        valid = {t.label for t in self.settings.tokens if not t.revoked}
+        for session in list(self.sessions):
+            if session.token_label and session.token_label not in valid:
+                session.refuse("token_revoked", "the token of this tunnel was revoked")
+                self.log_event("token_revoked", name=session.name, token=session.token_label)
 
     def _sweep(self) -> None:
         """Once a second: close idle visitor connections; pick up a changed config file."""

@@ -51,6 +51,9 @@ class RemoteTunnel:
         self.streams[stream.id] = conn
         conn.bind(link, stream)
         link.flush()
+        node = link.relay.node
+        if node is not None:
+            node.forwarded[link.peer_id] = node.forwarded.get(link.peer_id, 0) + 1
         return True
 
     def detach(self, sid: int) -> None:

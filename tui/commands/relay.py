@@ -18,7 +18,7 @@ from relay.server import Relay, RelayConfigError, RelaySettings
 from relay.server.config import ConfigError, load_config
 from relay.server.tcp_ports import PortRange, parse_port_range
 from relay.transport.runtime import run_until_signal
-from tui.commands import relay_tokens
+from tui.commands import relay_cluster, relay_tokens
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -46,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "from --config FILE (TOML, see docs/self-hosting.md); flags override it."
         ),
         epilog="Agent tokens: `molehill relay token add|list|revoke --config FILE` manages "
-        "them in the config file (see `molehill relay token --help`).",
+        "them in the config file, `--cluster URL` in a cluster's Redis for every node (see "
+        "`molehill relay token --help`). `molehill relay cluster status` lists a cluster's "
+        "nodes and tunnels.",
     )
     parser.add_argument("--config", metavar="FILE", help="relay config file (TOML)")
     parser.add_argument("--domain", help="tunnels live at NAME.DOMAIN (default localhost)")
@@ -129,11 +131,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="shared by all nodes (default: $MOLEHILL_CLUSTER_SECRET, which keeps it out of ps)",
     )
     parser.set_defaults(run=run)
-    relay_tokens.add_parser(parser)
+    relay_cluster.add_parser(relay_tokens.add_parser(parser))
     # `token` is an optional second command, not an argument of the relay: the usage line and
     # the epilog say so, rather than argparse's "token ..." that reads as required.
     # (Set after add_parser: the token commands take their own usage prefix from this one.)
-    parser.usage = "molehill relay [options]\n       molehill relay token {add,list,revoke} ..."
+    parser.usage = (
+        "molehill relay [options]\n       molehill relay token {add,list,revoke} ...\n"
+        "       molehill relay cluster status [--cluster URL] [--json]"
+    )
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             action.help = argparse.SUPPRESS

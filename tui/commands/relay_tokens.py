@@ -19,6 +19,7 @@ import tomli_w
 
 from relay.server.access import new_token, token_hash
 from relay.server.config import ConfigError, load_config
+from tui.commands import relay_tokens_shared
 
 HEADER = (
     "# molehill relay config. `molehill relay token ...` rewrites this file: comments and\n"
@@ -26,8 +27,9 @@ HEADER = (
 )
 
 
-def add_parser(relay_parser: argparse.ArgumentParser) -> None:
-    sub = relay_parser.add_subparsers(dest="relay_command", metavar="token")
+def add_parser(relay_parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """Add `token ...`; return the relay's subcommands (`cluster ...` joins them)."""
+    sub = relay_parser.add_subparsers(dest="relay_command", metavar="{token,cluster}")
     token = sub.add_parser("token", help="manage agent tokens in the config file")
     token_sub = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
     add = token_sub.add_parser("add", help="make a new token (printed once)")
@@ -53,13 +55,35 @@ def add_parser(relay_parser: argparse.ArgumentParser) -> None:
     revoke = token_sub.add_parser("revoke", help="revoke a token; its agents are disconnected")
     revoke.add_argument("label")
     for command in token_sub.choices.values():
-        command.add_argument(
+        where = command.add_mutually_exclusive_group(required=True)
+        where.add_argument(
             "--config",
-            required=True,
             metavar="FILE",
             help="the relay's config file (created by token add if missing)",
         )
+        where.add_argument(
+            "--cluster",
+            dest="token_cluster",
+            metavar="redis://HOST:PORT/DB",
+            help="a cluster's Redis: the token is shared by every node at once",
+        )
         command.set_defaults(run=run)
+    return sub
+
+
+def new_entry(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """A new token, and its entry (without the label) as `token add`'s options say."""
+    token = new_token()
+    entry: dict[str, Any] = {"hash": token_hash(token)}
+    if args.names:
+        entry["names"] = args.names
+    if args.max_tunnels:
+        entry["max_tunnels"] = args.max_tunnels
+    if args.ports:
+        entry["ports"] = args.ports
+    if args.max_tcp_ports:
+        entry["max_tcp_ports"] = args.max_tcp_ports
+    return token, entry
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -89,6 +113,8 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.token_cluster:
+        return relay_tokens_shared.run(args)
     path = Path(args.config)
     try:
         data = _read(path)
@@ -118,17 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        token = new_token()
-        entry: dict[str, Any] = {"label": args.label, "hash": token_hash(token)}
-        if args.names:
-            entry["names"] = args.names
-        if args.max_tunnels:
-            entry["max_tunnels"] = args.max_tunnels
-        if args.ports:
-            entry["ports"] = args.ports
-        if args.max_tcp_ports:
-            entry["max_tcp_ports"] = args.max_tcp_ports
-        tokens.append(entry)
+        token, entry = new_entry(args)
+        tokens.append({"label": args.label, **entry})
         _write(path, data)
         print(token)
         print(
