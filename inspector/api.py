@@ -272,6 +272,14 @@ class InspectorApi:
         options = request.json() if request is not None else {}
         if not isinstance(options, dict):
             raise ApiError(400, "the body must be a JSON object")
+        return _json(await self.replay(exchange_id, options, tunnel_name))
+
+    async def replay(
+        self, exchange_id: int, options: dict[str, Any], tunnel_name: str | None = None
+    ) -> dict[str, Any]:
+        """Replay a stored exchange (with this process's original when it has one) and store
+        the answer linked to it; ``options`` as the API's body (edit, via_relay, target...).
+        Raises ApiError, ReplayError or ResignError with what went wrong."""
         exchange = await self._get(exchange_id)
         original = self.writer.originals.get(exchange_id) if self.writer else None
         outgoing, from_store = from_exchange(exchange, original)
@@ -301,17 +309,15 @@ class InspectorApi:
         if self.writer is not None:
             head = done.sent[: done.sent.index(b"\r\n\r\n") + 4]
             self.writer.originals.put(new_id, OriginalRequest(head, outgoing.body, False))
-        return _json(
-            {
-                "id": str(new_id),
-                "replay_of": str(exchange_id),
-                "url": done.url,
-                "status_code": done.record.status,
-                "duration": int(done.record.duration_ms * 1e6),
-                "sent_original": not from_store,
-                "notes": notes,
-            }
-        )
+        return {
+            "id": str(new_id),
+            "replay_of": str(exchange_id),
+            "url": done.url,
+            "status_code": done.record.status,
+            "duration": int(done.record.duration_ms * 1e6),
+            "sent_original": not from_store,
+            "notes": notes,
+        }
 
 
 def _id(text: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from inspector.api import InspectorApi, TunnelInfo
 from inspector.api_server import start_server
@@ -49,6 +50,17 @@ class DashboardApi:
             return
         host, bound = self._server.sockets[0].getsockname()[:2]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
+
+    async def replay(self, exchange_id: int, options: dict[str, Any]) -> dict[str, Any]:
+        """Replay a stored exchange from this process (which holds its original): the local
+        API's replay, served or not. Raises what InspectorApi.replay raises."""
+        if self._api is None:
+            captures = self.captures
+            webhook_secrets = self.options.webhook_secrets if self.options else {}
+            self._api = InspectorApi(
+                captures.settings, self.tunnels, captures.writer, webhook_secrets
+            )
+        return await self._api.replay(exchange_id, options)
 
     def close(self) -> None:
         if self._server is not None:

@@ -17,6 +17,7 @@ from tui.local_api import ApiOptions
 from tui.name_holds import NameHolds
 from tui.replays import ReplayDone, Replayer
 from tui.screens.details import RequestDetailsScreen
+from tui.service.remote import RemoteHost
 from tui.widgets.request_log import RequestLog, Row
 from tui.widgets.tunnel_list import ALL
 
@@ -34,8 +35,12 @@ class InspectorHooks(NameHolds):
     def _set_up_inspector(self, captures: CaptureSettings | None, api: ApiOptions | None) -> None:
         """In __init__: nothing is opened yet."""
         self.captures = DashboardCaptures(captures)
-        self.replayer = Replayer(self.captures, self._profile)
+        self.replayer = Replayer(self.captures, self._profile, self._attached_service)
         self.local_api = DashboardApi(api, self.captures, self._api_tunnels)
+
+    def _attached_service(self) -> RemoteHost | None:
+        host = getattr(self, "host", None)
+        return host if isinstance(host, RemoteHost) else None
 
     def _open_inspector(self) -> None:
         """Before the tunnels start: the store (or a notice why not), history, the API."""

@@ -8,21 +8,25 @@ to the original (``replay_of``) and becomes a row of the log; ``diff`` compares 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from inspector.diff import ResponseDiff, diff_responses
 from inspector.message import ReplayRequest
 from inspector.model import StoredExchange, payload, prepare
 from inspector.originals import OriginalRequest
 from inspector.redact import MARKER, Redactor
-from inspector.replay import NotReplayable, Replayed, replay, store_replay
+from inspector.replay import NotReplayable, Replayed, ReplayError, replay, store_replay
 from inspector.resign import resign
 from profiles.model import Profile
 from relay.events import RequestRecord
 from tui.dashboard_captures import DashboardCaptures
-from tui.log_records import StoredRecord, as_replay
+from tui.log_records import StoredRecord, as_replay, from_exchange
+from tui.service.client import ServiceGone
+from tui.service.remote import RemoteHost
 
 MAX_LINKS = 1000  # originals whose latest replay `d` can find
 
@@ -41,10 +45,14 @@ class Replayer:
     """Sends rows again; ``profile(name)`` gives a tunnel's profile (its webhook secrets)."""
 
     def __init__(
-        self, captures: DashboardCaptures, profile: Callable[[str], Profile | None]
+        self,
+        captures: DashboardCaptures,
+        profile: Callable[[str], Profile | None],
+        service: Callable[[], RemoteHost | None] = lambda: None,
     ) -> None:
         self.captures = captures
         self.profile = profile
+        self.service = service  # the attached service, which replays what its tunnels captured
         settings = captures.settings
         self.redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
         # id(original row) -> (that row, its latest replay); the row is kept so the id stays its.
@@ -79,6 +87,9 @@ class Replayer:
     ) -> ReplayDone:
         """Send the row's request (or ``edited``) to the tunnel's local app; raises ReplayError
         (NotReplayable, the app not answering) or ResignError."""
+        service = self.service()
+        if service is not None and self.captures.attached:
+            return await self._replay_in_service(service, tunnel, record, edited)
         outgoing, from_store = await self.request_for(tunnel, record)
         if edited is not None:
             outgoing = edited
@@ -103,11 +114,53 @@ class Replayer:
             head = done.sent[: done.sent.index(b"\r\n\r\n") + 4]
             self.captures.writer.originals.put(new_id, OriginalRequest(head, outgoing.body, False))
         row = as_replay(done.record, record, new_id, original_id)
+        self._remember(record, row)
+        return ReplayDone(tunnel, row, done.url, notes)
+
+    async def _replay_in_service(
+        self,
+        service: RemoteHost,
+        tunnel: str,
+        record: RequestRecord,
+        edited: ReplayRequest | None,
+    ) -> ReplayDone:
+        """The service replays it: it holds the originals (secrets the store redacts) of what
+        its tunnels captured, even while no dashboard was attached, and stores the answer."""
+        exchange_id = await asyncio.to_thread(self.captures.stored_id, tunnel, record)
+        if exchange_id is None:
+            raise NotReplayable("this request is not in the request history; it cannot be replayed")
+        options: dict[str, Any] = {}
+        if edited is not None:
+            options["edit"] = {
+                "method": edited.method,
+                "target": edited.target,
+                "headers": [[name, value] for name, value in edited.headers],
+                "body_base64": base64.b64encode(edited.body).decode("ascii"),
+            }
+        try:
+            reply = await asyncio.wrap_future(service.replay(exchange_id, options))
+        except ServiceGone as exc:
+            raise ReplayError(f"the service went away: {exc}") from None
+        if not reply.get("ok") or not isinstance(reply.get("replay"), dict):
+            raise ReplayError(str(reply.get("error") or "the service could not replay it"))
+        done = reply["replay"]
+        new_id = int(done["id"])
+        stored = await asyncio.to_thread(self._stored, new_id)
+        if stored is None:
+            raise ReplayError(f"the replay (#{new_id}) is not in the request history")
+        row = as_replay(from_exchange(stored), record, new_id, exchange_id)
+        self._remember(record, row)
+        return ReplayDone(tunnel, row, str(done.get("url", "")), list(done.get("notes") or []))
+
+    def _stored(self, exchange_id: int) -> StoredExchange | None:
+        with self.captures.lock:
+            return self.captures.store().get(exchange_id)
+
+    def _remember(self, record: RequestRecord, row: StoredRecord) -> None:
         self._latest.pop(id(record), None)
         self._latest[id(record)] = (record, row)
         while len(self._latest) > MAX_LINKS:  # the oldest links go first
             del self._latest[next(iter(self._latest))]
-        return ReplayDone(tunnel, row, done.url, notes)
 
     def _exchange(self, tunnel: str, record: RequestRecord, target: str) -> StoredExchange:
         return prepare(

@@ -99,6 +99,13 @@ async def test_bad_requests_get_reasons_and_bad_framing_closes_only_that_client(
             assert not reply["ok"]
             reply = conn.request("start", key="nope")
             assert not reply["ok"] and "no profile named 'nope'" in reply["error"]
+            for exchange, options in ((True, {}), (-3, {}), ("1", {}), (7, ["edit"])):
+                reply = conn.request("replay", exchange=exchange, options=options)
+                assert not reply["ok"] and "'exchange' must be a stored id" in reply["error"]
+            reply = conn.request("replay", exchange=2**40, options={})
+            assert not reply["ok"] and "no captured request" in reply["error"]
+            reply = conn.request("replay", exchange=1, options={"edit": {"method": "GET\r\nX"}})
+            assert not reply["ok"]  # no such exchange, or a bad edit: a reason either way
         finally:
             conn.close()
 

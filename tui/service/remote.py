@@ -12,6 +12,7 @@ import dataclasses
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ class RemoteHost:
         self._problems: list[str] = []  # requests the service turned down, and why
         self._notes: list[str] = []  # what the service did on our reload requests
         self._send_lock = threading.Lock()
+        self._waiting: dict[int, Future[dict[str, Any]]] = {}  # request id -> its reply
         self._detached = False
         self._reader = threading.Thread(target=self._read, name="molehill-remote", daemon=True)
 
@@ -139,6 +141,23 @@ class RemoteHost:
         """Ask the service to stop its tunnels and exit."""
         self._send("shutdown")
 
+    def replay(self, exchange_id: int, options: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Ask the service to replay a stored exchange (it holds the originals of what its
+        tunnels captured, and stores the answer); the future gets the reply."""
+        future: Future[dict[str, Any]] = Future()
+        if self.lost:
+            future.set_exception(ServiceGone(self.lost))
+            return future
+        try:
+            # Registered before the reader can see the reply: it takes _lock to look.
+            with self._send_lock, self._lock:
+                request_id = self.conn.send("replay", exchange=exchange_id, options=options)
+                self._waiting[request_id] = future
+        except OSError as exc:
+            self._lose(f"the service's socket failed: {exc}")
+            future.set_exception(ServiceGone(self.lost))
+        return future
+
     def _send(self, op: str, **fields: Any) -> None:
         if self.lost:
             return
@@ -152,7 +171,12 @@ class RemoteHost:
         try:
             while True:
                 message = self.conn.receive()
-                if "feed" in message:
+                ident = message.get("id")
+                with self._lock:
+                    waiter = self._waiting.pop(ident, None) if type(ident) is int else None
+                if waiter is not None:
+                    waiter.set_result(message)
+                elif "feed" in message:
                     self._merge(unpack_update(message["feed"]))
                 elif "dropped" in message:
                     with self._lock:
@@ -180,6 +204,10 @@ class RemoteHost:
         if self.lost:
             return
         self.lost = why or "the service went away"
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            future.set_exception(ServiceGone(self.lost))
         with self._lock:  # its tunnels are gone with it: say so rather than show them online
             self._update.statuses = {
                 key: dataclasses.replace(status, state="error", error="the service stopped")
