@@ -80,6 +80,8 @@ class Setup:
         return result.json()
 
     async def tunnels(self) -> dict[str, dict[str, Any]]:
+        """By name; none while the service is starting (its lock taken, its socket not yet
+        answering: `status --json` says so with "answering": false)."""
         return {t["name"]: t for t in (await self.status()).get("tunnels", [])}
 
     async def wait_online(self, *names: str, timeout: float = 20.0) -> dict[str, dict[str, Any]]:

@@ -18,11 +18,16 @@ from tests.service.support import ROOT, service_setup
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_dashboard_starts_the_service_and_q_leaves_it_running(tmp_path):
+@pytest.mark.parametrize("asked", ["--service", "MOLEHILL_SERVICE=1"])
+async def test_dashboard_starts_the_service_and_q_leaves_it_running(tmp_path, asked):
+    """Asked by the flag, or by the setting in the environment (a shell's profile)."""
     async with service_setup(tmp_path) as setup:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         env = {**setup.env, "TERM": "xterm-256color"}
+        flags = [asked] if asked.startswith("--") else []
+        if not flags:
+            env["MOLEHILL_SERVICE"] = "1"
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -30,7 +35,7 @@ async def test_dashboard_starts_the_service_and_q_leaves_it_running(tmp_path):
             "--profiles",
             str(setup.profiles),
             "--no-api",
-            "--service",
+            *flags,
             cwd=ROOT,
             env=env,
             stdin=slave,

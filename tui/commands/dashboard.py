@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +35,8 @@ def add_dashboard_options(parser: argparse.ArgumentParser) -> None:
         "--service",
         action="store_true",
         help="dashboard: start the background service for the profiles file if none runs, and "
-        "attach to it (the tunnels then outlive the dashboard; see `molehill service`)",
+        "attach to it (the tunnels then outlive the dashboard; see `molehill service`); "
+        "MOLEHILL_SERVICE=1 in the environment makes it the default",
     )
 
 
@@ -54,7 +56,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from tui.service.remote import attach_if_running
 
     service = attach_if_running(path)  # a running service holds the tunnels: attach to it
-    if service is None and getattr(args, "service", False):
+    if service is None and (getattr(args, "service", False) or _service_by_default()):
         from tui.commands.service import run_start
 
         if run_start(args) != 0:
@@ -73,6 +75,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
         service=service,
     ).run()
     return 0
+
+
+def _service_by_default() -> bool:
+    """MOLEHILL_SERVICE=1 (a shell profile's setting): `molehill` always uses the service."""
+    return os.environ.get("MOLEHILL_SERVICE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def run_demo(args: argparse.Namespace) -> int:

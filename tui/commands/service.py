@@ -218,7 +218,13 @@ def run_status(args: argparse.Namespace) -> int:
     try:
         status = _request(paths, "status")
     except (OSError, ServiceGone) as exc:
-        _err(f"service pid {running.pid} holds the lock but its socket does not answer: {exc}")
+        # Starting (the lock is taken before the socket listens), or stuck: said either way,
+        # and in JSON too, so a script polling `status --json` always gets an object.
+        problem = f"service pid {running.pid} holds the lock but its socket does not answer: {exc}"
+        if args.json:
+            print(json.dumps({"running": True, "answering": False, "pid": running.pid,
+                              "error": problem}))  # fmt: skip
+        _err(problem)
         return 1
     status.pop("id", None)
     status.pop("ok", None)
