@@ -24,7 +24,7 @@ Measured:
   with the dashboard, and their ratio;
 - UI responsiveness under load: while benchmarks/loadgen.py sends ~2,000 req/s through the
   dashboard's tunnel (``--rate``: wrk cannot pace), press ``space`` (pause/follow the log: the
-  line above the log header gains or loses ``[paused``) with ``tmux send-keys`` and poll
+  log's title gains or loses ``· paused``) with ``tmux send-keys`` and poll
   ``tmux capture-pane -p`` until the change shows. Latency = first capture showing it - just
   before send-keys; it over-states by up to one poll plus the send-keys call (the resolution,
   measured and reported: ~2.5 ms each on the machine this was written on);
@@ -50,7 +50,7 @@ from terminal import HEIGHT, WIDTH, Terminal
 
 HERE = Path(__file__).resolve().parent
 PUBLIC_NAME = "bench-ui"
-PAUSED = "[paused"
+PAUSED = "· paused"  # the request log's title while paused (tui/widgets/request_log.py)
 RATE = 2000
 ROUNDS = 3  # headless / dashboard pairs; the median ratio is reported (1 with --quick)
 
