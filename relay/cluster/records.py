@@ -1,7 +1,9 @@
 """What the cluster keeps in Redis, and how a node reads Redis's answers (sans-I/O).
 
 One hash per tunnel name, ``molehill:name:NAME``, with a TTL:
-  node    the id of the node whose agent holds the name
+  node    the id of the node whose agent holds the name (the first of ``nodes``)
+  nodes   the ids of every node the agent holds it through, space-separated (an agent with
+          several links, ``--relay`` given more than once, holds it through each)
   state   "live" (the agent is connected there) or "held" (lost; kept for its resume token)
   label   the label of the agent token it was opened with ("" on an open relay)
   resume  the SHA-256 of the tunnel's resume token (never the token itself)
@@ -87,7 +89,7 @@ def claim_from_reply(name: str, reply: object) -> Claim:
     if not isinstance(reply, Sequence) or isinstance(reply, str | bytes) or len(reply) != 2:
         return unavailable(f"unexpected answer from Redis: {_text(reply)[:80]}")
     how, detail = _text(reply[0]), _text(reply[1])
-    if how in ("fresh", "resumed", "takeover"):
+    if how in ("fresh", "resumed", "takeover", "joined"):
         return Claim(how)
     if how == "taken":
         return Claim(

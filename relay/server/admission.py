@@ -40,6 +40,7 @@ class _Ask:
     tcp: int | bool | None  # False: HTTP; else the TCP port asked for (None: any)
     own: bool  # the agent asked to take over a name of its own token
     chosen: bool  # the agent chose the name (else it is a random one, picked here)
+    links: bool = False  # the agent holds the name through other nodes too (HELLO "links")
 
 
 def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
@@ -61,6 +62,9 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     resumed = same_agent = False
     if live is not None:
         same_agent = resumed = _resumes(hello.resume, live.resume, live.token_label, label)
+        if same_agent and ask.links:
+            _refuse_second_link(session, name)
+            return
         if not (same_agent or (ask.own and live.token_label == label)):
             _refuse_taken(session, name, label)
             return
@@ -89,15 +93,24 @@ async def _admit_shared(relay: Relay, session: AgentSession, hello: p.Hello, ask
     (which holds leases and names of every node; this node's own leases only time its ports)."""
     for _attempt in range(3):
         live = relay.tunnels.get(ask.name)
-        if live is not None and not (
-            _resumes(hello.resume, live.resume, live.token_label, ask.label)
-            or (ask.own and live.token_label == ask.label)
-        ):
+        resumes = live is not None and _resumes(
+            hello.resume, live.resume, live.token_label, ask.label
+        )
+        if resumes and ask.links:
+            _refuse_second_link(session, ask.name)
+            return
+        if live is not None and not (resumes or (ask.own and live.token_label == ask.label)):
             _refuse_taken(session, ask.name, ask.label)
             return
         fresh = secrets.token_urlsafe(RESUME_BYTES)
         claim = await relay.registry.claim(
-            ask.name, ask.label, hello.resume, fresh, ask.own, policy_of(hello.options)
+            ask.name,
+            ask.label,
+            hello.resume,
+            fresh,
+            ask.own,
+            policy_of(hello.options),
+            join=ask.links,
         )
         if claim.code == "cluster_unavailable" and _back_here(relay, hello, ask):
             # Redis is away, but this node holds the name for this very agent (a blip of its
@@ -107,7 +120,7 @@ async def _admit_shared(relay: Relay, session: AgentSession, hello: p.Hello, ask
         if claim.granted or ask.chosen or claim.code == "cluster_unavailable":
             break
         ask = replace(ask, name=_free_random_name(relay))  # a random name held on another node
-    resume = hello.resume if claim.how == "resumed" else fresh
+    resume = hello.resume if claim.how in ("resumed", "joined") else fresh
     if session.closed.done():  # the agent left while the registry answered
         if claim.granted:
             relay.registry.hold(ask.name, ask.label, resume)
@@ -171,6 +184,11 @@ def _checked(relay: Relay, session: AgentSession, hello: p.Hello) -> _Ask | None
         session.refuse(tcp.code, tcp.message)
         return None
     takeover = hello.options.get("takeover") is True
+    links = hello.options.get("links", False)
+    if not isinstance(links, bool) or (links and tcp is not False):
+        why = "must be true or false" if not isinstance(links, bool) else "is for HTTP tunnels"
+        session.refuse("bad_options", f"links (--relay given more than once) {why}")
+        return None
     name = hello.name or _free_random_name(relay)
     problem = label_problem(name)
     if problem:
@@ -185,7 +203,7 @@ def _checked(relay: Relay, session: AgentSession, hello: p.Hello) -> _Ask | None
         )
         return None
     own = bool(label) and takeover  # the same token, asking explicitly
-    return _Ask(name, label, entry, rules, tcp, own, bool(hello.name))
+    return _Ask(name, label, entry, rules, tcp, own, bool(hello.name), links)
 
 
 def _refuse_taken(session: AgentSession, name: str, label: str) -> None:
@@ -193,6 +211,17 @@ def _refuse_taken(session: AgentSession, name: str, label: str) -> None:
     session.refuse(
         "name_taken",
         f"the name '{name}' is in use by another agent; choose another --subdomain{hint}",
+    )
+
+
+def _refuse_second_link(session: AgentSession, name: str) -> None:
+    """A second link of one agent reached the node that carries its first: one node holds one
+    link per tunnel (a relay that is no cluster node has one link; --relay URLs behind one load
+    balancer may land on one node). The agent tries this link again later."""
+    session.refuse(
+        "link_here",
+        f"this relay already carries a link of the tunnel '{name}' (it is not a cluster node, "
+        "or two --relay URLs reach the same node); this link will try again",
     )
 
 
@@ -222,6 +251,7 @@ def _hand_over(
     session.token_label = ask.label
     session.rules = ask.rules
     session.policy = policy_of(hello.options)
+    session.links = ask.links
     s = relay.settings
     if s.rate:
         session.bucket = TokenBucket(s.rate, s.burst or s.rate)

@@ -34,7 +34,9 @@ class ClusterNode:
         self.registry = RedisRegistry(
             cluster,
             s.lease,
-            lambda: [(n, t.token_label, t.resume, t.policy) for n, t in relay.tunnels.items()],
+            lambda: [
+                (n, t.token_label, t.resume, t.policy, t.links) for n, t in relay.tunnels.items()
+            ],
             self._lost_name,
             relay.log_event,
         )

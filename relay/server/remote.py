@@ -82,12 +82,18 @@ class Routes(Mapping[str, Any]):
         return self.remote(name) or default
 
     def remote(self, name: str) -> RemoteTunnel | None:
-        holder = self.directory.holder(name)
-        if holder is None:
+        holders = self.directory.holders(name)
+        if not holders:
             self._remote.pop(name, None)
             return None
-        link = self.links.get(holder.node)
-        if link is None:
+        # An agent with several links is served through the first holder whose link is up:
+        # a dead or frozen node's link is down (closed, or its heartbeat timed out) before
+        # its node key expires in Redis.
+        for holder in holders:
+            link = self.links.get(holder.node)
+            if link is not None:
+                break
+        else:
             return None
         known = self._remote.get(name)
         if known is not None and known[:3] == (holder.node, holder.policy, link):

@@ -1,0 +1,192 @@
+"""An agent holding one name through two nodes at once (issue 16, point 3), for real: node
+processes, a real redis-server, visitors through every node, a node killed with kill -9 and
+started again. Data is checked by hash."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import time
+from types import SimpleNamespace
+
+from relay.cluster.status import read_status
+from relay.events import LinkChanged, TunnelOpen
+from relay.wire import codec as p
+from tests.cluster.node_procs import PING, linked_agent, node_proc
+from tests.relay.helpers import get, metrics_dict, raw_agent
+from tests.reliability.procs import agent_process
+from tests.support.apps import pattern_sha256
+from tests.support.stack import running_relay
+from tests.support.waiting import eventually
+
+SIZE = 200_000
+BOUND = PING[1] + 3.0  # every visitor request ends within this: an answer or a clean error
+
+
+async def visit(port: int, name: str) -> str:
+    """One request through the node at ``port``: "ok", or how it failed (never waits past
+    BOUND: "hang")."""
+    try:
+        async with asyncio.timeout(BOUND):
+            got = await get(port, f"{name}.localhost:{port}", f"/download?size={SIZE}")
+    except TimeoutError:
+        return "hang"
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        return f"closed ({type(exc).__name__})"
+    if got.status != 200:
+        return f"status {got.status}"
+    return "ok" if hashlib.sha256(got.body).hexdigest() == pattern_sha256(SIZE) else "corrupt"
+
+
+async def forwarded(node) -> float:
+    """Streams this node sent to other nodes (its /metrics, over HTTP)."""
+    got = await get(node.agents_port, f"127.0.0.1:{node.agents_port}", "/metrics")
+    values = metrics_dict(got.body.decode())
+    return sum(v for k, v in values.items() if k.startswith("molehill_cluster_streams_forwarded"))
+
+
+async def test_both_links_carry_streams_and_only_that_agent_may_join(
+    redis_server, tmp_path, app_port
+):
+    async with (
+        node_proc(tmp_path, redis_server.url, "node1") as node1,
+        node_proc(tmp_path, redis_server.url, "node2") as node2,
+        node_proc(tmp_path, redis_server.url, "node3") as node3,
+        linked_agent([node1.agents_url, node2.agents_url], app_port, "both") as (agent, events, _),
+    ):
+        await eventually(lambda: len(agent.up) == 2, what="both links up")
+        first, second = agent.links
+        assert agent.name == "both" and first.url == second.url == agent.url
+        assert agent.url == "http://both.localhost:8080"  # the same public URL through both
+        assert sum(isinstance(e, TunnelOpen) for e in events) == 1
+        ups = [e for e in events if isinstance(e, LinkChanged) and e.up]
+        assert {e.relay for e in ups} == {node1.agents_url, node2.agents_url}
+        record = redis_server.client().hgetall("molehill:name:both")
+        assert record["nodes"] == "node1 node2" and record["state"] == "live"
+        status = await read_status(redis_server.url)
+        listed = {n.id: [(t.name, t.state, t.also) for t in n.tunnels] for n in status.nodes}
+        assert listed["node1"] == [("both", "live", ["node2"])] and listed["node2"] == []
+
+        # a visitor of a node with a link is served there; of node3, through a node with one
+        outcomes = [await visit(node.http_port, "both") for node in (node1, node2) for _ in "x" * 8]
+        assert outcomes == ["ok"] * 16
+        assert first.requests >= 8 and second.requests >= 8, (first.requests, second.requests)
+        assert await forwarded(node1) == 0 and await forwarded(node2) == 0
+        assert [await visit(node3.http_port, "both") for _ in "x" * 4] == ["ok"] * 4
+        assert await forwarded(node3) == 4  # (node3 learnt the name by pub/sub at once)
+
+        # another agent cannot join the name: no resume token, a forged one, or none at all
+        for node in (node1, node2, node3):
+            for resume in ("", "forged-token"):
+                remote = SimpleNamespace(agents_url=node.agents_url)
+                options = {"links": True}
+                async with raw_agent(remote, "both", resume=resume, options=options) as (_, got):  # type: ignore[arg-type]
+                    assert isinstance(got, p.Error) and got.code == "name_taken", got
+        assert redis_server.client().hget("molehill:name:both", "nodes") == "node1 node2"
+
+        # `molehill http --relay A --relay B`: one tunnel_open, a link event per relay, one URL
+        extra = ("--relay", node3.agents_url)
+        async with agent_process(tmp_path, node2.agents_url, app_port, "cli", extra=extra) as cli:
+            assert cli.url == "http://cli.localhost:8080"
+            links = await cli.wait_for(
+                lambda: [e for e in cli.events if e.get("event") == "link"][1:] and cli.events,
+                what="two link events",
+            )
+            ups = {e["relay"] for e in links if e.get("event") == "link" and e["up"]}
+            assert ups == {node2.agents_url, node3.agents_url}
+            assert sum(e.get("event") == "tunnel_open" for e in cli.events) == 1
+            assert await visit(node1.http_port, "cli") == "ok"
+            cli.kill(signal.SIGINT)  # stops on purpose: a GOAWAY on each link
+            assert await cli.wait() == 0
+        await eventually(
+            lambda: not redis_server.client().exists("molehill:name:cli"),
+            what="the name freed when the agent stopped (a GOAWAY on each link)",
+        )
+
+
+async def test_kill_9_of_one_node_visitors_keep_being_served_through_the_other(
+    redis_server, tmp_path, app_port
+):
+    """Traffic through node2 (a link there) and node3 (forwarded, to node1 first) while
+    node1 is killed: no request hangs, node2's never fail, node3's succeed again within the
+    heartbeat timeout; the name never changes; node1 started again gets its link back."""
+    async with (
+        node_proc(tmp_path, redis_server.url, "node1") as node1,
+        node_proc(tmp_path, redis_server.url, "node2") as node2,
+        node_proc(tmp_path, redis_server.url, "node3") as node3,
+        linked_agent([node1.agents_url, node2.agents_url], app_port, "steady") as (agent, _, _),
+    ):
+        await eventually(lambda: len(agent.up) == 2, what="both links up")
+        client = redis_server.client()
+        assert client.hget("molehill:name:steady", "nodes") == "node1 node2"
+        assert await visit(node3.http_port, "steady") == "ok"
+        port1 = node1.agents_port
+
+        log: dict[int, list[tuple[float, float, str]]] = {node2.http_port: [], node3.http_port: []}
+        stop = asyncio.Event()
+
+        async def traffic(port: int) -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                log[port].append((started, time.monotonic(), await visit(port, "steady")))
+
+        loops = [asyncio.create_task(traffic(port)) for port in log for _ in range(2)]
+        await asyncio.sleep(1.0)
+        node1.kill()
+        killed = time.monotonic()
+        assert await node1.wait() == -9
+        await asyncio.sleep(PING[1] + 1.0)
+        stop.set()
+        await asyncio.gather(*loops)
+
+        outcomes = [o for entries in log.values() for _, _, o in entries]
+        assert "hang" not in outcomes and "corrupt" not in outcomes
+        assert all(o == "ok" for _, _, o in log[node2.http_port]), log[node2.http_port]
+        after = [(end, o) for start, end, o in log[node3.http_port] if start > killed]
+        served = [end for end, o in after if o == "ok"]
+        assert served, after
+        failover = served[0] - killed
+        assert failover < PING[1], f"first request served {failover:.2f} s after the kill"
+        print(f"failover through node3: {failover:.3f} s; outcomes {_count(outcomes)}")
+        assert agent.name == "steady" and agent.state == "online"
+        await eventually(
+            lambda: client.hget("molehill:name:steady", "nodes") == "node2",
+            timeout=10,
+            what="node2 to drop the dead node1 from the name's holders",
+        )
+
+        # node1 answers again: the agent opens its link there again, same name
+        async with node_proc(tmp_path, redis_server.url, "node1", port=port1) as again:
+            await eventually(lambda: len(agent.up) == 2, timeout=10, what="the link back")
+            assert set(client.hget("molehill:name:steady", "nodes").split()) == {"node1", "node2"}
+            assert await visit(again.http_port, "steady") == "ok"
+            assert agent.name == "steady"
+
+
+def _count(outcomes: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+async def test_a_relay_that_is_no_cluster_node_carries_one_link_and_says_why(app_port):
+    """Two --relay URLs that reach one relay: one link serves, the other is refused
+    ``link_here`` (and keeps trying, quietly); hostile ``links`` options are refused."""
+    async with running_relay() as relay:
+        urls = [relay.agents_url, relay.agents_url]
+        async with linked_agent(urls, app_port, "single") as (agent, _events, task):
+            await asyncio.sleep(1.0)  # the second link has been refused a few times by now
+            assert len(agent.up) == 1 and agent.state == "online" and not task.done()
+            assert await visit(relay.http_port, "single") == "ok"
+            async with raw_agent(relay, "single", resume=agent.resume, options={"links": True}) as (
+                _,
+                got,
+            ):
+                assert isinstance(got, p.Error) and got.code == "link_here"
+                assert "not a cluster node" in got.message
+        for options in ({"links": "yes"}, {"links": 1}, {"links": True, "protocol": "tcp"}):
+            async with raw_agent(relay, "bad", options=options) as (_, got):
+                assert isinstance(got, p.Error) and got.code == "bad_options", options
+                assert "links" in got.message
