@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,9 +18,45 @@ from relay.agent.links import LinkedAgent
 from relay.events import AgentEvent
 from tests.cluster.nodes import SECRET
 from tests.cluster.redis_proc import free_port
+from tests.relay.helpers import get, metrics_dict
 from tests.reliability.procs import RelayProcess, python_process
+from tests.support.apps import pattern_sha256
 
 PING = (0.5, 2.0)  # the nodes' heartbeat (interval, timeout): failures are noticed in 2 s
+
+SIZE = 200_000
+BOUND = PING[1] + 3.0  # every visitor request ends within this: an answer or a clean error
+
+
+async def visit(port: int, name: str) -> str:
+    """One request through the node at ``port``: "ok", or how it failed (never waits past
+    BOUND: "hang")."""
+    try:
+        async with asyncio.timeout(BOUND):
+            got = await get(port, f"{name}.localhost:{port}", f"/download?size={SIZE}")
+    except TimeoutError:
+        return "hang"
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        return f"closed ({type(exc).__name__})"
+    if got.status != 200:
+        return f"status {got.status}"
+    return "ok" if hashlib.sha256(got.body).hexdigest() == pattern_sha256(SIZE) else "corrupt"
+
+
+async def served(port: int, name: str, timeout: float = 5.0) -> None:
+    """Wait until a visitor of the node at ``port`` is served ``name`` (its directory learns
+    of a name by pub/sub, a moment after the name is taken)."""
+    deadline = time.monotonic() + timeout
+    while (outcome := await visit(port, name)) != "ok":
+        assert time.monotonic() < deadline, f"{name} through port {port}: {outcome}"
+        await asyncio.sleep(0.05)
+
+
+async def forwarded(node) -> float:
+    """Streams this node sent to other nodes (its /metrics, over HTTP)."""
+    got = await get(node.agents_port, f"127.0.0.1:{node.agents_port}", "/metrics")
+    values = metrics_dict(got.body.decode())
+    return sum(v for k, v in values.items() if k.startswith("molehill_cluster_streams_forwarded"))
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ started again. Data is checked by hash."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import signal
 import time
 from types import SimpleNamespace
@@ -13,37 +12,11 @@ from types import SimpleNamespace
 from relay.cluster.status import read_status
 from relay.events import LinkChanged, TunnelOpen
 from relay.wire import codec as p
-from tests.cluster.node_procs import PING, linked_agent, node_proc
-from tests.relay.helpers import get, metrics_dict, raw_agent
+from tests.cluster.node_procs import PING, forwarded, linked_agent, node_proc, served, visit
+from tests.relay.helpers import raw_agent
 from tests.reliability.procs import agent_process
-from tests.support.apps import pattern_sha256
 from tests.support.stack import running_relay
 from tests.support.waiting import eventually
-
-SIZE = 200_000
-BOUND = PING[1] + 3.0  # every visitor request ends within this: an answer or a clean error
-
-
-async def visit(port: int, name: str) -> str:
-    """One request through the node at ``port``: "ok", or how it failed (never waits past
-    BOUND: "hang")."""
-    try:
-        async with asyncio.timeout(BOUND):
-            got = await get(port, f"{name}.localhost:{port}", f"/download?size={SIZE}")
-    except TimeoutError:
-        return "hang"
-    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-        return f"closed ({type(exc).__name__})"
-    if got.status != 200:
-        return f"status {got.status}"
-    return "ok" if hashlib.sha256(got.body).hexdigest() == pattern_sha256(SIZE) else "corrupt"
-
-
-async def forwarded(node) -> float:
-    """Streams this node sent to other nodes (its /metrics, over HTTP)."""
-    got = await get(node.agents_port, f"127.0.0.1:{node.agents_port}", "/metrics")
-    values = metrics_dict(got.body.decode())
-    return sum(v for k, v in values.items() if k.startswith("molehill_cluster_streams_forwarded"))
 
 
 async def test_both_links_carry_streams_and_only_that_agent_may_join(
@@ -73,8 +46,10 @@ async def test_both_links_carry_streams_and_only_that_agent_may_join(
         assert outcomes == ["ok"] * 16
         assert first.requests >= 8 and second.requests >= 8, (first.requests, second.requests)
         assert await forwarded(node1) == 0 and await forwarded(node2) == 0
+        await served(node3.http_port, "both")  # node3 learns the name by pub/sub
+        before = await forwarded(node3)
         assert [await visit(node3.http_port, "both") for _ in "x" * 4] == ["ok"] * 4
-        assert await forwarded(node3) == 4  # (node3 learnt the name by pub/sub at once)
+        assert await forwarded(node3) == before + 4
 
         # another agent cannot join the name: no resume token, a forged one, or none at all
         for node in (node1, node2, node3):
@@ -120,7 +95,7 @@ async def test_kill_9_of_one_node_visitors_keep_being_served_through_the_other(
         await eventually(lambda: len(agent.up) == 2, what="both links up")
         client = redis_server.client()
         assert client.hget("molehill:name:steady", "nodes") == "node1 node2"
-        assert await visit(node3.http_port, "steady") == "ok"
+        await served(node3.http_port, "steady")
         port1 = node1.agents_port
 
         log: dict[int, list[tuple[float, float, str]]] = {node2.http_port: [], node3.http_port: []}
@@ -144,9 +119,9 @@ async def test_kill_9_of_one_node_visitors_keep_being_served_through_the_other(
         assert "hang" not in outcomes and "corrupt" not in outcomes
         assert all(o == "ok" for _, _, o in log[node2.http_port]), log[node2.http_port]
         after = [(end, o) for start, end, o in log[node3.http_port] if start > killed]
-        served = [end for end, o in after if o == "ok"]
-        assert served, after
-        failover = served[0] - killed
+        ok_ends = [end for end, o in after if o == "ok"]
+        assert ok_ends, after
+        failover = ok_ends[0] - killed
         assert failover < PING[1], f"first request served {failover:.2f} s after the kill"
         print(f"failover through node3: {failover:.3f} s; outcomes {_count(outcomes)}")
         assert agent.name == "steady" and agent.state == "online"
