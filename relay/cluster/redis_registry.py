@@ -113,6 +113,7 @@ class RedisRegistry:
         takeover: bool,
         policy: str,
         join: bool = False,
+        limit: int = 0,
     ) -> Claim:
         args = [
             self.node,
@@ -124,10 +125,12 @@ class RedisRegistry:
             records.NODE_PREFIX,
             policy,
             "1" if join else "0",
+            limit,
         ]
         try:
             async with asyncio.timeout(TIMEOUT):
-                reply = await self._claim(keys=[records.name_key(name)], args=args)
+                keys = [records.name_key(name)] + ([records.label_key(label)] if label else [])
+                reply = await self._claim(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._unreachable(exc)
             return records.unavailable(

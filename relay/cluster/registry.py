@@ -53,6 +53,7 @@ class NameRegistry(Protocol):
         takeover: bool,
         policy: str,
         join: bool = False,
+        limit: int = 0,
     ) -> Claim:
         """Take ``name`` for an agent of token ``label`` on this node, atomically.
 
@@ -60,7 +61,8 @@ class NameRegistry(Protocol):
         not resumed; ``takeover``: the agent asked to take over a name of its own token;
         ``policy``: the tunnel's per-request rules, for the nodes its visitors reach;
         ``join``: the agent holds the name through other nodes and adds this one (granted only
-        with its resume token).
+        with its resume token); ``limit``: the token's max_tunnels, counted across the cluster
+        (0: no limit).
         """
         ...
 
@@ -93,6 +95,7 @@ class LocalRegistry:
         takeover: bool,
         policy: str,
         join: bool = False,
+        limit: int = 0,
     ) -> Claim:
         return Claim("fresh")  # never asked: admission decides from the dicts (shared is False)
 

@@ -48,15 +48,35 @@ local function read(key)
 end
 """
 
+# The live names of a token (its set, cleaned of names expired or taken by another token).
+_COUNT = """
+local function live_names(set, label, except)
+  local count = 0
+  for _, key in ipairs(redis.call('SMEMBERS', set)) do
+    local owner = redis.call('HMGET', key, 'label', 'state')
+    if owner[1] ~= label then
+      redis.call('SREM', set, key)
+    elseif owner[2] == 'live' and key ~= except then
+      count = count + 1
+    end
+  end
+  return count
+end
+"""
+
 # KEYS[1] the name; ARGV: node, label, presented digest, fresh digest, takeover "1"/"0",
 # TTL in ms, node key prefix, the tunnel's policy (JSON: basic_auth, allow, deny, protocol),
-# join "1"/"0" (the agent holds the name through another node too and adds this one).
+# join "1"/"0" (the agent holds the name through another node too and adds this one), the
+# token's max_tunnels (0: no limit). KEYS[2]: the token's set of names (``molehill:label:L``;
+# absent for "" (no token), so an open relay counts nothing).
 # Returns {how, detail}: fresh|resumed|takeover|joined (granted, detail: the digest now kept),
-# taken (detail: a node holding it), held (detail: ms left).
+# taken (detail: a node holding it), held (detail: ms left), too_many (detail: the count).
 CLAIM = (
     _MEMBERS
+    + _COUNT
     + """
 local function take(digest, how)
+  if KEYS[2] then redis.call('SADD', KEYS[2], KEYS[1]) end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'node', ARGV[1], 'nodes', ARGV[1], 'state', 'live',
              'label', ARGV[2], 'resume', digest, 'policy', ARGV[8])
@@ -65,8 +85,15 @@ local function take(digest, how)
   return {how, digest}
 end
 local rec, found = read(KEYS[1])
-if not found then return take(ARGV[4], 'fresh') end
 local label = rec['label'] or ''
+local same = found and label == ARGV[2]
+if KEYS[2] and not same and tonumber(ARGV[10]) > 0 then
+  -- a new name for this token: its live names across the cluster count (one script, no
+  -- command per request); the name asked for, its own already, does not
+  local count = live_names(KEYS[2], ARGV[2], KEYS[1])
+  if count >= tonumber(ARGV[10]) then return {'too_many', tostring(count)} end
+end
+if not found then return take(ARGV[4], 'fresh') end
 if ARGV[3] ~= '' and rec['resume'] == ARGV[3] and label == ARGV[2] then
   if ARGV[9] ~= '1' then return take(ARGV[3], 'resumed') end
   local list = without(members(rec), ARGV[1])
@@ -97,12 +124,12 @@ return {'held', tostring(redis.call('PTTL', KEYS[1]))}
 
 # KEYS: this node's live names; ARGV: node, TTL ms, node key, node URL, node key TTL ms, node
 # key prefix, then label, digest, policy and join ("1": the agent holds it through several
-# nodes) of each name in KEYS order. Renews what is still
-# this node's (dropping holders whose node key expired: dead nodes), registers again what is
-# gone (expired in an outage, or a Redis restarted empty), joins a record the same agent wrote
-# through another node meanwhile, and returns the keys another agent holds now: this node must
-# stop serving those. It also stamps the node's heartbeat (``molehill:seen:ID``: url, seen =
-# Redis's clock in ms, tunnels), kept a day for `molehill relay cluster status`.
+# nodes) of each name in KEYS order. Renews what is still this node's (dropping holders whose
+# node key expired: dead nodes), registers again what is gone (expired in an outage, or a
+# Redis restarted empty), joins a record the same agent wrote through another node meanwhile,
+# and returns the keys another agent holds now: this node must stop serving those. It also
+# stamps the node's heartbeat (``molehill:seen:ID``: url, seen = Redis's clock in ms,
+# tunnels), kept a day for `molehill relay cluster status`.
 RENEW = (
     _MEMBERS
     + """
@@ -121,6 +148,7 @@ for i, key in ipairs(KEYS) do
   if not found then
     redis.call('HSET', key, 'node', ARGV[1], 'nodes', ARGV[1], 'state', 'live',
                'label', label, 'resume', digest, 'policy', policy)
+    if label ~= '' then redis.call('SADD', 'molehill:label:' .. label, key) end
     redis.call('PEXPIRE', key, ARGV[2])
     redis.call('PUBLISH', 'molehill:changed', key)
   else
@@ -192,6 +220,9 @@ redis.call('PUBLISH', 'molehill:changed', KEYS[1])
 if #rest > 0 and rec['state'] == 'live' then
   redis.call('HSET', KEYS[1], 'node', rest[1], 'nodes', table.concat(rest, ' '))
   return 1
+end
+if rec['label'] and rec['label'] ~= '' then
+  redis.call('SREM', 'molehill:label:' .. rec['label'], KEYS[1])
 end
 return redis.call('DEL', KEYS[1])
 """

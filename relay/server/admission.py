@@ -13,12 +13,12 @@ from relay.cluster.registry import Claim
 from relay.http.names import label_problem, random_name
 from relay.server.access import (
     AccessRules,
-    TokenBucket,
     TokenEntry,
     check_token,
     reserved_by,
     rules_from_options,
 )
+from relay.server.rate_share import new_bucket
 from relay.server.tcp_ports import PortRefusal, requested_port
 from relay.wire import codec as p
 
@@ -111,13 +111,14 @@ async def _admit_shared(relay: Relay, session: AgentSession, hello: p.Hello, ask
             ask.own,
             policy_of(hello.options),
             join=ask.links,
+            limit=ask.entry.max_tunnels if ask.entry else 0,
         )
         if claim.code == "cluster_unavailable" and _back_here(relay, hello, ask):
             # Redis is away, but this node holds the name for this very agent (a blip of its
             # connection): it keeps its tunnel, as tunnels already open keep theirs. The next
             # renewal registers it again once Redis is back.
             claim = Claim("resumed")
-        if claim.granted or ask.chosen or claim.code == "cluster_unavailable":
+        if claim.granted or ask.chosen or claim.code in ("cluster_unavailable", "too_many_tunnels"):
             break
         ask = replace(ask, name=_free_random_name(relay))  # a random name held on another node
     resume = hello.resume if claim.how in ("resumed", "joined") else fresh
@@ -252,9 +253,7 @@ def _hand_over(
     session.rules = ask.rules
     session.policy = policy_of(hello.options)
     session.links = ask.links
-    s = relay.settings
-    if s.rate:
-        session.bucket = TokenBucket(s.rate, s.burst or s.rate)
+    session.bucket = new_bucket(relay)  # in a cluster, this node's share of the rate
     relay.tunnels[name] = session
     session.welcome(name, resume, hello)
     relay.log_event("tunnel_online", name=name, peer=session.peer, token=ask.label or None)

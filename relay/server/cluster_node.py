@@ -18,6 +18,7 @@ from relay.cluster.settings import ClusterSettings
 from relay.server import shared_tokens
 from relay.server.access import TokenEntry
 from relay.server.node_link import NodeLinks
+from relay.server.rate_share import nodes_sharing, reshare
 from relay.server.remote import Held, Routes
 
 if TYPE_CHECKING:
@@ -67,9 +68,14 @@ class ClusterNode:
     async def _sync_links(self) -> None:
         """Dial every node the directory knows, whenever it changes (and retry every 2 s)."""
         changed = self.directory.changed
+        sharing = nodes_sharing(self.relay)
         while True:
             changed.clear()
             self.links.sync(self.directory.nodes, self.cluster.node_id)
+            if nodes_sharing(self.relay) != sharing:  # a node came or went: rates reshared
+                sharing = nodes_sharing(self.relay)
+                tunnels = self.relay.tunnels.values()
+                reshare(self.relay, [t.bucket for t in tunnels] + self.routes.buckets())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
                     await changed.wait()

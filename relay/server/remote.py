@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.cluster.records import options_from_policy
 from relay.server.access import AccessRules, TokenBucket, rules_from_options
+from relay.server.rate_share import new_bucket
 
 if TYPE_CHECKING:
     from relay.cluster.directory import Directory
@@ -102,8 +103,7 @@ class Routes(Mapping[str, Any]):
             rules = rules_from_options(options_from_policy(holder.policy))
         except ValueError:
             return None  # a record this node cannot read: not served from here
-        bucket = TokenBucket(self.rate, self.burst or self.rate) if self.rate else None
-        tunnel = RemoteTunnel(name, link, rules, bucket)
+        tunnel = RemoteTunnel(name, link, rules, new_bucket(self.relay))
         self._remote[name] = (holder.node, holder.policy, link, tunnel)
         return tunnel
 
@@ -118,6 +118,10 @@ class Routes(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.relay.tunnels)
+
+    def buckets(self) -> list[TokenBucket | None]:
+        """The rate buckets of the other nodes' tunnels, as visitors of this node use them."""
+        return [entry[3].bucket for entry in self._remote.values()]
 
 
 class Held:
