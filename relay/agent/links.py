@@ -4,9 +4,10 @@ tunnel's visitors through whichever links are up, and a node that dies costs no 
 
 Each link is an :class:`Agent` of its own (connect, heartbeat, reconnect with backoff) whose
 name and resume token are the tunnel's, shared. The first link to come online founds the
-tunnel (the relay names it and mints its resume token); the others then join it, saying so in
-their HELLO (``links``): a cluster node adds itself to the name's holders only for the agent
-token and resume token of the agent that holds it (relay/cluster/scripts.py).
+tunnel (the relay names it and mints its resume token: while no link is up, links connect
+one at a time); the others then join it, saying so in their HELLO (``links``): a cluster node
+adds itself to the name's holders only for the agent token and resume token of the agent that
+holds it (relay/cluster/scripts.py).
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ class _Link(Agent):
         self.owner.resume = value
 
     async def _connect(self) -> tuple[AgentLink, p.Welcome]:
-        if self.owner.resume:
+        if self.owner.up:  # the tunnel is online: this link joins it with its resume token
             return await super()._connect()
-        # No tunnel yet: one link founds it at a time, so two links do not each get a name.
+        # No link up: one link at a time (re)founds the tunnel, so that two links racing do not
+        # each get a name, or a fresh resume token the other does not know (the name expired).
         async with self.owner.founding:
             return await super()._connect()
 

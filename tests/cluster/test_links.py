@@ -13,6 +13,7 @@ from relay.cluster.status import read_status
 from relay.events import LinkChanged, TunnelOpen
 from relay.wire import codec as p
 from tests.cluster.node_procs import PING, forwarded, linked_agent, node_proc, served, visit
+from tests.cluster.nodes import cluster_nodes, linked
 from tests.relay.helpers import raw_agent
 from tests.reliability.procs import agent_process
 from tests.support.stack import running_relay
@@ -165,3 +166,22 @@ async def test_a_relay_that_is_no_cluster_node_carries_one_link_and_says_why(app
             async with raw_agent(relay, "bad", options=options) as (_, got):
                 assert isinstance(got, p.Error) and got.code == "bad_options", options
                 assert "links" in got.message
+
+
+async def test_links_started_with_a_stale_resume_token_come_up_under_one_fresh_one(
+    redis_server, app_port
+):
+    """A resume token kept from an earlier run whose name has expired: the first link gets a
+    fresh token for the free name and the other joins with it (links found one at a time),
+    instead of one refused name_taken by the other's fresh claim."""
+    async with cluster_nodes(redis_server.url, 2) as (one, two):
+        await linked([one, two])
+        urls = [one.agents_url, two.agents_url]
+        async with linked_agent(urls, app_port, "again", resume="from-an-earlier-run") as (
+            agent,
+            _,
+            task,
+        ):
+            await eventually(lambda: len(agent.up) == 2, timeout=10, what="both links")
+            assert agent.resume != "from-an-earlier-run" and not task.done()
+            assert one.tunnels["again"].resume == two.tunnels["again"].resume == agent.resume
