@@ -14,8 +14,9 @@ from relay.events import LinkChanged, TunnelOpen
 from relay.wire import codec as p
 from tests.cluster.node_procs import PING, forwarded, linked_agent, node_proc, served, visit
 from tests.cluster.nodes import cluster_nodes, linked
-from tests.relay.helpers import raw_agent
+from tests.relay.helpers import make_token, raw_agent
 from tests.reliability.procs import agent_process
+from tests.support.cli import run_molehill
 from tests.support.stack import running_relay
 from tests.support.waiting import eventually
 
@@ -185,3 +186,33 @@ async def test_links_started_with_a_stale_resume_token_come_up_under_one_fresh_o
             await eventually(lambda: len(agent.up) == 2, timeout=10, what="both links")
             assert agent.resume != "from-an-earlier-run" and not task.done()
             assert one.tunnels["again"].resume == two.tunnels["again"].resume == agent.resume
+
+
+async def test_an_agent_with_another_token_cannot_join_even_with_the_resume_token(
+    redis_server, app_port
+):
+    """The name is the agent's: its token's label and its resume token, both checked by the
+    claim script. Another token presenting the very resume token is refused on every node."""
+    alice, bob = make_token("alice"), make_token("bob")
+    tokens = (alice.entry, bob.entry)
+    async with cluster_nodes(redis_server.url, 3, tokens=tokens) as (one, two, three):
+        await linked([one, two, three])
+        urls = [one.agents_url, two.agents_url]
+        async with linked_agent(urls, app_port, "alices", token=alice.secret) as (agent, _, _):
+            await eventually(lambda: len(agent.up) == 2, timeout=10, what="both links")
+            for node in (one, two, three):
+                options = {"links": True}
+                async with raw_agent(
+                    node, "alices", token=bob.secret, resume=agent.resume, options=options
+                ) as (_, got):
+                    assert isinstance(got, p.Error) and got.code == "name_taken", got
+            holders = redis_server.client().hget("molehill:name:alices", "nodes")
+            assert holders == "node1 node2"
+
+
+async def test_bad_relay_urls_are_refused_before_connecting():
+    finished = await run_molehill(
+        "http", "3000", "--relay", "ws://127.0.0.1:9", "--relay", "http://127.0.0.1:9"
+    )
+    assert finished.code == 2
+    assert "--relay must start with ws:// or wss://, got 'http://127.0.0.1:9'" in finished.err
