@@ -180,7 +180,7 @@ def _entry(fields: Mapping[Any, Any]) -> tuple[tuple[str, ...], str, str] | None
     # "nodes" counts only if it lists "node" (as the scripts read it): a record of an older
     # node, or written by hand, names its one holder
     others = _text(fields.get(b"nodes", b"")).split()
-    nodes = (first, *(n for n in others if n != first)) if first in others else (first,)
+    nodes = tuple(dict.fromkeys((first, *others))) if first in others else (first,)
     return nodes, _text(fields.get(b"state", b"")), _text(fields.get(b"policy", b"{}"))
 
 
