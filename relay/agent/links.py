@@ -122,7 +122,7 @@ class LinkedAgent:
         self._ever_online = False
         self._stopping = False
         self._down: set[_Link] = set()  # links that were up and went down, not yet back
-        self._gave_up: set[_Link] = set()  # links whose first connection gave up, waiting
+        self._gave_up: set[_Link] = set()  # links whose first connection gave up once
 
     # -- what callers of an Agent read ---------------------------------------------------------
 
@@ -201,10 +201,11 @@ class LinkedAgent:
                     return
                 if not self._ever_online and not self._others_trying(link):
                     raise
-                link.settings.give_up_after = None  # another link is up or may come up
+                # Another link is up or may still come up: this one keeps trying, without a
+                # limit; the tunnel gives up when every link has (--connect-timeout).
+                link.settings.give_up_after = None
                 self._gave_up.add(link)
                 await self._pause(link, link.settings.backoff_max)
-                self._gave_up.discard(link)
 
     def _others_trying(self, link: _Link) -> bool:
         return any(other is not link and other not in self._gave_up for other in self.links)

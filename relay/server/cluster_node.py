@@ -43,7 +43,7 @@ class ClusterNode:
         )
         self.directory = Directory(cluster.redis_url, cluster.node_id)
         self.links = NodeLinks(relay)
-        self.routes = Routes(relay, self.directory, self.links, s.rate, s.burst)
+        self.routes = Routes(relay, self.directory, self.links)
         self.held = Held(relay, self.directory)
         self.verifier = Verifier(cluster.secret, cluster.node_id)
         self._syncer: asyncio.Task[None] | None = None

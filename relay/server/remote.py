@@ -64,14 +64,10 @@ class RemoteTunnel:
 class Routes(Mapping[str, Any]):
     """The tunnels a visitor of this node may reach: this node's, then the other nodes'."""
 
-    def __init__(
-        self, relay: Relay, directory: Directory, links: NodeLinks, rate: float, burst: float
-    ) -> None:
+    def __init__(self, relay: Relay, directory: Directory, links: NodeLinks) -> None:
         self.relay = relay
         self.directory = directory
         self.links = links
-        self.rate = rate
-        self.burst = burst
         # (name) -> (node, policy, link, tunnel): kept while the holder and the link stay the
         # same, so a tunnel's per-client counts and rate bucket live across requests.
         self._remote: dict[str, tuple[str, str, NodeLink, RemoteTunnel]] = {}

@@ -9,11 +9,16 @@ import signal
 import time
 from types import SimpleNamespace
 
+import pytest
+
+from relay.agent import AgentSettings, Unreachable
+from relay.agent.links import LinkedAgent
 from relay.cluster.status import read_status
 from relay.events import LinkChanged, TunnelOpen
 from relay.wire import codec as p
 from tests.cluster.node_procs import PING, forwarded, linked_agent, node_proc, served, visit
 from tests.cluster.nodes import cluster_nodes, linked
+from tests.cluster.redis_proc import free_port
 from tests.relay.helpers import make_token, raw_agent
 from tests.reliability.procs import agent_process
 from tests.support.cli import run_molehill
@@ -216,3 +221,17 @@ async def test_bad_relay_urls_are_refused_before_connecting():
     )
     assert finished.code == 2
     assert "--relay must start with ws:// or wss://, got 'http://127.0.0.1:9'" in finished.err
+
+
+async def test_links_that_never_connect_give_up_together_after_the_connect_timeout(app_port):
+    """--connect-timeout holds for the tunnel: it gives up (Unreachable) once every link has
+    failed that long, not while one of them may still come up."""
+    urls = [f"ws://127.0.0.1:{free_port()}", f"ws://127.0.0.1:{free_port()}"]
+    settings = AgentSettings(
+        app_port, relay=urls[0], more_relays=(urls[1],), give_up_after=1.0, backoff_max=0.3
+    )
+    agent = LinkedAgent(settings)
+    started = time.monotonic()
+    with pytest.raises(Unreachable):
+        await asyncio.wait_for(agent.run(), 10)
+    assert 0.5 <= time.monotonic() - started < 5.0  # (a link gives up before a retry past it)
