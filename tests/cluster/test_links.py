@@ -14,7 +14,7 @@ import pytest
 from relay.agent import AgentSettings, Unreachable
 from relay.agent.links import LinkedAgent
 from relay.cluster.status import read_status
-from relay.events import LinkChanged, TunnelOpen
+from relay.events import LinkChanged, Reconnecting, TunnelOpen
 from relay.wire import codec as p
 from tests.cluster.node_procs import PING, forwarded, linked_agent, node_proc, served, visit
 from tests.cluster.nodes import cluster_nodes, linked
@@ -97,7 +97,11 @@ async def test_kill_9_of_one_node_visitors_keep_being_served_through_the_other(
         node_proc(tmp_path, redis_server.url, "node1") as node1,
         node_proc(tmp_path, redis_server.url, "node2") as node2,
         node_proc(tmp_path, redis_server.url, "node3") as node3,
-        linked_agent([node1.agents_url, node2.agents_url], app_port, "steady") as (agent, _, _),
+        linked_agent([node1.agents_url, node2.agents_url], app_port, "steady") as (
+            agent,
+            events,
+            _,
+        ),
     ):
         await eventually(lambda: len(agent.up) == 2, what="both links up")
         client = redis_server.client()
@@ -132,6 +136,9 @@ async def test_kill_9_of_one_node_visitors_keep_being_served_through_the_other(
         assert failover < PING[1], f"first request served {failover:.2f} s after the kill"
         print(f"failover through node3: {failover:.3f} s; outcomes {_count(outcomes)}")
         assert agent.name == "steady" and agent.state == "online"
+        down = [e for e in events if isinstance(e, LinkChanged) and not e.up]
+        assert [(e.relay, e.links_up) for e in down] == [(node1.agents_url, 1)], down
+        assert not any(isinstance(e, Reconnecting) for e in events)  # the tunnel never was down
         await eventually(
             lambda: client.hget("molehill:name:steady", "nodes") == "node2",
             timeout=10,
