@@ -36,6 +36,20 @@ class Reconnected:
 
 
 @dataclass(slots=True)
+class LinkChanged:
+    """One link of an agent holding its tunnel through several relay nodes went up or down
+    (``--relay`` given more than once); the tunnel stays online while any link is up."""
+
+    name: str
+    relay: str
+    up: bool
+    reason: str
+    links_up: int
+    links: int
+    event: str = "link"
+
+
+@dataclass(slots=True)
 class TunnelClosed:
     name: str
     reason: str
@@ -181,6 +195,7 @@ AgentEvent = (
     TunnelOpen
     | Reconnecting
     | Reconnected
+    | LinkChanged
     | TunnelClosed
     | TunnelRefused
     | RequestRecord

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from inspector import CaptureWriter
 from inspector.api import TunnelInfo
-from relay.agent import Agent, AgentSettings, Refused, Unreachable
+from relay.agent import AgentSettings, Refused, Unreachable
+from relay.agent.links import AnyAgent, agent_for
 from relay.agent.resume_store import ResumeStore
 from relay.events import (
     AgentEvent,
@@ -86,7 +87,7 @@ async def _run_agents(
     apps: AppRunner | None = None,
 ) -> int:
     store = ResumeStore()
-    agents: list[Agent] = []
+    agents: list[AnyAgent] = []
     reporters: list[Reporter] = []
     # Commands' state lines and the redrawn block would overwrite each other: lines, then.
     lines_only = apps is not None and bool(apps.apps)
@@ -100,7 +101,7 @@ async def _run_agents(
         if captures is not None:
             settings.capture_bytes = max(settings.capture_bytes, captures.settings.body_cap)
             settings.message_cap = captures.settings.messages_per_connection
-        agent = Agent(settings)
+        agent = agent_for(settings)
         report: Callable[[AgentEvent], None]
         if block is not None:
             report = block.hook(tag, agent)
@@ -186,7 +187,7 @@ def _gave_up(exc: Unreachable) -> str:
 
 
 def _named(
-    report: Reporter, agent: Agent, tag: str | None, out: LineWriter
+    report: Reporter, agent: AnyAgent, tag: str | None, out: LineWriter
 ) -> Callable[[AgentEvent], None]:
     """Plain lines that say 'tunnel' rather than "tunnel ''" while the relay has not named it,
     and show an https:// target as https://."""
@@ -212,7 +213,7 @@ def _named(
 def _remembering(
     report: Callable[[AgentEvent], None],
     store: ResumeStore,
-    agent: Agent,
+    agent: AnyAgent,
     tag: str | None,
     captures: CaptureWriter | None,
 ) -> Callable[[AgentEvent], None]:
@@ -231,7 +232,7 @@ def _remembering(
 
 
 def _wiring(
-    report: Callable[[AgentEvent], None], apps: AppRunner, agent: Agent, tag: str
+    report: Callable[[AgentEvent], None], apps: AppRunner, agent: AnyAgent, tag: str
 ) -> Callable[[AgentEvent], None]:
     """Tell the commands each URL this tunnel gets, so those that refer to it start or restart."""
     tasks: set[asyncio.Task[None]] = set()

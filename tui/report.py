@@ -12,6 +12,7 @@ from typing import Protocol
 from relay.events import (
     AgentEvent,
     ConnectionRecord,
+    LinkChanged,
     Reconnected,
     Reconnecting,
     RequestRecord,
@@ -82,6 +83,12 @@ def human_line(event: AgentEvent) -> str:
         return f"tunnel '{event.name}': {event.reason}; retrying in {event.delay:.1f}s"
     if isinstance(event, Reconnected):
         return f"tunnel '{event.name}' back online: {event.url}"
+    if isinstance(event, LinkChanged):
+        how = "up" if event.up else f"down ({event.reason})"
+        return (
+            f"tunnel '{event.name}': link through {event.relay} {how}; "
+            f"{event.links_up} of {event.links} links up"
+        )
     if isinstance(event, TunnelRefused):
         return f"tunnel refused by the relay: {event.message}"
     if isinstance(event, TunnelClosed):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relay import __version__
-from relay.agent import Agent
+from relay.agent.links import AnyAgent
 from relay.events import (
     AgentEvent,
     ConnectionRecord,
@@ -44,7 +44,7 @@ class TunnelLine:
     """What the block knows of one tunnel."""
 
     tag: str | None
-    agent: Agent
+    agent: AnyAgent
     state: str = "connecting"
     url: str = ""
     note: str = ""  # the latest reason it is not online
@@ -66,7 +66,7 @@ class StatusBlock:
         self.drawn = 0  # lines of the last frame, to move back over
         self.size: tuple[int, int] | None = None
 
-    def hook(self, tag: str | None, agent: Agent) -> TunnelHook:
+    def hook(self, tag: str | None, agent: AnyAgent) -> TunnelHook:
         line = TunnelLine(tag, agent)
         self.tunnels.append(line)
         return TunnelHook(self, line)

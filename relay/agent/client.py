@@ -35,9 +35,8 @@ from relay.wire.session import Phase, Session, Side
 DEFAULT_RELAY = "ws://127.0.0.1:7000"
 
 
-# Refusals that say "not now" rather than "no": a cluster whose shared store is away for a
-# moment, a node that lost its name's lease (the name may be back on another node). The agent
-# retries these with its backoff; every other refusal stops it.
+# Refusals that say "not now", retried with the backoff (any other stops the agent): a cluster
+# whose store is away for a moment, a node that lost its name's lease (it may be elsewhere now).
 RETRYABLE_REFUSALS = frozenset({"cluster_unavailable", "lease_lost"})
 
 
@@ -55,6 +54,7 @@ class AgentSettings:
     local_port: int
     local_host: str = "127.0.0.1"
     relay: str = DEFAULT_RELAY
+    more_relays: tuple[str, ...] = ()  # hold the name through these too (relay/agent/links.py)
     name: str = ""  # requested public name; "" lets the relay pick one
     token: str = ""
     window: int = p.DEFAULT_WINDOW

@@ -35,11 +35,12 @@ class Holder:
 
 
 class Directory:
-    """``holder(name)``: the live holder of ``name`` on another node, from the local copy."""
+    """``holders(name)``: the other nodes that serve ``name`` now, from the local copy."""
 
     def __init__(self, redis_url: str, me: str) -> None:
         self.me = me
-        self.names: dict[str, tuple[str, str, str]] = {}  # name -> (node, state, policy)
+        # name -> (nodes, state, policy): the nodes its agent holds it through, first one first
+        self.names: dict[str, tuple[tuple[str, ...], str, str]] = {}
         self.nodes: dict[str, str] = {}  # node id -> URL, of the nodes alive at the last read
         self.redis = aioredis.from_url(
             redis_url, socket_connect_timeout=TIMEOUT, health_check_interval=0
@@ -66,15 +67,18 @@ class Directory:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await self.redis.aclose()
 
-    def holder(self, name: str) -> Holder | None:
+    def holders(self, name: str) -> list[Holder]:
+        """The nodes but this one through which ``name``'s agent is connected (an agent with
+        several links has several), among the nodes alive at the last read."""
         entry = self.names.get(name)
-        if entry is None:
-            return None
-        node, state, policy = entry
-        url = self.nodes.get(node)
-        if state != "live" or node == self.me or url is None:
-            return None
-        return Holder(node, url, policy)
+        if entry is None or entry[1] != "live":
+            return []
+        nodes, _state, policy = entry
+        return [
+            Holder(node, self.nodes[node], policy)
+            for node in nodes
+            if node != self.me and node in self.nodes
+        ]
 
     # -- keeping the copy current --------------------------------------------------------------
 
@@ -123,16 +127,17 @@ class Directory:
         name = key[len(records.NAME_PREFIX) :]
         async with asyncio.timeout(TIMEOUT):
             fields = await self.redis.hgetall(key)
-            node = _text(fields.get(b"node", b""))
-            if node and node != self.me and node not in self.nodes:
-                url = await self.redis.get(records.node_key(node))
-                if url is not None:
-                    self.nodes[node] = _text(url)
+            entry = _entry(fields)
+            for node in entry[0] if entry else ():
+                if node != self.me and node not in self.nodes:
+                    url = await self.redis.get(records.node_key(node))
+                    if url is not None:
+                        self.nodes[node] = _text(url)
         self._apply(name, fields)
 
     async def _read_all(self) -> None:
         async with asyncio.timeout(TIMEOUT * 4):
-            names: dict[str, tuple[str, str, str]] = {}
+            names: dict[str, tuple[tuple[str, ...], str, str]] = {}
             keys = [key async for key in self.redis.scan_iter(records.NAME_PREFIX + "*", 500)]
             pipe = self.redis.pipeline(transaction=False)
             for key in keys:
@@ -168,14 +173,15 @@ class Directory:
         self.changed.set()
 
 
-def _entry(fields: Mapping[Any, Any]) -> tuple[str, str, str] | None:
+def _entry(fields: Mapping[Any, Any]) -> tuple[tuple[str, ...], str, str] | None:
     if not fields or b"node" not in fields:
         return None
-    return (
-        _text(fields[b"node"]),
-        _text(fields.get(b"state", b"")),
-        _text(fields.get(b"policy", b"{}")),
-    )
+    first = _text(fields[b"node"])
+    # "nodes" counts only if it lists "node" (as the scripts read it): a record of an older
+    # node, or written by hand, names its one holder
+    others = _text(fields.get(b"nodes", b"")).split()
+    nodes = tuple(dict.fromkeys((first, *others))) if first in others else (first,)
+    return nodes, _text(fields.get(b"state", b"")), _text(fields.get(b"policy", b"{}"))
 
 
 def _text(value: object) -> str:

@@ -1,12 +1,16 @@
 """What the cluster keeps in Redis, and how a node reads Redis's answers (sans-I/O).
 
 One hash per tunnel name, ``molehill:name:NAME``, with a TTL:
-  node    the id of the node whose agent holds the name
+  node    the id of the node whose agent holds the name (the first of ``nodes``)
+  nodes   the ids of every node the agent holds it through, space-separated (an agent with
+          several links, ``--relay`` given more than once, holds it through each)
   state   "live" (the agent is connected there) or "held" (lost; kept for its resume token)
   label   the label of the agent token it was opened with ("" on an open relay)
   resume  the SHA-256 of the tunnel's resume token (never the token itself)
   policy  JSON of the tunnel's per-request options (basic_auth, allow, deny, protocol), which
           the node a visitor reaches applies
+One set per agent token, ``molehill:label:LABEL``: the keys of the names taken with it (some may
+have expired: the claim script, which counts its live ones against ``max_tunnels``, drops them).
 One key per running node, ``molehill:node:ID`` = the node's URL, with a short TTL that the node
 renews: a "live" name whose node key is gone belongs to a dead node and reads as "held".
 One heartbeat hash per node, ``molehill:seen:ID`` (url, seen: Redis's clock in ms at the last
@@ -25,6 +29,7 @@ from relay.cluster.registry import Claim
 PREFIX = "molehill:"
 NAME_PREFIX = PREFIX + "name:"
 NODE_PREFIX = PREFIX + "node:"
+LABEL_PREFIX = PREFIX + "label:"  # a set per agent token: its names, for max_tunnels
 SEEN_PREFIX = PREFIX + "seen:"
 TOKENS_KEY = (
     PREFIX + "tokens"
@@ -33,6 +38,10 @@ TOKENS_KEY = (
 
 def name_key(name: str) -> str:
     return NAME_PREFIX + name
+
+
+def label_key(label: str) -> str:
+    return LABEL_PREFIX + label
 
 
 def node_key(node_id: str) -> str:
@@ -87,13 +96,19 @@ def claim_from_reply(name: str, reply: object) -> Claim:
     if not isinstance(reply, Sequence) or isinstance(reply, str | bytes) or len(reply) != 2:
         return unavailable(f"unexpected answer from Redis: {_text(reply)[:80]}")
     how, detail = _text(reply[0]), _text(reply[1])
-    if how in ("fresh", "resumed", "takeover"):
+    if how in ("fresh", "resumed", "takeover", "joined"):
         return Claim(how)
     if how == "taken":
         return Claim(
             code="name_taken",
             message=f"the name '{name}' is in use by another agent (on relay node "
             f"{detail[:63]}); choose another --subdomain",
+        )
+    if how == "too_many":
+        return Claim(
+            code="too_many_tunnels",
+            message=f"this agent token has {detail[:12]} tunnel(s) open across the relay "
+            "cluster, as many as it may have at once (its max_tunnels); stop one first",
         )
     if how == "held":
         try:

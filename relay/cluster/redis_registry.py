@@ -28,7 +28,8 @@ TIMEOUT = 2.0  # seconds for any one Redis call: a claim waits no longer than th
 
 class RedisRegistry:
     """Names shared through Redis. ``owned()`` lists this node's live tunnels as (name, token
-    label, resume token, policy); ``on_lost(name)`` stops serving a name taken elsewhere."""
+    label, resume token, policy, joined: the agent holds it through other nodes too);
+    ``on_lost(name)`` stops serving a name taken elsewhere."""
 
     shared = True
 
@@ -36,7 +37,7 @@ class RedisRegistry:
         self,
         cluster: ClusterSettings,
         lease: float,
-        owned: Callable[[], Iterable[tuple[str, str, str, str]]],
+        owned: Callable[[], Iterable[tuple[str, str, str, str, bool]]],
         on_lost: Callable[[str], None],
         log_event: Callable[..., None],
     ) -> None:
@@ -104,7 +105,15 @@ class RedisRegistry:
         await self.redis.aclose()
 
     async def claim(
-        self, name: str, label: str, presented: str, fresh: str, takeover: bool, policy: str
+        self,
+        name: str,
+        label: str,
+        presented: str,
+        fresh: str,
+        takeover: bool,
+        policy: str,
+        join: bool = False,
+        limit: int = 0,
     ) -> Claim:
         args = [
             self.node,
@@ -115,10 +124,13 @@ class RedisRegistry:
             self.ttl_ms,
             records.NODE_PREFIX,
             policy,
+            "1" if join else "0",
+            limit,
         ]
         try:
             async with asyncio.timeout(TIMEOUT):
-                reply = await self._claim(keys=[records.name_key(name)], args=args)
+                keys = [records.name_key(name)] + ([records.label_key(label)] if label else [])
+                reply = await self._claim(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._unreachable(exc)
             return records.unavailable(
@@ -128,11 +140,16 @@ class RedisRegistry:
         return records.claim_from_reply(name, reply)
 
     def hold(self, name: str, label: str, resume: str) -> None:
-        args: list[str | int] = [self.node, records.resume_digest(resume), self.ttl_ms]
+        args: list[str | int] = [
+            self.node,
+            records.resume_digest(resume),
+            self.ttl_ms,
+            records.NODE_PREFIX,
+        ]
         self._later(self._hold, name, args)
 
     def release(self, name: str) -> None:
-        self._later(self._release, name, [self.node])
+        self._later(self._release, name, [self.node, records.NODE_PREFIX])
 
     # -- in the background ---------------------------------------------------------------------
 
@@ -169,10 +186,11 @@ class RedisRegistry:
                 records.node_key(self.node),
                 self.cluster.node_url,
                 self.node_ttl_ms,
+                records.NODE_PREFIX,
             ]
-            for _name, label, resume, policy in names:
-                args += [label, records.resume_digest(resume), policy]
-            keys = [records.name_key(name) for name, _, _, _ in names]
+            for _name, label, resume, policy, joined in names:
+                args += [label, records.resume_digest(resume), policy, "1" if joined else "0"]
+            keys = [records.name_key(name) for name, *_ in names]
             async with asyncio.timeout(TIMEOUT):
                 reply = await self._renew(keys=keys, args=args)
         self.renewals += 1

@@ -17,8 +17,9 @@ from typing import Protocol
 class Claim:
     """A registry's answer to "may this agent hold this name here?".
 
-    ``how`` is "fresh" (the name was free), "resumed" (the agent's resume token matched) or
-    "takeover" (the same agent token asked to take it) when granted; otherwise ``code`` and
+    ``how`` is "fresh" (the name was free), "resumed" (the agent's resume token matched),
+    "takeover" (the same agent token asked to take it) or "joined" (the agent, holding the name
+    through another node, added a link through this one) when granted; otherwise ``code`` and
     ``message`` say why not, as a refusal to the agent.
     """
 
@@ -44,13 +45,24 @@ class NameRegistry(Protocol):
     async def stop(self) -> None: ...
 
     async def claim(
-        self, name: str, label: str, presented: str, fresh: str, takeover: bool, policy: str
+        self,
+        name: str,
+        label: str,
+        presented: str,
+        fresh: str,
+        takeover: bool,
+        policy: str,
+        join: bool = False,
+        limit: int = 0,
     ) -> Claim:
         """Take ``name`` for an agent of token ``label`` on this node, atomically.
 
         ``presented`` is the agent's resume token, ``fresh`` the one to issue if the name is
         not resumed; ``takeover``: the agent asked to take over a name of its own token;
-        ``policy``: the tunnel's per-request rules, for the nodes its visitors reach.
+        ``policy``: the tunnel's per-request rules, for the nodes its visitors reach;
+        ``join``: the agent holds the name through other nodes and adds this one (granted only
+        with its resume token); ``limit``: the token's max_tunnels, counted across the cluster
+        (0: no limit).
         """
         ...
 
@@ -75,7 +87,15 @@ class LocalRegistry:
         pass
 
     async def claim(
-        self, name: str, label: str, presented: str, fresh: str, takeover: bool, policy: str
+        self,
+        name: str,
+        label: str,
+        presented: str,
+        fresh: str,
+        takeover: bool,
+        policy: str,
+        join: bool = False,
+        limit: int = 0,
     ) -> Claim:
         return Claim("fresh")  # never asked: admission decides from the dicts (shared is False)
 

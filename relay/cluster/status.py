@@ -23,6 +23,7 @@ class TunnelStatus:
     state: str  # "live", "held", or "held (node gone)": a live name whose node stopped renewing
     label: str
     expires_in: float  # seconds until the name's key expires, unless renewed
+    also: list[str] = field(default_factory=list)  # other nodes its agent holds it through
 
 
 @dataclass
@@ -85,8 +86,10 @@ async def _read(client: aioredis.Redis, redis_url: str) -> ClusterStatus:
         if state == "live" and node.state != "alive":
             state = "held (node gone)"
         expires = max(0.0, ttl_ms / 1000) if ttl_ms >= 0 else -1.0
+        listed = record.get("nodes", "").split()  # an agent with several links
+        also = [n for n in listed if n != node_id] if node_id in listed else []
         tunnel = TunnelStatus(
-            key[len(records.NAME_PREFIX) :], state, record.get("label", ""), expires
+            key[len(records.NAME_PREFIX) :], state, record.get("label", ""), expires, also
         )
         node.tunnels.append(tunnel)
     for node in nodes.values():

@@ -143,7 +143,8 @@ def rules_from_options(options: dict[str, Any]) -> AccessRules:
             except ValueError:
                 raise ValueError(f"{key}: {item!r} is not a CIDR network") from None
         setattr(rules, key, nets)
-    unknown = set(options) - {"basic_auth", "allow", "deny", "takeover", "protocol", "remote_port"}
+    known = {"basic_auth", "allow", "deny", "takeover", "protocol", "remote_port", "links"}
+    unknown = set(options) - known
     if unknown:
         raise ValueError(f"unknown tunnel options: {', '.join(sorted(unknown))}")
     return rules

@@ -13,12 +13,12 @@ from relay.cluster.registry import Claim
 from relay.http.names import label_problem, random_name
 from relay.server.access import (
     AccessRules,
-    TokenBucket,
     TokenEntry,
     check_token,
     reserved_by,
     rules_from_options,
 )
+from relay.server.rate_share import new_bucket
 from relay.server.tcp_ports import PortRefusal, requested_port
 from relay.wire import codec as p
 
@@ -40,6 +40,7 @@ class _Ask:
     tcp: int | bool | None  # False: HTTP; else the TCP port asked for (None: any)
     own: bool  # the agent asked to take over a name of its own token
     chosen: bool  # the agent chose the name (else it is a random one, picked here)
+    links: bool = False  # the agent holds the name through other nodes too (HELLO "links")
 
 
 def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
@@ -61,6 +62,9 @@ def admit(relay: Relay, session: AgentSession, hello: p.Hello) -> None:
     resumed = same_agent = False
     if live is not None:
         same_agent = resumed = _resumes(hello.resume, live.resume, live.token_label, label)
+        if same_agent and ask.links:
+            _refuse_second_link(session, name)
+            return
         if not (same_agent or (ask.own and live.token_label == label)):
             _refuse_taken(session, name, label)
             return
@@ -89,25 +93,35 @@ async def _admit_shared(relay: Relay, session: AgentSession, hello: p.Hello, ask
     (which holds leases and names of every node; this node's own leases only time its ports)."""
     for _attempt in range(3):
         live = relay.tunnels.get(ask.name)
-        if live is not None and not (
-            _resumes(hello.resume, live.resume, live.token_label, ask.label)
-            or (ask.own and live.token_label == ask.label)
-        ):
+        resumes = live is not None and _resumes(
+            hello.resume, live.resume, live.token_label, ask.label
+        )
+        if resumes and ask.links:
+            _refuse_second_link(session, ask.name)
+            return
+        if live is not None and not (resumes or (ask.own and live.token_label == ask.label)):
             _refuse_taken(session, ask.name, ask.label)
             return
         fresh = secrets.token_urlsafe(RESUME_BYTES)
         claim = await relay.registry.claim(
-            ask.name, ask.label, hello.resume, fresh, ask.own, policy_of(hello.options)
+            ask.name,
+            ask.label,
+            hello.resume,
+            fresh,
+            ask.own,
+            policy_of(hello.options),
+            join=ask.links,
+            limit=ask.entry.max_tunnels if ask.entry else 0,
         )
         if claim.code == "cluster_unavailable" and _back_here(relay, hello, ask):
             # Redis is away, but this node holds the name for this very agent (a blip of its
             # connection): it keeps its tunnel, as tunnels already open keep theirs. The next
             # renewal registers it again once Redis is back.
             claim = Claim("resumed")
-        if claim.granted or ask.chosen or claim.code == "cluster_unavailable":
+        if claim.granted or ask.chosen or claim.code in ("cluster_unavailable", "too_many_tunnels"):
             break
         ask = replace(ask, name=_free_random_name(relay))  # a random name held on another node
-    resume = hello.resume if claim.how == "resumed" else fresh
+    resume = hello.resume if claim.how in ("resumed", "joined") else fresh
     if session.closed.done():  # the agent left while the registry answered
         if claim.granted:
             relay.registry.hold(ask.name, ask.label, resume)
@@ -171,6 +185,11 @@ def _checked(relay: Relay, session: AgentSession, hello: p.Hello) -> _Ask | None
         session.refuse(tcp.code, tcp.message)
         return None
     takeover = hello.options.get("takeover") is True
+    links = hello.options.get("links", False)
+    if not isinstance(links, bool) or (links and tcp is not False):
+        why = "must be true or false" if not isinstance(links, bool) else "is for HTTP tunnels"
+        session.refuse("bad_options", f"links (--relay given more than once) {why}")
+        return None
     name = hello.name or _free_random_name(relay)
     problem = label_problem(name)
     if problem:
@@ -185,7 +204,7 @@ def _checked(relay: Relay, session: AgentSession, hello: p.Hello) -> _Ask | None
         )
         return None
     own = bool(label) and takeover  # the same token, asking explicitly
-    return _Ask(name, label, entry, rules, tcp, own, bool(hello.name))
+    return _Ask(name, label, entry, rules, tcp, own, bool(hello.name), links)
 
 
 def _refuse_taken(session: AgentSession, name: str, label: str) -> None:
@@ -193,6 +212,17 @@ def _refuse_taken(session: AgentSession, name: str, label: str) -> None:
     session.refuse(
         "name_taken",
         f"the name '{name}' is in use by another agent; choose another --subdomain{hint}",
+    )
+
+
+def _refuse_second_link(session: AgentSession, name: str) -> None:
+    """A second link of one agent reached the node that carries its first: one node holds one
+    link per tunnel (a relay that is no cluster node has one link; --relay URLs behind one load
+    balancer may land on one node). The agent tries this link again later."""
+    session.refuse(
+        "link_here",
+        f"this relay already carries a link of the tunnel '{name}' (it is not a cluster node, "
+        "or two --relay URLs reach the same node); this link will try again",
     )
 
 
@@ -222,9 +252,8 @@ def _hand_over(
     session.token_label = ask.label
     session.rules = ask.rules
     session.policy = policy_of(hello.options)
-    s = relay.settings
-    if s.rate:
-        session.bucket = TokenBucket(s.rate, s.burst or s.rate)
+    session.links = ask.links
+    session.bucket = new_bucket(relay)  # in a cluster, this node's share of the rate
     relay.tunnels[name] = session
     session.welcome(name, resume, hello)
     relay.log_event("tunnel_online", name=name, peer=session.peer, token=ask.label or None)

@@ -44,6 +44,7 @@ class AgentSession(FrameLink):
         self.protocol = "http"  # or "tcp": a tunnel of raw TCP connections on its own port
         self.resume = ""
         self.policy = "{}"  # its per-request options as JSON, for the other nodes of a cluster
+        self.links = False  # the agent holds its name through other nodes too (HELLO "links")
         self.peer = ""
         self.streams: dict[int, PublicConnection | TcpVisitor | SpliceEnd] = {}
         self.client_streams: dict[str, int] = {}  # streams per client address (public.py counts)

@@ -18,6 +18,7 @@ from relay.cluster.settings import ClusterSettings
 from relay.server import shared_tokens
 from relay.server.access import TokenEntry
 from relay.server.node_link import NodeLinks
+from relay.server.rate_share import nodes_sharing, reshare
 from relay.server.remote import Held, Routes
 
 if TYPE_CHECKING:
@@ -34,13 +35,15 @@ class ClusterNode:
         self.registry = RedisRegistry(
             cluster,
             s.lease,
-            lambda: [(n, t.token_label, t.resume, t.policy) for n, t in relay.tunnels.items()],
+            lambda: [
+                (n, t.token_label, t.resume, t.policy, t.links) for n, t in relay.tunnels.items()
+            ],
             self._lost_name,
             relay.log_event,
         )
         self.directory = Directory(cluster.redis_url, cluster.node_id)
         self.links = NodeLinks(relay)
-        self.routes = Routes(relay, self.directory, self.links, s.rate, s.burst)
+        self.routes = Routes(relay, self.directory, self.links)
         self.held = Held(relay, self.directory)
         self.verifier = Verifier(cluster.secret, cluster.node_id)
         self._syncer: asyncio.Task[None] | None = None
@@ -65,9 +68,14 @@ class ClusterNode:
     async def _sync_links(self) -> None:
         """Dial every node the directory knows, whenever it changes (and retry every 2 s)."""
         changed = self.directory.changed
+        sharing = nodes_sharing(self.relay)
         while True:
             changed.clear()
             self.links.sync(self.directory.nodes, self.cluster.node_id)
+            if nodes_sharing(self.relay) != sharing:  # a node came or went: rates reshared
+                sharing = nodes_sharing(self.relay)
+                tunnels = self.relay.tunnels.values()
+                reshare(self.relay, [t.bucket for t in tunnels] + self.routes.buckets())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
                     await changed.wait()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.cluster.records import options_from_policy
 from relay.server.access import AccessRules, TokenBucket, rules_from_options
+from relay.server.rate_share import new_bucket
 
 if TYPE_CHECKING:
     from relay.cluster.directory import Directory
@@ -63,14 +64,10 @@ class RemoteTunnel:
 class Routes(Mapping[str, Any]):
     """The tunnels a visitor of this node may reach: this node's, then the other nodes'."""
 
-    def __init__(
-        self, relay: Relay, directory: Directory, links: NodeLinks, rate: float, burst: float
-    ) -> None:
+    def __init__(self, relay: Relay, directory: Directory, links: NodeLinks) -> None:
         self.relay = relay
         self.directory = directory
         self.links = links
-        self.rate = rate
-        self.burst = burst
         # (name) -> (node, policy, link, tunnel): kept while the holder and the link stay the
         # same, so a tunnel's per-client counts and rate bucket live across requests.
         self._remote: dict[str, tuple[str, str, NodeLink, RemoteTunnel]] = {}
@@ -82,12 +79,18 @@ class Routes(Mapping[str, Any]):
         return self.remote(name) or default
 
     def remote(self, name: str) -> RemoteTunnel | None:
-        holder = self.directory.holder(name)
-        if holder is None:
+        holders = self.directory.holders(name)
+        if not holders:
             self._remote.pop(name, None)
             return None
-        link = self.links.get(holder.node)
-        if link is None:
+        # An agent with several links is served through the first holder whose link is up:
+        # a dead or frozen node's link is down (closed, or its heartbeat timed out) before
+        # its node key expires in Redis.
+        for holder in holders:
+            link = self.links.get(holder.node)
+            if link is not None:
+                break
+        else:
             return None
         known = self._remote.get(name)
         if known is not None and known[:3] == (holder.node, holder.policy, link):
@@ -96,8 +99,7 @@ class Routes(Mapping[str, Any]):
             rules = rules_from_options(options_from_policy(holder.policy))
         except ValueError:
             return None  # a record this node cannot read: not served from here
-        bucket = TokenBucket(self.rate, self.burst or self.rate) if self.rate else None
-        tunnel = RemoteTunnel(name, link, rules, bucket)
+        tunnel = RemoteTunnel(name, link, rules, new_bucket(self.relay))
         self._remote[name] = (holder.node, holder.policy, link, tunnel)
         return tunnel
 
@@ -112,6 +114,10 @@ class Routes(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.relay.tunnels)
+
+    def buckets(self) -> list[TokenBucket | None]:
+        """The rate buckets of the other nodes' tunnels, as visitors of this node use them."""
+        return [entry[3].bucket for entry in self._remote.values()]
 
 
 class Held:

@@ -85,6 +85,7 @@ async def test_a_lost_agent_gets_its_name_back_on_another_node_with_its_resume_t
             assert "keep" in two.tunnels
             assert client.hgetall("molehill:name:keep") | {"resume": ""} == {
                 "node": "node2",
+                "nodes": "node2",
                 "state": "live",
                 "label": "",
                 "resume": "",

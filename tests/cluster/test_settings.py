@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from relay.cluster import parse_cluster
+from relay.cluster.directory import _entry
 from relay.cluster.records import claim_from_reply, lost_names, resume_digest
 from relay.cluster.settings import redact_url
 from relay.server.config import ConfigError, load_config
@@ -110,3 +111,30 @@ def test_redis_answers_read_as_claims():
     assert lost_names([b"molehill:name:a", b"other:key", 7]) == ["a"]
     assert lost_names(b"molehill:name:a") == []
     assert resume_digest("") == "" and len(resume_digest("\udcff")) == 64
+
+
+def test_joined_and_too_many_read_as_claims():
+    assert claim_from_reply("web", [b"joined", b"d"]).how == "joined"
+    many = claim_from_reply("web", [b"too_many", b"2"])
+    assert many.code == "too_many_tunnels" and "2 tunnel(s) open across the relay cluster" in (
+        many.message
+    )
+    long = claim_from_reply("web", [b"too_many", b"9" * 500])
+    assert long.code == "too_many_tunnels" and len(long.message) < 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "nodes"),
+    [
+        ({b"node": b"a", b"nodes": b"a b"}, ("a", "b")),
+        ({b"node": b"b", b"nodes": b"a b"}, ("b", "a")),  # the first holder first
+        ({b"node": b"a"}, ("a",)),  # a record of an older node
+        ({b"node": b"a", b"nodes": b"b c"}, ("a",)),  # "nodes" not listing "node": written by hand
+        ({b"node": b"a", b"nodes": b"a a  b\tb"}, ("a", "b")),
+        ({b"node": b"a", b"nodes": "a \xff".encode("latin-1")}, ("a", "\ufffd")),
+    ],
+)
+def test_a_name_s_holders_as_the_directory_reads_them(fields, nodes):
+    entry = _entry({**fields, b"state": b"live", b"policy": b"{}"})
+    assert entry is not None and entry[0] == nodes
+    assert _entry({b"nodes": b"a b"}) is None  # no holder: not a name this node can route

@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 
-from relay.events import RequestRecord, TunnelClosed, TunnelOpen
+from relay.events import LinkChanged, RequestRecord, TunnelClosed, TunnelOpen
 from tui.report import FLUSH_EVERY, Reporter, human_line
 
 
@@ -93,3 +93,23 @@ def test_a_failed_request_line_says_why_and_json_has_the_fields():
         0.0, "GET", "/", 200, 12.34567, 1, 1, "c", 1, app_ms=10.00049, overhead_ms=2.3451
     )
     assert (timed.to_json()["app_ms"], timed.to_json()["overhead_ms"]) == (10.0, 2.345)
+
+
+def test_a_link_of_an_agent_with_several_links_reads_as_a_line_and_json():
+    down = LinkChanged("app", "ws://b:7000", False, "connection reset", 1, 2)
+    assert human_line(down) == (
+        "tunnel 'app': link through ws://b:7000 down (connection reset); 1 of 2 links up"
+    )
+    up = LinkChanged("app", "ws://b:7000", True, "", 2, 2)
+    assert human_line(up) == "tunnel 'app': link through ws://b:7000 up; 2 of 2 links up"
+    out = io.StringIO()
+    Reporter(True, out=out)(up)
+    assert json.loads(out.getvalue()) == {
+        "event": "link",
+        "name": "app",
+        "relay": "ws://b:7000",
+        "up": True,
+        "reason": "",
+        "links_up": 2,
+        "links": 2,
+    }

@@ -66,9 +66,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--relay",
+        action="append",
         default=None,
         metavar="URL",
-        help=f"relay's agent endpoint (default $MOLEHILL_RELAY or {DEFAULT_RELAY})",
+        help=f"relay's agent endpoint (default $MOLEHILL_RELAY or {DEFAULT_RELAY}); give it "
+        "again for a link through each of a cluster's nodes, one name through all of them",
     )
     parser.add_argument("--token", default=None, help="agent token (default $MOLEHILL_TOKEN)")
     add_connect_timeout_option(parser)
@@ -151,11 +153,13 @@ def access_problem(args: argparse.Namespace) -> str | None:
 def relay_and_problem(args: argparse.Namespace, name: str, flag: str) -> tuple[str, str | None]:
     """The relay URL an agent command uses, and what is wrong with its common options (the
     tunnel name under ``flag``, the relay URL, the access rules), or None."""
-    relay = args.relay or os.environ.get("MOLEHILL_RELAY") or DEFAULT_RELAY
+    given = args.relay if isinstance(args.relay, list) else [args.relay] if args.relay else []
+    relay = given[0] if given else os.environ.get("MOLEHILL_RELAY") or DEFAULT_RELAY
     if name and (problem := label_problem(name)):
         return relay, f"{flag}: {problem}"
-    if not relay.startswith(("ws://", "wss://")):
-        return relay, f"--relay must start with ws:// or wss://, got {relay!r}"
+    for url in given or [relay]:
+        if not url.startswith(("ws://", "wss://")):
+            return relay, f"--relay must start with ws:// or wss://, got {url!r}"
     return relay, access_problem(args)
 
 
@@ -191,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         local_tls=target.tls,
         local_insecure=args.local_insecure,
         relay=relay,
+        more_relays=tuple(args.relay[1:]) if args.relay else (),
         name=args.subdomain,
         token=args.token or os.environ.get("MOLEHILL_TOKEN", ""),
         basic_auth=args.basic_auth,

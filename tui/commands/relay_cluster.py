@@ -75,7 +75,8 @@ def render(status: ClusterStatus) -> str:
         lines.append(f"  {node.id:<16} {node.state:<8} {node.url or '-':<28} last seen {seen}")
         for tunnel in node.tunnels:
             label = f"  token {tunnel.label}" if tunnel.label else ""
-            lines.append(f"      {tunnel.name:<24} {tunnel.state}{label}")
+            also = f" (also through {', '.join(tunnel.also)})" if tunnel.also else ""
+            lines.append(f"      {tunnel.name:<24} {tunnel.state}{also}{label}")
     if not status.nodes:
         lines.append("  no node has registered in this Redis (is it the cluster's --cluster URL?)")
     return "\n".join(lines)
