@@ -76,8 +76,12 @@ class MessageWatch:
                 self.log.add(message)
 
     def _read(self, reader: WsFrameReader, data: bytes) -> None:
-        for message in reader.feed(data, time.time()):
-            self.log.add(message)
+        log = self.log
+        if len(log.messages) >= log.cap:  # full: the rest are only counted, by their headers
+            log.dropped += reader.count(data)
+        else:
+            for message in reader.feed(data, time.time()):
+                log.add(message)
         if reader.broken:
             self._stop(f"a malformed frame ({reader.broken})")
 

@@ -102,6 +102,36 @@ class WsFrameReader:
             self.broken = str(exc)
         return out
 
+    def count(self, data: bytes) -> int:
+        """The messages whose last byte is in ``data``, counted, not read: for a log that keeps
+        no more. Whole unfragmented text/binary frames are skipped by their headers alone;
+        from the first other frame on, ``data`` is read as :meth:`feed` reads it (a malformed
+        frame still stops reading)."""
+        if self.broken:
+            return 0
+        pos, n, found = 0, len(data), 0
+        if not (self._in_payload or self._head or self._data is not None):
+            masked = self.masked
+            while n - pos >= 2:
+                b0, b1 = data[pos], data[pos + 1]
+                if (b0 != 0x82 and b0 != 0x81) or bool(b1 & 0x80) is not masked:
+                    break  # a control frame, a fragment, an extension's bit, wrong masking
+                length = b1 & 0x7F
+                start = pos + 2
+                if length == 126:
+                    length = int.from_bytes(data[start : start + 2], "big")
+                    start += 2
+                elif length == 127:
+                    break  # rare; feed checks the 64-bit length
+                end = start + (4 if masked else 0) + length
+                if end > n:
+                    break  # the frame continues in the next read: feed follows it
+                pos = end
+                found += 1
+        if pos < n:
+            found += len(self.feed(data[pos:] if pos else data, 0.0))
+        return found
+
     def _read_header(self, data: bytes, pos: int) -> int:
         """Consume a frame header from ``data`` at ``pos``; sets ``_in_payload`` once whole."""
         head = self._head

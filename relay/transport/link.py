@@ -24,12 +24,14 @@ from websockets.frames import Opcode, apply_mask
 from websockets.protocol import Protocol as WsProtocol
 from websockets.protocol import Side, State
 
+from relay.transport.ws_data import DataFrames, at_frame_boundary
 from relay.wire import codec as p
 from relay.wire.session import Session
 from relay.wire.stream import Stream
 
 FLUSH_AT = 1024 * 1024  # send a message now once this much is queued
 LINK_HIGH_WATER = 4 * 1024 * 1024  # link socket buffer above which streams stop reading
+MAX_FRAME_BYTES = 1 << 62  # no limit set on the websocket: any length a frame can say
 
 
 class MaskSource:
@@ -92,6 +94,7 @@ class FrameLink(asyncio.Protocol):
         self._close_reason = ""
         self.blocked = False
         self._masks = MaskSource() if ws.side is Side.CLIENT else None
+        self._fast: DataFrames | None = None  # set while websockets waits at a frame boundary
 
     # -- hooks for subclasses ------------------------------------------------------------------
 
@@ -117,6 +120,30 @@ class FrameLink(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
+        fast = self._fast
+        if fast is not None:
+            # Whole binary frames skip websockets (relay/transport/ws_data.py); anything else
+            # goes to it from that frame's first byte on, at a frame boundary.
+            ws = self.ws
+            messages, rest = fast.feed(data, ws.max_message_size or MAX_FRAME_BYTES)
+            try:
+                for message in messages:
+                    self._dispatch(self.wire.receive_message(message))
+                    if self.wire.error is not None:
+                        raise self.wire.error
+            except p.ProtocolError as exc:
+                self.fail(f"protocol error: {exc}")
+                return
+            if not rest:
+                if self.wire.has_output:
+                    self._schedule()
+                return
+            self._fast = None
+            data = rest
+        self._receive_ws(data)
+
+    def _receive_ws(self, data: bytes) -> None:
+        """Bytes through websockets' own parser: the handshake, control frames, the unusual."""
         ws = self.ws
         ws.receive_data(data)
         try:
@@ -149,6 +176,8 @@ class FrameLink(asyncio.Protocol):
         self._write_ws()
         if self.wire.has_output:
             self._schedule()
+        if at_frame_boundary(ws):
+            self._fast = DataFrames(masked=ws.side is Side.SERVER)
 
     def _dispatch(self, events: list[p.Frame]) -> None:
         """Hand each session event to its stream's handler, or to ``on_frame``."""
@@ -253,7 +282,8 @@ class FrameLink(asyncio.Protocol):
         wire = self.wire
         pieces = wire.data_to_send()
         if pieces and self.ws.state is State.OPEN and self.transport is not None:
-            self._write_ws()  # whatever websockets itself has queued goes first
+            if self.ws.writes:  # whatever websockets itself has queued goes first
+                self._write_ws()  # (it rarely has: a pong or a close is written when made)
             while pieces:
                 self._send_message(pieces)
                 pieces = wire.data_to_send()
@@ -296,6 +326,7 @@ class FrameLink(asyncio.Protocol):
     def fail(self, reason: str, code: int = 1002) -> None:
         """Close the connection because of ``reason`` (logged by the caller's on_close)."""
         self._close_reason = self._close_reason or reason
+        self._fast = None  # nothing more is read as data: websockets discards what comes
         if self.transport is None or self.transport.is_closing():
             return
         if self.ws.state is State.OPEN:

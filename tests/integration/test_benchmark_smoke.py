@@ -35,3 +35,30 @@ def test_quick_benchmark_runs_direct_and_through_the_tunnel(tmp_path):
         for metric in scenario["metrics"]:
             if metric.get("direct") is not None:
                 assert metric["direct"] > 0 and metric["tunnel"] > 0, metric
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--scenario", "keepalive", "--count", "200", "--connections", "4"],
+        ["--scenario", "wsecho", "--count", "20"],
+        ["--scenario", "wsecho", "--count", "20", "--direct"],
+    ],
+)
+def test_the_instruction_harness_runs_its_ops(tmp_path, args):
+    """benchmarks/instructions.py without cachegrind: the one-process stack serves every op
+    (a short echo or response would hang it; the figures come from valgrind, not checked here)."""
+    log = tmp_path / "requests.log"
+    env = dict(os.environ, MOLEHILL_CAPTURE_FILE=str(tmp_path / "captures.sqlite3"))
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/instructions.py", *args, "--log", str(log)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"done {args[1]} {args[3]}" in proc.stderr
+    if "--direct" not in args:
+        assert "GET" in log.read_text()  # the agent logged requests as molehill http does

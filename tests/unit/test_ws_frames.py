@@ -199,3 +199,33 @@ def test_a_zip_bomb_inflates_no_more_than_a_preview():
     reader = WsFrameReader("out", False, Deflate(True, no_context_takeover=True))
     [m] = reader.feed(head + bomb, 1.0)
     assert m.preview == b"\x00" * PREVIEW_BYTES and m.size == len(bomb)
+
+
+def count(data: bytes, masked: bool, cuts: list[int]) -> tuple[int, str]:
+    reader = WsFrameReader("in" if masked else "out", masked)
+    bounds = [0, *sorted(set(cuts)), len(data)]
+    return sum(reader.count(data[a:b]) for a, b in itertools.pairwise(bounds)), reader.broken
+
+
+@settings(max_examples=150, deadline=None)
+@given(conversations(), st.booleans(), st.data())
+def test_counting_finds_the_messages_reading_finds(frames, masked, data):
+    """A full log counts messages by their headers: as many as feed would return, however the
+    reads split them, fragments and control frames between whole frames included."""
+    wire = b"".join(f.serialize(mask=masked, extensions=[]) for f in frames)
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=12))
+    assert count(wire, masked, cuts) == (len(reference(wire, masked)), "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000), st.booleans(), st.lists(st.integers(0, 2000), max_size=8))
+def test_counting_random_bytes_agrees_with_reading_them(data, masked, cuts):
+    cuts = [c for c in cuts if c <= len(data)]
+    reader = read(data, masked, cuts)
+    assert count(data, masked, cuts) == (len(reader.messages), reader.broken)  # type: ignore[attr-defined]
+
+
+def test_counting_still_stops_at_a_malformed_frame():
+    good = Frame(Opcode.BINARY, b"x" * 200).serialize(mask=True, extensions=[])
+    bad = bytes([0x82, 0x01, 0x61])  # a client frame not masked
+    assert count(good * 3 + bad + good, True, []) == (3, "a client frame not masked")
