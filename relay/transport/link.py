@@ -282,7 +282,7 @@ class FrameLink(asyncio.Protocol):
         wire = self.wire
         pieces = wire.data_to_send()
         if pieces and self.ws.state is State.OPEN and self.transport is not None:
-            if self.ws.writes:  # whatever websockets itself has queued goes first
+            if getattr(self.ws, "writes", True):  # what websockets has queued goes first
                 self._write_ws()  # (it rarely has: a pong or a close is written when made)
             while pieces:
                 self._send_message(pieces)
