@@ -3,9 +3,11 @@
 ``submit()`` appends the record to an outbox (over the bounds in count or bytes it drops the
 record and counts the drop), so a slow disk never slows a tunnel. A sender thread packs each
 record (one ``struct.pack``; heads and bodies are not copied) and writes the batch to a pipe with
-writev; a writer process (:mod:`inspector.capture_process`) redacts,
-caps, hashes, parses and writes SQLite there, outside this process's GIL, and answers each batch
-with the stored ids. Raw exchanges only cross the pipe: nothing unredacted reaches the disk.
+writev. At the other end a spooler process (:mod:`inspector.spooler`) reads it into memory at
+once, and a store process (:mod:`inspector.capture_process`, at ``SCHED_IDLE``: only on CPU no
+tunnel wants) redacts, caps, hashes, parses and writes SQLite, outside this process's GIL, and
+answers each batch with the stored ids. Raw exchanges only cross the pipes and live in those
+processes' memory: nothing unredacted reaches the disk.
 
 The unredacted requests stay here (``originals``, by stored id) for replays from this process.
 If the store fails while running (disk full, file damaged) or the writer process dies, the writer
@@ -121,7 +123,7 @@ class CaptureWriter:
         )
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "inspector.capture_process", settings_json(self.settings)],
+                [sys.executable, "-m", "inspector.spooler", settings_json(self.settings)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 # Not the front end's terminal (the dashboard draws there): kept for the error.
