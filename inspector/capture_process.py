@@ -42,7 +42,7 @@ from inspector.store import CaptureStore
 INDEX_STEP = 100  # exchanges indexed per transaction while nothing arrives
 BATCH_WINDOW = 0.1  # seconds a batch stays open for more exchanges
 INDEX_AFTER_IDLE = 1.0  # seconds without writes before the body index catches up
-READ_SIZE = 1024 * 1024
+READ_SIZE = 256 * 1024  # os.read allocates this much before it reads: not more than a batch
 # Where SCHED_IDLE is missing (not Linux): as far below the tunnels as nice goes.
 WRITER_NICE = 19
 _EOF = pc.Item(0, b"")

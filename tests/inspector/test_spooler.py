@@ -156,11 +156,16 @@ def test_a_killed_store_process_is_reported_and_captures_stop_not_the_caller(tmp
 
 @pytest.mark.parametrize(
     ("args", "said"),
-    [([], "usage: python -m inspector.spooler"), (["{not json"], "unreadable settings")],
+    [
+        ([], "usage: python inspector/spooler.py"),
+        (["{not json"], "unreadable settings"),
+        (['{"queue_bytes": -1, "queue_size": 5}'], "must be whole numbers, at least 1"),
+        (['{"queue_size": 5}'], "unreadable settings: 'queue_bytes'"),
+    ],
 )
 def test_the_spooler_refuses_bad_arguments_with_a_reason(args, said):
     done = subprocess.run(
-        [sys.executable, "-m", "inspector.spooler", *args],
+        [sys.executable, "-I", "-S", str(ROOT_DIR / "inspector" / "spooler.py"), *args],
         cwd=ROOT_DIR,
         input=b"",
         capture_output=True,
