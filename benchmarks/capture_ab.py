@@ -3,10 +3,12 @@
 ``python benchmarks/capture_ab.py [--pairs N] [--duration S]`` runs ``run.py``'s
 keep-alive scenario N times with captures on and N times off (``BENCH_AGENT_ARGS=--no-capture``),
 alternating on/off so both sides see the same machine, and prints each pair's req/s ratio and the
-relay + agent CPU per request, then the medians. A shared machine disturbs single runs: quote the
-median ratio, never one absolute. Each "on" run's store is counted afterwards: ``stored`` against
-the requests the tunnel answered (the store holds more: the unrecorded warm-up and the readiness
-requests), and "not kept" is what the agent said it dropped (queue full) when it stopped.
+relay + agent CPU per request (the agent's capture processes included; "writers" is their part,
+during the run only: ``capture_cpu.py`` measures all of it), then the medians. A shared machine
+disturbs single runs: quote the median ratio, never one absolute. Each "on" run's store is
+counted afterwards: ``stored`` against the requests the tunnel answered (the store holds more: the
+unrecorded warm-up and the readiness requests), and "not kept" is what the agent said it dropped
+(queue full) when it stopped.
 """
 
 from __future__ import annotations
