@@ -236,7 +236,6 @@ class CaptureWriter:
         pipe = self._process.stdin
         assert pipe is not None
         fd = pipe.fileno()
-        pause = threading.Event()  # never set: a sleep that is not a busy wait
         quiet = IDLE_ROUNDS  # rounds with nothing sent: asleep from the start
         while True:
             if quiet >= IDLE_ROUNDS:
@@ -249,8 +248,9 @@ class CaptureWriter:
                 if sleeping and self._wake.wait(MESSAGES_EVERY if live else None):
                     quiet = 0
             if not self._closing and not self._wake.is_set():
-                # More records come in the same moment: one write carries them all.
-                pause.wait(SEND_DELAY)
+                # More records come meanwhile: one write carries them all. (Records do not set
+                # _wake now; a flush, close or messages due do, and end the wait.)
+                self._wake.wait(SEND_DELAY)
             with self._lock:
                 batch, self._outbox = self._outbox, []
                 self._wake.clear()
