@@ -3,10 +3,12 @@
 ``python benchmarks/capture_ab.py [--pairs N] [--duration S]`` runs ``run.py``'s
 keep-alive scenario N times with captures on and N times off (``BENCH_AGENT_ARGS=--no-capture``),
 alternating on/off so both sides see the same machine, and prints each pair's req/s ratio and the
-relay + agent CPU per request, then the medians. A shared machine disturbs single runs: quote the
-median ratio, never one absolute. Each "on" run's store is counted afterwards: ``stored`` against
-the requests the tunnel answered (the store holds more: the unrecorded warm-up and the readiness
-requests), and "not kept" is what the agent said it dropped (queue full) when it stopped.
+relay + agent CPU per request (the agent's capture processes included; "writers" is their part,
+during the run only: ``capture_cpu.py`` measures all of it), then the medians. A shared machine
+disturbs single runs: quote the median ratio, never one absolute. Each "on" run's store is
+counted afterwards: ``stored`` against the requests the tunnel answered (the store holds more: the
+unrecorded warm-up and the readiness requests), and "not kept" is what the agent said it dropped
+(queue full) when it stopped.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def one_run(capture: bool, duration: float, writer_cpus: str, molehill: str) -> 
         "ratio": scenario["metrics"][0]["ratio"],
         "agent_us": cpu["agent"] / requests * 1e6,
         "relay_us": cpu["relay"] / requests * 1e6,
+        "writer_us": cpu.get("agent_children", 0.0) / requests * 1e6,
         "others": cpu["others"] / cpu["wall"],
         "requests": tunnel["requests"],
         "stored": stored,
@@ -105,7 +108,7 @@ def main() -> int:
     cpu_off: list[float] = []
     print(
         "pair  on req/s  off req/s  on/off  agent+relay µs/req on  off  others (cores) on  off"
-        "  on: requests  stored  not kept"
+        "  on: requests  stored  not kept  writers µs/req"
     )
     for n in range(args.pairs):
         # Alternate which side goes first, so a drift in the machine's load favours neither.
@@ -122,7 +125,8 @@ def main() -> int:
         print(
             f"{n + 1:>4}  {on['rps']:>8,.0f}  {off['rps']:>9,.0f}  {ratio:>6.3f}  "
             f"{cpu_on[-1]:>22.1f}  {cpu_off[-1]:>4.1f}  {on['others']:>18.2f}  {off['others']:.2f}"
-            f"  {on['requests']:>12,.0f}  {on['stored']:>6,.0f}  {on['not_kept']:>8,.0f}",
+            f"  {on['requests']:>12,.0f}  {on['stored']:>6,.0f}  {on['not_kept']:>8,.0f}"
+            f"  {on['writer_us']:>14.1f}",
             flush=True,
         )
     print(

@@ -3,8 +3,8 @@
 Read from /proc (Linux only; elsewhere the meter reports nothing). For each measurement it gives
 CPU seconds for:
 
-- each process under test (``app``, ``relay``, ``agent``), with its child processes (the
-  agent's capture writer process counts as the agent's);
+- each process under test (``app``, ``relay``, ``agent``), with its descendants (the
+  agent's capture spooler and store processes count as the agent's);
 - ``load``: the load generator and run.py itself (getrusage of this process and of the children
   it reaped during the run);
 - ``kernel``: kernel threads (kworker, ksoftirqd, ...) and interrupt time charged to no process
@@ -87,6 +87,18 @@ class _Snapshot:
         self.load = _self_and_reaped()
 
 
+def _ancestor_role(
+    roles: dict[int, str], procs: dict[int, tuple[bool, float, int]], parent: int
+) -> str | None:
+    """The role of the nearest ancestor under test (a child's child counts as its grandparent's)."""
+    for _ in range(8):
+        role = roles.get(parent)
+        if role is not None or parent not in procs:
+            return role
+        parent = procs[parent][2]
+    return None
+
+
 class CpuMeter:
     """``start()`` before a measurement, ``stop()`` after: a dict of CPU seconds by role."""
 
@@ -104,12 +116,17 @@ class CpuMeter:
         out = {role: 0.0 for role in self.roles.values()}
         out.update(load=end.load - begin.load, kernel=0.0, others=0.0)
         me = os.getpid()
+        children: dict[str, float] = {}  # of it, by the roles' descendants (agent: its writers)
         for pid, (kthread, seconds, parent) in end.procs.items():
             if pid == me:
                 continue  # in "load"
             before = begin.procs.get(pid)
             used = seconds - (before[1] if before is not None else 0.0)
-            role = self.roles.get(pid) or self.roles.get(parent)
+            role = self.roles.get(pid)
+            if role is None:
+                role = _ancestor_role(self.roles, end.procs, parent)
+                if role is not None:
+                    children[role] = children.get(role, 0.0) + used
             role = role or ("kernel" if kthread else "others")
             out[role] += used
         # Busy time no live process was charged with: interrupts that arrived while a core was
@@ -120,4 +137,6 @@ class CpuMeter:
         out["kernel"] += interrupts
         out["others"] += rest - interrupts
         out["wall"] = end.wall - begin.wall
+        # Apart, after the sums above: already counted in their role.
+        out.update({f"{role}_children": used for role, used in children.items()})
         return {k: round(v, 3) for k, v in out.items()}

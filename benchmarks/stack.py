@@ -299,15 +299,18 @@ class Stack:
         self.place_writer()
 
     def place_writer(self) -> None:
-        """``BENCH_WRITER_CPUS=1``: move the agent's capture writer process (its child) to those
+        """``BENCH_WRITER_CPUS=1``: move the agent's capture processes (its descendants) to those
         CPUs. By default it stays where it was born: on the tunnel's core, with the agent."""
         cpus = os.environ.get("BENCH_WRITER_CPUS", "")
         agent = self.procs.get("agent")
         if not cpus or agent is None or not hasattr(os, "sched_setaffinity"):
             return
         wanted = {int(c) for c in cpus.split(",")}
-        for pid in child_pids(agent.pid):
+        family = child_pids(agent.pid)
+        while family:  # the spooler, then the store process it started
+            pid = family.pop()
             os.sched_setaffinity(pid, wanted)
+            family += child_pids(pid)
 
     def start_app(self, timeout: float = 20.0) -> None:
         self._spawn("app", [self.python, str(HERE / "localapp.py"), "0"])

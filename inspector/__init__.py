@@ -64,8 +64,9 @@ def open_writer(
 
     Raises :class:`StoreError` (with the file's path) if the store cannot be opened; the caller
     shows it and keeps running without captures. ``on_error`` is called (on a thread of the
-    writer's) if the store fails later. The writer runs a process of its own
-    (:mod:`inspector.capture_process`); ``close()`` ends it.
+    writer's) if the store fails later. The writer runs two processes of its own
+    (:mod:`inspector.spooler` and the idle-priority :mod:`inspector.capture_process`);
+    ``close()`` ends them.
     """
     if not settings.enabled:
         return None

@@ -1,8 +1,10 @@
-"""The capture writer process: reads raw exchanges from a pipe, redacts them and writes SQLite.
+"""The capture store process: reads raw exchanges from a pipe, redacts them and writes SQLite.
 
-Started by :class:`inspector.writer.CaptureWriter` as ``python -m inspector.capture_process
-SETTINGS_JSON`` with the pipe on its stdin and its answers on its stdout (frames of
-:mod:`inspector.pipe_codec`). Everything that costs CPU per exchange happens here, in a process of
+Started by :mod:`inspector.spooler` as ``python -m inspector.capture_process SETTINGS_JSON``
+with the spooler's pipe on its stdin and the agent's answer pipe on its stdout (frames of
+:mod:`inspector.pipe_codec`). It runs at ``SCHED_IDLE``: only on CPU that no tunnel wants, so
+under saturation exchanges wait in the spooler's memory and are stored when the load eases.
+Everything that costs CPU per exchange happens here, in a process of
 its own, so none of it holds the agent's GIL: decoding, redaction, capping and hashing the bodies,
 header parsing, the inserts (what arrives within ``BATCH_WINDOW`` goes in one transaction), and,
 after a second with nothing to store, the body index. Nothing reaches the disk unredacted: the
@@ -40,11 +42,9 @@ from inspector.store import CaptureStore
 INDEX_STEP = 100  # exchanges indexed per transaction while nothing arrives
 BATCH_WINDOW = 0.1  # seconds a batch stays open for more exchanges
 INDEX_AFTER_IDLE = 1.0  # seconds without writes before the body index catches up
-READ_SIZE = 1024 * 1024
-# Below the tunnels in the scheduler's eyes: on a core they share, the data path goes first and
-# the writer catches up when it is quiet (its queue is bounded; what does not fit is counted).
-# (SCHED_IDLE was tried: no better for the tunnel here, and it dropped more under load.)
-WRITER_NICE = 10
+READ_SIZE = 256 * 1024  # os.read allocates this much before it reads: not more than a batch
+# Where SCHED_IDLE is missing (not Linux): as far below the tunnels as nice goes.
+WRITER_NICE = 19
 _EOF = pc.Item(0, b"")
 
 
@@ -242,7 +242,14 @@ def read_frames(source: int, decoder: pc.FrameDecoder, items: queue.Queue[list[p
 
 
 def lower_priority() -> None:
-    """Let every tunnel process go first (see WRITER_NICE)."""
+    """Run only on CPU nobody else wants: the tunnels never compete with the store. (At nice 10
+    it still took a share of a saturated core; SCHED_IDLE alone starved because the agent's pipe
+    filled: the spooler in front of this process now holds what waits, in memory.)"""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
     with contextlib.suppress(AttributeError, OSError):  # AttributeError: no os.nice (Windows)
         os.nice(WRITER_NICE)
 

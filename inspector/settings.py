@@ -45,8 +45,8 @@ class CaptureSettings:
     body_cap: int = DEFAULT_BODY_CAP  # per body; longer ones are cut and marked truncated
     redact_headers: tuple[str, ...] = field(default=())
     redact_keys: tuple[str, ...] = field(default=())
-    queue_size: int = 10_000  # exchanges waiting for the writer; beyond it they are dropped
-    queue_bytes: int = 64 * 1024 * 1024  # their heads and bodies, at most; beyond, dropped too
+    queue_size: int = 50_000  # exchanges waiting to be stored; beyond it they are dropped
+    queue_bytes: int = 128 * 1024 * 1024  # their heads and bodies, at most; beyond, dropped too
     batch_size: int = 500  # exchanges per transaction at most
     busy_timeout: float = 5.0  # seconds to wait for another process's lock before giving up
     # WebSocket messages / SSE events kept per connection (the agents' message_cap); the rest

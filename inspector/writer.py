@@ -3,9 +3,11 @@
 ``submit()`` appends the record to an outbox (over the bounds in count or bytes it drops the
 record and counts the drop), so a slow disk never slows a tunnel. A sender thread packs each
 record (one ``struct.pack``; heads and bodies are not copied) and writes the batch to a pipe with
-writev; a writer process (:mod:`inspector.capture_process`) redacts,
-caps, hashes, parses and writes SQLite there, outside this process's GIL, and answers each batch
-with the stored ids. Raw exchanges only cross the pipe: nothing unredacted reaches the disk.
+writev. At the other end a spooler process (:mod:`inspector.spooler`) reads it into memory at
+once, and a store process (:mod:`inspector.capture_process`, at ``SCHED_IDLE``: only on CPU no
+tunnel wants) redacts, caps, hashes, parses and writes SQLite, outside this process's GIL, and
+answers each batch with the stored ids. Raw exchanges only cross the pipes and live in those
+processes' memory: nothing unredacted reaches the disk.
 
 The unredacted requests stay here (``originals``, by stored id) for replays from this process.
 If the store fails while running (disk full, file damaged) or the writer process dies, the writer
@@ -37,12 +39,24 @@ from inspector.redact import Redactor
 from inspector.settings import CaptureSettings, settings_json
 from relay.events import Capture, RequestRecord
 
-SEND_DELAY = 0.01  # seconds the sender waits after a first record, for more in the same write
+# Seconds between the sender's writes while records keep coming. Each write wakes this
+# process's sender thread, then the spooler: ~100 us of CPU a round on a busy core whatever it
+# carries, so 20 rounds a second, not 100 (the store sees exchanges 50 ms later; a flush or the
+# first record after a quiet spell goes at once).
+SEND_DELAY = 0.05
+# Rounds of SEND_DELAY with nothing to send before the sender sleeps until woken: while records
+# keep coming it looks every SEND_DELAY instead, so submit() wakes no thread (an Event.set per
+# batch was a third of submit()'s cost under load).
+IDLE_ROUNDS = 4
 IOV_GROUP = 512  # pieces per writev (the system's limit is 1024 or more)
 PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wake-ups per batch
+# Answers are small (16 bytes an exchange): os.read allocates the size asked for, with the GIL
+# held, and a 1 MiB buffer cost 50 us a read.
+ANSWER_READ = 64 * 1024
 STDERR_KEPT = 4096  # bytes of the writer process's stderr kept, for the error that says why
 START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+_SPOOLER = str(Path(__file__).resolve().with_name("spooler.py"))
 
 
 class CaptureWriter:
@@ -68,7 +82,8 @@ class CaptureWriter:
         # Records (seq, tunnel, target, record) and ready frames, in order: records are packed
         # by the sender thread, so the data path only appends.
         self._outbox: list[tuple[int, str, str, RequestRecord] | bytes] = []
-        self._wake = threading.Event()  # set when the outbox gets its first piece
+        self._wake = threading.Event()  # set when the outbox gets a piece while the sender sleeps
+        self._sleeping = False  # the sender waits on _wake (else it looks every SEND_DELAY)
         self._closing = False
         self._seq = 0
         self._queued = 0  # records submitted and not yet answered by the writer process
@@ -121,7 +136,9 @@ class CaptureWriter:
         )
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "inspector.capture_process", settings_json(self.settings)],
+                # By its file, isolated and without site-packages: it needs only the standard
+                # library, and importing the inspector package cost it 0.3 s of CPU at start.
+                [sys.executable, "-I", "-S", _SPOOLER, settings_json(self.settings)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 # Not the front end's terminal (the dashboard draws there): kept for the error.
@@ -137,7 +154,16 @@ class CaptureWriter:
 
         ``target`` is the local app's URL, kept so that a replay knows where to send it.
         """
-        size = _held_bytes(record)
+        capture = record.capture
+        size = (
+            256
+            if capture is None
+            else 256
+            + len(capture.request_head)
+            + len(capture.response_head)
+            + len(capture.request_body)
+            + len(capture.response_body)
+        )
         settings = self.settings
         with self._lock:
             # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
@@ -152,8 +178,9 @@ class CaptureWriter:
             seq = self._seq
             self._queued += 1
             self._queued_bytes += size
-            self._in_flight[seq] = (size, record.capture)
-            if not self._outbox:
+            self._in_flight[seq] = (size, capture)
+            if self._sleeping:
+                self._sleeping = False
                 self._wake.set()
             self._outbox.append((seq, tunnel, target, record))
 
@@ -180,8 +207,8 @@ class CaptureWriter:
             self._seq += 1
             token = self._seq
             self._answers[token] = done
-            if not self._outbox:
-                self._wake.set()
+            self._sleeping = False
+            self._wake.set()  # someone waits: no SEND_DELAY
             self._outbox.append(pc.token_frame(kind, token))
         answered = done.wait(timeout)
         with self._lock:
@@ -192,6 +219,7 @@ class CaptureWriter:
         """Store what is queued, end the writer process and wait for it."""
         with self._lock:
             self._closing = True
+            self._sleeping = False
             self._wake.set()
         self._sender.join(timeout)
         try:
@@ -208,18 +236,27 @@ class CaptureWriter:
         pipe = self._process.stdin
         assert pipe is not None
         fd = pipe.fileno()
+        quiet = IDLE_ROUNDS  # rounds with nothing sent: asleep from the start
         while True:
-            with self._live_lock:
-                live = bool(self._live)
-            # Open connections' messages go every MESSAGES_EVERY, records or not.
-            woken = self._wake.wait(MESSAGES_EVERY if live else None)
-            if woken and not self._closing:
-                # More records come in the same moment: one write carries them all.
-                threading.Event().wait(SEND_DELAY)
+            if quiet >= IDLE_ROUNDS:
+                with self._live_lock:
+                    live = bool(self._live)
+                with self._lock:
+                    self._sleeping = not self._outbox and not self._closing
+                    sleeping = self._sleeping
+                # Open connections' messages go every MESSAGES_EVERY, records or not.
+                if sleeping and self._wake.wait(MESSAGES_EVERY if live else None):
+                    quiet = 0
+            if not self._closing and not self._wake.is_set():
+                # More records come meanwhile: one write carries them all. (Records do not set
+                # _wake now; a flush, close or messages due do, and end the wait.)
+                self._wake.wait(SEND_DELAY)
             with self._lock:
                 batch, self._outbox = self._outbox, []
                 self._wake.clear()
+                self._sleeping = False
                 closing = self._closing
+            quiet = quiet + 1 if not batch else 0
             pieces = self._message_frames(batch, closing)
             for item in batch:
                 if type(item) is bytes:
@@ -258,7 +295,7 @@ class CaptureWriter:
         fd = pipe.fileno()
         while True:
             try:
-                data = os.read(fd, 1024 * 1024)
+                data = os.read(fd, ANSWER_READ)
             except OSError:
                 data = b""
             if not data:
@@ -308,13 +345,15 @@ class CaptureWriter:
         requests = []
         watch: list[tuple[int, Capture]] = []
         held = 0
-        with self._lock:
-            for seq, exchange_id in pairs:
-                size, capture = in_flight.pop(seq, (0, None))
-                held += size
-                if capture is not None and capture.messages is not None:
+        # Outside the lock (a dict's pop is atomic, and only this thread pops): submit() never
+        # waits while a batch of answers is gone through, only for the counts below.
+        for seq, exchange_id in pairs:
+            size, capture = in_flight.pop(seq, (0, None))
+            held += size
+            if capture is not None:
+                if capture.messages is not None:
                     watch.append((exchange_id, capture))
-                if capture is not None and capture.request_head:
+                if capture.request_head:
                     requests.append(
                         (
                             exchange_id,
@@ -323,6 +362,7 @@ class CaptureWriter:
                             capture.request_truncated,
                         )
                     )
+        with self._lock:
             self._queued -= len(pairs)
             self._queued_bytes -= held
             self.written += len(pairs)
@@ -335,11 +375,10 @@ class CaptureWriter:
             self._wake.set()  # the sender may be waiting with no timeout: messages are due
 
     def _forget(self, seqs: list[int]) -> None:
+        held = sum(self._in_flight.pop(seq, (0, None))[0] for seq in seqs)
         with self._lock:
-            for seq in seqs:
-                size, _ = self._in_flight.pop(seq, (0, None))
-                self._queued -= 1
-                self._queued_bytes -= size
+            self._queued -= len(seqs)
+            self._queued_bytes -= held
             self.dropped += len(seqs)
 
     def _failed(self, exc: StoreError) -> None:
@@ -397,7 +436,10 @@ def _write_all(fd: int, pieces: list[bytes]) -> bool:
         return _write_all_plain(fd, b"".join(pieces))
     try:
         for start in range(0, len(pieces), IOV_GROUP):
-            group = [memoryview(p) for p in pieces[start : start + IOV_GROUP] if p]
+            # The pieces as they are (writev takes bytes; empty ones cost nothing): a memoryview
+            # of each was a sixth of the sender's time. Only a piece cut by a partial write is
+            # viewed, to send its rest.
+            group: list[bytes | memoryview] = list(pieces[start : start + IOV_GROUP])
             first = 0
             while first < len(group):
                 written = os.writev(fd, group[first:])
@@ -405,7 +447,7 @@ def _write_all(fd: int, pieces: list[bytes]) -> bool:
                     written -= len(group[first])
                     first += 1
                 if written:
-                    group[first] = group[first][written:]
+                    group[first] = memoryview(group[first])[written:]
     except OSError:
         return False
     return True
@@ -426,16 +468,3 @@ def _store_error(data: dict[str, str]) -> StoreError:
     if not (isinstance(kind, type) and issubclass(kind, StoreError)):
         kind = StoreError
     return kind(Path(data.get("path", "")), data.get("message", "unknown error"))
-
-
-def _held_bytes(record: RequestRecord) -> int:
-    """What a queued record holds in memory, about: its captured heads and bodies."""
-    capture = record.capture
-    if capture is None:
-        return 256
-    return 256 + (
-        len(capture.request_head)
-        + len(capture.response_head)
-        + len(capture.request_body)
-        + len(capture.response_body)
-    )

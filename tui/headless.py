@@ -220,10 +220,19 @@ def _remembering(
     """Report events; keep each exchange in the capture store (under the profile's name, else
     the public name); once a tunnel is online, keep its resume token for the next run."""
 
+    local: tuple[str, int, bool] | None = None
+    target = ""
+
     def on_event(event: AgentEvent) -> None:
+        nonlocal local, target
         if type(event) is RequestRecord:
             if captures is not None:
-                captures.submit(tag or agent.name, event, agent.settings.local_url)
+                # The local app's URL made once, not per request (1% of the agent's time).
+                settings = agent.settings
+                now = (settings.local_host, settings.local_port, settings.local_tls)
+                if now != local:
+                    local, target = now, settings.local_url
+                captures.submit(tag or agent.name, event, target)
         elif isinstance(event, TunnelOpen | Reconnected):
             store.put(agent.settings.relay, agent.name, agent.resume)
         report(event)

@@ -138,12 +138,16 @@ class ExchangeObserver:
         for item in items:
             kind = type(item)
             if kind is bytes:
-                self.bytes_out += len(item)  # type: ignore[arg-type]
+                data: bytes = item  # type: ignore[assignment]
+                self.bytes_out += len(data)
                 ex = self.answering
                 if ex is not None and ex.capture is not None:
-                    self._keep(ex, item, request=False)  # type: ignore[arg-type]
+                    if not ex.response_body and len(data) <= self.capture_bytes:
+                        ex.response_body = data  # most bodies: one piece, kept as it is
+                    else:
+                        self._keep(ex, data, request=False)
                 if self.watch is not None:  # an event stream's body, or the bytes after a 101
-                    self.watch.server_bytes(item)  # type: ignore[arg-type]
+                    self.watch.server_bytes(data)
             elif item is MESSAGE_END:
                 ex = self.answering
                 if ex is not None:
@@ -163,7 +167,13 @@ class ExchangeObserver:
             return  # interim response: the real one follows
         self.pending.popleft()
         self.status = status
-        if ex.capture is not None and self.message_cap:
+        # Most responses are neither a 101 nor an event stream: one lowered copy of the head
+        # rules that out for a tenth of the header regex's cost (1.5% of the agent's time).
+        if (
+            ex.capture is not None
+            and self.message_cap
+            and (status == 101 or b"event-stream" in head.raw.lower())
+        ):
             self.watch = MessageWatch.of_response(head.raw, status, self.message_cap)
             if self.watch is not None:
                 ex.capture.messages = self.watch.log
