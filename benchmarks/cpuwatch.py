@@ -140,3 +140,17 @@ class CpuMeter:
         # Apart, after the sums above: already counted in their role.
         out.update({f"{role}_children": used for role, used in children.items()})
         return {k: round(v, 3) for k, v in out.items()}
+
+
+def wait_quiet(pids: dict[str, int], share: float, limit: float, step: float = 0.5) -> float:
+    """Wait until these processes, their children included, use less than ``share`` of a core
+    together over ``step`` s (at most ``limit`` s); return the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        meter = CpuMeter(pids)
+        meter.start()
+        time.sleep(step)
+        cpu = meter.stop()
+        if not cpu.get("wall") or sum(cpu.get(role, 0.0) for role in pids) / cpu["wall"] < share:
+            break
+    return time.monotonic() - started

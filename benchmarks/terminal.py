@@ -62,7 +62,9 @@ class Terminal:
             raise StackError(f"tmux {' '.join(args[:2])} failed: {out.stderr.strip()}")
         return out.stdout
 
-    def start(self, command: list[str]) -> None:
+    def start(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        """Run ``command`` in the session, with ``env`` added to its environment (stack.py sets
+        MOLEHILL_CAPTURE_FILE for its own children only)."""
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.server = subprocess.Popen(
             self._cmd("-D"),
@@ -85,6 +87,7 @@ class Terminal:
             str(HEIGHT),
             "-c",
             str(HERE.parent),
+            *(f"-e{name}={value}" for name, value in (env or {}).items()),
             shell,
         )
         # Wait for our server's socket: a new-session sent earlier would start a daemon

@@ -14,7 +14,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import OptionList, Static
+from textual.widgets import OptionList
 
 from inspector import CaptureSettings
 from profiles.errors import ProfilesError
@@ -35,6 +35,7 @@ from tui.service.tunnels import agent_settings
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.latency_pane import LatencyPane
 from tui.widgets.request_log import LogFilter, RequestLog, Row
+from tui.widgets.steady_static import SteadyStatic
 from tui.widgets.tunnel_info import TunnelInfo
 from tui.widgets.tunnel_list import ALL, TunnelList
 
@@ -127,7 +128,7 @@ class MolehillApp(InspectorHooks):
     # -- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(id="relay-bar")
+        yield SteadyStatic(id="relay-bar")
         with Horizontal(id="body"):
             yield TunnelList(id="sidebar")
             with Vertical(id="main"):
@@ -216,7 +217,7 @@ class MolehillApp(InspectorHooks):
         bar = Text()
         bar.append(" molehill ", style="bold reverse")
         bar.append(f"  {where}{rtt}{self.api_note()}")
-        self.query_one("#relay-bar", Static).update(bar)
+        self.query_one("#relay-bar", SteadyStatic).show(bar)
 
     # -- periodic refresh from the tunnel thread -------------------------------------------
 

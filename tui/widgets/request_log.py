@@ -3,6 +3,7 @@ second cost the UI a few list appends, not a table rebuild."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Click
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -159,6 +160,9 @@ class RequestLog(ScrollView, can_focus=True):
         self.history = 0  # rows read from the capture store when the dashboard opened (dimmed)
         self.following = True  # new rows scroll into view
         self._tunnel_width = 6
+        # While a redraw runs: the width and the columns, looked up once, not twice per line.
+        self._frame: tuple[int, tuple[tuple[Column, ...], int]] | None = None
+        self._second = (-1, "")  # the last row's second and its HH:MM:SS (most rows share it)
 
     def on_mount(self) -> None:
         self.anchor()  # the compositor keeps an anchored view at the bottom as rows arrive
@@ -264,8 +268,15 @@ class RequestLog(ScrollView, can_focus=True):
         cells = [f"{c.title:>{c.width}}" if c.right else f"{c.title:<{c.width}}" for c in columns]
         return " ".join([*cells, "PATH"])
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = (self.scrollable_content_region.width, self._layout())
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
+        width = self._frame[0] if self._frame else self.scrollable_content_region.width
         if y == 0:
             style = self.get_component_rich_style("request-log--header", partial=True)
             return Strip([Segment(self.header(), style)]).crop_extend(0, width, None)
@@ -280,11 +291,16 @@ class RequestLog(ScrollView, can_focus=True):
             strip = strip.apply_style(Style(bgcolor="grey23"))
         return strip
 
+    def _clock(self, second: int) -> str:
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%H:%M:%S", time.localtime(second)))
+        return self._second[1]
+
     def _row_segments(self, tunnel: str, record: RequestRecord) -> list[Segment]:
-        columns, path_width = self._layout()
+        columns, path_width = self._frame[1] if self._frame else self._layout()
         klass = status_class(record.status)
         cells = {
-            "time": time.strftime("%H:%M:%S", time.localtime(record.time)),
+            "time": self._clock(math.floor(record.time)),
             "tunnel": tunnel,
             "method": record.method,
             "status": str(record.status) if record.status else "---",

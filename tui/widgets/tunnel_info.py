@@ -7,17 +7,17 @@ import time
 from pathlib import Path
 
 from rich.text import Text
-from textual.widgets import Static
 
 from profiles.model import Profile
 from relay.host import TunnelStatus
+from tui.widgets.steady_static import SteadyStatic
 
 
-class TunnelInfo(Static):
-    """Shows what the log below belongs to."""
+class TunnelInfo(SteadyStatic):
+    """Shows what the log below belongs to (redrawn only when that changes)."""
 
     def show_no_profiles(self, path: Path) -> None:
-        self.update(
+        self.show(
             Text(
                 "No profiles yet. Press n to add one (say 'frontend' on port 3000), then s to "
                 f"start it. Profiles are kept in {path}",
@@ -31,7 +31,7 @@ class TunnelInfo(Static):
         down = [s.key for s in statuses.values() if s.state == "online" and s.stats.app_down]
         if down:
             text.append(f" · local app down: {', '.join(sorted(down))}", style="bold red")
-        self.update(text)
+        self.show(text)
 
     def show_tunnel(self, name: str, profile: Profile | None, status: TunnelStatus | None) -> None:
         text = Text()
@@ -50,4 +50,4 @@ class TunnelInfo(Static):
             text.append(f"  {status.state}", style="yellow" if status.state != "error" else "red")
             if status.error:
                 text.append(f"\n{status.error}", style="red")
-        self.update(text)
+        self.show(text)
