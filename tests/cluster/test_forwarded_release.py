@@ -4,11 +4,16 @@ whichever ended first (issue 16: node3's visitors got 429 after 256 forwarded re
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 
 from tests.cluster.nodes import cluster_nodes, linked
-from tests.relay.helpers import get
-from tests.support.stack import agent_for
+from tests.relay.helpers import get, open_from
+from tests.support.stack import agent_for, raw_request
 from tests.support.waiting import eventually
 
 LIMIT = 4  # connections_per_ip on every node: a leak shows as a 429 after LIMIT requests
@@ -48,3 +53,78 @@ async def test_forwarded_connections_are_released_whichever_side_ends_first(
             got = await get(visited.http_port, host, "/download?size=1000", headers)
             assert got.status == 200, (got.status, got.body[:200])
         await eventually(lambda: not streams_left(owner, visited, tunnel), what="all released")
+
+
+@asynccontextmanager
+async def deaf_app(
+    answer: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+) -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
+    """Answers each request with ``answer`` (b"": never) and keeps its connection open, even
+    after the client's EOF (as a stalled app would): an END from the relay never comes back
+    from the agent."""
+    writers: list[asyncio.StreamWriter] = []
+    over = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await over.wait()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], writers
+    finally:
+        over.set()
+        for writer in writers:
+            writer.close()
+        server.close()
+
+
+async def test_a_visitor_closing_between_requests_is_released_at_once(redis_server):
+    """The agent's side never ends (a deaf app here; a frozen node in test_frozen_release):
+    the visitor's close between requests releases its connection on the node it reached,
+    and the reset frees the streams on the owner and at the agent."""
+    async with (
+        deaf_app() as (port, writers),
+        cluster_nodes(redis_server.url, 2, connections_per_ip=LIMIT) as (owner, visited),
+        agent_for(owner, port, "deaf") as tunnel,
+    ):
+        await linked([owner, visited])
+        await eventually(lambda: visited.routes.get("deaf") is not None, what="a route to deaf")
+        for _ in range(3 * LIMIT):
+            got = await get(visited.http_port, f"deaf.localhost:{visited.http_port}", "/")
+            assert (got.status, got.body) == (200, b"ok")
+        await eventually(lambda: not streams_left(owner, visited, tunnel), what="all released")
+        assert len(writers) == 3 * LIMIT
+
+
+async def test_a_visitor_giving_up_on_a_stalled_owner_is_released_by_the_idle_timeout(
+    redis_server,
+):
+    """The owner takes the stream but nothing answers (a silent app): a visitor that closes
+    while its answer is due may only have shut its sending side (it would still get the
+    answer: a half-close), so the node waits, until idle_timeout, which releases the
+    connection there and the streams on the owner and at the agent."""
+    idle = 1.5
+    async with (
+        deaf_app(b"") as (port, _),
+        cluster_nodes(redis_server.url, 2, connections_per_ip=LIMIT, idle_timeout=idle) as (
+            owner,
+            visited,
+        ),
+        agent_for(owner, port, "stalled") as tunnel,
+    ):
+        await linked([owner, visited])
+        await eventually(lambda: visited.routes.get("stalled") is not None, what="a route")
+        _, writer = await open_from(visited.http_port)
+        writer.write(raw_request(f"stalled.localhost:{visited.http_port}", "/"))
+        await asyncio.sleep(0.3)
+        writer.close()  # gave up waiting
+        await asyncio.sleep(0.3)
+        assert len(visited.public_connections) == 1  # an answer is due: still waited for
+        waited = await eventually(
+            lambda: not streams_left(owner, visited, tunnel), timeout=idle + 3.0, what="released"
+        )
+        assert waited < idle + 2.0, waited  # the idle timeout, checked once a second
