@@ -5,14 +5,12 @@ whichever ended first (issue 16: node3's visitors got 429 after 256 forwarded re
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 
 from tests.cluster.nodes import cluster_nodes, linked
 from tests.relay.helpers import get, open_from
+from tests.support.apps import deaf_app
 from tests.support.stack import agent_for, raw_request
 from tests.support.waiting import eventually
 
@@ -53,33 +51,6 @@ async def test_forwarded_connections_are_released_whichever_side_ends_first(
             got = await get(visited.http_port, host, "/download?size=1000", headers)
             assert got.status == 200, (got.status, got.body[:200])
         await eventually(lambda: not streams_left(owner, visited, tunnel), what="all released")
-
-
-@asynccontextmanager
-async def deaf_app(
-    answer: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-) -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
-    """Answers each request with ``answer`` (b"": never) and keeps its connection open, even
-    after the client's EOF (as a stalled app would): an END from the relay never comes back
-    from the agent."""
-    writers: list[asyncio.StreamWriter] = []
-    over = asyncio.Event()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answer)
-            await over.wait()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1], writers
-    finally:
-        over.set()
-        for writer in writers:
-            writer.close()
-        server.close()
 
 
 async def test_a_visitor_closing_between_requests_is_released_at_once(redis_server):
