@@ -9,8 +9,8 @@ import asyncio
 import pytest
 
 from tests.cluster.nodes import cluster_nodes, linked
-from tests.relay.helpers import get, open_from
-from tests.support.apps import deaf_app
+from tests.relay.helpers import closed_within, get, open_from
+from tests.support.apps import deaf_app, raw_server
 from tests.support.stack import agent_for, raw_request
 from tests.support.waiting import eventually
 
@@ -34,22 +34,39 @@ def streams_left(owner, visited, tunnel) -> dict[str, int]:
     return {where: count for where, count in left.items() if count}
 
 
-# The app keeps the connection alive, so the visitor's close ends the request side first;
-# with "Connection: close" the app ends the response side first.
-@pytest.mark.parametrize("headers", [[], [("Connection", "close")]], ids=["visitor", "app"])
+async def half_closed_get(port: int, host: str) -> int:
+    """A request whose visitor shuts its sending side at once, then reads the answer to EOF."""
+    reader, writer = await open_from(port)
+    writer.write(raw_request(host, "/download?size=1000"))
+    writer.write_eof()
+    answer = await closed_within(reader, 5.0)
+    writer.close()
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+# "visitor": the app keeps its connection alive, so the visitor's close ends the request side
+# first, between requests (the node resets the stream). "app": Connection: close, so the app
+# ends the response side first. "half_close": the visitor's END goes first, with an answer
+# due; the app's END comes last and must be passed on by the owner's splice.
+@pytest.mark.parametrize("mode", ["visitor", "app", "half_close"])
 async def test_forwarded_connections_are_released_whichever_side_ends_first(
-    redis_server, app_port, headers
+    redis_server, app_port, mode
 ):
     async with (
+        raw_server() as raw,  # answers a half-closed request, then closes (aiohttp does not)
         cluster_nodes(redis_server.url, 2, connections_per_ip=LIMIT) as (owner, visited),
-        agent_for(owner, app_port, "web") as tunnel,
+        agent_for(owner, raw.port if mode == "half_close" else app_port, "web") as tunnel,
     ):
         await linked([owner, visited])
         await eventually(lambda: visited.routes.get("web") is not None, what="a route to web")
         host = f"web.localhost:{visited.http_port}"
+        headers = [("Connection", "close")] if mode == "app" else []
         for _ in range(3 * LIMIT):
-            got = await get(visited.http_port, host, "/download?size=1000", headers)
-            assert got.status == 200, (got.status, got.body[:200])
+            if mode == "half_close":
+                status = await half_closed_get(visited.http_port, host)
+            else:
+                status = (await get(visited.http_port, host, "/download?size=1000", headers)).status
+            assert status == 200, status
         await eventually(lambda: not streams_left(owner, visited, tunnel), what="all released")
 
 
@@ -74,10 +91,11 @@ async def test_a_visitor_closing_between_requests_is_released_at_once(redis_serv
 async def test_a_visitor_giving_up_on_a_stalled_owner_is_released_by_the_idle_timeout(
     redis_server,
 ):
-    """The owner takes the stream but nothing answers (a silent app): a visitor that closes
-    while its answer is due may only have shut its sending side (it would still get the
-    answer: a half-close), so the node waits, until idle_timeout, which releases the
-    connection there and the streams on the owner and at the agent."""
+    """The owner takes the stream but nothing answers (an app that neither answers nor
+    closes): a visitor that closes while its answer is due may only have shut its sending
+    side (it would still get the answer: a half-close), so the node waits, until
+    idle_timeout, which releases the connection there and the streams on the owner and at
+    the agent."""
     idle = 1.5
     async with (
         deaf_app(b"") as (port, _),
