@@ -210,6 +210,15 @@ class PublicConnection(Visitor):
     def eof_received(self) -> bool:
         if self.session is None or self.finished:
             return False  # nothing to relay: let asyncio close the socket
+        framer = self.framer
+        tunnelled = framer.raw or framer.waiting_for_upgrade or self.responses.raw
+        if self._quiet() and not (tunnelled or self.held or self.responses_opaque):
+            # Closed between requests: nothing is owed either way, so the connection is over
+            # now, not once the agent's END comes back (a frozen node, or an app that ignores
+            # the EOF, would keep it counted against the visitor's address). A half-close
+            # while an answer is due still gets the answer (the branch below).
+            self._end_stream("visitor_closed", "the visitor closed its connection")
+            return False
         return super().eof_received()
 
     # -- responses: agent -> visitor -------------------------------------------------------------

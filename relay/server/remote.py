@@ -58,7 +58,10 @@ class RemoteTunnel:
         return True
 
     def detach(self, sid: int) -> None:
+        """Stream ``sid`` is over: it leaves this tunnel and the link (whose table the
+        visitor's connection does not leave on its own: a local tunnel's table is its link's)."""
         self.streams.pop(sid, None)
+        self.link.streams.pop(sid, None)
 
 
 class Routes(Mapping[str, Any]):

@@ -25,6 +25,7 @@ class Pipe:
     def __init__(self, into: SpliceEnd) -> None:
         self.into = into
         self.closing = False
+        self.ended = False  # the other end was told this end's peer sends no more
 
     def write(self, data: bytes) -> None:
         if not self.closing:
@@ -38,7 +39,8 @@ class Pipe:
         return True
 
     def write_eof(self) -> None:
-        if not self.closing:
+        if not self.closing and not self.ended:
+            self.ended = True
             self.into.eof_received()
 
     def pause_reading(self) -> None:
@@ -53,7 +55,12 @@ class Pipe:
         return self.closing
 
     def close(self) -> None:
-        self.closing = True  # both directions ended: the other end finishes on its own
+        # Both directions of this end's stream ended. When its peer's END came last, the end
+        # closes without a write_eof (a socket needs none once it is closed); the other end
+        # must still pass that END on, or its stream stays half-closed for good and holds the
+        # visitor's connection on the node it came through (issue 16).
+        self.write_eof()
+        self.closing = True
 
     def abort(self) -> None:
         if not self.closing:

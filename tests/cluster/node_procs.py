@@ -67,11 +67,17 @@ async def node_proc(
     port: int = 0,
     lease: float = 3.0,
     public_port: int = 8080,
+    config: str = "",
 ) -> AsyncIterator[RelayProcess]:
     """A node as the guide starts one; every node gets the same public port (as behind one
-    load balancer), so each prints the same public URL. Always SIGCONT then SIGKILL after."""
+    load balancer), so each prints the same public URL. Always SIGCONT then SIGKILL after.
+    ``config``: the text of a relay.toml to start it with (the flags override it)."""
     port = port or free_port()
     args = ["-m", "tui.cli", "relay", "--http", "127.0.0.1:0", "--agents", f"127.0.0.1:{port}"]
+    if config:
+        path = tmp_path / f"{node_id}-{time.monotonic_ns()}.toml"
+        path.write_text(config)
+        args += ["--config", str(path)]
     args += ["--lease", str(lease), "--cluster", redis_url, "--node-id", node_id]
     args += ["--node-url", f"ws://127.0.0.1:{port}", "--public-port", str(public_port)]
     args += ["--ping-interval", str(PING[0]), "--ping-timeout", str(PING[1])]

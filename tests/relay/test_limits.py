@@ -20,8 +20,9 @@ from tests.relay.helpers import (
     open_from,
     raw_agent,
 )
-from tests.support.apps import raw_server
+from tests.support.apps import deaf_app, raw_server
 from tests.support.stack import agent_for, raw_request, read_response, running_relay
+from tests.support.waiting import eventually
 
 
 async def test_slowloris_gets_408_after_the_head_timeout(app_port):
@@ -280,3 +281,19 @@ async def test_smuggling_shapes_are_refused(shape):
         await asyncio.sleep(0.05)
         assert app.received == b""  # nothing reached the app
         assert (await get(relay.http_port, tunnel.host)).status == 200
+
+
+async def test_a_visitor_closing_between_requests_is_uncounted_at_once():
+    """The app answers and never closes (it ignores the EOF the agent passes on): the visitor's
+    close between requests frees its place in connections_per_ip at once, and the agent's
+    connection to the app with it."""
+    async with (
+        deaf_app() as (port, writers),
+        running_relay(connections_per_ip=2) as relay,
+        agent_for(relay, port, "deaf") as t,
+    ):
+        for _ in range(6):
+            got = await get(relay.http_port, t.host, "/")
+            assert (got.status, got.body) == (200, b"ok")
+        assert len(writers) == 6
+        await eventually(lambda: not relay.per_ip and not t.agent.link.streams, 2.0)

@@ -4,6 +4,7 @@ raw TCP server that records the exact bytes it received."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -361,4 +362,31 @@ async def silent_server() -> AsyncIterator[int]:
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
+        server.close()
+
+
+@asynccontextmanager
+async def deaf_app(
+    answer: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+) -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
+    """Answers each request with ``answer`` (b"": never) and keeps its connection open, even
+    after the client's EOF (as a stalled app would): an END from the relay never comes back
+    from the agent."""
+    writers: list[asyncio.StreamWriter] = []
+    over = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await over.wait()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], writers
+    finally:
+        over.set()
+        for writer in writers:
+            writer.close()
         server.close()
