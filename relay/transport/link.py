@@ -373,9 +373,15 @@ class FrameLink(asyncio.Protocol):
         # The first ping goes at once, so the round-trip time is known from the start.
         self._heartbeat = self.loop.call_soon(self._beat)  # type: ignore[assignment]
 
-    def _beat(self) -> None:
+    def _beat(self, confirming: bool = False) -> None:
         silent = time.monotonic() - self.last_received
         if silent >= self._ping_timeout:
+            if not confirming:
+                # Look again after the loop has polled the sockets once: after a stall of this
+                # process (a busy machine, a long callback) the timer runs before the reads
+                # that were waiting, and a live peer's bytes may be among them.
+                self._heartbeat = self.loop.call_later(0.05, self._beat, True)
+                return
             self.fail(f"heartbeat timeout: peer silent for {silent:.1f}s", code=1011)
             if self.transport is not None:
                 self.transport.abort()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import httpx
 import pytest
@@ -172,3 +173,27 @@ async def test_lease_expires_and_frees_the_name(app_port):
         await eventually(lambda: "brief" not in relay.leases, timeout=2, what="expiry")
         async with agent_for(relay, app_port, "brief") as t:
             assert t.agent.name == "brief"
+
+
+async def test_a_stall_of_the_agents_own_process_is_not_taken_for_a_silent_relay(
+    app_port, tmp_path
+):
+    """`molehill http` (uvloop) frozen with SIGSTOP for twice its ping timeout while the relay
+    keeps pinging it (the relay's own timeout is long). When it runs again, uvloop runs due
+    timers before it reads the sockets: the heartbeat must read the pings waiting there before
+    it judges the relay silent. On a busy machine a stall like this took healthy links down."""
+    from tests.reliability.procs import agent_process, relay_process
+
+    async with (
+        relay_process(tmp_path, ping_interval=0.2, ping_timeout=30.0) as relay,
+        agent_process(tmp_path, relay.agents_url, app_port, "stall") as agent,
+    ):
+        await asyncio.sleep(0.5)  # the first pings have been answered
+        agent.kill(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(1.5)  # the agent's timeout is 3 pings: 0.6 s
+        finally:
+            agent.kill(signal.SIGCONT)
+        await asyncio.sleep(1.0)
+        changes = [e for e in agent.events if e.get("event") != "tunnel_open"]
+        assert not changes, changes
