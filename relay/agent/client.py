@@ -397,6 +397,11 @@ class Agent:
         link.start_heartbeat(interval, s.ping_timeout or max(welcome.ping_interval * 3, interval))
         return link, welcome
 
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() was called (run() returns, or will not start a connection)."""
+        return self._stopping
+
     def stop(self) -> None:
         """Close the tunnel; run() returns soon after."""
         self._stopping = True

@@ -267,6 +267,17 @@ class LinkedAgent:
 
 AnyAgent = Agent | LinkedAgent
 
+
+def links_summary(agent: AnyAgent) -> str:
+    """A tunnel's links in a few words ("1/2 links up; down: ws://b:7000"), "" for one link."""
+    if not isinstance(agent, LinkedAgent):
+        return ""
+    up = agent.up
+    text = f"{len(up)}/{len(agent.links)} links up"
+    down = [link.label for link in agent.links if link not in up]
+    return f"{text}; down: {', '.join(down)}" if down and up else text
+
+
 _ONE: dict[str, Any] = {"more_relays": (), "addresses": ()}  # a link's settings: one end
 
 
