@@ -1,5 +1,4 @@
-"""The profile model (Profile, ProfilesFile; RelaySettings in relay.py), validated whenever one
-is built."""
+"""The profile model (Profile, ProfilesFile; [relay] in relay.py), validated whenever built."""
 
 from __future__ import annotations
 
