@@ -1,6 +1,7 @@
 """An agent holding one tunnel through several relay nodes at once (``--relay`` given more than
-once): one link per URL, all under one name and one resume token, so a cluster serves the
-tunnel's visitors through whichever links are up, and a node that dies costs no name.
+once, or a host name resolving to several addresses): one link per URL (or per address), all
+under one name and one resume token, so a cluster serves the tunnel's visitors through
+whichever links are up, and a node that dies costs no name.
 
 Each link is an :class:`Agent` of its own (connect, heartbeat, reconnect with backoff) whose
 name and resume token are the tunnel's, shared. The first link to come online founds the
@@ -103,8 +104,9 @@ class _Link(Agent):
 
 
 class LinkedAgent:
-    """Keeps one tunnel up through every URL of ``settings.relay`` + ``settings.more_relays``;
-    it looks like an :class:`Agent` to its callers (run, stop, events, name, url, state)."""
+    """Keeps one tunnel up through every URL of ``settings.relay`` + ``settings.more_relays``
+    (every (URL, address) of ``settings.addresses`` when set); it looks like an :class:`Agent`
+    to its callers (run, stop, events, name, url, state)."""
 
     def __init__(
         self, settings: AgentSettings, on_event: Callable[[AgentEvent], None] = lambda e: None
