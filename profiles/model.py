@@ -1,4 +1,4 @@
-"""The profile model (Profile, RelaySettings, ProfilesFile), validated whenever one is built."""
+"""The profile model (Profile, ProfilesFile; [relay] in relay.py), validated whenever built."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from profiles.errors import InvalidProfiles, Problem, ProfileAlreadyExists, ProfileNotFound
 from profiles.refs import reference_problems
+from profiles.relay import RELAY_CHECKS, RelaySettings
 from profiles.validate import (
     basic_auth_problem,
     bool_problem,
@@ -25,11 +26,9 @@ from profiles.validate import (
     optional_label_problem,
     port_problem,
     protocol_problem,
-    relay_url_problem,
     remote_port_problem,
     stop_grace_problem,
     target_problem,
-    token_problem,
     toml_type_name,
     webhook_secrets_problem,
 )
@@ -61,7 +60,6 @@ PROFILE_CHECKS: dict[str, Check] = {
     "health": health_problem,
     "stop_grace": stop_grace_problem,
 }
-RELAY_CHECKS: dict[str, Check] = {"url": relay_url_problem, "token": token_problem}
 TOP_LEVEL_KEYS = ("relay", "profiles")
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -211,19 +209,6 @@ def _protocol_problems(table: str, profile: Profile) -> list[Problem]:
             )
         ]
     return []
-
-
-@dataclass(frozen=True)
-class RelaySettings:
-    """Which relay to use and the token it wants; both unset means "use an embedded relay"."""
-
-    url: str | None = None  # ws:// or wss:// URL of the relay's agent listener
-    token: str | None = None
-
-    def __post_init__(self) -> None:
-        problems = _check_fields("relay", self, RELAY_CHECKS)
-        if problems:
-            raise InvalidProfiles(problems)
 
 
 def public_name_problems(profiles: Iterable[Profile]) -> list[Problem]:

@@ -15,7 +15,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.agent import Agent, AgentSettings, Refused
+from relay.agent import AgentSettings, Refused
+from relay.agent.addresses import expand
+from relay.agent.links import AnyAgent, LinkedAgent, agent_for, links_summary
 from relay.agent.resume_store import ResumeStore
 from relay.events import (
     AgentEvent,
@@ -49,6 +51,7 @@ class TunnelStatus:
     stats: StatsSnapshot
     tcp: TcpFigures | None = None  # a TCP tunnel's connections and throughput
     app: str = ""  # the state of the profile's command, if it has one ("ready since 12:03")
+    links: str = ""  # a tunnel with several links: how many are up, which are down
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,7 @@ class HostUpdate:
 
 
 class _Tunnel:
-    def __init__(self, key: str, agent: Agent) -> None:
+    def __init__(self, key: str, agent: AnyAgent) -> None:
         self.key = key
         self.agent = agent
         self.stats = TunnelStats()
@@ -85,7 +88,7 @@ class TunnelHost:
 
     def __init__(
         self,
-        relay_url: str | None = None,
+        relay_url: str | tuple[str, ...] | None = None,
         token: str = "",
         embedded: RelaySettings | None = None,
         capture_bytes: int = 64 * 1024,
@@ -97,9 +100,12 @@ class TunnelHost:
         """``look_for_relay``: with no ``relay_url``, use the molehill relay answering at this
         agents' URL, if one does, before starting an embedded one. ``record_sink(key, record)``
         is given every HTTP exchange on the tunnel thread (the dashboard's capture store); it
-        must not block."""
+        must not block. ``relay_url``: one URL, or several (a link through each: the nodes of
+        one cluster; a TCP tunnel uses the first)."""
         self.record_sink = record_sink
-        self.relay_url = relay_url or ""
+        urls = (relay_url,) if isinstance(relay_url, str) else relay_url or ()
+        self.relay_url = urls[0] if urls else ""
+        self.more_relays = tuple(urls[1:])
         self.look_for_relay = look_for_relay
         self.found: FoundRelay | None = None  # the relay look_for_relay found running
         self.relay_note = ""  # why the embedded relay is not where it was asked to be
@@ -231,7 +237,10 @@ class TunnelHost:
         old = self._tunnels.get(key)
         if old is not None and old.task is not None and not old.task.done():
             return
-        settings.relay = settings.relay or self.relay_url
+        if not settings.relay:
+            settings.relay = self.relay_url
+            if settings.protocol != "tcp":  # a TCP tunnel has one link
+                settings.more_relays = self.more_relays
         settings.token = settings.token or self.token
         settings.capture_bytes = self.capture_bytes
         settings.message_cap = self.message_cap
@@ -242,7 +251,7 @@ class TunnelHost:
         if not settings.resume and not self._running_as(settings.name):
             settings.resume = self.resume_store.get(settings.relay, settings.name)
         holder: list[_Tunnel] = []
-        agent = Agent(settings, lambda event: self._on_event(holder[0], event))
+        agent = agent_for(settings, lambda event: self._on_event(holder[0], event))
         tunnel = _Tunnel(key, agent)
         if old is not None:
             tunnel.stats = old.stats  # a restarted tunnel keeps its figures
@@ -259,9 +268,14 @@ class TunnelHost:
         )
 
     async def _run(self, tunnel: _Tunnel) -> None:
+        agent = tunnel.agent
+        # A relay host name resolving to several addresses: a link through each.
+        settings = await expand(agent.settings)
+        if settings.addresses and not isinstance(agent, LinkedAgent) and not agent.stopping:
+            tunnel.agent = agent = LinkedAgent(settings, agent.on_event)
         # A refusal was reported as a TunnelRefused event; the agent stays in the error state.
         with contextlib.suppress(Refused):
-            await tunnel.agent.run()
+            await agent.run()
 
     def _stop_tunnel(self, key: str) -> None:
         tunnel = self._tunnels.get(key)
@@ -327,12 +341,13 @@ class TunnelHost:
                 stats=tunnel.stats.snapshot(),
                 tcp=_tcp_figures(agent) if agent.settings.protocol == "tcp" else None,
                 app=self.describe_app(key) if self.describe_app is not None else "",
+                links=links_summary(agent),
             )
         with self._lock:
             self._statuses = statuses
 
 
-def _tcp_figures(agent: Agent) -> TcpFigures:
+def _tcp_figures(agent: AnyAgent) -> TcpFigures:
     ledger = agent.tcp
     rate_in, rate_out = ledger.throughput()  # sampled each publish: a rolling figure
     moved_in, moved_out = ledger.bytes_moved()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from inspector import CaptureWriter
 from inspector.api import TunnelInfo
 from relay.agent import AgentSettings, Refused, Unreachable
+from relay.agent.addresses import expand
 from relay.agent.links import AnyAgent, agent_for
 from relay.agent.resume_store import ResumeStore
 from relay.events import (
@@ -101,7 +102,7 @@ async def _run_agents(
         if captures is not None:
             settings.capture_bytes = max(settings.capture_bytes, captures.settings.body_cap)
             settings.message_cap = captures.settings.messages_per_connection
-        agent = agent_for(settings)
+        agent = agent_for(await expand(settings))  # a name with several addresses: a link each
         report: Callable[[AgentEvent], None]
         if block is not None:
             report = block.hook(tag, agent)

@@ -15,6 +15,7 @@ from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from relay.agent.addresses import Resolver
 from relay.agent.connect_errors import NotAnAgentEndpoint, Unreachable, describe
 from relay.agent.local import LocalDial
 from relay.agent.observe import ExchangeObserver
@@ -28,6 +29,7 @@ from relay.events import (
     TunnelOpen,
     TunnelRefused,
 )
+from relay.transport.dial import dial
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
 from relay.wire.session import Phase, Session, Side
@@ -77,6 +79,12 @@ class AgentSettings:
     give_up_after: float | None = None  # first connection: fail after this many seconds
     protocol: str = "http"  # "tcp": raw TCP connections on a public port, no HTTP layer
     remote_port: int | None = None  # the public port a TCP tunnel asks for; None: any
+    address: str = ""  # dial this address, not the relay URL's host (TLS still checks the host)
+    # (relay URL, address) per link when a relay's host name resolved to several addresses
+    # (relay/agent/addresses.py); empty: one link per URL, each resolved when it dials.
+    addresses: tuple[tuple[str, str], ...] = ()
+    # How a relay's host name becomes addresses (host, port -> addresses); None: the system's.
+    resolver: Resolver | None = None
 
     def options(self) -> dict[str, object]:
         """The HELLO options the relay enforces."""
@@ -365,7 +373,6 @@ class Agent:
     async def _connect(self) -> tuple[AgentLink, p.Welcome]:
         s = self.settings
         uri = parse_uri(s.relay)
-        loop = asyncio.get_running_loop()
         context = ssl.create_default_context(cafile=s.ca_file) if uri.secure else None
         link: AgentLink | None = None
 
@@ -375,13 +382,7 @@ class Agent:
             return link
 
         async with asyncio.timeout(s.connect_timeout):
-            await loop.create_connection(
-                factory,
-                uri.host,
-                uri.port,
-                ssl=context,
-                server_hostname=uri.host if context else None,
-            )
+            await dial(factory, uri.host, uri.port, context, s.address)
             assert link is not None
             try:
                 await link.handshake
@@ -395,6 +396,11 @@ class Agent:
         interval = s.ping_interval or welcome.ping_interval
         link.start_heartbeat(interval, s.ping_timeout or max(welcome.ping_interval * 3, interval))
         return link, welcome
+
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() was called (run() returns, or will not start a connection)."""
+        return self._stopping
 
     def stop(self) -> None:
         """Close the tunnel; run() returns soon after."""

@@ -1,6 +1,7 @@
 """An agent holding one tunnel through several relay nodes at once (``--relay`` given more than
-once): one link per URL, all under one name and one resume token, so a cluster serves the
-tunnel's visitors through whichever links are up, and a node that dies costs no name.
+once, or a host name resolving to several addresses): one link per URL (or per address), all
+under one name and one resume token, so a cluster serves the tunnel's visitors through
+whichever links are up, and a node that dies costs no name.
 
 Each link is an :class:`Agent` of its own (connect, heartbeat, reconnect with backoff) whose
 name and resume token are the tunnel's, shared. The first link to come online founds the
@@ -43,8 +44,9 @@ SIBLING_REFUSALS = frozenset({"link_here", "name_taken", "name_held"})
 def agent_for(
     settings: AgentSettings, on_event: Callable[[AgentEvent], None] = lambda event: None
 ) -> Agent | LinkedAgent:
-    """One link (an Agent) for one relay URL; a LinkedAgent when ``more_relays`` names more."""
-    if settings.more_relays:
+    """One link (an Agent) for one relay URL; a LinkedAgent when ``more_relays`` names more, or
+    a URL's host name resolved to several addresses (``addresses``, see addresses.expand)."""
+    if settings.more_relays or len(settings.addresses) > 1:
         return LinkedAgent(settings, on_event)
     return Agent(settings, on_event)
 
@@ -65,6 +67,12 @@ class _Link(Agent):
         self.requests = 0  # exchanges carried by this link (which link serves, for the curious)
         super().__init__(settings, lambda event: owner.link_event(self, event))
         self.local_ssl = owner.local_ssl
+
+    @property
+    def label(self) -> str:
+        """Which link this is: its relay URL, and the address it dials if the URL has several."""
+        s = self.settings
+        return f"{s.relay} ({s.address})" if s.address else s.relay
 
     def record(self, record: RequestRecord) -> None:
         self.requests += 1
@@ -96,13 +104,15 @@ class _Link(Agent):
 
 
 class LinkedAgent:
-    """Keeps one tunnel up through every URL of ``settings.relay`` + ``settings.more_relays``;
-    it looks like an :class:`Agent` to its callers (run, stop, events, name, url, state)."""
+    """Keeps one tunnel up through every URL of ``settings.relay`` + ``settings.more_relays``
+    (every (URL, address) of ``settings.addresses`` when set); it looks like an :class:`Agent`
+    to its callers (run, stop, events, name, url, state)."""
 
     def __init__(
         self, settings: AgentSettings, on_event: Callable[[AgentEvent], None] = lambda e: None
     ) -> None:
         urls = [settings.relay, *(u for u in settings.more_relays if u != settings.relay)]
+        ends = list(settings.addresses) or [(url, "") for url in urls]
         if settings.protocol == "tcp":
             raise ValueError("a TCP tunnel has one link: give --relay once")
         self.settings = settings
@@ -115,8 +125,8 @@ class LinkedAgent:
         self.local_ssl = settings.local_ssl()
         self.tcp = TcpLedger()
         self.links = [
-            _Link(self, LinkSettings(**_fields(settings, relay=url, more_relays=())))
-            for url in urls
+            _Link(self, LinkSettings(**_fields(settings, relay=url, address=address, **_ONE)))
+            for url, address in ends
         ]
         self._online = asyncio.Event()
         self._ever_online = False
@@ -243,7 +253,7 @@ class LinkedAgent:
                 self.on_event(TunnelOpen(self.name, url, self.settings.local))
         self._ever_online = True
         up = len(self.up)
-        self.on_event(LinkChanged(self.name, link.settings.relay, True, "", up, len(self.links)))
+        self.on_event(LinkChanged(self.name, link.label, True, "", up, len(self.links)))
 
     def _link_down(self, link: _Link, reason: str, event: Reconnecting | None = None) -> None:
         up = len(self.up)
@@ -254,11 +264,23 @@ class LinkedAgent:
                 self.on_event(Reconnecting(self.name, reason, event.attempt, event.delay))
         if self._ever_online and link not in self._down:
             self._down.add(link)
-            relay = link.settings.relay
-            self.on_event(LinkChanged(self.name, relay, False, reason, up, len(self.links)))
+            self.on_event(LinkChanged(self.name, link.label, False, reason, up, len(self.links)))
 
 
 AnyAgent = Agent | LinkedAgent
+
+
+def links_summary(agent: AnyAgent) -> str:
+    """A tunnel's links in a few words ("1/2 links up; down: ws://b:7000"), "" for one link."""
+    if not isinstance(agent, LinkedAgent):
+        return ""
+    up = agent.up
+    text = f"{len(up)}/{len(agent.links)} links up"
+    down = [link.label for link in agent.links if link not in up]
+    return f"{text}; down: {', '.join(down)}" if down and up else text
+
+
+_ONE: dict[str, Any] = {"more_relays": (), "addresses": ()}  # a link's settings: one end
 
 
 def _fields(settings: AgentSettings, **changes: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from relay.cluster import node_auth
+from relay.transport.dial import dial
 from relay.transport.link import FrameLink
 from relay.wire import codec as p
 from relay.wire.session import Session, Side
@@ -144,7 +145,6 @@ class NodeLinks:
             link.close("the node left the cluster")
 
     async def _dial(self, node: str, url: str) -> None:
-        loop = asyncio.get_running_loop()
         try:
             uri = parse_uri(url.rstrip("/") + node_auth.PATH)
         except Exception:
@@ -160,13 +160,7 @@ class NodeLinks:
 
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                await loop.create_connection(
-                    factory,
-                    uri.host,
-                    uri.port,
-                    ssl=context,
-                    server_hostname=uri.host if context else None,
-                )
+                await dial(factory, uri.host, uri.port, context)
                 await made[0].ready
         except (OSError, TimeoutError, ConnectionError) as exc:
             self.failures += 1

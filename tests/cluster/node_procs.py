@@ -68,25 +68,27 @@ async def node_proc(
     lease: float = 3.0,
     public_port: int = 8080,
     config: str = "",
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[RelayProcess]:
     """A node as the guide starts one; every node gets the same public port (as behind one
     load balancer), so each prints the same public URL. Always SIGCONT then SIGKILL after.
-    ``config``: the text of a relay.toml to start it with (the flags override it)."""
+    ``config``: the text of a relay.toml to start it with (the flags override it).
+    ``host``: the loopback address its agent listener binds (127.0.0.2: a second machine's)."""
     port = port or free_port()
-    args = ["-m", "tui.cli", "relay", "--http", "127.0.0.1:0", "--agents", f"127.0.0.1:{port}"]
+    args = ["-m", "tui.cli", "relay", "--http", "127.0.0.1:0", "--agents", f"{host}:{port}"]
     if config:
         path = tmp_path / f"{node_id}-{time.monotonic_ns()}.toml"
         path.write_text(config)
         args += ["--config", str(path)]
     args += ["--lease", str(lease), "--cluster", redis_url, "--node-id", node_id]
-    args += ["--node-url", f"ws://127.0.0.1:{port}", "--public-port", str(public_port)]
+    args += ["--node-url", f"ws://{host}:{port}", "--public-port", str(public_port)]
     args += ["--ping-interval", str(PING[0]), "--ping-timeout", str(PING[1])]
     env = {"MOLEHILL_CLUSTER_SECRET": SECRET}
     async with python_process(node_id, tmp_path, *args, cls=RelayProcess, env=env) as node:
         try:
             found = await node.line_matching(r"public HTTP\s+http://127\.0\.0\.1:(\d+)")
             node.http_port = int(found.group(1))
-            agents = await node.line_matching(r"agents\s+(ws://127\.0\.0\.1:\d+)")
+            agents = await node.line_matching(r"agents\s+(ws://127\.0\.0\.\d+:\d+)")
             node.agents_url = agents.group(1)
             await node.line_matching(rf"cluster\s+node {node_id} \(redis://127\.0\.0\.1")
             yield node

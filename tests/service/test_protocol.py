@@ -161,6 +161,7 @@ def test_feed_trims_bodies_to_the_logs_share():
 def test_agent_settings_travel():
     settings = AgentSettings(3000, name="web", allow=("10.0.0.0/8",), protocol="tcp")
     assert unpack(msgpack.unpackb(msgpack.packb(pack(settings)), use_list=False)) == settings
+    assert "resolver" not in pack(settings)  # a function stays in its process
 
 
 @pytest.mark.parametrize(
@@ -170,6 +171,7 @@ def test_agent_settings_travel():
         ({"~": 5}, "unknown form 5"),
         ({"~": "TunnelOpen", "name": "a", "url": "b", "local": "c", "evil": 1}, "no field"),
         ({"~": "TunnelOpen", "name": "a"}, "TunnelOpen: "),  # missing fields
+        ({"~": "AgentSettings", "local_port": 1, "resolver": "os.system"}, "no field"),
     ],
 )
 def test_hostile_forms(value, why):

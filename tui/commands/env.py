@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for name in unknown:
         sources[name] = (
             f"unknown: no running molehill here has a tunnel for '{name}', and the relay "
-            f"({file.relay.url or 'embedded'}) decides its URL; start it (`molehill start "
+            f"({file.relay.first_url or 'embedded'}) decides its URL; start it (`molehill start "
             f"{name}`), then run this again"
         )
     known = {k: v for k, v in profile.env.items() if not missing({k: v}, urls)}

@@ -12,6 +12,7 @@ from typing import Any
 
 from inspector.resign import ResignError
 from relay.agent import DEFAULT_RELAY, AgentSettings
+from relay.agent.addresses import MAX_ADDRESSES
 from relay.http.names import label_problem
 from relay.http.targets import TargetError, parse_target
 from relay.transport.runtime import run_until_signal
@@ -70,7 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="URL",
         help=f"relay's agent endpoint (default $MOLEHILL_RELAY or {DEFAULT_RELAY}); give it "
-        "again for a link through each of a cluster's nodes, one name through all of them",
+        "again for a link through each of a cluster's nodes, one name through all of them; a "
+        f"host name with several addresses gives a link through each (at most {MAX_ADDRESSES})",
     )
     parser.add_argument("--token", default=None, help="agent token (default $MOLEHILL_TOKEN)")
     add_connect_timeout_option(parser)

@@ -161,7 +161,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     remove.add_argument("name", metavar="NAME")
     relay = command("set-relay", "set the relay to connect to (no options: show it)")
     url = relay.add_mutually_exclusive_group()
-    url.add_argument("--url", metavar="URL", help="ws:// or wss:// URL of the relay")
+    url.add_argument(
+        "--url",
+        action="append",
+        metavar="URL",
+        help="ws:// or wss:// URL of the relay; give it again for a link through each of a "
+        "cluster's nodes (one name through all of them)",
+    )
     url.add_argument(
         "--no-url", dest="url", action="store_const", const=CLEAR, help="use an embedded relay"
     )
@@ -346,6 +352,8 @@ def _cmd_set_relay(args: argparse.Namespace, path: Path) -> int:
         value = getattr(args, key)
         if value is None:
             continue
+        if key == "url" and isinstance(value, list):  # --url once: a string; more: a list
+            value = value[0] if len(value) == 1 else tuple(value)
         if value == "-" and key == "token":
             # Reading the token from stdin keeps it out of shell history and `ps` output.
             value = sys.stdin.readline().rstrip("\r\n")

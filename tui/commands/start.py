@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def start(stop: asyncio.Event, out: LineWriter) -> int:
         embedded: Relay | None = None
-        url = relay.url or ""
+        url = relay.first_url or ""
         if not url:
             try:
                 settings = RelaySettings(
@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         tunnels: list[tuple[str | None, AgentSettings]] = [
             (p.name, _settings(p, url, token, args.connect_timeout)) for p in chosen
         ]
+        for profile_settings in (s for _, s in tunnels if s.protocol != "tcp"):
+            profile_settings.more_relays = relay.urls[1:]  # a link through each (TCP: one)
         holder: list[AppRunner] = []
         apps = AppRunner(chosen, loaded.path.parent, reporter(out, args.json, holder))
         holder.append(apps)

@@ -278,6 +278,10 @@ class Service:
             "token": bool(host.token),
         }
 
+    def more_relays(self) -> tuple[str, ...]:
+        """The profiles file's other relay URLs (a link through each cluster node listed)."""
+        return self.host.more_relays if self.host is not None else ()
+
     def hello(self, client: Client, subscribe: bool) -> dict[str, Any]:
         client.subscribed = subscribe
         return {
@@ -310,6 +314,7 @@ class Service:
                     "requests": status.stats.total_requests if status else 0,
                     "errors": self.errors.get(name, 0),
                     "error": status.error if status else "",
+                    "links": status.links if status else "",  # several nodes: how many up
                 }
             )
         return {
@@ -320,7 +325,7 @@ class Service:
             "socket": str(self.paths.socket),
             "log": str(self.paths.log),
             "api": self.api.url,
-            "relay": self.relay_description()["url"],
+            "relay": ", ".join([self.relay_description()["url"], *self.more_relays()]),
             "attached": sum(1 for c in self.control.clients if c.subscribed),  # dashboards
             "tunnels": tunnels,
         }

@@ -42,7 +42,11 @@ _KNOWN: dict[str, type] = {
         TunnelStatus,
     )
 }
-_FIELDS = {name: {f.name for f in dataclasses.fields(cls)} for name, cls in _KNOWN.items()}
+# Fields that stay in their process: a function (the agent's resolver) cannot travel.
+_LOCAL_ONLY = {"resolver"}
+_FIELDS = {
+    name: {f.name for f in dataclasses.fields(cls)} - _LOCAL_ONLY for name, cls in _KNOWN.items()
+}
 MAX_DEPTH = 16  # the deepest real form is 5 levels; deeper is hostile
 
 

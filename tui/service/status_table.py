@@ -38,7 +38,7 @@ def status_lines(status: dict[str, Any], header: bool) -> list[str]:
             (
                 t["name"],
                 t["state"],
-                t["url"] or t["error"] or "-",
+                _with_links(t["url"], t.get("links", "")) or t["error"] or "-",
                 duration(t["uptime"]),
                 str(t["requests"]),
                 str(t["errors"]),
@@ -50,3 +50,8 @@ def status_lines(status: dict[str, Any], header: bool) -> list[str]:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
     return lines
+
+
+def _with_links(url: str, links: str) -> str:
+    """The tunnel's URL, and how many of its links are up when it has several."""
+    return f"{url} ({links})" if url and links else url

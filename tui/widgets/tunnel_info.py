@@ -42,6 +42,9 @@ class TunnelInfo(SteadyStatic):
             text.append("  stopped · press s to start", style="grey50")
         elif status.state == "online":
             text.append(f"  → {status.url}", style="cyan")
+            if status.links:  # several links (cluster nodes): how many are up, which are down
+                lost = "down:" in status.links
+                text.append(f"  · {status.links}", style="yellow" if lost else "dim")
             down = status.stats.app_down
             if down is not None:
                 clock = time.strftime("%H:%M:%S", time.localtime(down.since))
