@@ -55,6 +55,10 @@ PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wa
 ANSWER_READ = 64 * 1024
 STDERR_KEPT = 4096  # bytes of the writer process's stderr kept, for the error that says why
 START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
+# What waits for the store's answer, per exchange: see CaptureWriter._in_flight.
+_InFlight = tuple[int, bytes, bytes, bool, Capture | None]
+_NOTHING: _InFlight = (256, b"", b"", False, None)  # a record without a capture
+_GONE: _InFlight = (0, b"", b"", False, None)  # answered already (not expected)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 _SPOOLER = str(Path(__file__).resolve().with_name("spooler.py"))
 
@@ -88,7 +92,12 @@ class CaptureWriter:
         self._seq = 0
         self._queued = 0  # records submitted and not yet answered by the writer process
         self._queued_bytes = 0
-        self._in_flight: dict[int, tuple[int, Capture | None]] = {}  # seq -> (size, capture)
+        # seq -> (size, request head, request body, truncated, capture if it has messages).
+        # Plain tuples of bytes: the collector stops tracking them at its first pass, so the up
+        # to queue_size exchanges waiting here cost its collections nothing (a Capture held
+        # here was walked by every collection while it waited, and promoted to the oldest
+        # generation, which made full collections come more often: see benchmarks/README.md).
+        self._in_flight: dict[int, _InFlight] = {}
         # WebSocket/SSE messages still arriving on stored exchanges: watched from the answers
         # (the reader thread), sent redacted by the sender every MESSAGES_EVERY seconds.
         redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
@@ -178,7 +187,17 @@ class CaptureWriter:
             seq = self._seq
             self._queued += 1
             self._queued_bytes += size
-            self._in_flight[seq] = (size, capture)
+            self._in_flight[seq] = (
+                _NOTHING
+                if capture is None
+                else (
+                    size,
+                    capture.request_head,
+                    capture.request_body,
+                    capture.request_truncated,
+                    None if capture.messages is None else capture,
+                )
+            )
             if self._sleeping:
                 self._sleeping = False
                 self._wake.set()
@@ -348,20 +367,12 @@ class CaptureWriter:
         # Outside the lock (a dict's pop is atomic, and only this thread pops): submit() never
         # waits while a batch of answers is gone through, only for the counts below.
         for seq, exchange_id in pairs:
-            size, capture = in_flight.pop(seq, (0, None))
+            size, head, body, truncated, live = in_flight.pop(seq, _GONE)
             held += size
-            if capture is not None:
-                if capture.messages is not None:
-                    watch.append((exchange_id, capture))
-                if capture.request_head:
-                    requests.append(
-                        (
-                            exchange_id,
-                            capture.request_head,
-                            capture.request_body,
-                            capture.request_truncated,
-                        )
-                    )
+            if live is not None:
+                watch.append((exchange_id, live))
+            if head:
+                requests.append((exchange_id, head, body, truncated))
         with self._lock:
             self._queued -= len(pairs)
             self._queued_bytes -= held
@@ -375,7 +386,7 @@ class CaptureWriter:
             self._wake.set()  # the sender may be waiting with no timeout: messages are due
 
     def _forget(self, seqs: list[int]) -> None:
-        held = sum(self._in_flight.pop(seq, (0, None))[0] for seq in seqs)
+        held = sum(self._in_flight.pop(seq, _GONE)[0] for seq in seqs)
         with self._lock:
             self._queued -= len(seqs)
             self._queued_bytes -= held
@@ -440,14 +451,21 @@ def _write_all(fd: int, pieces: list[bytes]) -> bool:
             # of each was a sixth of the sender's time. Only a piece cut by a partial write is
             # viewed, to send its rest.
             group: list[bytes | memoryview] = list(pieces[start : start + IOV_GROUP])
+            written = os.writev(fd, group)
+            # Most writes take the whole group (the spooler keeps the pipe drained): one sum
+            # in C then, not a Python step per piece (four pieces an exchange).
+            if written == sum(map(len, group)):
+                continue
             first = 0
-            while first < len(group):
-                written = os.writev(fd, group[first:])
+            while True:
                 while first < len(group) and written >= len(group[first]):
                     written -= len(group[first])
                     first += 1
+                if first == len(group):
+                    break
                 if written:
                     group[first] = memoryview(group[first])[written:]
+                written = os.writev(fd, group[first:])
     except OSError:
         return False
     return True
