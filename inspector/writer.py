@@ -35,8 +35,9 @@ from inspector.errors import StoreError
 from inspector.live_messages import MESSAGES_EVERY, LiveMessages
 from inspector.message_frames import update_frame
 from inspector.originals import Originals
+from inspector.pipe_io import spawn_spooler, write_all
 from inspector.redact import Redactor
-from inspector.settings import CaptureSettings, settings_json
+from inspector.settings import CaptureSettings
 from relay.events import Capture, RequestRecord
 
 # Seconds between the sender's writes while records keep coming. Each write wakes this
@@ -48,7 +49,6 @@ SEND_DELAY = 0.05
 # keep coming it looks every SEND_DELAY instead, so submit() wakes no thread (an Event.set per
 # batch was a third of submit()'s cost under load).
 IDLE_ROUNDS = 4
-IOV_GROUP = 512  # pieces per writev (the system's limit is 1024 or more)
 PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wake-ups per batch
 # Answers are small (16 bytes an exchange): os.read allocates the size asked for, with the GIL
 # held, and a 1 MiB buffer cost 50 us a read.
@@ -59,8 +59,6 @@ START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the b
 _InFlight = tuple[int, bytes, bytes, bool, Capture | None]
 _NOTHING: _InFlight = (256, b"", b"", False, None)  # a record without a capture
 _GONE: _InFlight = (0, b"", b"", False, None)  # answered already (not expected)
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
-_SPOOLER = str(Path(__file__).resolve().with_name("spooler.py"))
 
 
 class CaptureWriter:
@@ -138,25 +136,7 @@ class CaptureWriter:
         return self._process.pid
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        # The child imports this very package, wherever it was imported from.
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-        )
-        try:
-            return subprocess.Popen(
-                # By its file, isolated and without site-packages: it needs only the standard
-                # library, and importing the inspector package cost it 0.3 s of CPU at start.
-                [sys.executable, "-I", "-S", _SPOOLER, settings_json(self.settings)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                # Not the front end's terminal (the dashboard draws there): kept for the error.
-                stderr=subprocess.PIPE,
-                env=env,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise StoreError(self.settings.file, f"cannot start the writer process: {exc}") from exc
+        return spawn_spooler(self.settings)
 
     def submit(self, tunnel: str, record: RequestRecord, target: str = "") -> None:
         """Queue one exchange for the store; never blocks (over the bounds it is dropped, counted).
@@ -282,7 +262,7 @@ class CaptureWriter:
                     pieces.append(item)
                 else:
                     pieces += pc.record_pieces(*item)
-            if pieces and not _write_all(fd, pieces):
+            if pieces and not write_all(fd, pieces):
                 break  # the writer process is gone: the reader says so
             if closing:
                 break
@@ -438,47 +418,6 @@ class CaptureWriter:
             self._process.kill()
             self._process.wait()
         self._reader.join(5)
-
-
-def _write_all(fd: int, pieces: list[bytes]) -> bool:
-    """Write every piece, in order, with as few writev calls as the pipe allows (no join: a
-    captured body is not copied once more on its way)."""
-    if not hasattr(os, "writev"):  # Windows
-        return _write_all_plain(fd, b"".join(pieces))
-    try:
-        for start in range(0, len(pieces), IOV_GROUP):
-            # The pieces as they are (writev takes bytes; empty ones cost nothing): a memoryview
-            # of each was a sixth of the sender's time. Only a piece cut by a partial write is
-            # viewed, to send its rest.
-            group: list[bytes | memoryview] = list(pieces[start : start + IOV_GROUP])
-            written = os.writev(fd, group)
-            # Most writes take the whole group (the spooler keeps the pipe drained): one sum
-            # in C then, not a Python step per piece (four pieces an exchange).
-            if written == sum(map(len, group)):
-                continue
-            first = 0
-            while True:
-                while first < len(group) and written >= len(group[first]):
-                    written -= len(group[first])
-                    first += 1
-                if first == len(group):
-                    break
-                if written:
-                    group[first] = memoryview(group[first])[written:]
-                written = os.writev(fd, group[first:])
-    except OSError:
-        return False
-    return True
-
-
-def _write_all_plain(fd: int, data: bytes) -> bool:
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError:
-        return False
-    return True
 
 
 def _store_error(data: dict[str, str]) -> StoreError:

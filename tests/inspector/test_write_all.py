@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from inspector import writer as writer_module
-from inspector.writer import IOV_GROUP, _write_all
+from inspector.pipe_io import IOV_GROUP, write_all
 
 
 def _pieces() -> list[bytes]:
@@ -35,7 +35,7 @@ def _write_through_pipe(pieces: list[bytes]) -> tuple[bool, bytes]:
     got = bytearray()
     reader = _drain(read_fd, got)
     try:
-        ok = _write_all(write_fd, pieces)
+        ok = write_all(write_fd, pieces)
     finally:
         os.close(write_fd)
     reader.join(30)
@@ -77,6 +77,6 @@ def test_a_closed_pipe_says_false_instead_of_raising() -> None:
     read_fd, write_fd = os.pipe()
     os.close(read_fd)
     try:
-        assert _write_all(write_fd, [b"x" * 10, b"y"]) is False
+        assert write_all(write_fd, [b"x" * 10, b"y"]) is False
     finally:
         os.close(write_fd)
