@@ -28,6 +28,10 @@ local function members(rec)
   if not listed then return rec['node'] and {rec['node']} or {} end
   return list
 end
+local function holds(list, id)
+  for _, other in ipairs(list) do if other == id then return true end end
+  return false
+end
 local function without(list, id)
   local kept = {}
   for _, other in ipairs(list) do if other ~= id then table.insert(kept, other) end end
@@ -153,8 +157,7 @@ for i, key in ipairs(KEYS) do
     redis.call('PUBLISH', 'molehill:changed', key)
   else
     local list = members(rec)
-    local mine = false
-    for _, id in ipairs(list) do if id == ARGV[1] then mine = true end end
+    local mine = holds(list, ARGV[1])
     -- the same agent, holding the name through several nodes (say, both re-registered
     -- after Redis restarted empty): this node joins the record the other one wrote
     local same_agent = join and digest ~= '' and rec['resume'] == digest
@@ -190,9 +193,7 @@ HOLD = (
     + """
 local rec, found = read(KEYS[1])
 local list = members(rec)
-local mine = false
-for _, id in ipairs(list) do if id == ARGV[1] then mine = true end end
-if not mine then return 0 end
+if not holds(list, ARGV[1]) then return 0 end
 local rest = alive_only(without(list, ARGV[1]), ARGV[4])
 if #rest > 0 and rec['state'] == 'live' then
   redis.call('HSET', KEYS[1], 'node', rest[1], 'nodes', table.concat(rest, ' '))
@@ -212,9 +213,7 @@ RELEASE = (
     + """
 local rec, found = read(KEYS[1])
 local list = members(rec)
-local mine = false
-for _, id in ipairs(list) do if id == ARGV[1] then mine = true end end
-if not mine then return 0 end
+if not holds(list, ARGV[1]) then return 0 end
 local rest = alive_only(without(list, ARGV[1]), ARGV[2])
 redis.call('PUBLISH', 'molehill:changed', KEYS[1])
 if #rest > 0 and rec['state'] == 'live' then
