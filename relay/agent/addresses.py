@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from websockets.uri import parse_uri
 
 if TYPE_CHECKING:
-    from relay.agent.client import AgentSettings
+    from relay.agent.settings import AgentSettings
 
 MAX_ADDRESSES = 4  # links per host name: more nodes than this are reached through these
 RESOLVE_TIMEOUT = 3.0  # seconds; a name that does not resolve in time keeps one link
