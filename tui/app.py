@@ -10,10 +10,8 @@ from itertools import repeat
 from pathlib import Path
 
 from rich.text import Text
-from textual.app import ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import OptionList
 
 from inspector import CaptureSettings
@@ -25,42 +23,24 @@ from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
 from tui import app_keys, attach
+from tui.dashboard_keys import FOOTER_PRIORITY, DashboardKeys
 from tui.inspector_hooks import InspectorHooks
 from tui.local_api import ApiOptions
 from tui.screens.file_error import ProfilesErrorScreen
-from tui.screens.filter import FilterScreen
-from tui.screens.help import HelpScreen
 from tui.service.remote import RemoteHost
 from tui.service.tunnels import agent_settings
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.latency_pane import LatencyPane
-from tui.widgets.request_log import LogFilter, RequestLog, Row
+from tui.widgets.request_log import RequestLog, Row
 from tui.widgets.steady_static import SteadyStatic
 from tui.widgets.tunnel_info import TunnelInfo
 from tui.widgets.tunnel_list import ALL, TunnelList
 
 REFRESH_EVERY = 0.25  # seconds between UI updates from the tunnel thread
 BUSY_BATCH = 1000  # records in one update above which the next update is skipped
-# The footer keeps the keys of these actions first when the terminal is narrow.
-FOOTER_PRIORITY = (
-    "help",
-    "quit",
-    "choose",
-    "start",
-    "stop",
-    "add_profile",
-    "toggle_pause",
-    "filter",
-    "edit_profile",
-    "copy_url",
-    "command_palette",
-    "toggle_sidebar",
-    "delete_profile",
-    "open_url",
-)
 
 
-class MolehillApp(InspectorHooks):
+class MolehillApp(InspectorHooks, DashboardKeys):
     """Run with a profiles path; ``relay_settings`` configures the embedded relay;
     ``look_for_relay``: with no relay in the profiles file, use the molehill relay answering
     at this agents' URL, if any, instead of starting an embedded one (and see InspectorHooks)."""
@@ -70,25 +50,6 @@ class MolehillApp(InspectorHooks):
     # Screens get these classes by size; app.tcss lays small terminals out with them.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
-    BINDINGS = [
-        Binding("s", "start", "Start"),
-        Binding("x", "stop", "Stop"),
-        Binding("A", "start_all", "Start all", show=False),
-        Binding("Z", "stop_all", "Stop all", show=False),
-        Binding("n", "add_profile", "New"),
-        Binding("e", "edit_profile", "Edit"),
-        Binding("d", "delete_profile", "Delete"),
-        Binding("R", "restart_app", "Restart app", show=False),
-        Binding("L", "app_log", "App log", show=False),
-        Binding("c", "copy_url", "Copy URL"),
-        Binding("o", "open_url", "Open"),
-        Binding("space", "toggle_pause", "Pause"),
-        Binding("slash", "filter", "Filter"),
-        Binding("t", "toggle_sidebar", "Sidebar"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("Q", "quit_all", "Stop all and quit", show=False),
-    ]
 
     def __init__(
         self,
@@ -348,57 +309,6 @@ class MolehillApp(InspectorHooks):
             for name in self.loaded.file.profiles:
                 self._forget_hold(name)
                 self.host.stop_tunnel(name)
-
-    # -- log -------------------------------------------------------------------------------
-
-    def action_toggle_pause(self) -> None:
-        log = self.query_one(RequestLog)
-        log.paused = not log.paused
-        if not log.paused:
-            log.replace(self._rows())  # with what arrived meanwhile, from the newest row
-
-    def action_filter(self) -> None:
-        log = self.query_one(RequestLog)
-
-        def apply(chosen: LogFilter | None) -> None:
-            if chosen is not None:
-                log.filter = chosen
-                log.replace(self._rows())
-
-        self.push_screen(FilterScreen(log.filter), apply)
-
-    def action_toggle_sidebar(self) -> None:
-        sidebar = self.query_one(TunnelList)
-        sidebar.display = not sidebar.display
-        if not sidebar.display and sidebar.has_focus:
-            self.query_one(RequestLog).focus()
-
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen())
-
-    # -- command palette -------------------------------------------------------------------
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Start tunnel", "Start the selected tunnel", self.action_start)
-        yield SystemCommand("Stop tunnel", "Stop the selected tunnel", self.action_stop)
-        yield SystemCommand("Start all tunnels", "Start every profile", self.action_start_all)
-        yield SystemCommand("Stop all tunnels", "Stop every tunnel", self.action_stop_all)
-        yield SystemCommand("New profile", "Add a tunnel profile", self.action_add_profile)
-        yield SystemCommand("Edit profile", "Edit the selected profile", self.action_edit_profile)
-        yield SystemCommand(
-            "Delete profile", "Delete the selected profile", self.action_delete_profile
-        )
-        yield SystemCommand("Copy public URL", "Copy the tunnel's URL", self.action_copy_url)
-        yield SystemCommand("Open in browser", "Open the tunnel's URL", self.action_open_url)
-        yield SystemCommand(
-            "Pause / follow log", "Freeze the request log", self.action_toggle_pause
-        )
-        yield SystemCommand(
-            "Show / hide sidebar", "More room for the log", self.action_toggle_sidebar
-        )
-        yield SystemCommand("Filter log", "Filter by method, status, path", self.action_filter)
-        yield SystemCommand("Help", "Keys and what the panes show", self.action_help)
 
     async def action_quit(self) -> None:
         self.exit()
