@@ -172,7 +172,7 @@ class MolehillApp(InspectorHooks, DashboardKeys):
         elif host.found is not None:
             where = f"found relay {host.relay_url}"
         else:
-            where = f"relay {host.relay_url}"
+            where = "relay " + ", ".join([host.relay_url, *host.more_relays])  # a link each
         rtts = [s.rtt_ms for s in self.statuses.values() if s.rtt_ms is not None]
         rtt = f" · RTT {min(rtts):.1f} ms" if rtts else ""
         bar = Text()

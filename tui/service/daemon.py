@@ -269,7 +269,8 @@ class Service:
         assert host is not None
         embedded = host.embedded
         return {
-            "url": host.relay_url,
+            "url": host.relay_url,  # the first of "urls": what clients read before there were more
+            "urls": [host.relay_url, *host.more_relays],  # a link through each
             "found": host.found is not None,
             "embedded": None
             if embedded is None
@@ -277,10 +278,6 @@ class Service:
             "note": host.relay_note,
             "token": bool(host.token),
         }
-
-    def more_relays(self) -> tuple[str, ...]:
-        """The profiles file's other relay URLs (a link through each cluster node listed)."""
-        return self.host.more_relays if self.host is not None else ()
 
     def hello(self, client: Client, subscribe: bool) -> dict[str, Any]:
         client.subscribed = subscribe
@@ -296,6 +293,7 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         now = time.time()
+        urls = self.relay_description()["urls"]
         names = list(self._profiles())
         names += [key for key in self.statuses if key not in names]
         tunnels = []
@@ -325,7 +323,8 @@ class Service:
             "socket": str(self.paths.socket),
             "log": str(self.paths.log),
             "api": self.api.url,
-            "relay": ", ".join([self.relay_description()["url"], *self.more_relays()]),
+            "relay": ", ".join(urls),
+            "relay_urls": urls,  # the same as a list, for scripts
             "attached": sum(1 for c in self.control.clients if c.subscribed),  # dashboards
             "tunnels": tunnels,
         }

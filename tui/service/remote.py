@@ -46,6 +46,8 @@ class RemoteHost:
         self.api_url = str(hello.get("api", ""))
         relay = hello.get("relay") or {}
         self.relay_url = str(relay.get("url", ""))
+        # The other URLs of a list in the profiles file (a service from before "urls": none).
+        self.more_relays = tuple(str(url) for url in relay.get("urls", [])[1:])
         self.relay_note = str(relay.get("note", ""))
         self.token = "token" if relay.get("token") else ""  # only whether one is set is used
         embedded = relay.get("embedded")
