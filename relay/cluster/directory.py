@@ -35,13 +35,20 @@ class Holder:
 
 
 class Directory:
-    """``holders(name)``: the other nodes that serve ``name`` now, from the local copy."""
+    """``holders(name)``: the other nodes that serve ``name`` now, from the local copy.
+
+    ``names`` and ``nodes`` are read by others and changed only here, through ``_set_name``,
+    ``_set_node`` and ``_replace``: they keep ``holders``' answers (asked per forwarded
+    request) in step with the copy."""
 
     def __init__(self, redis_url: str, me: str) -> None:
         self.me = me
         # name -> (nodes, state, policy): the nodes its agent holds it through, first one first
         self.names: dict[str, tuple[tuple[str, ...], str, str]] = {}
         self.nodes: dict[str, str] = {}  # node id -> URL, of the nodes alive at the last read
+        # name -> holders(name), for names in ``names`` only (a visitor's made-up Host header
+        # adds nothing): dropped for a name when it changes, all of them when a node does.
+        self._holders: dict[str, tuple[Holder, ...]] = {}
         self.redis = aioredis.from_url(
             redis_url, socket_connect_timeout=TIMEOUT, health_check_interval=0
         )
@@ -67,18 +74,52 @@ class Directory:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await self.redis.aclose()
 
-    def holders(self, name: str) -> list[Holder]:
+    def holders(self, name: str) -> tuple[Holder, ...]:
         """The nodes but this one through which ``name``'s agent is connected (an agent with
         several links has several), among the nodes alive at the last read."""
+        found = self._holders.get(name)
+        if found is not None:
+            return found
         entry = self.names.get(name)
-        if entry is None or entry[1] != "live":
-            return []
-        nodes, _state, policy = entry
-        return [
-            Holder(node, self.nodes[node], policy)
-            for node in nodes
-            if node != self.me and node in self.nodes
-        ]
+        if entry is None:
+            return ()
+        nodes, state, policy = entry
+        found = (
+            tuple(
+                Holder(node, self.nodes[node], policy)
+                for node in nodes
+                if node != self.me and node in self.nodes
+            )
+            if state == "live"
+            else ()
+        )
+        self._holders[name] = found
+        return found
+
+    # -- the only places ``names`` and ``nodes`` change --------------------------------------
+
+    def _set_name(self, name: str, entry: tuple[tuple[str, ...], str, str] | None) -> None:
+        """``name``'s record, or None when it is gone."""
+        if entry is None:
+            self.names.pop(name, None)
+        else:
+            self.names[name] = entry
+        self._holders.pop(name, None)
+
+    def _set_node(self, node: str, url: str | None) -> None:
+        """Where ``node`` listens, or None when it is gone."""
+        if url is None:
+            self.nodes.pop(node, None)
+        else:
+            self.nodes[node] = url
+        self._holders.clear()  # any name may be served through it
+
+    def _replace(
+        self, names: dict[str, tuple[tuple[str, ...], str, str]], nodes: dict[str, str]
+    ) -> None:
+        """The whole copy, read again."""
+        self.names, self.nodes = names, nodes
+        self._holders.clear()
 
     # -- keeping the copy current --------------------------------------------------------------
 
@@ -111,11 +152,7 @@ class Directory:
         if key.startswith(records.NODE_PREFIX):  # a node joined or left
             async with asyncio.timeout(TIMEOUT):
                 url = await self.redis.get(key)
-            node = key[len(records.NODE_PREFIX) :]
-            if url is None:
-                self.nodes.pop(node, None)
-            else:
-                self.nodes[node] = _text(url)
+            self._set_node(key[len(records.NODE_PREFIX) :], None if url is None else _text(url))
             self.changed.set()
             return
         if key == records.TOKENS_KEY:
@@ -132,7 +169,7 @@ class Directory:
                 if node != self.me and node not in self.nodes:
                     url = await self.redis.get(records.node_key(node))
                     if url is not None:
-                        self.nodes[node] = _text(url)
+                        self._set_node(node, _text(url))
         self._apply(name, fields)
 
     async def _read_all(self) -> None:
@@ -149,12 +186,12 @@ class Directory:
             node_keys = [key async for key in self.redis.scan_iter(records.NODE_PREFIX + "*")]
             urls = await self.redis.mget(node_keys) if node_keys else []
             tokens = await self.redis.hgetall(records.TOKENS_KEY)
-        self.names = names
-        self.nodes = {
+        nodes = {
             _text(key)[len(records.NODE_PREFIX) :]: _text(url)
             for key, url in zip(node_keys, urls, strict=True)
             if url is not None
         }
+        self._replace(names, nodes)
         self.reads += 1
         self._set_tokens(tokens)
         self.changed.set()
@@ -165,11 +202,7 @@ class Directory:
             self.on_tokens(fields)
 
     def _apply(self, name: str, fields: Mapping[Any, Any]) -> None:
-        entry = _entry(fields)
-        if entry is None:
-            self.names.pop(name, None)
-        else:
-            self.names[name] = entry
+        self._set_name(name, _entry(fields))
         self.changed.set()
 
 
