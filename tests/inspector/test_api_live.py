@@ -72,7 +72,7 @@ async def test_ngrok_idiom_list_replay_edit_and_diff(tmp_path, app_port):
         json.loads(await agent.line())
         async with httpx.AsyncClient(base_url=api) as c:
             listing = {}
-            for _ in range(50):  # the writer stores off the data path
+            for _ in range(200):  # the store runs on idle CPU: seconds on a busy machine
                 listing = (
                     await c.get("/api/requests/http", params={"filter": "method:POST"})
                 ).json()
