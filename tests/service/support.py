@@ -4,6 +4,7 @@ local apps, `molehill service ...` as real processes and curl as the visitor."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -14,15 +15,19 @@ from typing import Any
 
 from tests.reliability.procs import RelayProcess, relay_process
 from tests.support.apps import local_app
-from tests.support.environ import clean_environ
+from tests.support.environ import FOLDER, clean_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def service_env(home: Path) -> dict[str, str]:
-    """Every directory the service uses, under ``home`` (never the user's own)."""
-    run = home / "run"
-    run.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Every directory the service uses, under ``home`` (never the user's own); the runtime
+    directory, which holds the control socket, in a short folder of its own instead: a socket's
+    path must fit in 107 bytes, and pytest-xdist's tmp_path (.../popen-gw1/test_name0/) does not
+    leave room for it."""
+    # Named after ``home``: the test's own process and its service processes must agree on it.
+    run = FOLDER / f"run-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
+    run.mkdir(exist_ok=True, mode=0o700)
     env = clean_environ()
     env.update(
         HOME=str(home),

@@ -26,7 +26,7 @@ async def test_start_status_traffic_and_stop(tmp_path):
         pid = status["pid"]
         socket_path = status["socket"]
         assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o600
-        assert socket_path.startswith(str(tmp_path / "run" / "molehill"))
+        assert socket_path.startswith(setup.env["XDG_RUNTIME_DIR"])
         assert status["log"].startswith(str(tmp_path / "state"))
 
         # The terminal that started it is gone: the service is in a session of its own.
