@@ -27,7 +27,7 @@ MAX_BYTES = 64 * 1024 * 1024
 SMALL_ROW = 16 * 1024
 # Where a writer row (inspector.pipe_records.Row) keeps the request: its head, its body and
 # whether the body was cut (2: the exchange had no capture).
-ROW_HEAD, ROW_BODY, ROW_CUT = 14, 16, 6
+ROW_HEAD, ROW_BODY, ROW_CUT = 18, 20, 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,10 +177,12 @@ class CaptureWriter:
             head = response = body = answer = b""
             size = ROW_BYTES
             cut, answer_cut = pr.NO_CAPTURE, False
+            n_head = n_response = n_body = n_answer = 0
         else:
             head, response = capture.request_head, capture.response_head
             body, answer = capture.request_body, capture.response_body
-            size = ROW_BYTES + len(head) + len(response) + len(body) + len(answer)
+            n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
+            size = ROW_BYTES + n_head + n_response + n_body + n_answer
             cut, answer_cut = capture.request_truncated, capture.response_truncated
         total = self._submitted_bytes + size
         # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
@@ -205,6 +207,10 @@ class CaptureWriter:
                 record.bytes_out,
                 cut,
                 answer_cut,
+                n_head,
+                n_response,
+                n_body,
+                n_answer,
                 tunnel,
                 target,
                 record.method,

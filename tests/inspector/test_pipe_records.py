@@ -33,6 +33,7 @@ def _row(record, tunnel="api", target="http://127.0.0.1:3000", total=0) -> pr.Ro
         record.bytes_in,
         record.bytes_out,
         *cuts,
+        *map(len, parts),
         tunnel,
         target,
         record.method,
@@ -83,6 +84,7 @@ def test_hostile_batches_are_refused_with_a_reason():
     good = _payload(1, rows)
     cases = {
         "shorter than its head": good[:5],
+        "texts for": good.replace(b"GET", b"G\0T", 1),
         "exchanges (1 to": struct.pack("<QII", 1, 0, 0) + good[16:],
         "need at least": good[:200],
         "do not add up": good[:-1],
@@ -111,13 +113,14 @@ def test_bad_status_flags_and_texts_are_refused():
         (0, math.inf, "out of range"),
         (4, -1, "negative"),
         (6, 3, "unknown flags"),
+        (8, -1, "do not add up"),
     ):
         bad = list(row)
         bad[index] = value
         with pytest.raises(pc.FrameError, match=why):
             pr.decode_records(_payload(1, [tuple(bad)]))  # type: ignore[list-item]
     long = list(row)
-    long[11] = "/" + "a" * pc.MAX_TEXT
+    long[15] = "/" + "a" * pc.MAX_TEXT
     with pytest.raises(pc.FrameError, match="longer than"):
         pr.decode_records(_payload(1, [tuple(long)]))  # type: ignore[list-item]
     payload = bytearray(_payload(1, [tuple(row)]))  # type: ignore[list-item]
