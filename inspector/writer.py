@@ -1,13 +1,14 @@
 """The capture writer: records taken from the data path with a cheap append, stored by a process.
 
-``submit()`` appends the record to an outbox (over the bounds in count or bytes it drops the
-record and counts the drop), so a slow disk never slows a tunnel. A sender thread packs each
-record (one ``struct.pack``; heads and bodies are not copied) and writes the batch to a pipe with
-writev. At the other end a spooler process (:mod:`inspector.spooler`) reads it into memory at
-once, and a store process (:mod:`inspector.capture_process`, at ``SCHED_IDLE``: only on CPU no
-tunnel wants) redacts, caps, hashes, parses and writes SQLite, outside this process's GIL, and
-answers each batch with the stored ids. Raw exchanges only cross the pipes and live in those
-processes' memory: nothing unredacted reaches the disk.
+``submit()`` appends one flat tuple of the exchange's fields to an outbox (over the bounds in
+count or bytes it drops it and counts the drop), so a slow disk never slows a tunnel; no lock,
+no Python per exchange anywhere else in this process. A sender thread packs each batch in a few
+C calls (:mod:`inspector.pipe_records`) and writes it to a pipe. At the other end a spooler
+process (:mod:`inspector.spooler`) reads it into memory at once, and a store process
+(:mod:`inspector.capture_process`, at ``SCHED_IDLE``: only on CPU no tunnel wants) redacts,
+caps, hashes, parses and writes SQLite, outside this process's GIL, and answers each batch with
+runs of stored ids (read by :mod:`inspector.writer_answers`). Raw exchanges only cross the pipes
+and live in those processes' memory: nothing unredacted reaches the disk.
 
 The unredacted requests stay here (``originals``, by stored id) for replays from this process.
 If the store fails while running (disk full, file damaged) or the writer process dies, the writer
@@ -19,18 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 if sys.platform != "win32":
     import fcntl
 
-from inspector import errors
 from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from inspector.errors import StoreError
@@ -41,6 +39,7 @@ from inspector.originals import Originals
 from inspector.pipe_io import spawn_spooler, write_all
 from inspector.redact import Redactor
 from inspector.settings import CaptureSettings
+from inspector.writer_answers import AnswersReader
 from relay.events import Capture, RequestRecord
 
 # Seconds between the sender's writes while records keep coming. Each write wakes this
@@ -53,16 +52,12 @@ SEND_DELAY = 0.05
 # batch was a third of submit()'s cost under load).
 IDLE_ROUNDS = 4
 PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wake-ups per batch
-# Answers are small (16 bytes an exchange): os.read allocates the size asked for, with the GIL
-# held, and a 1 MiB buffer cost 50 us a read.
-ANSWER_READ = 64 * 1024
-STDERR_KEPT = 4096  # bytes of the writer process's stderr kept, for the error that says why
 START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
 ROW_BYTES = 256  # what an exchange costs the bounds beyond its heads and bodies
 _NAN = math.nan
 
 
-class CaptureWriter:
+class CaptureWriter(AnswersReader):
     """Feeds a writer process that stores exchanges in a :class:`CaptureStore`.
 
     Open with ``open_writer``. Raises :class:`StoreError` (naming the file) if the store cannot be
@@ -338,114 +333,6 @@ class CaptureWriter:
             updates = self._live.updates()
         return [update_frame(update) for update in updates]
 
-    # The reader thread: the writer process's answers.
-
-    def _read(self) -> None:
-        pipe = self._process.stdout
-        assert pipe is not None
-        decoder = pc.FrameDecoder(max_frame=64 * 1024 * 1024)
-        fd = pipe.fileno()
-        while True:
-            try:
-                data = os.read(fd, ANSWER_READ)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            for item in decoder.feed(data):
-                self._answer(item)
-        pipe.close()
-        self._ended()
-
-    def _read_stderr(self) -> None:
-        pipe = self._process.stderr
-        assert pipe is not None
-        for line in pipe:
-            self._said = (self._said + line)[-STDERR_KEPT:]
-        pipe.close()
-
-    def _last_words(self) -> str:
-        """The last line the writer process wrote on stderr (its error), or ""."""
-        self._stderr.join(2)
-        lines = self._said.decode(errors="replace").strip().splitlines()
-        return f": {lines[-1]}" if lines else ""
-
-    def _answer(self, item: pc.Item) -> None:
-        kind, payload = item.kind, item.payload
-        try:
-            if kind == pc.STORED:
-                runs = pr.decode_runs(payload)
-                self._in_flight.answered_runs(runs, self._submitted, self._watch)
-            elif kind in (pc.FLUSHED, pc.INDEXED_DONE):
-                token = pc.decode_token(payload)
-                with self._lock:
-                    self._answered_ok.add(token)
-                    done = self._answers.get(token)
-                if done is not None:
-                    done.set()
-            elif kind == pc.READY:
-                self._started = True
-                self._ready.set()
-            elif kind == pc.OPEN_FAILED:
-                self._open_error = _store_error(pc.decode_json(payload))
-                self._ready.set()
-            elif kind == pc.FAILED:
-                self._failed(_store_error(pc.decode_json(payload)))
-        except pc.FrameError:
-            pass  # an answer that cannot be read: what it was about is counted when the store ends
-
-    def _watch(self, first_id: int, first_seq: int, count: int) -> None:
-        """Exchanges just stored: those with messages still coming are watched from now on."""
-        waiting = self._watch_next
-        if not waiting or waiting[0][0] >= first_seq + count:
-            return
-        n = len(waiting)
-        pending = waiting[:n]
-        del waiting[:n]  # the data path appends meanwhile: those stay
-        later = []
-        with self._live_lock:
-            for seq, capture in pending:
-                if first_seq <= seq < first_seq + count:
-                    self._live.watch(first_id + seq - first_seq, capture)
-                elif seq > self._in_flight.answered:
-                    later.append((seq, capture))
-        waiting[:0] = later
-        self._wake.set()  # the sender may be waiting with no timeout: messages are due
-
-    def _failed(self, exc: StoreError) -> None:
-        with self._lock:
-            first = self.error is None
-            if first:
-                self.error = exc
-        if first and self.on_error is not None:
-            self.on_error(exc)
-
-    def _ended(self) -> None:
-        """The writer process's answers ended: at close, or because it died."""
-        code = self._process.wait()
-        if not self._started and self._open_error is None:
-            self._open_error = StoreError(
-                self.settings.file,
-                f"the capture writer process exited (code {code}) before opening the store"
-                + self._last_words(),
-            )
-        self._ready.set()
-        self._in_flight.ended(self._submitted, self._submitted_bytes)
-        self._watch_next.clear()
-        with self._lock:
-            waiting = list(self._answers.values())
-            closing = self._closing
-        for done in waiting:
-            done.set()  # not in _answered_ok: flush() says False
-        if not closing and self._started:
-            self._failed(
-                StoreError(
-                    self.settings.file,
-                    f"the capture writer process ended unexpectedly (exit code {code}"
-                    f"{self._last_words()}); request history is off until molehill restarts",
-                )
-            )
-
     def _abandon(self) -> None:
         with contextlib.suppress(OSError):
             if self._process.stdin is not None:
@@ -456,10 +343,3 @@ class CaptureWriter:
             self._process.kill()
             self._process.wait()
         self._reader.join(5)
-
-
-def _store_error(data: dict[str, str]) -> StoreError:
-    kind = getattr(errors, data.get("kind", ""), StoreError)
-    if not (isinstance(kind, type) and issubclass(kind, StoreError)):
-        kind = StoreError
-    return kind(Path(data.get("path", "")), data.get("message", "unknown error"))
