@@ -189,6 +189,10 @@ class StoreLoop:
                 batch.append((seqs[0], seqs[1], None))
             return
         for seq, tunnel, target, record in decoded:
+            if not record.method:  # its texts held a NUL: the writer sent none
+                self.unreadable += 1
+                batch.append((seq, 1, None))
+                continue
             self._prepare(seq, tunnel, target, record, batch)
 
     def _prepare(

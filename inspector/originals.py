@@ -25,9 +25,9 @@ MAX_BYTES = 64 * 1024 * 1024
 # A batch whose exchanges average more than this many bytes (heads and bodies, responses too)
 # keeps only its requests: the responses' bodies are not held for replays.
 SMALL_ROW = 16 * 1024
-# Where a writer row (inspector.pipe_records.Row) keeps the request: its head, its body and
-# whether the body was cut (2: the exchange had no capture).
-ROW_HEAD, ROW_BODY, ROW_CUT = 18, 20, 6
+# Where a writer row (inspector.pipe_records.Row) keeps the request's head and body, and the
+# field whose bits 16-17 say whether the body was cut (2: the exchange had no capture).
+ROW_HEAD, ROW_BODY, ROW_FLAGS = 11, 13, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class Originals:
         """Keep a batch of the writer's rows (seqs first_seq...), ``nbytes`` their size in all."""
         whole = nbytes <= len(rows) * SMALL_ROW
         if not whole:  # large exchanges: keep the requests only
-            kept = [(r[ROW_HEAD], r[ROW_BODY], r[ROW_CUT]) for r in rows]
+            kept = [(r[ROW_HEAD], r[ROW_BODY], _cut(r)) for r in rows]
             rows = kept
             nbytes = sum(len(r[0]) + len(r[1]) for r in kept)  # type: ignore[arg-type, misc]
         with self._lock:
@@ -152,9 +152,9 @@ class Originals:
         batch = batches[at]
         row = batch.rows[seq - batch.first]
         if batch.whole:
-            head, body, cut = row[ROW_HEAD], row[ROW_BODY], row[ROW_CUT]
+            head, body, cut = row[ROW_HEAD], row[ROW_BODY], _cut(row)
         else:
-            head, body, cut = row
+            head, body, cut = row  # type: ignore[assignment]
         if not head or cut == 2:
             return None  # an exchange without a capture
         return (head, body, bool(cut), True)  # type: ignore[return-value]
@@ -166,3 +166,9 @@ class Originals:
             self._runs.clear()
             self._count = 0
             self._bytes = 0
+
+
+def _cut(row: tuple[object, ...]) -> int:
+    """A writer row's request cut flag: 0, 1, or 2 (no capture)."""
+    flags: int = row[ROW_FLAGS]  # type: ignore[assignment]
+    return flags >> 16 & 3

@@ -21,21 +21,26 @@ from relay.events import Capture, RequestRecord
 
 RECORDS = 5  # agent -> store: a batch of exchanges with consecutive seqs (this module's layout)
 
-# One exchange as the capturing process queues it (the data path has the four lengths at hand:
-# the writer's bound counts them). The last field is the running total of bytes submitted (the
-# writer's bound), not packed.
+# One exchange as the capturing process queues it: as few fields as will do (each field costs
+# the data path and the packing about 300 instructions per exchange). The status carries the
+# cut flags: status | request cut << 16 (2: no capture) | response cut << 18. The texts are one
+# string, NUL between them: tunnel, target, method, path, client, http_version. The data path
+# has the four lengths at hand (the writer's bound counts them). The last field is the running
+# total of bytes submitted (the writer's bound), not packed.
 Row = tuple[
     float, float, float,  # time, duration_ms, ttfb_ms (NaN: none)
-    int, int, int, int, int,  # status, bytes in, bytes out, cut (2: no capture), cut
-    int, int, int, int,  # the lengths of the four below
-    str, str, str, str, str, str,  # tunnel, target, method, path, client, http_version
+    int, int, int,  # status and flags, bytes in, bytes out
+    int, int, int, int,  # the lengths of the four bytes below
+    str,  # the texts
     bytes, bytes, bytes, bytes,  # request head, response head, request body, response body
     int,
 ]  # fmt: skip
-FLOATS, INTS, TEXTS, BLOBS = 3, 9, 6, 4
-COLUMNS = FLOATS + INTS + TEXTS + BLOBS
-NO_CAPTURE = 2  # in the request-cut column: the exchange had no capture at all
+FLOATS, INTS, TEXTS, BLOBS = 3, 7, 6, 4
+COLUMNS = FLOATS + INTS + 1 + BLOBS
+NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
+CUT_SHIFT, ANSWER_CUT_SHIFT = 16, 18
 _SEP = "\0"  # between texts: none of them holds one (HTTP refuses NUL in a request line)
+_NO_TEXTS = _SEP * (TEXTS - 1)  # an exchange whose texts held a NUL: not stored, counted
 
 _HEAD = struct.Struct("<QII")  # first seq, count, bytes of the UTF-8 texts
 _RUN = struct.Struct("<QqI")  # first seq, first id, count
@@ -52,18 +57,14 @@ def records_pieces(first_seq: int, rows: list[Row]) -> list[bytes]:
     count = len(rows)
     # Columns spelled out and unpacked with *: a tuple's items are copied in one go, where
     # itertools.chain steps through them one call at a time (a third of the packing).
-    # fmt: off
-    (
-        t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, n7, n8, s0, s1, s2, s3, s4, s5, b0, b1, b2, b3, _
-    ) = zip(*rows, strict=True)
+    (t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, text, b0, b1, b2, b3, _) = zip(*rows, strict=True)
     numbers = struct.pack(
-        f"<{FLOATS * count}d{INTS * count}q",
-        *t0, *t1, *t2, *n0, *n1, *n2, *n3, *n4, *n5, *n6, *n7, *n8,
+        f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *n3, *n4, *n5, *n6
     )
-    # fmt: on
-    texts = _SEP.join((*s0, *s1, *s2, *s3, *s4, *s5))
+    texts = _SEP.join(text)
     if texts.count(_SEP) != TEXTS * count - 1:  # a NUL in a text (no HTTP request has one)
-        texts = _SEP.join(t.replace(_SEP, "\ufffd") for t in (*s0, *s1, *s2, *s3, *s4, *s5))
+        # Those exchanges go with no texts at all: the store answers them as not stored.
+        texts = _SEP.join(t if t.count(_SEP) == TEXTS - 1 else _NO_TEXTS for t in text)
     encoded = texts.encode("utf-8", "surrogatepass")
     head = _HEAD.pack(first_seq, count, len(encoded))
     # One copy of the bodies, into the frame (a batch is bounded by the writer's queue_bytes).
@@ -94,7 +95,7 @@ def decode_records(payload: bytes) -> list[tuple[int, str, str, RequestRecord]]:
         )
     numbers = struct.unpack_from(f"<{FLOATS * count}d{INTS * count}q", payload, _HEAD.size)
     floats, ints = numbers[: FLOATS * count], numbers[FLOATS * count :]
-    blob_lengths = ints[5 * count :]
+    blob_lengths = ints[3 * count :]
     if min(blob_lengths) < 0 or fixed + text_size + sum(blob_lengths) != len(payload):
         raise FrameError(f"batch {first}: its lengths do not add up to the frame's size")
     try:
@@ -110,13 +111,14 @@ def decode_records(payload: bytes) -> list[tuple[int, str, str, RequestRecord]]:
     for i in range(count):
         seq = first + i
         when, duration, ttfb = floats[i], floats[count + i], floats[2 * count + i]
-        status, bytes_in, bytes_out = ints[i], ints[count + i], ints[2 * count + i]
-        req_cut, resp_cut = ints[3 * count + i], ints[4 * count + i]
+        flags, bytes_in, bytes_out = ints[i], ints[count + i], ints[2 * count + i]
+        status = flags & 0xFFFF
+        req_cut, resp_cut = flags >> CUT_SHIFT & 3, flags >> ANSWER_CUT_SHIFT
         if not (math.isfinite(when) and math.isfinite(duration)) or not 0 <= status < 1000:
             raise FrameError(f"record {seq}: time, duration or status out of range")
-        if bytes_in < 0 or bytes_out < 0 or req_cut not in (0, 1, 2) or resp_cut not in (0, 1):
+        if bytes_in < 0 or bytes_out < 0 or req_cut == 3 or resp_cut not in (0, 1):
             raise FrameError(f"record {seq}: negative byte counts or unknown flags")
-        tunnel, target, method, path, client, version = (texts[k * count + i] for k in range(6))
+        tunnel, target, method, path, client, version = texts[TEXTS * i : TEXTS * i + TEXTS]
         capture = None
         if req_cut != NO_CAPTURE:
             capture = Capture(
