@@ -11,7 +11,7 @@ after a second with nothing to store, the body index. Nothing reaches the disk u
 raw exchanges exist only in the pipe and in this process's memory.
 
 A frame that cannot be read is counted and skipped (its seq, if readable, is answered as dropped);
-a store that fails while running is answered with FAILED, and later exchanges with DROPPED. The
+a store that fails while running is answered with FAILED, and later exchanges as not stored. The
 process ends when its stdin does (the agent closed it, or died), after storing what it has.
 """
 
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from inspector import pipe_codec as pc
+from inspector import pipe_records as pr
 from inspector.errors import StoreError
 from inspector.message_frames import decode_update
 from inspector.message_rows import MessageUpdate
@@ -38,6 +39,7 @@ from inspector.model import StoredExchange, prepare
 from inspector.redact import Redactor
 from inspector.settings import CaptureSettings
 from inspector.store import CaptureStore
+from relay.events import RequestRecord
 
 INDEX_STEP = 100  # exchanges indexed per transaction while nothing arrives
 BATCH_WINDOW = 0.1  # seconds a batch stays open for more exchanges
@@ -46,6 +48,10 @@ READ_SIZE = 256 * 1024  # os.read allocates this much before it reads: not more 
 # Where SCHED_IDLE is missing (not Linux): as far below the tunnels as nice goes.
 WRITER_NICE = 19
 _EOF = pc.Item(0, b"")
+NOT_STORED = -1
+# A batch's exchanges as read: (seq, count, prepared exchange or None: not stored). Count is
+# more than 1 only for an unreadable batch frame, answered as not stored all at once.
+_Entry = tuple[int, int, "StoredExchange | None"]
 
 
 def settings_from_json(text: str) -> CaptureSettings:
@@ -108,7 +114,7 @@ class StoreLoop:
             except queue.Empty:
                 self._index_step()
                 continue
-            batch: list[tuple[int, StoredExchange]] = []
+            batch: list[_Entry] = []
             messages: list[MessageUpdate] = []
             flushed: list[int] = []
             closes = time.monotonic() + BATCH_WINDOW
@@ -117,6 +123,8 @@ class StoreLoop:
                     stopping = True
                 elif item.kind == pc.RECORD:
                     self._take(item.payload, batch)
+                elif item.kind == pr.RECORDS:
+                    self._take_batch(item.payload, batch)
                 elif item.kind == pc.MESSAGES:
                     self._take_messages(item.payload, messages)
                 elif item.kind in (pc.FLUSH, pc.INDEXED):
@@ -139,7 +147,9 @@ class StoreLoop:
                 except queue.Empty:
                     item = None
             if batch:
-                self._write(batch)
+                size = self.settings.batch_size  # a batch frame may bring more than that
+                for start in range(0, len(batch), size):
+                    self._write(batch[start : start + size])
                 last_write = time.monotonic()
             if messages:  # of exchanges stored before (their ids came back first)
                 self._write_messages(messages)
@@ -155,23 +165,46 @@ class StoreLoop:
             self.unreadable += 1  # nobody can be waiting for a token we cannot read
             return None
 
-    def _take(self, payload: bytes, batch: list[tuple[int, StoredExchange]]) -> None:
+    def _take(self, payload: bytes, batch: list[_Entry]) -> None:
+        """One exchange in a frame of its own (pipe_codec.RECORD)."""
         seq = pc.record_seq(payload)
         try:
             decoded = pc.decode_record(payload)
-            stored = prepare(
-                decoded.tunnel,
-                decoded.record,
-                self.redactor,
-                self.settings.body_cap,
-                target=decoded.target,
-            )
-        except Exception:  # a record we cannot read must not stop the writer
+        except pc.FrameError:
             self.unreadable += 1
             if seq is not None:
-                self.send(pc.seqs_frame(pc.DROPPED, [seq]))
+                batch.append((seq, 1, None))
             return
-        batch.append((decoded.seq, stored))
+        self._prepare(decoded.seq, decoded.tunnel, decoded.target, decoded.record, batch)
+
+    def _take_batch(self, payload: bytes, batch: list[_Entry]) -> None:
+        """A batch of exchanges (pipe_records.RECORDS): unreadable, all of it is answered as
+        not stored when its seqs can be read."""
+        try:
+            decoded = pr.decode_records(payload)
+        except pc.FrameError:
+            self.unreadable += 1
+            seqs = pr.records_seqs(payload)
+            if seqs is not None:
+                batch.append((seqs[0], seqs[1], None))
+            return
+        for seq, tunnel, target, record in decoded:
+            if not record.method:  # its texts held a NUL: the writer sent none
+                self.unreadable += 1
+                batch.append((seq, 1, None))
+                continue
+            self._prepare(seq, tunnel, target, record, batch)
+
+    def _prepare(
+        self, seq: int, tunnel: str, target: str, record: RequestRecord, batch: list[_Entry]
+    ) -> None:
+        try:
+            stored = prepare(tunnel, record, self.redactor, self.settings.body_cap, target=target)
+        except Exception:  # a record we cannot read must not stop the writer
+            self.unreadable += 1
+            batch.append((seq, 1, None))
+            return
+        batch.append((seq, 1, stored))
 
     def _take_messages(self, payload: bytes, messages: list[MessageUpdate]) -> None:
         try:
@@ -187,19 +220,34 @@ class StoreLoop:
         except StoreError as exc:
             self._fail(exc)
 
-    def _write(self, batch: list[tuple[int, StoredExchange]]) -> None:
-        seqs = [seq for seq, _ in batch]
-        if self.failed:
-            self.send(pc.seqs_frame(pc.DROPPED, seqs))
-            return
-        try:
-            ids = self.store.add([stored for _, stored in batch])
-        except StoreError as exc:
-            self._fail(exc)
-            self.send(pc.seqs_frame(pc.DROPPED, seqs))
-            return
-        self.indexed = not self.store.fts
-        self.send(pc.pairs_frame(pc.STORED, list(zip(seqs, ids, strict=True))))
+    def _write(self, batch: list[_Entry]) -> None:
+        """Store the batch; answer it in seq order as runs: (first seq, first id, count) for
+        exchanges stored with consecutive ids, (first seq, -1, count) for those that were not."""
+        kept = [stored for _, _, stored in batch if stored is not None]
+        ids: list[int] = []
+        if kept and not self.failed:
+            try:
+                ids = self.store.add(kept)
+            except StoreError as exc:
+                self._fail(exc)
+                ids = []
+            else:
+                self.indexed = not self.store.fts
+        runs: list[list[int]] = []
+        given = iter(ids)
+        for seq, count, stored in batch:
+            exchange_id = next(given, NOT_STORED) if stored is not None else NOT_STORED
+            if runs:
+                last = runs[-1]
+                follows = last[0] + last[2] == seq
+                if follows and exchange_id == NOT_STORED and last[1] == NOT_STORED:
+                    last[2] += count
+                    continue
+                if follows and exchange_id != NOT_STORED and last[1] + last[2] == exchange_id:
+                    last[2] += count
+                    continue
+            runs.append([seq, exchange_id, count])
+        self.send(pr.runs_frame(pc.STORED, [(s, i, n) for s, i, n in runs]))
 
     def _fail(self, exc: StoreError) -> None:
         self.failed = True

@@ -3,18 +3,31 @@
 The store keeps a redacted copy; a replay from the running process (its local API) sends the
 original instead, secrets included. Bounded by count and bytes, oldest forgotten first; nothing
 here ever reaches the disk.
+
+Captured exchanges come in whole batches, as the writer sent them (its rows, by seq), with the
+store's answers as runs of (first id, first seq, count): keeping them costs no Python per
+exchange, and the id -> seq translation is done when a replay asks (rarely). Replays' own
+requests are put one at a time, by id.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from bisect import bisect_right
+from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inspector.model import payload
 
 MAX_ENTRIES = 2_000
 MAX_BYTES = 64 * 1024 * 1024
+# A batch whose exchanges average more than this many bytes (heads and bodies, responses too)
+# keeps only its requests: the responses' bodies are not held for replays.
+SMALL_ROW = 16 * 1024
+# Where a writer row (inspector.pipe_records.Row) keeps the request's head and body, and the
+# field whose bits 16-17 say whether the body was cut (2: the exchange had no capture).
+ROW_HEAD, ROW_BODY, ROW_FLAGS = 11, 13, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +39,19 @@ class OriginalRequest:
     truncated: bool  # the agent kept only the first bytes of the body
 
 
-# What the map holds: head, body, truncated, and whether the body is still as captured (maybe
-# chunked: its payload is taken out when asked for, so the capturing process spends nothing per
-# exchange on parsing heads nobody replays). Plain tuples: cheap to make thousands a second.
+# One put by id: head, body, truncated, and whether the body is still as captured (maybe
+# chunked: its payload is taken out when asked for).
 _Entry = tuple[bytes, bytes, bool, bool]
+
+
+class _Batch:
+    __slots__ = ("first", "nbytes", "rows", "whole")
+
+    def __init__(self, first: int, rows: Sequence[tuple[object, ...]], nbytes: int, whole: bool):
+        self.first = first  # the seq of rows[0]
+        self.rows = rows
+        self.nbytes = nbytes
+        self.whole = whole  # rows are the writer's rows (else (head, body, cut) tuples)
 
 
 class Originals:
@@ -38,45 +60,115 @@ class Originals:
     def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._items: OrderedDict[int, _Entry] = OrderedDict()
+        self._items: OrderedDict[int, _Entry] = OrderedDict()  # put by id
+        self._batches: deque[_Batch] = deque()
+        self._runs: deque[tuple[int, int, int]] = deque()  # (first id, first seq, count)
+        self._count = 0
         self._bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     def put(self, exchange_id: int, original: OriginalRequest) -> None:
-        self._put_all([(exchange_id, (original.head, original.body, original.truncated, False))])
-
-    def put_captured(self, requests: list[tuple[int, bytes, bytes, bool]]) -> None:
-        """Keep requests as captured: (id, head, body as it came, truncated), in one go."""
-        self._put_all([(i, (head, body, cut, True)) for i, head, body, cut in requests])
-
-    def _put_all(self, entries: list[tuple[int, _Entry]]) -> None:
-        items = self._items
+        size = len(original.head) + len(original.body)
+        if size > self.max_bytes:
+            return  # larger than the whole map: the stored copy will have to do
         with self._lock:
-            for exchange_id, entry in entries:
-                size = len(entry[0]) + len(entry[1])
-                if size > self.max_bytes:
-                    continue  # larger than the whole map: the stored copy will have to do
-                old = items.pop(exchange_id, None)
-                if old is not None:
-                    self._bytes -= len(old[0]) + len(old[1])
-                items[exchange_id] = entry
-                self._bytes += size
-            while len(items) > self.max_entries or self._bytes > self.max_bytes:
-                _, gone = items.popitem(last=False)
+            old = self._items.pop(exchange_id, None)
+            if old is not None:
+                self._count -= 1
+                self._bytes -= len(old[0]) + len(old[1])
+            self._items[exchange_id] = (original.head, original.body, original.truncated, False)
+            self._count += 1
+            self._bytes += size
+            self._evict()
+
+    def put_batch(self, first_seq: int, rows: Sequence[tuple[object, ...]], nbytes: int) -> None:
+        """Keep a batch of the writer's rows (seqs first_seq...), ``nbytes`` their size in all."""
+        whole = nbytes <= len(rows) * SMALL_ROW
+        if not whole:  # large exchanges: keep the requests only
+            kept = [(r[ROW_HEAD], r[ROW_BODY], _cut(r)) for r in rows]
+            rows = kept
+            nbytes = sum(len(r[0]) + len(r[1]) for r in kept)  # type: ignore[arg-type, misc]
+        with self._lock:
+            self._batches.append(_Batch(first_seq, rows, nbytes, whole))
+            self._count += len(rows)
+            self._bytes += nbytes
+            self._evict()
+
+    def put_run(self, first_id: int, first_seq: int, count: int) -> None:
+        """The store gave ids first_id... to seqs first_seq... (count of them)."""
+        with self._lock:
+            self._runs.append((first_id, first_seq, count))
+            if len(self._runs) > 4 * self.max_entries:
+                self._runs.popleft()  # a run per exchange at worst: at most this many kept
+
+    def _evict(self) -> None:
+        """Oldest batches first, until within both bounds; by count only whole batches go, so
+        the count may stay over by less than the oldest batch (its bytes are within bounds)."""
+        batches = self._batches
+        while self._count > self.max_entries or self._bytes > self.max_bytes:
+            if batches and (
+                self._bytes > self.max_bytes
+                or self._count - len(batches[0].rows) >= self.max_entries
+            ):
+                oldest = batches.popleft()
+                self._count -= len(oldest.rows)
+                self._bytes -= oldest.nbytes
+            elif self._items:
+                _, gone = self._items.popitem(last=False)
+                self._count -= 1
                 self._bytes -= len(gone[0]) + len(gone[1])
+            else:
+                break
+        # Runs of seqs no batch holds any more are of no use.
+        first = self._batches[0].first if self._batches else None
+        runs = self._runs
+        while runs and (first is None or runs[0][1] + runs[0][2] <= first):
+            runs.popleft()
 
     def get(self, exchange_id: int) -> OriginalRequest | None:
         with self._lock:
             found = self._items.get(exchange_id)
+            if found is None:
+                found = self._captured(exchange_id)
         if found is None:
             return None
         head, body, truncated, captured = found
         return OriginalRequest(head, payload(head, body) if captured else body, truncated)
 
+    def _captured(self, exchange_id: int) -> _Entry | None:
+        for first_id, first_seq, count in reversed(self._runs):
+            if first_id <= exchange_id < first_id + count:
+                seq = first_seq + exchange_id - first_id
+                break
+        else:
+            return None
+        batches = self._batches
+        at = bisect_right(batches, seq, key=lambda b: b.first) - 1
+        if at < 0 or seq - batches[at].first >= len(batches[at].rows):
+            return None
+        batch = batches[at]
+        row = batch.rows[seq - batch.first]
+        if batch.whole:
+            head, body, cut = row[ROW_HEAD], row[ROW_BODY], _cut(row)
+        else:
+            head, body, cut = row  # type: ignore[assignment]
+        if not head or cut == 2:
+            return None  # an exchange without a capture
+        return (head, body, bool(cut), True)  # type: ignore[return-value]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._batches.clear()
+            self._runs.clear()
+            self._count = 0
             self._bytes = 0
+
+
+def _cut(row: tuple[object, ...]) -> int:
+    """A writer row's request cut flag: 0, 1, or 2 (no capture)."""
+    flags: int = row[ROW_FLAGS]  # type: ignore[assignment]
+    return flags >> 16 & 3

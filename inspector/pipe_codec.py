@@ -25,15 +25,13 @@ MESSAGES = 4  # an open connection's new messages (inspector.message_frames), pr
 # Writer -> agent
 READY = 16  # the store is open: the writer takes exchanges
 OPEN_FAILED = 17  # JSON {"kind", "path", "message"}: the store could not be opened; it exits
-STORED = 18  # (seq, id) pairs: stored in one transaction
-DROPPED = 19  # seqs that were not stored (unreadable, or the store failed)
+STORED = 18  # runs (first seq, first id or -1: not stored, count), in seq order (pipe_records)
 FLUSHED = 20  # token
 INDEXED_DONE = 21  # token
 FAILED = 22  # JSON {"kind", "path", "message"}: the store failed while running; writing stops
 
 _LEN = struct.Struct("<I")
 _TOKEN = struct.Struct("<Q")
-_PAIR = struct.Struct("<Qq")
 # seq, time, duration_ms, ttfb_ms (NaN: none), status, bytes_in, bytes_out, flags,
 # then the lengths of tunnel, target, method, path, client, http_version, the two heads and bodies.
 _FIXED = struct.Struct("<QdddiqqB10I")
@@ -66,18 +64,11 @@ def json_frame(kind: int, data: dict[str, str]) -> bytes:
     return frame(kind, json.dumps(data).encode())
 
 
-def pairs_frame(kind: int, pairs: list[tuple[int, int]]) -> bytes:
-    return frame(kind, b"".join(_PAIR.pack(a, b) for a, b in pairs))
-
-
-def seqs_frame(kind: int, seqs: list[int]) -> bytes:
-    return frame(kind, b"".join(_TOKEN.pack(s) for s in seqs))
-
-
 def record_pieces(seq: int, tunnel: str, target: str, record: RequestRecord) -> list[bytes]:
     """One exchange as frame pieces to write one after the other (bodies are not copied).
 
-    Called on the data path for every exchange: plain locals, one pack, no loops."""
+    The writer sends batches (inspector.pipe_records); the store still reads single records
+    (tools and tests write them)."""
     name = tunnel.encode()
     local = target.encode()
     method = record.method.encode()
@@ -198,18 +189,6 @@ def decode_token(payload: bytes) -> int:
     if len(payload) != _TOKEN.size:
         raise FrameError(f"a token is {_TOKEN.size} bytes, not {len(payload)}")
     return int(_TOKEN.unpack(payload)[0])
-
-
-def decode_pairs(payload: bytes) -> list[tuple[int, int]]:
-    if len(payload) % _PAIR.size:
-        raise FrameError(f"{len(payload)} bytes are not whole (seq, id) pairs")
-    return [(int(a), int(b)) for a, b in _PAIR.iter_unpack(payload)]
-
-
-def decode_seqs(payload: bytes) -> list[int]:
-    if len(payload) % _TOKEN.size:
-        raise FrameError(f"{len(payload)} bytes are not whole seqs")
-    return [int(s) for (s,) in _TOKEN.iter_unpack(payload)]
 
 
 def decode_json(payload: bytes) -> dict[str, str]:

@@ -1,13 +1,14 @@
 """The capture writer: records taken from the data path with a cheap append, stored by a process.
 
-``submit()`` appends the record to an outbox (over the bounds in count or bytes it drops the
-record and counts the drop), so a slow disk never slows a tunnel. A sender thread packs each
-record (one ``struct.pack``; heads and bodies are not copied) and writes the batch to a pipe with
-writev. At the other end a spooler process (:mod:`inspector.spooler`) reads it into memory at
-once, and a store process (:mod:`inspector.capture_process`, at ``SCHED_IDLE``: only on CPU no
-tunnel wants) redacts, caps, hashes, parses and writes SQLite, outside this process's GIL, and
-answers each batch with the stored ids. Raw exchanges only cross the pipes and live in those
-processes' memory: nothing unredacted reaches the disk.
+``submit()`` appends one flat tuple of the exchange's fields to an outbox (over the bounds in
+count or bytes it drops it and counts the drop), so a slow disk never slows a tunnel; no lock,
+no Python per exchange anywhere else in this process. A sender thread packs each batch in a few
+C calls (:mod:`inspector.pipe_records`) and writes it to a pipe. At the other end a spooler
+process (:mod:`inspector.spooler`) reads it into memory at once, and a store process
+(:mod:`inspector.capture_process`, at ``SCHED_IDLE``: only on CPU no tunnel wants) redacts,
+caps, hashes, parses and writes SQLite, outside this process's GIL, and answers each batch with
+runs of stored ids (read by :mod:`inspector.writer_answers`). Raw exchanges only cross the pipes
+and live in those processes' memory: nothing unredacted reaches the disk.
 
 The unredacted requests stay here (``originals``, by stored id) for replays from this process.
 If the store fails while running (disk full, file damaged) or the writer process dies, the writer
@@ -18,26 +19,27 @@ not keep; the tunnels are not affected.
 from __future__ import annotations
 
 import contextlib
-import os
+import math
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 if sys.platform != "win32":
     import fcntl
 
-from inspector import errors
 from inspector import pipe_codec as pc
+from inspector import pipe_records as pr
 from inspector.errors import StoreError
+from inspector.in_flight import InFlight
 from inspector.live_messages import MESSAGES_EVERY, LiveMessages
 from inspector.message_frames import update_frame
 from inspector.originals import Originals
 from inspector.pipe_io import spawn_spooler, write_all
 from inspector.redact import Redactor
 from inspector.settings import CaptureSettings
+from inspector.writer_answers import AnswersReader
 from relay.events import Capture, RequestRecord
 
 # Seconds between the sender's writes while records keep coming. Each write wakes this
@@ -50,18 +52,12 @@ SEND_DELAY = 0.05
 # batch was a third of submit()'s cost under load).
 IDLE_ROUNDS = 4
 PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wake-ups per batch
-# Answers are small (16 bytes an exchange): os.read allocates the size asked for, with the GIL
-# held, and a 1 MiB buffer cost 50 us a read.
-ANSWER_READ = 64 * 1024
-STDERR_KEPT = 4096  # bytes of the writer process's stderr kept, for the error that says why
 START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
-# What waits for the store's answer, per exchange: see CaptureWriter._in_flight.
-_InFlight = tuple[int, bytes, bytes, bool, Capture | None]
-_NOTHING: _InFlight = (256, b"", b"", False, None)  # a record without a capture
-_GONE: _InFlight = (0, b"", b"", False, None)  # answered already (not expected)
+ROW_BYTES = 256  # what an exchange costs the bounds beyond its heads and bodies
+_NAN = math.nan
 
 
-class CaptureWriter:
+class CaptureWriter(AnswersReader):
     """Feeds a writer process that stores exchanges in a :class:`CaptureStore`.
 
     Open with ``open_writer``. Raises :class:`StoreError` (naming the file) if the store cannot be
@@ -74,30 +70,32 @@ class CaptureWriter:
     ) -> None:
         self.settings = settings
         self.on_error = on_error
-        self.dropped = 0  # records refused: bounds reached, unreadable, or after a store failure
-        self.written = 0
-        self.batches = 0  # transactions: fewer than exchanges when traffic comes in bursts
         self.error: StoreError | None = None
         # The unredacted requests, by stored id, for replays from this process (its local API).
         self.originals = Originals()
-        self._lock = threading.Lock()  # guards the outbox, the counts and what is in flight
-        # Records (seq, tunnel, target, record) and ready frames, in order: records are packed
-        # by the sender thread, so the data path only appends.
-        self._outbox: list[tuple[int, str, str, RequestRecord] | bytes] = []
+        self._lock = threading.Lock()  # guards the flush tokens' bookkeeping
+        # The data path only appends a flat tuple per exchange (inspector.pipe_records.Row):
+        # no lock (a list's append is atomic), and the counts each have one writer thread. The
+        # sender takes rows from the front (a slice and a del, atomic too), packs the batch in
+        # a few C calls, and keeps it in _in_flight until the store answers.
+        self._outbox: list[pr.Row] = []
+        self._tokens: list[bytes] = []  # flush/index frames, sent after the rows before them
+        self._submitted = 0  # rows appended (= the last seq); written by the data path only
+        self._submitted_bytes = 0  # their sizes, in all (the data path only)
+        self._refused = 0  # over the bounds, or after a store failure (the data path only)
+        self._sent = 0  # rows packed and written (the sender only)
+        self._sent_bytes = 0
+        self._in_flight = InFlight(self.originals)  # written by the answers thread only
+        self._max_count = settings.queue_size
+        self._max_bytes = settings.queue_bytes
         self._wake = threading.Event()  # set when the outbox gets a piece while the sender sleeps
         self._sleeping = False  # the sender waits on _wake (else it looks every SEND_DELAY)
         self._closing = False
-        self._seq = 0
-        self._queued = 0  # records submitted and not yet answered by the writer process
-        self._queued_bytes = 0
-        # seq -> (size, request head, request body, truncated, capture if it has messages).
-        # Plain tuples of bytes: the collector stops tracking them at its first pass, so the up
-        # to queue_size exchanges waiting here cost its collections nothing (a Capture held
-        # here was walked by every collection while it waited, and promoted to the oldest
-        # generation, which made full collections come more often: see benchmarks/README.md).
-        self._in_flight: dict[int, _InFlight] = {}
-        # WebSocket/SSE messages still arriving on stored exchanges: watched from the answers
-        # (the reader thread), sent redacted by the sender every MESSAGES_EVERY seconds.
+        self._token = 0
+        # Exchanges with WebSocket/SSE messages still coming, by seq, until stored: their
+        # messages are watched from the answers (the reader thread) and sent redacted by the
+        # sender every MESSAGES_EVERY seconds.
+        self._watch_next: list[tuple[int, Capture]] = []
         redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
         self._live = LiveMessages(redactor)
         self._live_lock = threading.Lock()
@@ -138,50 +136,87 @@ class CaptureWriter:
     def _spawn(self) -> subprocess.Popen[bytes]:
         return spawn_spooler(self.settings)
 
+    @property
+    def written(self) -> int:
+        """Exchanges stored."""
+        return self._in_flight.stored
+
+    @property
+    def dropped(self) -> int:
+        """Exchanges not kept: over the bounds, unreadable, or after a store failure."""
+        return self._refused + self._in_flight.lost
+
+    @property
+    def batches(self) -> int:
+        """The store's transactions: fewer than exchanges when traffic comes in bursts."""
+        return self._in_flight.answers
+
+    @property
+    def queued(self) -> int:
+        """Exchanges submitted and not yet answered by the store."""
+        return self._submitted - self._in_flight.answered
+
+    @property
+    def queued_bytes(self) -> int:
+        """Their size, as the bounds count it (a batch's until all of it is answered)."""
+        return self._submitted_bytes - self._in_flight.released_bytes
+
     def submit(self, tunnel: str, record: RequestRecord, target: str = "") -> None:
         """Queue one exchange for the store; never blocks (over the bounds it is dropped, counted).
 
-        ``target`` is the local app's URL, kept so that a replay knows where to send it.
+        ``target`` is the local app's URL, kept so that a replay knows where to send it. Called
+        from one thread at a time (the agents' loop): the counts it keeps have no lock.
         """
         capture = record.capture
-        size = (
-            256
-            if capture is None
-            else 256
-            + len(capture.request_head)
-            + len(capture.response_head)
-            + len(capture.request_body)
-            + len(capture.response_body)
-        )
-        settings = self.settings
-        with self._lock:
-            # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
-            if (
-                self.error is not None
-                or self._queued >= settings.queue_size
-                or self._queued_bytes + size > settings.queue_bytes
-            ):
-                self.dropped += 1
-                return
-            self._seq += 1
-            seq = self._seq
-            self._queued += 1
-            self._queued_bytes += size
-            self._in_flight[seq] = (
-                _NOTHING
-                if capture is None
-                else (
-                    size,
-                    capture.request_head,
-                    capture.request_body,
-                    capture.request_truncated,
-                    None if capture.messages is None else capture,
-                )
+        if capture is None:
+            head = response = body = answer = b""
+            size = ROW_BYTES
+            cut, answer_cut = pr.NO_CAPTURE, False
+            n_head = n_response = n_body = n_answer = 0
+        else:
+            head, response = capture.request_head, capture.response_head
+            body, answer = capture.request_body, capture.response_body
+            n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
+            size = ROW_BYTES + n_head + n_response + n_body + n_answer
+            cut, answer_cut = capture.request_truncated, capture.response_truncated
+        total = self._submitted_bytes + size
+        # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
+        if (
+            self.error is not None
+            or self._submitted - self._in_flight.answered >= self._max_count
+            or total - self._in_flight.released_bytes > self._max_bytes
+        ):
+            self._refused += 1
+            return
+        self._submitted_bytes = total
+        self._submitted += 1
+        ttfb = record.ttfb_ms
+        # Appended first, then the sleeping flag read (the sender sets it, then looks here).
+        self._outbox.append(
+            (
+                record.time,
+                record.duration_ms,
+                _NAN if ttfb is None else ttfb,
+                record.status | cut << pr.CUT_SHIFT | answer_cut << pr.ANSWER_CUT_SHIFT,
+                record.bytes_in,
+                record.bytes_out,
+                n_head,
+                n_response,
+                n_body,
+                n_answer,
+                f"{tunnel}\0{target}\0{record.method}\0{record.path}\0{record.client}\0"
+                f"{record.http_version}",
+                head,
+                response,
+                body,
+                answer,
+                total,
             )
-            if self._sleeping:
-                self._sleeping = False
-                self._wake.set()
-            self._outbox.append((seq, tunnel, target, record))
+        )
+        if capture is not None and capture.messages is not None:
+            self._watch_next.append((self._submitted, capture))
+        if self._sleeping:
+            self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is stored; False if that took too long.
@@ -203,12 +238,12 @@ class CaptureWriter:
         with self._lock:
             if self._closing or not self._reader.is_alive():
                 return False
-            self._seq += 1
-            token = self._seq
+            self._token += 1
+            token = self._token
             self._answers[token] = done
-            self._sleeping = False
-            self._wake.set()  # someone waits: no SEND_DELAY
-            self._outbox.append(pc.token_frame(kind, token))
+        # After every row submitted so far: the sender takes tokens before rows.
+        self._tokens.append(pc.token_frame(kind, token))
+        self._wake.set()  # someone waits: no SEND_DELAY
         answered = done.wait(timeout)
         with self._lock:
             self._answers.pop(token, None)
@@ -218,8 +253,7 @@ class CaptureWriter:
         """Store what is queued, end the writer process and wait for it."""
         with self._lock:
             self._closing = True
-            self._sleeping = False
-            self._wake.set()
+        self._wake.set()
         self._sender.join(timeout)
         try:
             self._process.wait(timeout)
@@ -235,33 +269,43 @@ class CaptureWriter:
         pipe = self._process.stdin
         assert pipe is not None
         fd = pipe.fileno()
+        outbox, tokens = self._outbox, self._tokens
         quiet = IDLE_ROUNDS  # rounds with nothing sent: asleep from the start
         while True:
             if quiet >= IDLE_ROUNDS:
                 with self._live_lock:
                     live = bool(self._live)
-                with self._lock:
-                    self._sleeping = not self._outbox and not self._closing
-                    sleeping = self._sleeping
-                # Open connections' messages go every MESSAGES_EVERY, records or not.
-                if sleeping and self._wake.wait(MESSAGES_EVERY if live else None):
+                # Set first, then look: a row appended meanwhile is seen here, or its submit()
+                # sees the flag and wakes this thread.
+                self._sleeping = True
+                if not (outbox or tokens or self._closing) and self._wake.wait(
+                    MESSAGES_EVERY if live else None
+                ):
                     quiet = 0
+                self._sleeping = False
             if not self._closing and not self._wake.is_set():
                 # More records come meanwhile: one write carries them all. (Records do not set
                 # _wake now; a flush, close or messages due do, and end the wait.)
                 self._wake.wait(SEND_DELAY)
-            with self._lock:
-                batch, self._outbox = self._outbox, []
-                self._wake.clear()
-                self._sleeping = False
-                closing = self._closing
-            quiet = quiet + 1 if not batch else 0
-            pieces = self._message_frames(batch, closing)
-            for item in batch:
-                if type(item) is bytes:
-                    pieces.append(item)
-                else:
-                    pieces += pc.record_pieces(*item)
+            self._wake.clear()
+            closing = self._closing
+            # Tokens first, then rows: every row submitted before a token goes before it.
+            n = len(tokens)
+            asked = tokens[:n]
+            del tokens[:n]
+            n = len(outbox)
+            rows = outbox[:n]
+            del outbox[:n]
+            quiet = quiet + 1 if not (rows or asked) else 0
+            pieces = self._message_frames(bool(asked), closing)
+            if rows:
+                first = self._sent + 1
+                pieces += pr.records_pieces(first, rows)
+                self._sent += n
+                total = rows[-1][-1]
+                self._in_flight.sent(first, rows, total - self._sent_bytes)  # before the answer
+                self._sent_bytes = total
+            pieces += asked
             if pieces and not write_all(fd, pieces):
                 break  # the writer process is gone: the reader says so
             if closing:
@@ -269,14 +313,12 @@ class CaptureWriter:
         with contextlib.suppress(OSError):
             pipe.close()  # EOF: the writer process stores what it has and exits
 
-    def _message_frames(
-        self, batch: list[tuple[int, str, str, RequestRecord] | bytes], closing: bool
-    ) -> list[bytes]:
+    def _message_frames(self, asked: bool, closing: bool) -> list[bytes]:
         """The watched connections' new messages, when due: every MESSAGES_EVERY, and before
-        a flush's token (bytes in ``batch``) or the end, so those answers include them."""
+        a flush's token (``asked``) or the end, so those answers include them."""
         now = time.monotonic()
-        due = closing or now >= self._messages_at + MESSAGES_EVERY
-        if not due and not any(type(item) is bytes for item in batch):
+        due = closing or asked or now >= self._messages_at + MESSAGES_EVERY
+        if not due:
             return []
         with self._live_lock:
             if not self._live:
@@ -284,129 +326,6 @@ class CaptureWriter:
             self._messages_at = now
             updates = self._live.updates()
         return [update_frame(update) for update in updates]
-
-    # The reader thread: the writer process's answers.
-
-    def _read(self) -> None:
-        pipe = self._process.stdout
-        assert pipe is not None
-        decoder = pc.FrameDecoder(max_frame=64 * 1024 * 1024)
-        fd = pipe.fileno()
-        while True:
-            try:
-                data = os.read(fd, ANSWER_READ)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            for item in decoder.feed(data):
-                self._answer(item)
-        pipe.close()
-        self._ended()
-
-    def _read_stderr(self) -> None:
-        pipe = self._process.stderr
-        assert pipe is not None
-        for line in pipe:
-            self._said = (self._said + line)[-STDERR_KEPT:]
-        pipe.close()
-
-    def _last_words(self) -> str:
-        """The last line the writer process wrote on stderr (its error), or ""."""
-        self._stderr.join(2)
-        lines = self._said.decode(errors="replace").strip().splitlines()
-        return f": {lines[-1]}" if lines else ""
-
-    def _answer(self, item: pc.Item) -> None:
-        kind, payload = item.kind, item.payload
-        if kind == pc.STORED:
-            self._stored(pc.decode_pairs(payload))
-        elif kind == pc.DROPPED:
-            self._forget(pc.decode_seqs(payload))
-        elif kind in (pc.FLUSHED, pc.INDEXED_DONE):
-            token = pc.decode_token(payload)
-            with self._lock:
-                self._answered_ok.add(token)
-                done = self._answers.get(token)
-            if done is not None:
-                done.set()
-        elif kind == pc.READY:
-            self._started = True
-            self._ready.set()
-        elif kind == pc.OPEN_FAILED:
-            self._open_error = _store_error(pc.decode_json(payload))
-            self._ready.set()
-        elif kind == pc.FAILED:
-            self._failed(_store_error(pc.decode_json(payload)))
-
-    def _stored(self, pairs: list[tuple[int, int]]) -> None:
-        in_flight = self._in_flight
-        requests = []
-        watch: list[tuple[int, Capture]] = []
-        held = 0
-        # Outside the lock (a dict's pop is atomic, and only this thread pops): submit() never
-        # waits while a batch of answers is gone through, only for the counts below.
-        for seq, exchange_id in pairs:
-            size, head, body, truncated, live = in_flight.pop(seq, _GONE)
-            held += size
-            if live is not None:
-                watch.append((exchange_id, live))
-            if head:
-                requests.append((exchange_id, head, body, truncated))
-        with self._lock:
-            self._queued -= len(pairs)
-            self._queued_bytes -= held
-            self.written += len(pairs)
-            self.batches += 1
-        self.originals.put_captured(requests)
-        if watch:
-            with self._live_lock:
-                for exchange_id, capture in watch:
-                    self._live.watch(exchange_id, capture)
-            self._wake.set()  # the sender may be waiting with no timeout: messages are due
-
-    def _forget(self, seqs: list[int]) -> None:
-        held = sum(self._in_flight.pop(seq, _GONE)[0] for seq in seqs)
-        with self._lock:
-            self._queued -= len(seqs)
-            self._queued_bytes -= held
-            self.dropped += len(seqs)
-
-    def _failed(self, exc: StoreError) -> None:
-        with self._lock:
-            first = self.error is None
-            if first:
-                self.error = exc
-        if first and self.on_error is not None:
-            self.on_error(exc)
-
-    def _ended(self) -> None:
-        """The writer process's answers ended: at close, or because it died."""
-        code = self._process.wait()
-        if not self._started and self._open_error is None:
-            self._open_error = StoreError(
-                self.settings.file,
-                f"the capture writer process exited (code {code}) before opening the store"
-                + self._last_words(),
-            )
-        self._ready.set()
-        with self._lock:
-            lost = len(self._in_flight)
-            self._in_flight.clear()
-            self._queued = self._queued_bytes = 0
-            self.dropped += lost
-            waiting = list(self._answers.values())
-            closing = self._closing
-        for done in waiting:
-            done.set()  # not in _answered_ok: flush() says False
-        if not closing and self._started:
-            self._failed(
-                StoreError(
-                    self.settings.file,
-                    f"the capture writer process ended unexpectedly (exit code {code}"
-                    f"{self._last_words()}); request history is off until molehill restarts",
-                )
-            )
 
     def _abandon(self) -> None:
         with contextlib.suppress(OSError):
@@ -418,10 +337,3 @@ class CaptureWriter:
             self._process.kill()
             self._process.wait()
         self._reader.join(5)
-
-
-def _store_error(data: dict[str, str]) -> StoreError:
-    kind = getattr(errors, data.get("kind", ""), StoreError)
-    if not (isinstance(kind, type) and issubclass(kind, StoreError)):
-        kind = StoreError
-    return kind(Path(data.get("path", "")), data.get("message", "unknown error"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -131,6 +132,9 @@ async def _run_agents(
             ]
 
         serving = await start_api(api, captures, tunnel_list, as_json, out)
+    # What start-up made (modules, settings, the API) lives as long as the process: out of the
+    # collector's way, so a full collection walks only what the tunnels make (as the dashboard).
+    gc.freeze()
     tasks = [asyncio.create_task(agent.run()) for agent in agents]
     tags: dict[object, str | None] = {
         task: tag for task, (tag, _) in zip(tasks, tunnels, strict=True)

@@ -16,6 +16,7 @@ import pytest
 
 from inspector import CaptureSettings, CaptureWriter, StoreError, open_writer
 from inspector import pipe_codec as pc
+from inspector import pipe_records as pr
 from inspector.capture_process import max_frame
 from inspector.settings import settings_json
 from tests.inspector.records import ROOT_DIR, exchange, observe, request_bytes, response_bytes
@@ -168,8 +169,8 @@ def test_hostile_frames_on_the_pipe_do_not_stop_the_writer_process(tmp_path):
         proc.stdin.write(b"".join(hostile))
         proc.stdin.flush()
         answers = _answers(proc, pc.FLUSHED)
-        stored = [p for i in answers if i.kind == pc.STORED for p in pc.decode_pairs(i.payload)]
-        dropped = [s for i in answers if i.kind == pc.DROPPED for s in pc.decode_seqs(i.payload)]
+        stored = [p for i in answers if i.kind == pc.STORED for p in pr.stored_pairs(i.payload)]
+        dropped = [s for i in answers if i.kind == pc.STORED for s in pr.dropped_seqs(i.payload)]
         assert [seq for seq, _ in stored] == [42]
         assert 41 in dropped
         assert proc.poll() is None  # still running

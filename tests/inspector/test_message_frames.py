@@ -13,6 +13,7 @@ import pytest
 
 from inspector import CaptureSettings
 from inspector import pipe_codec as pc
+from inspector import pipe_records as pr
 from inspector.message_frames import decode_update, update_frame
 from inspector.message_rows import MessageUpdate
 from inspector.settings import settings_json
@@ -111,7 +112,7 @@ def test_a_real_writer_stores_good_updates_and_skips_damaged_ones(tmp_path):
         proc.stdin.flush()
         answers = _answers(proc, pc.FLUSHED)
         ((_, exchange_id),) = [
-            p for i in answers if i.kind == pc.STORED for p in pc.decode_pairs(i.payload)
+            p for i in answers if i.kind == pc.STORED for p in pr.stored_pairs(i.payload)
         ]
         proc.stdin.write(pc.frame(pc.MESSAGES, b"\x93\x01"))  # damaged: skipped
         proc.stdin.write(update_frame(_update(exchange_id, closed=True)))

@@ -312,13 +312,13 @@ def test_a_slow_store_never_holds_more_than_queue_bytes_of_bodies(tmp_path):
     try:
         for record in records:
             writer.submit("t", record)
-        assert writer._queued_bytes <= settings.queue_bytes
+        assert writer.queued_bytes <= settings.queue_bytes
         assert writer.dropped == 12 - 3  # 4 MiB holds three 1 MiB bodies and their heads
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert writer.flush()
-    assert writer._queued_bytes == 0
+    assert writer.queued_bytes == 0
     stored = writer.written
     writer.close()
     assert stored == 3 and writer.dropped == 9

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from inspector import writer as writer_module
+from inspector import pipe_io
 from inspector.pipe_io import IOV_GROUP, write_all
 
 
@@ -64,7 +64,7 @@ def test_partial_writes_resume_where_the_last_one_stopped(monkeypatch: pytest.Mo
         data = b"".join(bytes(b) for b in buffers)[:limit]
         return real_writev(fd, [data])
 
-    monkeypatch.setattr(writer_module.os, "writev", partial_writev)
+    monkeypatch.setattr(pipe_io.os, "writev", partial_writev)
     pieces = _pieces()
     ok, got = _write_through_pipe(pieces)
     assert ok

@@ -1,0 +1,179 @@
+"""A batch of exchanges as one frame, column by column, and the store's answers as runs (sans-I/O).
+
+The capturing process makes one flat tuple of primitives per exchange (:data:`Row`) and packs a
+whole batch in a few C calls: the tuples are turned into columns (``zip``), the numbers packed
+by one ``struct`` call, the texts joined with NUL between them, the heads and bodies joined (the
+data path has their lengths at hand). No Python runs per exchange: packing a record at a time
+was a fifth of what capturing cost the agent. The store answers with runs, not one pair per
+exchange: ``(first seq, first id, count)``, the first id -1 for exchanges it did not store.
+
+Decoding checks every count and length against the frame before it slices anything, so a hostile
+or damaged frame is refused with a :class:`FrameError` that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from inspector.pipe_codec import MAX_TEXT, FrameError, frame
+from relay.events import Capture, RequestRecord
+
+RECORDS = 5  # agent -> store: a batch of exchanges with consecutive seqs (this module's layout)
+
+# One exchange as the capturing process queues it: as few fields as will do (each field costs
+# the data path and the packing about 300 instructions per exchange). The status carries the
+# cut flags: status | request cut << 16 (2: no capture) | response cut << 18. The texts are one
+# string, NUL between them: tunnel, target, method, path, client, http_version. The data path
+# has the four lengths at hand (the writer's bound counts them). The last field is the running
+# total of bytes submitted (the writer's bound), not packed.
+Row = tuple[
+    float, float, float,  # time, duration_ms, ttfb_ms (NaN: none)
+    int, int, int,  # status and flags, bytes in, bytes out
+    int, int, int, int,  # the lengths of the four bytes below
+    str,  # the texts
+    bytes, bytes, bytes, bytes,  # request head, response head, request body, response body
+    int,
+]  # fmt: skip
+FLOATS, INTS, TEXTS, BLOBS = 3, 7, 6, 4
+COLUMNS = FLOATS + INTS + 1 + BLOBS
+NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
+CUT_SHIFT, ANSWER_CUT_SHIFT = 16, 18
+_SEP = "\0"  # between texts: none of them holds one (HTTP refuses NUL in a request line)
+_NO_TEXTS = _SEP * (TEXTS - 1)  # an exchange whose texts held a NUL: not stored, counted
+
+_HEAD = struct.Struct("<QII")  # first seq, count, bytes of the UTF-8 texts
+_RUN = struct.Struct("<QqI")  # first seq, first id, count
+_START = struct.Struct("<IB")  # the frame's length and kind (pipe_codec's framing)
+MAX_ROWS = 1 << 20  # exchanges per frame at most (the writer's queue_size is far below)
+
+
+def records_pieces(first_seq: int, rows: list[Row]) -> list[bytes]:
+    """A RECORDS frame of ``rows`` (seqs first_seq, first_seq + 1, ...), as pieces to write.
+
+    Numbers go through ``struct`` a column at a time (an ``array`` built from an iterable parses
+    each item with PyArg_Parse: several times the cost); texts are joined with NUL between them
+    (lengths cost a ``len`` call each)."""
+    count = len(rows)
+    # Columns spelled out and unpacked with *: a tuple's items are copied in one go, where
+    # itertools.chain steps through them one call at a time (a third of the packing).
+    (t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, text, b0, b1, b2, b3, _) = zip(*rows, strict=True)
+    numbers = struct.pack(
+        f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *n3, *n4, *n5, *n6
+    )
+    texts = _SEP.join(text)
+    if texts.count(_SEP) != TEXTS * count - 1:  # a NUL in a text (no HTTP request has one)
+        # Those exchanges go with no texts at all: the store answers them as not stored.
+        texts = _SEP.join(t if t.count(_SEP) == TEXTS - 1 else _NO_TEXTS for t in text)
+    encoded = texts.encode("utf-8", "surrogatepass")
+    head = _HEAD.pack(first_seq, count, len(encoded))
+    # One copy of the bodies, into the frame (a batch is bounded by the writer's queue_bytes).
+    body = b"".join((head, numbers, encoded, *b0, *b1, *b2, *b3))
+    return [_START.pack(1 + len(body), RECORDS), body]
+
+
+def records_seqs(payload: bytes) -> tuple[int, int] | None:
+    """(first seq, count) of a RECORDS payload if its head is readable (to answer it dropped)."""
+    if len(payload) < _HEAD.size:
+        return None
+    first, count, _ = _HEAD.unpack_from(payload)
+    return (first, count) if 0 < count <= MAX_ROWS else None
+
+
+def decode_records(payload: bytes) -> list[tuple[int, str, str, RequestRecord]]:
+    """A RECORDS payload back into (seq, tunnel, target, record); FrameError says why not."""
+    if len(payload) < _HEAD.size:
+        raise FrameError(f"a batch of {len(payload)} bytes is shorter than its head")
+    first, count, text_size = _HEAD.unpack_from(payload)
+    if not 0 < count <= MAX_ROWS:
+        raise FrameError(f"a batch of {count} exchanges (1 to {MAX_ROWS} expected)")
+    fixed = _HEAD.size + count * 8 * (FLOATS + INTS)
+    if fixed + text_size > len(payload):
+        raise FrameError(
+            f"batch {first}: {count} exchanges need at least {fixed + text_size} bytes, "
+            f"the frame holds {len(payload)}"
+        )
+    numbers = struct.unpack_from(f"<{FLOATS * count}d{INTS * count}q", payload, _HEAD.size)
+    floats, ints = numbers[: FLOATS * count], numbers[FLOATS * count :]
+    blob_lengths = ints[3 * count :]
+    if min(blob_lengths) < 0 or fixed + text_size + sum(blob_lengths) != len(payload):
+        raise FrameError(f"batch {first}: its lengths do not add up to the frame's size")
+    try:
+        texts = payload[fixed : fixed + text_size].decode("utf-8").split(_SEP)
+    except UnicodeDecodeError as exc:
+        raise FrameError(f"batch {first}: a name or path is not UTF-8 ({exc.reason})") from None
+    if len(texts) != TEXTS * count:
+        raise FrameError(f"batch {first}: {len(texts)} texts for {count} exchanges")
+    if max(map(len, texts)) > MAX_TEXT:
+        raise FrameError(f"batch {first}: a name or path longer than {MAX_TEXT} bytes")
+    blobs = _cut(payload, fixed + text_size, blob_lengths)
+    out = []
+    for i in range(count):
+        seq = first + i
+        when, duration, ttfb = floats[i], floats[count + i], floats[2 * count + i]
+        flags, bytes_in, bytes_out = ints[i], ints[count + i], ints[2 * count + i]
+        status = flags & 0xFFFF
+        req_cut, resp_cut = flags >> CUT_SHIFT & 3, flags >> ANSWER_CUT_SHIFT
+        if not (math.isfinite(when) and math.isfinite(duration)) or not 0 <= status < 1000:
+            raise FrameError(f"record {seq}: time, duration or status out of range")
+        if bytes_in < 0 or bytes_out < 0 or req_cut == 3 or resp_cut not in (0, 1):
+            raise FrameError(f"record {seq}: negative byte counts or unknown flags")
+        tunnel, target, method, path, client, version = texts[TEXTS * i : TEXTS * i + TEXTS]
+        capture = None
+        if req_cut != NO_CAPTURE:
+            capture = Capture(
+                blobs[i],
+                blobs[count + i],
+                blobs[2 * count + i],
+                blobs[3 * count + i],
+                bool(req_cut),
+                bool(resp_cut),
+            )
+        record = RequestRecord(
+            time=when,
+            method=method,
+            path=path,
+            status=status,
+            duration_ms=duration,
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
+            client=client,
+            stream=0,
+            http_version=version,
+            ttfb_ms=None if math.isnan(ttfb) else ttfb,
+            capture=capture,
+        )
+        out.append((seq, tunnel, target, record))
+    return out
+
+
+def _cut(data: bytes, pos: int, lengths: tuple[int, ...]) -> list[bytes]:
+    out = []
+    for n in lengths:
+        out.append(data[pos : pos + n])
+        pos += n
+    return out
+
+
+def runs_frame(kind: int, runs: list[tuple[int, int, int]]) -> bytes:
+    """STORED: (first seq, first id, count) runs; first id -1: those seqs were not stored."""
+    return frame(kind, b"".join(_RUN.pack(*run) for run in runs))
+
+
+def decode_runs(payload: bytes) -> list[tuple[int, int, int]]:
+    if len(payload) % _RUN.size:
+        raise FrameError(f"{len(payload)} bytes are not whole (seq, id, count) runs")
+    runs = [(int(s), int(i), int(n)) for s, i, n in _RUN.iter_unpack(payload)]
+    if any(n == 0 for _, _, n in runs):
+        raise FrameError("a run of no exchanges")
+    return runs
+
+
+def stored_pairs(payload: bytes) -> list[tuple[int, int]]:
+    """A STORED payload's stored exchanges as (seq, id) pairs (tests, tools)."""
+    return [(s + k, i + k) for s, i, n in decode_runs(payload) if i >= 0 for k in range(n)]
+
+
+def dropped_seqs(payload: bytes) -> list[int]:
+    """A STORED payload's seqs that were not stored (tests, tools)."""
+    return [s + k for s, i, n in decode_runs(payload) if i < 0 for k in range(n)]

@@ -1,0 +1,188 @@
+"""Batch frames of exchanges and the store's answers as runs: round trips and hostile input."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import struct
+
+import pytest
+
+from inspector import pipe_codec as pc
+from inspector import pipe_records as pr
+from inspector.in_flight import InFlight
+from inspector.originals import Originals
+from tests.inspector.records import exchange
+
+
+def _row(record, tunnel="api", target="http://127.0.0.1:3000", total=0) -> pr.Row:  # type: ignore[no-untyped-def]
+    c = record.capture
+    ttfb = record.ttfb_ms
+    parts = (
+        (c.request_head, c.response_head, c.request_body, c.response_body)
+        if c is not None
+        else (b"", b"", b"", b"")
+    )
+    cuts = (c.request_truncated, c.response_truncated) if c is not None else (pr.NO_CAPTURE, 0)
+    status = record.status | int(cuts[0]) << pr.CUT_SHIFT | int(cuts[1]) << pr.ANSWER_CUT_SHIFT
+    texts = (tunnel, target, record.method, record.path, record.client, record.http_version)
+    return (
+        record.time,
+        record.duration_ms,
+        math.nan if ttfb is None else ttfb,
+        status,
+        record.bytes_in,
+        record.bytes_out,
+        *map(len, parts),
+        "\0".join(texts),
+        *parts,
+        total,
+    )  # type: ignore[return-value]
+
+
+def _payload(first: int, rows: list[pr.Row]) -> bytes:
+    (item,) = pc.FrameDecoder(1 << 26).feed(b"".join(pr.records_pieces(first, rows)))
+    assert item.kind == pr.RECORDS
+    return item.payload
+
+
+def test_a_batch_crosses_unchanged_with_non_ascii_texts_and_no_capture():
+    records = [
+        exchange("POST", "/pay?x=1", 201, req_body=b'{"a": 1}', resp_body=bytes(range(256))),
+        exchange("GET", "/caf%C3%A9", 404),
+    ]
+    records[0].capture.response_truncated = True  # type: ignore[union-attr]
+    records[1].ttfb_ms = None
+    plain = exchange("GET", "/none", capture_bytes=0)
+    plain.capture = None
+    rows = [_row(records[0]), _row(records[1], tunnel="café ☕"), _row(plain)]
+    decoded = pr.decode_records(_payload(7, rows))
+    assert [seq for seq, *_ in decoded] == [7, 8, 9]
+    assert decoded[1][1] == "café ☕" and decoded[0][2] == "http://127.0.0.1:3000"
+    for (_, _, _, got), want in zip(decoded, [*records, plain], strict=True):
+        assert (got.method, got.path, got.status, got.client) == (
+            want.method,
+            want.path,
+            want.status,
+            want.client,
+        )
+        assert got.ttfb_ms == want.ttfb_ms and got.time == want.time
+        assert (got.bytes_in, got.bytes_out) == (want.bytes_in, want.bytes_out)
+        if want.capture is None:
+            assert got.capture is None
+        else:
+            assert got.capture == want.capture
+
+
+def test_hostile_batches_are_refused_with_a_reason():
+    rows = [_row(exchange("GET", f"/{i}", resp_body=b"ok")) for i in range(3)]
+    good = _payload(1, rows)
+    cases = {
+        "shorter than its head": good[:5],
+        "texts for": good.replace(b"GET", b"G\0T", 1),
+        "exchanges (1 to": struct.pack("<QII", 1, 0, 0) + good[16:],
+        "need at least": good[:200],
+        "do not add up": good[:-1],
+    }
+    huge = bytearray(good)
+    huge[8:12] = struct.pack("<I", pr.MAX_ROWS + 1)
+    cases["exchanges (1 to "] = bytes(huge)
+    for why, payload in cases.items():
+        with pytest.raises(pc.FrameError, match=why.split(" (")[0]):
+            pr.decode_records(payload)
+    # A length that moves bytes from one text to the next still adds up: the flags catch it, or
+    # the texts decode into other texts; nothing is read past the frame.
+    rng = random.Random(3)
+    for _ in range(300):
+        damaged = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        with contextlib.suppress(pc.FrameError):
+            pr.decode_records(bytes(damaged))
+
+
+def test_bad_status_flags_and_texts_are_refused():
+    row = list(_row(exchange("GET", "/x")))
+    for index, value, why in (
+        (3, 1000, "out of range"),
+        (0, math.inf, "out of range"),
+        (4, -1, "negative"),
+        (3, 200 | 3 << pr.CUT_SHIFT, "unknown flags"),
+        (3, 200 | 2 << pr.ANSWER_CUT_SHIFT, "unknown flags"),
+        (6, -1, "do not add up"),
+    ):
+        bad = list(row)
+        bad[index] = value
+        with pytest.raises(pc.FrameError, match=why):
+            pr.decode_records(_payload(1, [tuple(bad)]))  # type: ignore[list-item]
+    long = list(row)
+    long[10] = long[10].replace("/x", "/" + "a" * pc.MAX_TEXT)
+    with pytest.raises(pc.FrameError, match="longer than"):
+        pr.decode_records(_payload(1, [tuple(long)]))  # type: ignore[list-item]
+    # A NUL inside a text: that exchange goes with no texts (the store does not keep it), the
+    # others in the batch as they are.
+    nul = list(row)
+    nul[10] = nul[10].replace("/x", "/x\0y")
+    decoded = pr.decode_records(_payload(1, [tuple(nul), tuple(row)]))  # type: ignore[list-item]
+    assert decoded[0][3].method == "" and decoded[1][3].path == "/x"
+    payload = bytearray(_payload(1, [tuple(row)]))  # type: ignore[list-item]
+    at = payload.index(b"GET")
+    payload[at] = 0xFF  # not UTF-8
+    with pytest.raises(pc.FrameError, match="not UTF-8"):
+        pr.decode_records(bytes(payload))
+    assert pr.records_seqs(bytes(payload)) == (1, 1)
+    assert pr.records_seqs(b"\x00" * 3) is None
+
+
+def test_runs_decode_and_refuse_bad_lengths():
+    frame = pr.runs_frame(pc.STORED, [(1, 10, 3), (4, -1, 2), (6, 13, 1)])
+    (item,) = pc.FrameDecoder(1 << 20).feed(frame)
+    assert pr.stored_pairs(item.payload) == [(1, 10), (2, 11), (3, 12), (6, 13)]
+    assert pr.dropped_seqs(item.payload) == [4, 5]
+    with pytest.raises(pc.FrameError, match="not whole"):
+        pr.decode_runs(item.payload[:-1])
+    with pytest.raises(pc.FrameError, match="no exchanges"):
+        pr.decode_runs(struct.pack("<QqI", 1, 1, 0))
+
+
+def test_answers_release_whole_batches_and_count_what_the_store_skipped():
+    originals = Originals()
+    flight = InFlight(originals)
+    rows = [_row(exchange("GET", f"/{i}"), total=100 * (i + 1)) for i in range(6)]
+    flight.sent(1, rows[:3], 300)
+    flight.sent(4, rows[3:], 300)
+    seen: list[tuple[int, int, int]] = []
+    flight.answered_runs([(1, 50, 2)], 6, lambda *run: seen.append(run))
+    assert (flight.answered, flight.released_bytes, len(originals)) == (2, 0, 0)
+    # seq 3 skipped (a frame the store could not read), 4 not stored, 5-6 stored
+    flight.answered_runs([(4, -1, 1), (5, 52, 2)], 6, lambda *run: seen.append(run))
+    assert (flight.answered, flight.stored, flight.lost) == (6, 4, 2)
+    assert flight.released_bytes == 600 and len(originals) == 6
+    assert seen == [(50, 1, 2), (52, 5, 2)]
+    assert originals.get(50).head.startswith(b"GET /0 ")  # type: ignore[union-attr]
+    assert originals.get(53).head.startswith(b"GET /5 ")  # type: ignore[union-attr]
+    assert originals.get(51).head.startswith(b"GET /1 ")  # type: ignore[union-attr]
+    assert originals.get(54) is None  # no such id
+    # Answers again, or past what was submitted, are not believed.
+    flight.answered_runs([(5, 52, 2), (7, 60, 5)], 6, lambda *run: seen.append(run))
+    assert (flight.answered, flight.stored, flight.lost) == (6, 4, 2)
+
+
+def test_originals_in_batches_are_bounded_by_count_and_bytes():
+    kept = Originals(max_entries=4, max_bytes=10_000)
+    rows = [_row(exchange("GET", f"/{i}")) for i in range(9)]
+    kept.put_batch(1, rows[:3], 300)
+    kept.put_run(100, 1, 3)
+    kept.put_batch(4, rows[3:6], 300)
+    kept.put_run(103, 4, 3)
+    assert len(kept) == 6  # over the count by less than the oldest batch: kept whole
+    kept.put_batch(7, rows[6:], 300)
+    kept.put_run(106, 7, 3)
+    assert len(kept) == 6 and kept.get(100) is None and kept.get(103) is not None
+    big = [_row(exchange("POST", "/big", req_body=b"x" * 40_000))]
+    kept.put_batch(10, big, 40_400)  # large: its request kept, not the whole row
+    kept.put_run(109, 10, 1)
+    assert kept.get(109) is None  # over the bytes bound by itself: not kept
+    kept.clear()
+    assert len(kept) == 0 and kept.get(106) is None
