@@ -91,6 +91,7 @@ class CaptureWriter(AnswersReader):
         self._wake = threading.Event()  # set when the outbox gets a piece while the sender sleeps
         self._sleeping = False  # the sender waits on _wake (else it looks every SEND_DELAY)
         self._closing = False
+        self.left_running = False  # close() left the writer process storing in the background
         self._token = 0
         # Exchanges with WebSocket/SSE messages still coming, by seq, until stored: their
         # messages are watched from the answers (the reader thread) and sent redacted by the
@@ -249,19 +250,27 @@ class CaptureWriter(AnswersReader):
             self._answers.pop(token, None)
             return answered and token in self._answered_ok
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Store what is queued, end the writer process and wait for it."""
+    def close(self, timeout: float = 10.0) -> bool:
+        """Hand what is queued to the writer process, end it and wait up to ``timeout`` for it.
+
+        True when it ended: everything stored, or counted in ``dropped``. False when it is still
+        storing after ``timeout``: it is left to finish in the background (``queued`` says how
+        many exchanges it still has) rather than killed, which would lose them. The store runs on
+        idle CPU only, so on a saturated machine it can be seconds behind; a process that is
+        quitting should not wait for that (see tui.captures.close_capture_writer)."""
         with self._lock:
             self._closing = True
         self._wake.set()
-        self._sender.join(timeout)
+        started = time.monotonic()
+        self._sender.join(timeout)  # to the spooler, at normal priority: quick
         try:
-            self._process.wait(timeout)
+            self._process.wait(max(0.0, timeout - (time.monotonic() - started)))
         except subprocess.TimeoutExpired:
-            self._process.kill()  # a writer stuck on a lock: what it still holds is lost
-            self._process.wait()
+            self.left_running = True
+            return False
         self._reader.join(timeout)
         self._stderr.join(timeout)
+        return True
 
     # The sender thread: the outbox to the pipe, one write per batch.
 

@@ -40,9 +40,21 @@ def _failed_later(exc: StoreError) -> None:
     print(f"molehill: request history stopped: {exc}", file=sys.stderr, flush=True)
 
 
-def close_capture_writer(writer: CaptureWriter) -> None:
-    """Close the writer (it stores what is queued) and say on stderr what it could not keep."""
-    writer.close()
+# Seconds a quitting front end waits for the store. It runs on idle CPU only: on a saturated
+# machine it may be far behind, and finishes on its own after this process has gone.
+CLOSE_WAIT = 3.0
+
+
+def close_capture_writer(writer: CaptureWriter, wait: float = CLOSE_WAIT) -> None:
+    """Close the writer (it stores what is queued) and say on stderr what it could not keep, or
+    what it is still storing in the background."""
+    if not writer.close(wait):
+        print(
+            f"molehill: request history: {writer.queued} exchange(s) still being stored in the "
+            f"background (process {writer.pid}); `molehill requests` shows them when it is done",
+            file=sys.stderr,
+            flush=True,
+        )
     if writer.dropped:
         print(
             f"molehill: request history: {writer.dropped} exchange(s) not kept (the writer fell "

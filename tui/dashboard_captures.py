@@ -15,6 +15,7 @@ from inspector import (
 from inspector.originals import OriginalRequest
 from profiles.model import Profile
 from relay.events import RequestRecord
+from tui.captures import CLOSE_WAIT
 from tui.log_records import StoredRecord, from_exchange, trimmed
 
 LOOKUP_WINDOW = 500  # newest stored exchanges of a tunnel searched for a live row's id
@@ -121,5 +122,6 @@ class DashboardCaptures:
             self._reader.close()
             self._reader = None
         if self.writer is not None:
-            self.writer.close()
+            # Quitting does not wait for a store that is behind: it finishes on its own.
+            self.writer.close(CLOSE_WAIT)
             self.writer = None

@@ -172,3 +172,45 @@ def test_the_spooler_refuses_bad_arguments_with_a_reason(args, said):
     )
     assert done.returncode == 2
     assert said in done.stderr.decode()
+
+
+def test_quitting_does_not_wait_for_a_starved_store_and_loses_nothing(tmp_path, capsys):
+    """A store that gets no CPU (stopped here; at SCHED_IDLE on a saturated machine it can be
+    seconds behind) does not hold a quitting `molehill http` for long, and is not killed: it
+    stores every exchange once it runs again, then ends."""
+    from tui.captures import close_capture_writer
+
+    path = tmp_path / "c.sqlite3"
+    writer = open_writer(CaptureSettings(path=path))
+    assert isinstance(writer, CaptureWriter)
+    store = _store_pid(writer)
+    spooler = writer.pid
+    os.kill(store, signal.SIGSTOP)
+    try:
+        for i in range(200):
+            writer.submit("api", exchange("GET", f"/late/{i}"))
+        started = time.monotonic()
+        close_capture_writer(writer, wait=0.5)
+        assert time.monotonic() - started < 5
+        err = capsys.readouterr().err
+        assert "200 exchange(s) still being stored in the background" in err, err
+        assert f"(process {spooler})" in err
+        assert writer.left_running and writer.dropped == 0
+    finally:
+        os.kill(store, signal.SIGCONT)
+    writer._process.wait(30)  # the spooler ends once the store has stored everything
+    with sqlite3.connect(path) as db:
+        (count,) = db.execute("SELECT count(*) FROM exchanges WHERE path LIKE '/late/%'").fetchone()
+    assert count == 200
+
+
+def test_closing_waits_for_a_store_that_keeps_up(tmp_path, capsys):
+    from tui.captures import close_capture_writer
+
+    writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3"))
+    assert isinstance(writer, CaptureWriter)
+    for i in range(50):
+        writer.submit("api", exchange("GET", f"/{i}"))
+    close_capture_writer(writer)
+    assert not writer.left_running and writer.written == 50
+    assert "background" not in capsys.readouterr().err
