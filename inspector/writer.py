@@ -55,6 +55,11 @@ PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wa
 START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
 ROW_BYTES = 256  # what an exchange costs the bounds beyond its heads and bodies
 _NAN = math.nan
+# The row's flag shifts as globals of this module: one lookup each, not two.
+_CUT_SHIFT, _ANSWER_CUT_SHIFT = pr.CUT_SHIFT, pr.ANSWER_CUT_SHIFT
+# What an exchange without a capture is queued with: no heads or bodies, and its request's cut
+# flag NO_CAPTURE (the store then keeps no capture for it). Never changed, never handed out.
+_NO_CAPTURE = Capture(request_truncated=pr.NO_CAPTURE)  # type: ignore[arg-type]
 
 
 class CaptureWriter(AnswersReader):
@@ -177,29 +182,28 @@ class CaptureWriter(AnswersReader):
         """
         capture = record.capture
         if capture is None:
-            head = response = body = answer = b""
-            size = ROW_BYTES
-            cut, answer_cut = pr.NO_CAPTURE, False
-            n_head = n_response = n_body = n_answer = 0
-        else:
-            head, response = capture.request_head, capture.response_head
-            body, answer = capture.request_body, capture.response_body
-            n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
-            size = ROW_BYTES + n_head + n_response + n_body + n_answer
-            cut, answer_cut = capture.request_truncated, capture.response_truncated
+            capture = _NO_CAPTURE
+        head, response = capture.request_head, capture.response_head
+        body, answer = capture.request_body, capture.response_body
+        n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
         if tunnel is not self._tunnel or target is not self._target:
             self._name_tunnel(tunnel, target)
-        total = self._submitted_bytes + size
+        total = self._submitted_bytes + ROW_BYTES + n_head + n_response + n_body + n_answer
+        in_flight = self._in_flight
         # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
         if (
             self.error is not None
-            or self._submitted - self._in_flight.answered >= self._max_count
-            or total - self._in_flight.released_bytes > self._max_bytes
+            or self._submitted - in_flight.answered >= self._max_count
+            or total - in_flight.released_bytes > self._max_bytes
         ):
             self._refused += 1
             return
         self._submitted_bytes = total
         self._submitted += 1
+        flags = record.status | self._tunnel_bits
+        if capture.request_truncated or capture.response_truncated:  # a body past body_cap (rare)
+            flags |= capture.request_truncated << _CUT_SHIFT
+            flags |= capture.response_truncated << _ANSWER_CUT_SHIFT
         ttfb = record.ttfb_ms
         # Appended first, then the sleeping flag read (the sender sets it, then looks here).
         self._outbox.append(
@@ -207,10 +211,7 @@ class CaptureWriter(AnswersReader):
                 record.time,
                 record.duration_ms,
                 _NAN if ttfb is None else ttfb,
-                record.status
-                | cut << pr.CUT_SHIFT
-                | answer_cut << pr.ANSWER_CUT_SHIFT
-                | self._tunnel_bits,
+                flags,
                 record.bytes_in,
                 record.bytes_out,
                 n_head,
@@ -225,7 +226,7 @@ class CaptureWriter(AnswersReader):
                 total,
             )
         )
-        if capture is not None and capture.messages is not None:
+        if capture.messages is not None:
             self._watch_next.append((self._submitted, capture))
         if self._sleeping:
             self._wake.set()

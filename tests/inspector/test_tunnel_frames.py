@@ -71,15 +71,24 @@ def test_a_writer_names_each_tunnel_and_target_once_and_keeps_them_apart(tmp_pat
         for i in range(30):
             # Equal strings that are not the same objects take the lookup, not the shortcut.
             tunnel = "".join(["api", "web"][i % 2])
-            writer.submit(tunnel, exchange("GET", f"/{i}"), targets[i % 3 == 0])
+            record = exchange("GET", f"/{i}", resp_body=b"ok")
+            if i % 5 == 0:
+                record.capture = None  # no heads nor bodies: stored without them
+            writer.submit(tunnel, record, targets[i % 3 == 0])
         assert writer.flush()
         assert len(writer._tunnel_ids) == 4  # (api|web) x (3000|4000)
         assert writer.written == 30 and writer.dropped == 0
     finally:
         writer.close()
     with sqlite3.connect(tmp_path / "c.sqlite3") as db:
-        got = db.execute("SELECT path, tunnel, target FROM exchanges ORDER BY id").fetchall()
-    assert got == [(f"/{i}", ["api", "web"][i % 2], targets[i % 3 == 0]) for i in range(30)]
+        got = db.execute(
+            "SELECT path, tunnel, target, length(resp_body), req_truncated FROM exchanges"
+            " ORDER BY id"
+        ).fetchall()
+    assert got == [
+        (f"/{i}", ["api", "web"][i % 2], targets[i % 3 == 0], 0 if i % 5 == 0 else 2, 0)
+        for i in range(30)
+    ]
 
 
 def test_the_store_holds_at_most_max_named_tunnel_names(tmp_path, monkeypatch):
