@@ -86,6 +86,8 @@ class StoreLoop:
         self.indexed = not store.fts  # False while stored exchanges may await the body index
         self.index_waiters: list[int] = []
         self._pending: deque[pc.Item] = deque()  # items of the last chunk not yet handled
+        # Tunnel id -> (name, local target), from the writer's TUNNEL frames (at most MAX_NAMED).
+        self.tunnels: dict[int, tuple[str, str]] = {}
 
     def _get(self, items: queue.Queue[list[pc.Item]], timeout: float | None) -> pc.Item:
         """The next item: from the chunk at hand, else the next chunk (queue.Empty after
@@ -125,6 +127,8 @@ class StoreLoop:
                     self._take(item.payload, batch)
                 elif item.kind == pr.RECORDS:
                     self._take_batch(item.payload, batch)
+                elif item.kind == pr.TUNNEL:
+                    self._take_tunnel(item.payload)
                 elif item.kind == pc.MESSAGES:
                     self._take_messages(item.payload, messages)
                 elif item.kind in (pc.FLUSH, pc.INDEXED):
@@ -177,11 +181,24 @@ class StoreLoop:
             return
         self._prepare(decoded.seq, decoded.tunnel, decoded.target, decoded.record, batch)
 
+    def _take_tunnel(self, payload: bytes) -> None:
+        """A tunnel id's name and local target (pipe_records.TUNNEL), for the records after it.
+        Unreadable, or one name too many: counted; the records that use it are refused."""
+        try:
+            tunnel_id, tunnel, target = pr.decode_tunnel(payload)
+        except pc.FrameError:
+            self.unreadable += 1
+            return
+        if tunnel_id not in self.tunnels and len(self.tunnels) >= pr.MAX_NAMED:
+            self.unreadable += 1
+            return
+        self.tunnels[tunnel_id] = (tunnel, target)
+
     def _take_batch(self, payload: bytes, batch: list[_Entry]) -> None:
         """A batch of exchanges (pipe_records.RECORDS): unreadable, all of it is answered as
         not stored when its seqs can be read."""
         try:
-            decoded = pr.decode_records(payload)
+            decoded = pr.decode_records(payload, self.tunnels)
         except pc.FrameError:
             self.unreadable += 1
             seqs = pr.records_seqs(payload)

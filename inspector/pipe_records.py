@@ -15,34 +15,41 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 
 from inspector.pipe_codec import MAX_TEXT, FrameError, frame
 from relay.events import Capture, RequestRecord
 
 RECORDS = 5  # agent -> store: a batch of exchanges with consecutive seqs (this module's layout)
+TUNNEL = 6  # agent -> store: a tunnel id's name and local target, before any record that uses it
 
 # One exchange as the capturing process queues it: as few fields as will do (each field costs
 # the data path and the packing about 300 instructions per exchange). The status carries the
-# cut flags: status | request cut << 16 (2: no capture) | response cut << 18. The texts are one
-# string, NUL between them: tunnel, target, method, path, client, http_version. The data path
+# cut flags and the tunnel: status | request cut << 16 (2: no capture) | response cut << 18 |
+# tunnel id << 20, the id named once by a TUNNEL frame (a tunnel's name and local target are the
+# same for all its exchanges: sent per exchange they were a third of the texts' bytes). The texts
+# are one string, NUL between them: method, path, client, http_version. The data path
 # has the four lengths at hand (the writer's bound counts them). The last field is the running
 # total of bytes submitted (the writer's bound), not packed.
 Row = tuple[
     float, float, float,  # time, duration_ms, ttfb_ms (NaN: none)
-    int, int, int,  # status and flags, bytes in, bytes out
+    int, int, int,  # status, flags and tunnel id, bytes in, bytes out
     int, int, int, int,  # the lengths of the four bytes below
     str,  # the texts
     bytes, bytes, bytes, bytes,  # request head, response head, request body, response body
     int,
 ]  # fmt: skip
-FLOATS, INTS, TEXTS, BLOBS = 3, 7, 6, 4
+FLOATS, INTS, TEXTS, BLOBS = 3, 7, 4, 4
 COLUMNS = FLOATS + INTS + 1 + BLOBS
 NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
-CUT_SHIFT, ANSWER_CUT_SHIFT = 16, 18
+CUT_SHIFT, ANSWER_CUT_SHIFT, TUNNEL_SHIFT = 16, 18, 20
+MAX_TUNNELS = 1 << 42  # tunnel ids fit the flags' 64 bits (one per name and target ever used)
+MAX_NAMED = 1 << 16  # names the store holds at most (a process uses a handful)
 _SEP = "\0"  # between texts: none of them holds one (HTTP refuses NUL in a request line)
 _NO_TEXTS = _SEP * (TEXTS - 1)  # an exchange whose texts held a NUL: not stored, counted
 
 _HEAD = struct.Struct("<QII")  # first seq, count, bytes of the UTF-8 texts
+_TUNNEL_ID = struct.Struct("<Q")
 _RUN = struct.Struct("<QqI")  # first seq, first id, count
 _START = struct.Struct("<IB")  # the frame's length and kind (pipe_codec's framing)
 MAX_ROWS = 1 << 20  # exchanges per frame at most (the writer's queue_size is far below)
@@ -72,6 +79,30 @@ def records_pieces(first_seq: int, rows: list[Row]) -> list[bytes]:
     return [_START.pack(1 + len(body), RECORDS), body]
 
 
+def tunnel_frame(tunnel_id: int, tunnel: str, target: str) -> bytes:
+    """A TUNNEL frame: the name and local target that records with ``tunnel_id`` belong to."""
+    names = f"{tunnel}{_SEP}{target}".encode("utf-8", "surrogatepass")
+    return frame(TUNNEL, _TUNNEL_ID.pack(tunnel_id) + names)
+
+
+def decode_tunnel(payload: bytes) -> tuple[int, str, str]:
+    """A TUNNEL payload back into (id, tunnel, target); FrameError says why not."""
+    if len(payload) < _TUNNEL_ID.size:
+        raise FrameError(f"a tunnel's frame of {len(payload)} bytes is shorter than its id")
+    (tunnel_id,) = _TUNNEL_ID.unpack_from(payload)
+    if tunnel_id >= MAX_TUNNELS:
+        raise FrameError(f"tunnel id {tunnel_id} (below {MAX_TUNNELS} expected)")
+    try:
+        names = payload[_TUNNEL_ID.size :].decode("utf-8").split(_SEP)
+    except UnicodeDecodeError as exc:
+        raise FrameError(f"tunnel {tunnel_id}: its name is not UTF-8 ({exc.reason})") from None
+    if len(names) != 2:
+        raise FrameError(f"tunnel {tunnel_id}: {len(names)} texts (a name and a target expected)")
+    if max(map(len, names)) > MAX_TEXT:
+        raise FrameError(f"tunnel {tunnel_id}: a name or target longer than {MAX_TEXT} bytes")
+    return tunnel_id, names[0], names[1]
+
+
 def records_seqs(payload: bytes) -> tuple[int, int] | None:
     """(first seq, count) of a RECORDS payload if its head is readable (to answer it dropped)."""
     if len(payload) < _HEAD.size:
@@ -80,8 +111,11 @@ def records_seqs(payload: bytes) -> tuple[int, int] | None:
     return (first, count) if 0 < count <= MAX_ROWS else None
 
 
-def decode_records(payload: bytes) -> list[tuple[int, str, str, RequestRecord]]:
-    """A RECORDS payload back into (seq, tunnel, target, record); FrameError says why not."""
+def decode_records(
+    payload: bytes, tunnels: Mapping[int, tuple[str, str]]
+) -> list[tuple[int, str, str, RequestRecord]]:
+    """A RECORDS payload back into (seq, tunnel, target, record), ``tunnels`` naming the ids
+    (from the TUNNEL frames before it); FrameError says why not."""
     if len(payload) < _HEAD.size:
         raise FrameError(f"a batch of {len(payload)} bytes is shorter than its head")
     first, count, text_size = _HEAD.unpack_from(payload)
@@ -113,12 +147,16 @@ def decode_records(payload: bytes) -> list[tuple[int, str, str, RequestRecord]]:
         when, duration, ttfb = floats[i], floats[count + i], floats[2 * count + i]
         flags, bytes_in, bytes_out = ints[i], ints[count + i], ints[2 * count + i]
         status = flags & 0xFFFF
-        req_cut, resp_cut = flags >> CUT_SHIFT & 3, flags >> ANSWER_CUT_SHIFT
+        req_cut, resp_cut = flags >> CUT_SHIFT & 3, flags >> ANSWER_CUT_SHIFT & 3
         if not (math.isfinite(when) and math.isfinite(duration)) or not 0 <= status < 1000:
             raise FrameError(f"record {seq}: time, duration or status out of range")
-        if bytes_in < 0 or bytes_out < 0 or req_cut == 3 or resp_cut not in (0, 1):
+        if bytes_in < 0 or bytes_out < 0 or req_cut == 3 or resp_cut > 1 or flags < 0:
             raise FrameError(f"record {seq}: negative byte counts or unknown flags")
-        tunnel, target, method, path, client, version = texts[TEXTS * i : TEXTS * i + TEXTS]
+        names = tunnels.get(flags >> TUNNEL_SHIFT)
+        if names is None:
+            raise FrameError(f"record {seq}: tunnel id {flags >> TUNNEL_SHIFT} was never named")
+        tunnel, target = names
+        method, path, client, version = texts[TEXTS * i : TEXTS * i + TEXTS]
         capture = None
         if req_cut != NO_CAPTURE:
             capture = Capture(

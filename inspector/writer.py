@@ -55,6 +55,11 @@ PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the system lets us: fewer wa
 START_TIMEOUT = 30.0  # seconds for the writer process to start, on top of the busy timeout
 ROW_BYTES = 256  # what an exchange costs the bounds beyond its heads and bodies
 _NAN = math.nan
+# The row's flag shifts as globals of this module: one lookup each, not two.
+_CUT_SHIFT, _ANSWER_CUT_SHIFT = pr.CUT_SHIFT, pr.ANSWER_CUT_SHIFT
+# What an exchange without a capture is queued with: no heads or bodies, and its request's cut
+# flag NO_CAPTURE (the store then keeps no capture for it). Never changed, never handed out.
+_NO_CAPTURE = Capture(request_truncated=pr.NO_CAPTURE)  # type: ignore[arg-type]
 
 
 class CaptureWriter(AnswersReader):
@@ -83,6 +88,14 @@ class CaptureWriter(AnswersReader):
         self._submitted = 0  # rows appended (= the last seq); written by the data path only
         self._submitted_bytes = 0  # their sizes, in all (the data path only)
         self._refused = 0  # over the bounds, or after a store failure (the data path only)
+        # Tunnel ids (the data path only): each (name, target) gets one, named to the store once
+        # by a TUNNEL frame; the last pair submitted is compared by identity (the callers pass
+        # the same strings every time), so most exchanges look nothing up.
+        self._tunnel_ids: dict[tuple[str, str], int] = {}
+        self._named: list[bytes] = []  # TUNNEL frames not yet sent: before the rows they name
+        self._tunnel: str | None = None
+        self._target: str | None = None
+        self._tunnel_bits = 0  # the last pair's id << TUNNEL_SHIFT
         self._sent = 0  # rows packed and written (the sender only)
         self._sent_bytes = 0
         self._in_flight = InFlight(self.originals)  # written by the answers thread only
@@ -170,27 +183,28 @@ class CaptureWriter(AnswersReader):
         """
         capture = record.capture
         if capture is None:
-            head = response = body = answer = b""
-            size = ROW_BYTES
-            cut, answer_cut = pr.NO_CAPTURE, False
-            n_head = n_response = n_body = n_answer = 0
-        else:
-            head, response = capture.request_head, capture.response_head
-            body, answer = capture.request_body, capture.response_body
-            n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
-            size = ROW_BYTES + n_head + n_response + n_body + n_answer
-            cut, answer_cut = capture.request_truncated, capture.response_truncated
-        total = self._submitted_bytes + size
+            capture = _NO_CAPTURE
+        head, response = capture.request_head, capture.response_head
+        body, answer = capture.request_body, capture.response_body
+        n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
+        if tunnel is not self._tunnel or target is not self._target:
+            self._name_tunnel(tunnel, target)
+        total = self._submitted_bytes + ROW_BYTES + n_head + n_response + n_body + n_answer
+        in_flight = self._in_flight
         # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
         if (
             self.error is not None
-            or self._submitted - self._in_flight.answered >= self._max_count
-            or total - self._in_flight.released_bytes > self._max_bytes
+            or self._submitted - in_flight.answered >= self._max_count
+            or total - in_flight.released_bytes > self._max_bytes
         ):
             self._refused += 1
             return
         self._submitted_bytes = total
         self._submitted += 1
+        flags = record.status | self._tunnel_bits
+        if capture.request_truncated or capture.response_truncated:  # a body past body_cap (rare)
+            flags |= capture.request_truncated << _CUT_SHIFT
+            flags |= capture.response_truncated << _ANSWER_CUT_SHIFT
         ttfb = record.ttfb_ms
         # Appended first, then the sleeping flag read (the sender sets it, then looks here).
         self._outbox.append(
@@ -198,15 +212,14 @@ class CaptureWriter(AnswersReader):
                 record.time,
                 record.duration_ms,
                 _NAN if ttfb is None else ttfb,
-                record.status | cut << pr.CUT_SHIFT | answer_cut << pr.ANSWER_CUT_SHIFT,
+                flags,
                 record.bytes_in,
                 record.bytes_out,
                 n_head,
                 n_response,
                 n_body,
                 n_answer,
-                f"{tunnel}\0{target}\0{record.method}\0{record.path}\0{record.client}\0"
-                f"{record.http_version}",
+                f"{record.method}\0{record.path}\0{record.client}\0{record.http_version}",
                 head,
                 response,
                 body,
@@ -214,10 +227,24 @@ class CaptureWriter(AnswersReader):
                 total,
             )
         )
-        if capture is not None and capture.messages is not None:
+        if capture.messages is not None:
             self._watch_next.append((self._submitted, capture))
         if self._sleeping:
             self._wake.set()
+
+    def _name_tunnel(self, tunnel: str, target: str) -> None:
+        """Make (tunnel, target) the current pair, with an id of its own (named once)."""
+        key = (tunnel, target)
+        tunnel_id = self._tunnel_ids.get(key)
+        if tunnel_id is None:
+            # Ids are never reused (a TUNNEL frame is sent before the rows taken with it, so a
+            # reused id could rename rows still waiting): one per name and target ever used,
+            # far fewer than MAX_TUNNELS.
+            tunnel_id = len(self._tunnel_ids)
+            self._tunnel_ids[key] = tunnel_id
+            self._named.append(pr.tunnel_frame(tunnel_id, tunnel, target))
+        self._tunnel, self._target = tunnel, target
+        self._tunnel_bits = tunnel_id << pr.TUNNEL_SHIFT
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is stored; False if that took too long.
@@ -278,7 +305,7 @@ class CaptureWriter(AnswersReader):
         pipe = self._process.stdin
         assert pipe is not None
         fd = pipe.fileno()
-        outbox, tokens = self._outbox, self._tokens
+        outbox, tokens, named = self._outbox, self._tokens, self._named
         quiet = IDLE_ROUNDS  # rounds with nothing sent: asleep from the start
         while True:
             if quiet >= IDLE_ROUNDS:
@@ -305,8 +332,13 @@ class CaptureWriter(AnswersReader):
             n = len(outbox)
             rows = outbox[:n]
             del outbox[:n]
+            # Tunnel names after the rows are taken (a row's name is appended before the row,
+            # so it is here) and written before them.
+            k = len(named)
+            pieces = named[:k]
+            del named[:k]
             quiet = quiet + 1 if not (rows or asked) else 0
-            pieces = self._message_frames(bool(asked), closing)
+            pieces += self._message_frames(bool(asked), closing)
             if rows:
                 first = self._sent + 1
                 pieces += pr.records_pieces(first, rows)

@@ -15,8 +15,10 @@ from inspector.in_flight import InFlight
 from inspector.originals import Originals
 from tests.inspector.records import exchange
 
+TUNNELS = {0: ("api", "http://127.0.0.1:3000"), 1: ("café ☕", "https://[::1]:8443")}
 
-def _row(record, tunnel="api", target="http://127.0.0.1:3000", total=0) -> pr.Row:  # type: ignore[no-untyped-def]
+
+def _row(record, tunnel_id=0, total=0) -> pr.Row:  # type: ignore[no-untyped-def]
     c = record.capture
     ttfb = record.ttfb_ms
     parts = (
@@ -26,7 +28,8 @@ def _row(record, tunnel="api", target="http://127.0.0.1:3000", total=0) -> pr.Ro
     )
     cuts = (c.request_truncated, c.response_truncated) if c is not None else (pr.NO_CAPTURE, 0)
     status = record.status | int(cuts[0]) << pr.CUT_SHIFT | int(cuts[1]) << pr.ANSWER_CUT_SHIFT
-    texts = (tunnel, target, record.method, record.path, record.client, record.http_version)
+    status |= tunnel_id << pr.TUNNEL_SHIFT
+    texts = (record.method, record.path, record.client, record.http_version)
     return (
         record.time,
         record.duration_ms,
@@ -56,10 +59,11 @@ def test_a_batch_crosses_unchanged_with_non_ascii_texts_and_no_capture():
     records[1].ttfb_ms = None
     plain = exchange("GET", "/none", capture_bytes=0)
     plain.capture = None
-    rows = [_row(records[0]), _row(records[1], tunnel="café ☕"), _row(plain)]
-    decoded = pr.decode_records(_payload(7, rows))
+    rows = [_row(records[0]), _row(records[1], tunnel_id=1), _row(plain)]
+    decoded = pr.decode_records(_payload(7, rows), TUNNELS)
     assert [seq for seq, *_ in decoded] == [7, 8, 9]
-    assert decoded[1][1] == "café ☕" and decoded[0][2] == "http://127.0.0.1:3000"
+    assert decoded[1][1:3] == ("café ☕", "https://[::1]:8443")
+    assert decoded[0][1:3] == decoded[2][1:3] == ("api", "http://127.0.0.1:3000")
     for (_, _, _, got), want in zip(decoded, [*records, plain], strict=True):
         assert (got.method, got.path, got.status, got.client) == (
             want.method,
@@ -90,7 +94,7 @@ def test_hostile_batches_are_refused_with_a_reason():
     cases["exchanges (1 to "] = bytes(huge)
     for why, payload in cases.items():
         with pytest.raises(pc.FrameError, match=why.split(" (")[0]):
-            pr.decode_records(payload)
+            pr.decode_records(payload, TUNNELS)
     # A length that moves bytes from one text to the next still adds up: the flags catch it, or
     # the texts decode into other texts; nothing is read past the frame.
     rng = random.Random(3)
@@ -99,7 +103,7 @@ def test_hostile_batches_are_refused_with_a_reason():
         for _ in range(rng.randint(1, 4)):
             damaged[rng.randrange(len(damaged))] = rng.randrange(256)
         with contextlib.suppress(pc.FrameError):
-            pr.decode_records(bytes(damaged))
+            pr.decode_records(bytes(damaged), TUNNELS)
 
 
 def test_bad_status_flags_and_texts_are_refused():
@@ -111,28 +115,56 @@ def test_bad_status_flags_and_texts_are_refused():
         (3, 200 | 3 << pr.CUT_SHIFT, "unknown flags"),
         (3, 200 | 2 << pr.ANSWER_CUT_SHIFT, "unknown flags"),
         (6, -1, "do not add up"),
+        (3, 200 | 2 << pr.TUNNEL_SHIFT, "never named"),
+        (3, 200 | -(1 << 62), "unknown flags"),
     ):
         bad = list(row)
         bad[index] = value
         with pytest.raises(pc.FrameError, match=why):
-            pr.decode_records(_payload(1, [tuple(bad)]))  # type: ignore[list-item]
+            pr.decode_records(_payload(1, [tuple(bad)]), TUNNELS)  # type: ignore[list-item]
     long = list(row)
     long[10] = long[10].replace("/x", "/" + "a" * pc.MAX_TEXT)
     with pytest.raises(pc.FrameError, match="longer than"):
-        pr.decode_records(_payload(1, [tuple(long)]))  # type: ignore[list-item]
+        pr.decode_records(_payload(1, [tuple(long)]), TUNNELS)  # type: ignore[list-item]
     # A NUL inside a text: that exchange goes with no texts (the store does not keep it), the
     # others in the batch as they are.
     nul = list(row)
     nul[10] = nul[10].replace("/x", "/x\0y")
-    decoded = pr.decode_records(_payload(1, [tuple(nul), tuple(row)]))  # type: ignore[list-item]
+    decoded = pr.decode_records(_payload(1, [tuple(nul), tuple(row)]), TUNNELS)  # type: ignore[list-item]
     assert decoded[0][3].method == "" and decoded[1][3].path == "/x"
     payload = bytearray(_payload(1, [tuple(row)]))  # type: ignore[list-item]
     at = payload.index(b"GET")
     payload[at] = 0xFF  # not UTF-8
     with pytest.raises(pc.FrameError, match="not UTF-8"):
-        pr.decode_records(bytes(payload))
+        pr.decode_records(bytes(payload), TUNNELS)
     assert pr.records_seqs(bytes(payload)) == (1, 1)
     assert pr.records_seqs(b"\x00" * 3) is None
+
+
+def test_tunnel_frames_name_ids_and_refuse_hostile_ones():
+    (item,) = pc.FrameDecoder(1 << 20).feed(pr.tunnel_frame(5, "café ☕", "http://127.0.0.1:1"))
+    assert item.kind == pr.TUNNEL
+    assert pr.decode_tunnel(item.payload) == (5, "café ☕", "http://127.0.0.1:1")
+    good = item.payload
+    cases = {
+        "shorter than its id": good[:7],
+        "below": struct.pack("<Q", pr.MAX_TUNNELS) + good[8:],
+        "not UTF-8": good[:8] + b"\xff" + good[9:],
+        "3 texts": good + b"\0x",
+        "1 texts": good[:8] + b"no-target",
+        "longer than": good[:8] + b"a" * (pc.MAX_TEXT + 1) + b"\0t",
+    }
+    for why, payload in cases.items():
+        with pytest.raises(pc.FrameError, match=why):
+            pr.decode_tunnel(payload)
+    rng = random.Random(5)
+    for _ in range(300):
+        damaged = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        with contextlib.suppress(pc.FrameError):
+            tunnel_id, tunnel, target = pr.decode_tunnel(bytes(damaged[: rng.randrange(40)]))
+            assert tunnel_id < pr.MAX_TUNNELS and "\0" not in tunnel + target
 
 
 def test_runs_decode_and_refuse_bad_lengths():
