@@ -15,6 +15,19 @@ CAPTURE_BYTES = 16 * 1024 * 1024
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
+def store_process(settings: CaptureSettings) -> subprocess.Popen[bytes]:
+    """The store process alone, as the spooler starts it, with pipes on all three ends."""
+    from inspector.settings import settings_json
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "inspector.capture_process", settings_json(settings)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT_DIR,
+    )
+
+
 def request_bytes(
     method: str,
     target: str,

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import struct
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,8 +17,13 @@ from inspector import CaptureSettings, CaptureWriter, StoreError, open_writer
 from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from inspector.capture_process import max_frame
-from inspector.settings import settings_json
-from tests.inspector.records import ROOT_DIR, exchange, observe, request_bytes, response_bytes
+from tests.inspector.records import (
+    exchange,
+    observe,
+    request_bytes,
+    response_bytes,
+    store_process,
+)
 
 
 def _frames(data: bytes, max_size: int = 1 << 20) -> list[pc.Item]:
@@ -143,13 +147,7 @@ def _answers(proc: subprocess.Popen[bytes], until: int) -> list[pc.Item]:
 
 def test_hostile_frames_on_the_pipe_do_not_stop_the_writer_process(tmp_path):
     settings = CaptureSettings(path=tmp_path / "c.sqlite3", body_cap=1024)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inspector.capture_process", settings_json(settings)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT_DIR,
-    )
+    proc = store_process(settings)
     assert proc.stdin is not None and proc.stderr is not None
     try:
         assert [i.kind for i in _answers(proc, pc.READY)] == [pc.READY]

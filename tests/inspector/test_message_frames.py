@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import random
 import sqlite3
-import subprocess
-import sys
 
 import msgpack
 import pytest
@@ -16,9 +14,8 @@ from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from inspector.message_frames import decode_update, update_frame
 from inspector.message_rows import MessageUpdate
-from inspector.settings import settings_json
 from relay.http.stream_message import StreamMessage
-from tests.inspector.records import ROOT_DIR, exchange
+from tests.inspector.records import exchange, store_process
 from tests.inspector.test_capture_pipe import _answers
 
 
@@ -96,13 +93,7 @@ def test_random_bytes_are_refused_never_raised_otherwise():
 
 def test_a_real_writer_stores_good_updates_and_skips_damaged_ones(tmp_path):
     settings = CaptureSettings(path=tmp_path / "c.sqlite3", body_cap=1024)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inspector.capture_process", settings_json(settings)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT_DIR,
-    )
+    proc = store_process(settings)
     assert proc.stdin is not None
     try:
         _answers(proc, pc.READY)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 
 from inspector import CaptureSettings, open_writer
 from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
-from inspector.settings import settings_json
-from tests.inspector.records import ROOT_DIR, exchange
+from tests.inspector.records import exchange, store_process
 from tests.inspector.test_capture_pipe import _answers
 from tests.inspector.test_pipe_records import _row
 
@@ -21,13 +18,7 @@ def _batch(first: int, rows: list[pr.Row]) -> bytes:
 
 def test_the_store_process_names_batches_by_tunnel_id_and_refuses_unnamed_ids(tmp_path):
     settings = CaptureSettings(path=tmp_path / "c.sqlite3", body_cap=1024)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inspector.capture_process", settings_json(settings)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT_DIR,
-    )
+    proc = store_process(settings)
     assert proc.stdin is not None and proc.stderr is not None
     try:
         assert [i.kind for i in _answers(proc, pc.READY)] == [pc.READY]
