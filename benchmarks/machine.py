@@ -113,5 +113,15 @@ def machine_info() -> dict:
     }
 
 
-def molehill_info() -> dict:
-    return {"version": _version("molehill"), "commit": git_commit()}
+def molehill_info(command: list[str]) -> dict:
+    return {"version": _version("molehill"), "commit": git_commit(), "build": build(command)}
+
+
+def build(command: list[str]) -> str:
+    """What ``molehill --version`` says of its data path: compiled or pure Python."""
+    try:
+        out = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    said = out.stdout.strip()
+    return said.partition("(data path: ")[2].rstrip(")") or "unknown"

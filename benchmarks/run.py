@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  machine    {info['cpu_model']}, {info['cores']} cores, {info['python']}, "
         f"uvloop {info['uvloop']}"
     )
+    molehill = machine.molehill_info(stack.molehill_command(args.molehill))
+    print(f"  molehill   {molehill['version']}, data path {molehill['build']}")
     print(f"  load       {generator.describe()}")
     print(f"  pinning    {pinning.describe()}")
     print(
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "retries": args.retries,
         "machine": info,
-        "molehill": machine.molehill_info(),
+        "molehill": molehill,
         "load_generator": {"name": generator.name, "description": generator.describe()},
         "pinning": pinning.to_json(),
         "agent_logging": "molehill http's request log to a file (one line per request)",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
+from relay.compiled import build_name
 from tui.commands import connections, dashboard, env, http, logs, relay, service, start, tcp
 from tui.commands import profiles as profiles_command
 from tui.commands import requests as requests_command
@@ -14,12 +15,20 @@ from tui.commands.profiles import add_profiles_option
 from tui.output import quiet_stdout
 
 
+class _Version(argparse.Action):
+    """``--version``: the version, and whether the data path is compiled (looked up when asked)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"molehill {__version__} (data path: {build_name()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="molehill",
         description="Self-hostable tunnels to your local web apps, with a live dashboard.",
     )
-    parser.add_argument("--version", action="version", version=f"molehill {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     add_profiles_option(parser)
     parser.add_argument(
         "--log-size",

@@ -136,9 +136,12 @@ class Visitor(StreamBridge):
         self.relay.errors += 1
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            head = self.page_head
-            accept = header_value(head, b"accept") if head is not None else ""
-            transport.write(page.render(accept, self.head_only))
+            # After the app closed its end the visitor's side is at EOF already (a bad chunk
+            # after an early answer): the page cannot follow, the connection just closes.
+            if not self.wrote_eof:
+                head = self.page_head
+                accept = header_value(head, b"accept") if head is not None else ""
+                transport.write(page.render(accept, self.head_only))
             transport.close()
 
     def _end_stream(self, code: str, message: str) -> None:

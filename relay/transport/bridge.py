@@ -44,6 +44,7 @@ class StreamBridge(asyncio.Protocol):
         self.writing_paused = False
         self.sent_end = False  # our socket reached EOF and the peer was told
         self.got_end = False  # the peer will send no more
+        self.wrote_eof = False  # our socket's writing side is shut: nothing more can go out
         self.end_after_held = False
         self.finished = False
         self.bytes_to_socket = 0
@@ -168,6 +169,7 @@ class StreamBridge(asyncio.Protocol):
                 self.finish()
             elif transport.can_write_eof():
                 transport.write_eof()
+                self.wrote_eof = True
 
     def on_reset(self, code: str, message: str) -> None:
         self.finished = True

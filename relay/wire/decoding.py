@@ -253,6 +253,7 @@ def _frame(m: bytes, i: int) -> tuple[Frame, int]:
         raise ProtocolError(f"a frame has at most {MAX_FIELDS} fields, not {size - 2}")
     kind, i = _scalar(m, i)
     item = [kind]
+    value: Any  # a dict (HELLO's options) or a scalar: compiled code checks the declared type
     for at in range(1, size):
         b = m[i]
         if at == 7 and kind == HELLO and (0x80 <= b <= 0x8F or b == 0xDE or b == 0xDF):

@@ -13,6 +13,7 @@ import signal
 import sys
 
 from relay.cluster.settings import ClusterSettings, parse_cluster, redact_url
+from relay.compiled import build_name
 from relay.http.names import label_problem
 from relay.server import Relay, RelayConfigError, RelaySettings
 from relay.server.config import ConfigError, load_config
@@ -273,6 +274,10 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
         )
     tokens = len([t for t in settings.tokens if not t.revoked])
     print(f"  agent tokens {tokens if tokens else 'none (open relay)'}", flush=True)
+    build = build_name()
+    if build == "pure Python":
+        build += " (MOLEHILL_COMPILE=1 pip install . compiles it: docs/self-hosting.md)"
+    print(f"  data path    {build}", flush=True)
     await stop.wait()
     print("molehill relay: shutting down", flush=True)
     await relay.stop()
