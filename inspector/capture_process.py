@@ -206,7 +206,7 @@ class StoreLoop:
                 batch.append((seqs[0], seqs[1], None))
             return
         for seq, tunnel, target, record in decoded:
-            if not record.method:  # its texts held a NUL: the writer sent none
+            if not record.method:  # its address held a NUL: the writer sent no request head
                 self.unreadable += 1
                 batch.append((seq, 1, None))
                 continue

@@ -14,6 +14,7 @@ or damaged frame is refused with a :class:`FrameError` that says what is wrong.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Mapping
 
@@ -27,26 +28,32 @@ TUNNEL = 6  # agent -> store: a tunnel id's name and local target, before any re
 # the data path and the packing about 300 instructions per exchange). The status carries the
 # cut flags and the tunnel: status | request cut << 16 (2: no capture) | response cut << 18 |
 # tunnel id << 20, the id named once by a TUNNEL frame (a tunnel's name and local target are the
-# same for all its exchanges: sent per exchange they were a third of the texts' bytes). The texts
-# are one string, NUL between them: method, path, client, http_version. The data path
-# has the four lengths at hand (the writer's bound counts them). The last field is the running
-# total of bytes submitted (the writer's bound), not packed.
+# same for all its exchanges: sent per exchange they were a third of the texts' bytes). The one
+# text is the client's address: the method, target and HTTP version are read by the store from
+# the request head, which every row carries (an exchange without a capture carries its request
+# line alone, flagged NO_CAPTURE; an empty head marks an exchange the store must not keep). The
+# data path has the four lengths at hand (the writer's bound counts them). The last field is the
+# running total of bytes submitted (the writer's bound), not packed.
 Row = tuple[
     float, float, float,  # time, duration_ms, ttfb_ms (NaN: none)
     int, int, int,  # status, flags and tunnel id, bytes in, bytes out
     int, int, int, int,  # the lengths of the four bytes below
-    str,  # the texts
+    str,  # the client's address
     bytes, bytes, bytes, bytes,  # request head, response head, request body, response body
     int,
 ]  # fmt: skip
-FLOATS, INTS, TEXTS, BLOBS = 3, 7, 4, 4
+FLOATS, INTS, TEXTS, BLOBS = 3, 7, 1, 4
 COLUMNS = FLOATS + INTS + 1 + BLOBS
 NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
 CUT_SHIFT, ANSWER_CUT_SHIFT, TUNNEL_SHIFT = 16, 18, 20
 MAX_TUNNELS = 1 << 42  # tunnel ids fit the flags' 64 bits (one per name and target ever used)
 MAX_NAMED = 1 << 16  # names the store holds at most (a process uses a handful)
-_SEP = "\0"  # between texts: none of them holds one (HTTP refuses NUL in a request line)
-_NO_TEXTS = _SEP * (TEXTS - 1)  # an exchange whose texts held a NUL: not stored, counted
+_SEP = "\0"  # between texts: none of them holds one (no address has one)
+# A request head's first line, as the relay lets it through (method, target, version); a target
+# is read as Latin-1, as the agent's observer reads it.
+_REQUEST_LINE = re.compile(
+    rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([^\x00- \x7f]+) HTTP/([0-9]\.[0-9])\r\n"
+)
 
 _HEAD = struct.Struct("<QII")  # first seq, count, bytes of the UTF-8 texts
 _TUNNEL_ID = struct.Struct("<Q")
@@ -65,13 +72,17 @@ def records_pieces(first_seq: int, rows: list[Row]) -> list[bytes]:
     # Columns spelled out and unpacked with *: a tuple's items are copied in one go, where
     # itertools.chain steps through them one call at a time (a third of the packing).
     (t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, text, b0, b1, b2, b3, _) = zip(*rows, strict=True)
+    texts = _SEP.join(text)
+    if texts.count(_SEP) != count - 1:  # a NUL in an address (none has one)
+        # Those exchanges go with no address and an empty request head: not stored, counted.
+        bad = [_SEP in t for t in text]
+        text = tuple("" if no else t for t, no in zip(text, bad, strict=True))
+        b0 = tuple(b"" if no else h for h, no in zip(b0, bad, strict=True))
+        n3 = tuple(0 if no else n for n, no in zip(n3, bad, strict=True))
+        texts = _SEP.join(text)
     numbers = struct.pack(
         f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *n3, *n4, *n5, *n6
     )
-    texts = _SEP.join(text)
-    if texts.count(_SEP) != TEXTS * count - 1:  # a NUL in a text (no HTTP request has one)
-        # Those exchanges go with no texts at all: the store answers them as not stored.
-        texts = _SEP.join(t if t.count(_SEP) == TEXTS - 1 else _NO_TEXTS for t in text)
     encoded = texts.encode("utf-8", "surrogatepass")
     head = _HEAD.pack(first_seq, count, len(encoded))
     # One copy of the bodies, into the frame (a batch is bounded by the writer's queue_bytes).
@@ -135,11 +146,11 @@ def decode_records(
     try:
         texts = payload[fixed : fixed + text_size].decode("utf-8").split(_SEP)
     except UnicodeDecodeError as exc:
-        raise FrameError(f"batch {first}: a name or path is not UTF-8 ({exc.reason})") from None
+        raise FrameError(f"batch {first}: a client's address is not UTF-8 ({exc.reason})") from None
     if len(texts) != TEXTS * count:
         raise FrameError(f"batch {first}: {len(texts)} texts for {count} exchanges")
     if max(map(len, texts)) > MAX_TEXT:
-        raise FrameError(f"batch {first}: a name or path longer than {MAX_TEXT} bytes")
+        raise FrameError(f"batch {first}: a client's address longer than {MAX_TEXT} bytes")
     blobs = _cut(payload, fixed + text_size, blob_lengths)
     out = []
     for i in range(count):
@@ -156,7 +167,8 @@ def decode_records(
         if names is None:
             raise FrameError(f"record {seq}: tunnel id {flags >> TUNNEL_SHIFT} was never named")
         tunnel, target = names
-        method, path, client, version = texts[TEXTS * i : TEXTS * i + TEXTS]
+        method, path, version = _request_line(seq, blobs[i])
+        client = texts[i]
         capture = None
         if req_cut != NO_CAPTURE:
             capture = Capture(
@@ -183,6 +195,20 @@ def decode_records(
         )
         out.append((seq, tunnel, target, record))
     return out
+
+
+def _request_line(seq: int, head: bytes) -> tuple[str, str, str]:
+    """(method, target, version) of a record's request head; ("", "", "") for an empty head (the
+    writer's mark for an exchange not to keep); FrameError for a head that does not start with a
+    request line."""
+    if not head:
+        return "", "", ""
+    line = _REQUEST_LINE.match(head)
+    if line is None:
+        raise FrameError(f"record {seq}: its request head does not start with a request line")
+    if len(line[2]) > MAX_TEXT:
+        raise FrameError(f"record {seq}: a path longer than {MAX_TEXT} bytes")
+    return line[1].decode("ascii"), line[2].decode("latin-1"), line[3].decode("ascii")
 
 
 def _cut(data: bytes, pos: int, lengths: tuple[int, ...]) -> list[bytes]:

@@ -57,9 +57,19 @@ ROW_BYTES = 256  # what an exchange costs the bounds beyond its heads and bodies
 _NAN = math.nan
 # The row's flag shifts as globals of this module: one lookup each, not two.
 _CUT_SHIFT, _ANSWER_CUT_SHIFT = pr.CUT_SHIFT, pr.ANSWER_CUT_SHIFT
-# What an exchange without a capture is queued with: no heads or bodies, and its request's cut
-# flag NO_CAPTURE (the store then keeps no capture for it). Never changed, never handed out.
-_NO_CAPTURE = Capture(request_truncated=pr.NO_CAPTURE)  # type: ignore[arg-type]
+
+
+def _no_capture(record: RequestRecord) -> Capture:
+    """What an exchange without a capture is queued with: its request line alone (the store reads
+    the method, path and version there), its request's cut flag NO_CAPTURE (the store keeps no
+    capture for it). A path that is not Latin-1 (no observer makes one) leaves the head empty:
+    not stored, counted, as the store counts a path it cannot write."""
+    try:
+        line = f"{record.method} {record.path} HTTP/{record.http_version}\r\n\r\n"
+        head = line.encode("latin-1")
+    except UnicodeEncodeError:
+        head = b""
+    return Capture(head, request_truncated=pr.NO_CAPTURE)  # type: ignore[arg-type]
 
 
 class CaptureWriter(AnswersReader):
@@ -183,7 +193,7 @@ class CaptureWriter(AnswersReader):
         """
         capture = record.capture
         if capture is None:
-            capture = _NO_CAPTURE
+            capture = _no_capture(record)
         head, response = capture.request_head, capture.response_head
         body, answer = capture.request_body, capture.response_body
         n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
@@ -219,7 +229,7 @@ class CaptureWriter(AnswersReader):
                 n_response,
                 n_body,
                 n_answer,
-                f"{record.method}\0{record.path}\0{record.client}\0{record.http_version}",
+                record.client,
                 head,
                 response,
                 body,

@@ -6,6 +6,7 @@ import contextlib
 import math
 import random
 import struct
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +14,7 @@ from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from inspector.in_flight import InFlight
 from inspector.originals import Originals
-from tests.inspector.records import exchange
+from tests.inspector.records import exchange, observe, request_bytes
 
 TUNNELS = {0: ("api", "http://127.0.0.1:3000"), 1: ("café ☕", "https://[::1]:8443")}
 
@@ -21,15 +22,15 @@ TUNNELS = {0: ("api", "http://127.0.0.1:3000"), 1: ("café ☕", "https://[::1]:
 def _row(record, tunnel_id=0, total=0) -> pr.Row:  # type: ignore[no-untyped-def]
     c = record.capture
     ttfb = record.ttfb_ms
+    line = f"{record.method} {record.path} HTTP/{record.http_version}\r\n\r\n".encode()
     parts = (
         (c.request_head, c.response_head, c.request_body, c.response_body)
         if c is not None
-        else (b"", b"", b"", b"")
+        else (line, b"", b"", b"")  # without a capture: the request line alone
     )
     cuts = (c.request_truncated, c.response_truncated) if c is not None else (pr.NO_CAPTURE, 0)
     status = record.status | int(cuts[0]) << pr.CUT_SHIFT | int(cuts[1]) << pr.ANSWER_CUT_SHIFT
     status |= tunnel_id << pr.TUNNEL_SHIFT
-    texts = (record.method, record.path, record.client, record.http_version)
     return (
         record.time,
         record.duration_ms,
@@ -38,7 +39,7 @@ def _row(record, tunnel_id=0, total=0) -> pr.Row:  # type: ignore[no-untyped-def
         record.bytes_in,
         record.bytes_out,
         *map(len, parts),
-        "\0".join(texts),
+        record.client,
         *parts,
         total,
     )  # type: ignore[return-value]
@@ -54,22 +55,31 @@ def test_a_batch_crosses_unchanged_with_non_ascii_texts_and_no_capture():
     records = [
         exchange("POST", "/pay?x=1", 201, req_body=b'{"a": 1}', resp_body=bytes(range(256))),
         exchange("GET", "/caf%C3%A9", 404),
+        observe(request_bytes("GET", "/raw-\xe9t\xe9", host="h\xe9"), None, client="::1"),
     ]
+    assert records[2].path == "/raw-\xe9t\xe9"  # a target's bytes read as Latin-1
+    records[2].http_version = "1.0"
     records[0].capture.response_truncated = True  # type: ignore[union-attr]
     records[1].ttfb_ms = None
     plain = exchange("GET", "/none", capture_bytes=0)
     plain.capture = None
-    rows = [_row(records[0]), _row(records[1], tunnel_id=1), _row(plain)]
+    records[2].capture = replace(  # type: ignore[union-attr]
+        records[2].capture,
+        request_head=records[2].capture.request_head.replace(b"1.1", b"1.0", 1),  # type: ignore[union-attr]
+    )
+    rows = [_row(records[0]), _row(records[1], tunnel_id=1), _row(records[2]), _row(plain)]
     decoded = pr.decode_records(_payload(7, rows), TUNNELS)
-    assert [seq for seq, *_ in decoded] == [7, 8, 9]
+    assert [seq for seq, *_ in decoded] == [7, 8, 9, 10]
     assert decoded[1][1:3] == ("café ☕", "https://[::1]:8443")
-    assert decoded[0][1:3] == decoded[2][1:3] == ("api", "http://127.0.0.1:3000")
+    assert decoded[0][1:3] == decoded[3][1:3] == ("api", "http://127.0.0.1:3000")
     for (_, _, _, got), want in zip(decoded, [*records, plain], strict=True):
-        assert (got.method, got.path, got.status, got.client) == (
+        # method, path and version read from the request head, the client's address sent
+        assert (got.method, got.path, got.status, got.client, got.http_version) == (
             want.method,
             want.path,
             want.status,
             want.client,
+            want.http_version,
         )
         assert got.ttfb_ms == want.ttfb_ms and got.time == want.time
         assert (got.bytes_in, got.bytes_out) == (want.bytes_in, want.bytes_out)
@@ -84,7 +94,8 @@ def test_hostile_batches_are_refused_with_a_reason():
     good = _payload(1, rows)
     cases = {
         "shorter than its head": good[:5],
-        "texts for": good.replace(b"GET", b"G\0T", 1),
+        "texts for": good.replace(b"203.0.113.7", b"203.0\x00113.7", 1),
+        "request line": good.replace(b"GET", b"G\0T", 1),
         "exchanges (1 to": struct.pack("<QII", 1, 0, 0) + good[16:],
         "need at least": good[:200],
         "do not add up": good[:-1],
@@ -122,18 +133,29 @@ def test_bad_status_flags_and_texts_are_refused():
         bad[index] = value
         with pytest.raises(pc.FrameError, match=why):
             pr.decode_records(_payload(1, [tuple(bad)]), TUNNELS)  # type: ignore[list-item]
-    long = list(row)
-    long[10] = long[10].replace("/x", "/" + "a" * pc.MAX_TEXT)
-    with pytest.raises(pc.FrameError, match="longer than"):
-        pr.decode_records(_payload(1, [tuple(long)]), TUNNELS)  # type: ignore[list-item]
-    # A NUL inside a text: that exchange goes with no texts (the store does not keep it), the
-    # others in the batch as they are.
+    for index, value, why in (
+        (10, "a" * (pc.MAX_TEXT + 1), "address longer than"),
+        (11, row[11].replace(b"/x", b"/" + b"a" * pc.MAX_TEXT), "path longer than"),
+        (11, b"GET /x\r\n\r\n", "request line"),
+        (11, b"GET /x HTTP/1.1\n\n", "request line"),
+        (11, b"GET /a b HTTP/1.1\r\n", "request line"),
+        (11, b"GET /x\x00 HTTP/1.1\r\n", "request line"),
+        (11, b" GET /x HTTP/1.1\r\n", "request line"),
+    ):
+        bad = list(row)
+        bad[index] = value
+        bad[6] = len(bad[11])
+        with pytest.raises(pc.FrameError, match=why):
+            pr.decode_records(_payload(1, [tuple(bad)]), TUNNELS)  # type: ignore[list-item]
+    # A NUL inside an address: that exchange goes with no address and no request head (the
+    # store does not keep it), the others in the batch as they are.
     nul = list(row)
-    nul[10] = nul[10].replace("/x", "/x\0y")
+    nul[10] = "203.0\0.113.7"
     decoded = pr.decode_records(_payload(1, [tuple(nul), tuple(row)]), TUNNELS)  # type: ignore[list-item]
-    assert decoded[0][3].method == "" and decoded[1][3].path == "/x"
+    assert decoded[0][3].method == "" and decoded[0][3].client == ""
+    assert decoded[1][3].path == "/x" and decoded[1][3].client == "203.0.113.7"
     payload = bytearray(_payload(1, [tuple(row)]))  # type: ignore[list-item]
-    at = payload.index(b"GET")
+    at = payload.index(b"203.0")
     payload[at] = 0xFF  # not UTF-8
     with pytest.raises(pc.FrameError, match="not UTF-8"):
         pr.decode_records(bytes(payload), TUNNELS)
