@@ -12,9 +12,10 @@ lock (its own counts, what it submitted, are written by it only).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from inspector.originals import Originals
+from inspector.pipe_records import Requests
 
 NOT_STORED = -1  # a run's first id when its seqs were not stored
 
@@ -27,11 +28,13 @@ class InFlight:
         self.stored = 0
         self.lost = 0  # answered as not stored, or skipped by the store
         self.answers = 0  # answers with stored exchanges (the store's transactions)
-        # (first seq, rows, bytes): added by the sender, let go by the answers thread.
-        self._batches: deque[tuple[int, Sequence[tuple[object, ...]], int]] = deque()
+        # (first seq, count, requests, bytes): added by the sender, let go by the answers thread.
+        self._batches: deque[tuple[int, int, Requests, int]] = deque()
 
-    def sent(self, first_seq: int, rows: Sequence[tuple[object, ...]], nbytes: int) -> None:
-        self._batches.append((first_seq, rows, nbytes))
+    def sent(self, first_seq: int, count: int, requests: Requests, nbytes: int) -> None:
+        """A batch written: ``count`` exchanges from ``first_seq``, their requests kept for
+        replays once stored, ``nbytes`` what the writer's bound counted for them."""
+        self._batches.append((first_seq, count, requests, nbytes))
 
     def answered_runs(
         self,
@@ -64,10 +67,10 @@ class InFlight:
         if stored:
             self.answers += 1
         batches = self._batches
-        while batches and batches[0][0] + len(batches[0][1]) - 1 <= self.answered:
-            first, rows, nbytes = batches.popleft()
+        while batches and batches[0][0] + batches[0][1] - 1 <= self.answered:
+            first, _, kept, nbytes = batches.popleft()
             self.released_bytes += nbytes
-            self.originals.put_batch(first, rows, nbytes)
+            self.originals.put_batch(first, kept)
 
     def ended(self, submitted: int, submitted_bytes: int) -> int:
         """The store is gone: whatever was not answered is lost; how many that is."""

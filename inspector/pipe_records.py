@@ -1,11 +1,11 @@
 """A batch of exchanges as one frame, column by column, and the store's answers as runs (sans-I/O).
 
-The capturing process makes one flat tuple of primitives per exchange (:data:`Row`) and packs a
-whole batch in a few C calls: the tuples are turned into columns (``zip``), the numbers packed
-by one ``struct`` call, the texts joined with NUL between them, the heads and bodies joined (the
-data path has their lengths at hand). No Python runs per exchange: packing a record at a time
-was a fifth of what capturing cost the agent. The store answers with runs, not one pair per
-exchange: ``(first seq, first id, count)``, the first id -1 for exchanges it did not store.
+The capturing process adds the fields of each exchange (:data:`Row`) to one flat list and packs
+a whole batch in a few C calls: the list is cut into columns (slices with a step), the numbers
+packed by one ``struct`` call, the texts joined with NUL between them, the heads and bodies
+joined (the data path has their lengths at hand). No Python runs per exchange: packing a record
+at a time was a fifth of what capturing cost the agent. The store answers with runs, not one
+pair per exchange: ``(first seq, first id, count)``, the first id -1 for exchanges it did not store.
 
 Decoding checks every count and length against the frame before it slices anything, so a hostile
 or damaged frame is refused with a :class:`FrameError` that says what is wrong.
@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from inspector.pipe_codec import MAX_TEXT, FrameError, frame
 from relay.events import Capture, RequestRecord
@@ -44,6 +45,11 @@ Row = tuple[
 ]  # fmt: skip
 FLOATS, INTS, TEXTS, BLOBS = 3, 7, 1, 4
 COLUMNS = FLOATS + INTS + 1 + BLOBS
+ROW = COLUMNS + 1  # a row's items in the writer's flat outbox
+# Where a row keeps its flags, the request's head and body, and their lengths.
+_FLAGS, _HEAD_LENGTH, _BODY_LENGTH, _REQUEST_HEAD, _REQUEST_BODY = 3, 6, 8, 11, 13
+# A batch's requests, for replays (inspector.originals): heads, bodies, flags, and their bytes.
+Requests = tuple[Sequence[bytes], Sequence[bytes], Sequence[int], int]
 NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
 CUT_SHIFT, ANSWER_CUT_SHIFT, TUNNEL_SHIFT = 16, 18, 20
 MAX_TUNNELS = 1 << 42  # tunnel ids fit the flags' 64 bits (one per name and target ever used)
@@ -62,23 +68,26 @@ _START = struct.Struct("<IB")  # the frame's length and kind (pipe_codec's frami
 MAX_ROWS = 1 << 20  # exchanges per frame at most (the writer's queue_size is far below)
 
 
-def records_pieces(first_seq: int, rows: list[Row]) -> list[bytes]:
-    """A RECORDS frame of ``rows`` (seqs first_seq, first_seq + 1, ...), as pieces to write.
+def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
+    """A RECORDS frame of the rows in ``flat`` (each :data:`Row`'s ROW items, one row after the
+    other; seqs first_seq, first_seq + 1, ...), as pieces to write.
 
     Numbers go through ``struct`` a column at a time (an ``array`` built from an iterable parses
     each item with PyArg_Parse: several times the cost); texts are joined with NUL between them
     (lengths cost a ``len`` call each)."""
-    count = len(rows)
-    # Columns spelled out and unpacked with *: a tuple's items are copied in one go, where
-    # itertools.chain steps through them one call at a time (a third of the packing).
-    (t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, text, b0, b1, b2, b3, _) = zip(*rows, strict=True)
+    count = len(flat) // ROW
+    # A column is a slice with a step (references copied in C, unpacked with * in one go): no
+    # tuple per exchange to make, for the collector to walk and untrack, and to free, as rows
+    # turned into columns by zip(*rows) had (a tenth of the capture path).
+    (t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, text, b0, b1, b2, b3) = (
+        flat[k::ROW] for k in range(COLUMNS)
+    )
     texts = _SEP.join(text)
     if texts.count(_SEP) != count - 1:  # a NUL in an address (none has one)
         # Those exchanges go with no address and an empty request head: not stored, counted.
-        bad = [_SEP in t for t in text]
-        text = tuple("" if no else t for t, no in zip(text, bad, strict=True))
-        b0 = tuple(b"" if no else h for h, no in zip(b0, bad, strict=True))
-        n3 = tuple(0 if no else n for n, no in zip(n3, bad, strict=True))
+        for i, client in enumerate(text):
+            if _SEP in client:
+                text[i], b0[i], n3[i] = "", b"", 0
         texts = _SEP.join(text)
     numbers = struct.pack(
         f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *n3, *n4, *n5, *n6
@@ -88,6 +97,12 @@ def records_pieces(first_seq: int, rows: list[Row]) -> list[bytes]:
     # One copy of the bodies, into the frame (a batch is bounded by the writer's queue_bytes).
     body = b"".join((head, numbers, encoded, *b0, *b1, *b2, *b3))
     return [_START.pack(1 + len(body), RECORDS), body]
+
+
+def requests(flat: list[Any]) -> Requests:
+    """The requests of the rows in ``flat`` (as records_pieces takes them), for replays."""
+    nbytes = sum(flat[_HEAD_LENGTH::ROW]) + sum(flat[_BODY_LENGTH::ROW])
+    return flat[_REQUEST_HEAD::ROW], flat[_REQUEST_BODY::ROW], flat[_FLAGS::ROW], nbytes
 
 
 def tunnel_frame(tunnel_id: int, tunnel: str, target: str) -> bytes:

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 if sys.platform != "win32":
     import fcntl
@@ -89,11 +90,12 @@ class CaptureWriter(AnswersReader):
         # The unredacted requests, by stored id, for replays from this process (its local API).
         self.originals = Originals()
         self._lock = threading.Lock()  # guards the flush tokens' bookkeeping
-        # The data path only appends a flat tuple per exchange (inspector.pipe_records.Row):
-        # no lock (a list's append is atomic), and the counts each have one writer thread. The
-        # sender takes rows from the front (a slice and a del, atomic too), packs the batch in
-        # a few C calls, and keeps it in _in_flight until the store answers.
-        self._outbox: list[pr.Row] = []
+        # The data path only adds an exchange's fields (inspector.pipe_records.Row) to one flat
+        # list: no lock (extending a list by a tuple is atomic), and the counts each have one
+        # writer thread. The sender takes whole rows from the front (a slice and a del, atomic
+        # too), packs the batch in a few C calls, and keeps its requests in _in_flight until
+        # the store answers.
+        self._outbox: list[Any] = []
         self._tokens: list[bytes] = []  # flush/index frames, sent after the rows before them
         self._submitted = 0  # rows appended (= the last seq); written by the data path only
         self._submitted_bytes = 0  # their sizes, in all (the data path only)
@@ -216,8 +218,9 @@ class CaptureWriter(AnswersReader):
             flags |= capture.request_truncated << _CUT_SHIFT
             flags |= capture.response_truncated << _ANSWER_CUT_SHIFT
         ttfb = record.ttfb_ms
-        # Appended first, then the sleeping flag read (the sender sets it, then looks here).
-        self._outbox.append(
+        # Added first, then the sleeping flag read (the sender sets it, then looks here). The
+        # tuple lives only as long as the call: its items are what the outbox keeps.
+        self._outbox.extend(
             (
                 record.time,
                 record.duration_ms,
@@ -340,7 +343,7 @@ class CaptureWriter(AnswersReader):
             asked = tokens[:n]
             del tokens[:n]
             n = len(outbox)
-            rows = outbox[:n]
+            rows = outbox[:n]  # whole rows: a row is added in one step
             del outbox[:n]
             # Tunnel names after the rows are taken (a row's name is appended before the row,
             # so it is here) and written before them.
@@ -351,10 +354,12 @@ class CaptureWriter(AnswersReader):
             pieces += self._message_frames(bool(asked), closing)
             if rows:
                 first = self._sent + 1
+                count = n // pr.ROW
                 pieces += pr.records_pieces(first, rows)
-                self._sent += n
-                total = rows[-1][-1]
-                self._in_flight.sent(first, rows, total - self._sent_bytes)  # before the answer
+                self._sent += count
+                total = rows[-1]  # the last row's running total
+                # Before the answer can come; the responses go with the rows.
+                self._in_flight.sent(first, count, pr.requests(rows), total - self._sent_bytes)
                 self._sent_bytes = total
             pieces += asked
             if pieces and not write_all(fd, pieces):

@@ -45,8 +45,13 @@ def _row(record, tunnel_id=0, total=0) -> pr.Row:  # type: ignore[no-untyped-def
     )  # type: ignore[return-value]
 
 
+def flat(rows: list[pr.Row]) -> list[object]:
+    """Rows as the writer's outbox holds them: one row's items after the other's."""
+    return [item for row in rows for item in row]
+
+
 def _payload(first: int, rows: list[pr.Row]) -> bytes:
-    (item,) = pc.FrameDecoder(1 << 26).feed(b"".join(pr.records_pieces(first, rows)))
+    (item,) = pc.FrameDecoder(1 << 26).feed(b"".join(pr.records_pieces(first, flat(rows))))
     assert item.kind == pr.RECORDS
     return item.payload
 
@@ -204,8 +209,8 @@ def test_answers_release_whole_batches_and_count_what_the_store_skipped():
     originals = Originals()
     flight = InFlight(originals)
     rows = [_row(exchange("GET", f"/{i}"), total=100 * (i + 1)) for i in range(6)]
-    flight.sent(1, rows[:3], 300)
-    flight.sent(4, rows[3:], 300)
+    flight.sent(1, 3, pr.requests(flat(rows[:3])), 300)
+    flight.sent(4, 3, pr.requests(flat(rows[3:])), 300)
     seen: list[tuple[int, int, int]] = []
     flight.answered_runs([(1, 50, 2)], 6, lambda *run: seen.append(run))
     assert (flight.answered, flight.released_bytes, len(originals)) == (2, 0, 0)
@@ -226,17 +231,38 @@ def test_answers_release_whole_batches_and_count_what_the_store_skipped():
 def test_originals_in_batches_are_bounded_by_count_and_bytes():
     kept = Originals(max_entries=4, max_bytes=10_000)
     rows = [_row(exchange("GET", f"/{i}")) for i in range(9)]
-    kept.put_batch(1, rows[:3], 300)
+    kept.put_batch(1, pr.requests(flat(rows[:3])))
     kept.put_run(100, 1, 3)
-    kept.put_batch(4, rows[3:6], 300)
+    kept.put_batch(4, pr.requests(flat(rows[3:6])))
     kept.put_run(103, 4, 3)
     assert len(kept) == 6  # over the count by less than the oldest batch: kept whole
-    kept.put_batch(7, rows[6:], 300)
+    kept.put_batch(7, pr.requests(flat(rows[6:])))
     kept.put_run(106, 7, 3)
     assert len(kept) == 6 and kept.get(100) is None and kept.get(103) is not None
     big = [_row(exchange("POST", "/big", req_body=b"x" * 40_000))]
-    kept.put_batch(10, big, 40_400)  # large: its request kept, not the whole row
+    kept.put_batch(10, pr.requests(flat(big)))  # its request's bytes alone over the bound
     kept.put_run(109, 10, 1)
     assert kept.get(109) is None  # over the bytes bound by itself: not kept
     kept.clear()
     assert len(kept) == 0 and kept.get(106) is None
+
+
+def test_originals_keep_a_batchs_requests_alone_with_their_cut_flags():
+    cut = exchange("POST", "/cut", req_body=b"y" * 100, capture_bytes=10)
+    whole = exchange("POST", "/whole", req_body=b"z" * 5, resp_body=b"r" * 5000)
+    plain = exchange("GET", "/plain")
+    plain.capture = None
+    heads, bodies, flags, nbytes = requests = pr.requests(
+        flat([_row(cut), _row(whole), _row(plain)])
+    )
+    # The responses are neither held nor counted: only what a replay sends.
+    assert nbytes == sum(map(len, heads)) + sum(map(len, bodies)) < 5000
+    assert b"r" * 5000 not in bodies and len(flags) == 3
+    kept = Originals()
+    kept.put_batch(1, requests)
+    kept.put_run(10, 1, 3)
+    first, second = kept.get(10), kept.get(11)
+    assert first is not None and first.truncated and first.body == b"y" * 10
+    assert second is not None and not second.truncated and second.body == b"z" * 5
+    assert second.head.startswith(b"POST /whole HTTP/1.1\r\n")
+    assert kept.get(12) is None  # no capture: nothing to replay from here

@@ -9,11 +9,11 @@ from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from tests.inspector.records import exchange, store_process
 from tests.inspector.test_capture_pipe import _answers
-from tests.inspector.test_pipe_records import _row
+from tests.inspector.test_pipe_records import _row, flat
 
 
 def _batch(first: int, rows: list[pr.Row]) -> bytes:
-    return b"".join(pr.records_pieces(first, rows))
+    return b"".join(pr.records_pieces(first, flat(rows)))
 
 
 def test_the_store_process_names_batches_by_tunnel_id_and_refuses_unnamed_ids(tmp_path):
