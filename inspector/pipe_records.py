@@ -33,21 +33,22 @@ TUNNEL = 6  # agent -> store: a tunnel id's name and local target, before any re
 # text is the client's address: the method, target and HTTP version are read by the store from
 # the request head, which every row carries (an exchange without a capture carries its request
 # line alone, flagged NO_CAPTURE; an empty head marks an exchange the store must not keep). The
-# data path has the four lengths at hand (the writer's bound counts them). The last field is the
-# running total of bytes submitted (the writer's bound), not packed.
+# four lengths the frame carries are taken when the batch is packed (a len() in C each). The
+# last field is the running total of bytes submitted (the writer's bound), not packed.
 Row = tuple[
     float, float, float,  # time, duration_ms, ttfb_ms (NaN: none)
     int, int, int,  # status, flags and tunnel id, bytes in, bytes out
-    int, int, int, int,  # the lengths of the four bytes below
     str,  # the client's address
     bytes, bytes, bytes, bytes,  # request head, response head, request body, response body
     int,
 ]  # fmt: skip
+# The frame's columns: floats, integers (flags, bytes in and out, the four blobs' lengths), texts
+# (the address), blobs (heads and bodies).
 FLOATS, INTS, TEXTS, BLOBS = 3, 7, 1, 4
-COLUMNS = FLOATS + INTS + 1 + BLOBS
-ROW = COLUMNS + 1  # a row's items in the writer's flat outbox
-# Where a row keeps its flags, the request's head and body, and their lengths.
-_FLAGS, _HEAD_LENGTH, _BODY_LENGTH, _REQUEST_HEAD, _REQUEST_BODY = 3, 6, 8, 11, 13
+COLUMNS = FLOATS + 3 + TEXTS + BLOBS  # a Row's columns, the lengths not among them
+ROW = COLUMNS + 1  # a row's items in the writer's flat outbox (the running total last)
+# Where a row keeps its flags, the request's head and body.
+_FLAGS, _REQUEST_HEAD, _REQUEST_BODY = 3, 7, 9
 # A batch's requests, for replays (inspector.originals): heads, bodies, flags, and their bytes.
 Requests = tuple[Sequence[bytes], Sequence[bytes], Sequence[int], int]
 NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
@@ -57,9 +58,7 @@ MAX_NAMED = 1 << 16  # names the store holds at most (a process uses a handful)
 _SEP = "\0"  # between texts: none of them holds one (no address has one)
 # A request head's first line, as the relay lets it through (method, target, version); a target
 # is read as Latin-1, as the agent's observer reads it.
-_REQUEST_LINE = re.compile(
-    rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([^\x00- \x7f]+) HTTP/([0-9]\.[0-9])\r\n"
-)
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([^ ]+) HTTP/([0-9]\.[0-9])\r?\n")
 
 _HEAD = struct.Struct("<QII")  # first seq, count, bytes of the UTF-8 texts
 _TUNNEL_ID = struct.Struct("<Q")
@@ -79,18 +78,17 @@ def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
     # A column is a slice with a step (references copied in C, unpacked with * in one go): no
     # tuple per exchange to make, for the collector to walk and untrack, and to free, as rows
     # turned into columns by zip(*rows) had (a tenth of the capture path).
-    (t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, text, b0, b1, b2, b3) = (
-        flat[k::ROW] for k in range(COLUMNS)
-    )
+    (t0, t1, t2, n0, n1, n2, text, b0, b1, b2, b3) = (flat[k::ROW] for k in range(COLUMNS))
     texts = _SEP.join(text)
     if texts.count(_SEP) != count - 1:  # a NUL in an address (none has one)
         # Those exchanges go with no address and an empty request head: not stored, counted.
         for i, client in enumerate(text):
             if _SEP in client:
-                text[i], b0[i], n3[i] = "", b"", 0
+                text[i], b0[i] = "", b""
         texts = _SEP.join(text)
+    lengths = (*map(len, b0), *map(len, b1), *map(len, b2), *map(len, b3))
     numbers = struct.pack(
-        f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *n3, *n4, *n5, *n6
+        f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *lengths
     )
     encoded = texts.encode("utf-8", "surrogatepass")
     head = _HEAD.pack(first_seq, count, len(encoded))
@@ -101,8 +99,8 @@ def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
 
 def requests(flat: list[Any]) -> Requests:
     """The requests of the rows in ``flat`` (as records_pieces takes them), for replays."""
-    nbytes = sum(flat[_HEAD_LENGTH::ROW]) + sum(flat[_BODY_LENGTH::ROW])
-    return flat[_REQUEST_HEAD::ROW], flat[_REQUEST_BODY::ROW], flat[_FLAGS::ROW], nbytes
+    heads, bodies = flat[_REQUEST_HEAD::ROW], flat[_REQUEST_BODY::ROW]
+    return heads, bodies, flat[_FLAGS::ROW], sum(map(len, heads)) + sum(map(len, bodies))
 
 
 def tunnel_frame(tunnel_id: int, tunnel: str, target: str) -> bytes:
@@ -223,6 +221,8 @@ def _request_line(seq: int, head: bytes) -> tuple[str, str, str]:
         raise FrameError(f"record {seq}: its request head does not start with a request line")
     if len(line[2]) > MAX_TEXT:
         raise FrameError(f"record {seq}: a path longer than {MAX_TEXT} bytes")
+    if b"\0" in line[2]:
+        return "", "", ""  # a path the store does not keep (as a NUL in a text always was)
     return line[1].decode("ascii"), line[2].decode("latin-1"), line[3].decode("ascii")
 
 

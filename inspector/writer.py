@@ -191,17 +191,28 @@ class CaptureWriter(AnswersReader):
         """Queue one exchange for the store; never blocks (over the bounds it is dropped, counted).
 
         ``target`` is the local app's URL, kept so that a replay knows where to send it. Called
-        from one thread at a time (the agents' loop): the counts it keeps have no lock.
+        from one thread at a time (the agents' loop): the counts it keeps have no lock. The
+        record is the agent's observer's: its bytes in and out count at least what its capture
+        keeps of bodies it did not cut (the bounds count them).
         """
         capture = record.capture
         if capture is None:
             capture = _no_capture(record)
-        head, response = capture.request_head, capture.response_head
-        body, answer = capture.request_body, capture.response_body
-        n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
         if tunnel is not self._tunnel or target is not self._target:
             self._name_tunnel(tunnel, target)
-        total = self._submitted_bytes + ROW_BYTES + n_head + n_response + n_body + n_answer
+        flags = record.status | self._tunnel_bits
+        head, response = capture.request_head, capture.response_head
+        body, answer = capture.request_body, capture.response_body
+        if capture.request_truncated or capture.response_truncated:
+            # A body past body_cap, or no capture at all (rare): what is kept, counted exactly.
+            flags |= capture.request_truncated << _CUT_SHIFT
+            flags |= capture.response_truncated << _ANSWER_CUT_SHIFT
+            size = len(head) + len(response) + len(body) + len(answer)
+        else:
+            # The observer's bytes in and out: its heads and whole bodies (and any interim
+            # response, not kept), so at least what the capture holds, without a len() each.
+            size = record.bytes_in + record.bytes_out
+        total = self._submitted_bytes + ROW_BYTES + size
         in_flight = self._in_flight
         # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
         if (
@@ -213,10 +224,6 @@ class CaptureWriter(AnswersReader):
             return
         self._submitted_bytes = total
         self._submitted += 1
-        flags = record.status | self._tunnel_bits
-        if capture.request_truncated or capture.response_truncated:  # a body past body_cap (rare)
-            flags |= capture.request_truncated << _CUT_SHIFT
-            flags |= capture.response_truncated << _ANSWER_CUT_SHIFT
         ttfb = record.ttfb_ms
         # Added first, then the sleeping flag read (the sender sets it, then looks here). The
         # tuple lives only as long as the call: its items are what the outbox keeps.
@@ -228,10 +235,6 @@ class CaptureWriter(AnswersReader):
                 flags,
                 record.bytes_in,
                 record.bytes_out,
-                n_head,
-                n_response,
-                n_body,
-                n_answer,
                 record.client,
                 head,
                 response,
