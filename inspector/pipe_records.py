@@ -69,7 +69,13 @@ MAX_ROWS = 1 << 20  # exchanges per frame at most (the writer's queue_size is fa
 
 def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
     """A RECORDS frame of the rows in ``flat`` (each :data:`Row`'s ROW items, one row after the
-    other; seqs first_seq, first_seq + 1, ...), as pieces to write.
+    other; seqs first_seq, first_seq + 1, ...), as pieces to write."""
+    return pack_batch(first_seq, flat)[0]
+
+
+def pack_batch(first_seq: int, flat: list[Any]) -> tuple[list[bytes], Requests]:
+    """The RECORDS frame of the rows in ``flat`` as pieces to write (see records_pieces), and
+    their requests, for replays: heads, bodies, flags, and the bytes of those heads and bodies.
 
     Numbers go through ``struct`` a column at a time (an ``array`` built from an iterable parses
     each item with PyArg_Parse: several times the cost); texts are joined with NUL between them
@@ -87,6 +93,7 @@ def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
                 text[i], b0[i] = "", b""
         texts = _SEP.join(text)
     lengths = (*map(len, b0), *map(len, b1), *map(len, b2), *map(len, b3))
+    kept = sum(lengths[:count]) + sum(lengths[2 * count : 3 * count])  # the requests' bytes
     numbers = struct.pack(
         f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *lengths
     )
@@ -94,11 +101,11 @@ def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
     head = _HEAD.pack(first_seq, count, len(encoded))
     # One copy of the bodies, into the frame (a batch is bounded by the writer's queue_bytes).
     body = b"".join((head, numbers, encoded, *b0, *b1, *b2, *b3))
-    return [_START.pack(1 + len(body), RECORDS), body]
+    return [_START.pack(1 + len(body), RECORDS), body], (b0, b2, n0, kept)
 
 
 def requests(flat: list[Any]) -> Requests:
-    """The requests of the rows in ``flat`` (as records_pieces takes them), for replays."""
+    """The requests of the rows in ``flat`` (as pack_batch gives them), for replays (tests)."""
     heads, bodies = flat[_REQUEST_HEAD::ROW], flat[_REQUEST_BODY::ROW]
     return heads, bodies, flat[_FLAGS::ROW], sum(map(len, heads)) + sum(map(len, bodies))
 

@@ -358,11 +358,12 @@ class CaptureWriter(AnswersReader):
             if rows:
                 first = self._sent + 1
                 count = n // pr.ROW
-                pieces += pr.records_pieces(first, rows)
+                frame, kept = pr.pack_batch(first, rows)
+                pieces += frame
                 self._sent += count
                 total = rows[-1]  # the last row's running total
                 # Before the answer can come; the responses go with the rows.
-                self._in_flight.sent(first, count, pr.requests(rows), total - self._sent_bytes)
+                self._in_flight.sent(first, count, kept, total - self._sent_bytes)
                 self._sent_bytes = total
             pieces += asked
             if pieces and not write_all(fd, pieces):

@@ -258,9 +258,9 @@ def test_originals_keep_a_batchs_requests_alone_with_their_cut_flags():
     whole = exchange("POST", "/whole", req_body=b"z" * 5, resp_body=b"r" * 5000)
     plain = exchange("GET", "/plain")
     plain.capture = None
-    heads, bodies, flags, nbytes = requests = pr.requests(
-        flat([_row(cut), _row(whole), _row(plain)])
-    )
+    rows = flat([_row(cut), _row(whole), _row(plain)])
+    heads, bodies, flags, nbytes = requests = pr.requests(rows)
+    assert pr.pack_batch(1, rows)[1] == requests  # what the sender keeps, taken as it packs
     # The responses are neither held nor counted: only what a replay sends.
     assert nbytes == sum(map(len, heads)) + sum(map(len, bodies)) < 5000
     assert b"r" * 5000 not in bodies and len(flags) == 3
