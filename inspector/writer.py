@@ -110,9 +110,9 @@ class CaptureWriter(AnswersReader):
         self._tunnel_bits = 0  # the last pair's id << TUNNEL_SHIFT
         self._sent = 0  # rows packed and written (the sender only)
         self._sent_bytes = 0
-        self._in_flight = InFlight(self.originals)  # written by the answers thread only
-        self._max_count = settings.queue_size
-        self._max_bytes = settings.queue_bytes
+        # Written by the answers thread only; its limits are the bounds (queue_size and
+        # queue_bytes) as submit() compares them.
+        self._in_flight = InFlight(self.originals, settings.queue_size, settings.queue_bytes)
         self._wake = threading.Event()  # set when the outbox gets a piece while the sender sleeps
         self._sleeping = False  # the sender waits on _wake (else it looks every SEND_DELAY)
         self._closing = False
@@ -215,11 +215,8 @@ class CaptureWriter(AnswersReader):
         total = self._submitted_bytes + ROW_BYTES + size
         in_flight = self._in_flight
         # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
-        if (
-            self.error is not None
-            or self._submitted - in_flight.answered >= self._max_count
-            or total - in_flight.released_bytes > self._max_bytes
-        ):
+        # (After a store failure both limits are -1: everything is refused.)
+        if self._submitted >= in_flight.count_limit or total > in_flight.bytes_limit:
             self._refused += 1
             return
         self._submitted_bytes = total

@@ -272,3 +272,18 @@ def test_originals_keep_a_batchs_requests_alone_with_their_cut_flags():
     assert second is not None and not second.truncated and second.body == b"z" * 5
     assert second.head.startswith(b"POST /whole HTTP/1.1\r\n")
     assert kept.get(12) is None  # no capture: nothing to replay from here
+
+
+def test_the_limits_move_with_the_answers_and_drop_to_nothing_when_the_store_fails():
+    flight = InFlight(Originals(), max_count=5, max_bytes=1000)
+    assert (flight.count_limit, flight.bytes_limit) == (5, 1000)
+    rows = [_row(exchange("GET", f"/{i}")) for i in range(3)]
+    flight.sent(1, 3, pr.requests(flat(rows)), 600)
+    flight.answered_runs([(1, 10, 2)], 3, lambda *run: None)
+    assert (flight.count_limit, flight.bytes_limit) == (7, 1000)  # the batch is not all answered
+    flight.answered_runs([(3, 12, 1)], 3, lambda *run: None)
+    assert (flight.count_limit, flight.bytes_limit) == (8, 1600)
+    flight.stop()
+    assert (flight.count_limit, flight.bytes_limit) == (-1, -1)
+    flight.ended(3, 600)
+    assert (flight.count_limit, flight.bytes_limit) == (-1, -1)  # stopped stays stopped
