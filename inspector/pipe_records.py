@@ -221,6 +221,12 @@ def decode_records(
     return out
 
 
+def is_request_line(head: bytes) -> bool:
+    """Whether ``head`` starts with a request line the store reads (a path without NUL)."""
+    line = _REQUEST_LINE.match(head)
+    return line is not None and len(line[2]) <= MAX_TEXT and b"\0" not in line[2]
+
+
 def _request_line(seq: int, head: bytes) -> tuple[str, str, str]:
     """(method, target, version) of a record's request head; ("", "", "") for an empty head (the
     writer's mark for an exchange not to keep); FrameError for a head that does not start with a

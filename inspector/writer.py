@@ -63,12 +63,15 @@ _CUT_SHIFT, _ANSWER_CUT_SHIFT = pr.CUT_SHIFT, pr.ANSWER_CUT_SHIFT
 def _no_capture(record: RequestRecord) -> Capture:
     """What an exchange without a capture is queued with: its request line alone (the store reads
     the method, path and version there), its request's cut flag NO_CAPTURE (the store keeps no
-    capture for it). A path that is not Latin-1 (no observer makes one) leaves the head empty:
-    not stored, counted, as the store counts a path it cannot write."""
+    capture for it). A method, path or version that makes no request line (a path with a space
+    or not Latin-1: no observer makes one) leaves the head empty: that exchange is not stored,
+    counted, and the rest of its batch is."""
     try:
         line = f"{record.method} {record.path} HTTP/{record.http_version}\r\n\r\n"
         head = line.encode("latin-1")
     except UnicodeEncodeError:
+        head = b""
+    if not pr.is_request_line(head):
         head = b""
     return Capture(head, request_truncated=pr.NO_CAPTURE)  # type: ignore[arg-type]
 

@@ -82,6 +82,22 @@ def test_a_writer_names_each_tunnel_and_target_once_and_keeps_them_apart(tmp_pat
     ]
 
 
+def test_an_exchange_without_a_capture_whose_path_makes_no_request_line_goes_alone(tmp_path):
+    writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3"))
+    try:
+        for path in ("/before", "/a space", "/nul\0", "/caf\u00e9 \u2615", "/after"):
+            record = exchange("GET", "/x")
+            record.capture, record.path = None, path  # made by hand: no observer makes these
+            writer.submit("api", record)
+        assert writer.flush()
+        assert writer.written == 2 and writer.dropped == 3  # not kept, counted; not the batch
+    finally:
+        writer.close()
+    with sqlite3.connect(tmp_path / "c.sqlite3") as db:
+        got = db.execute("SELECT path FROM exchanges ORDER BY id").fetchall()
+    assert got == [("/before",), ("/after",)]
+
+
 def test_the_store_holds_at_most_max_named_tunnel_names(tmp_path, monkeypatch):
     import io
 
