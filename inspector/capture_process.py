@@ -206,7 +206,7 @@ class StoreLoop:
                 batch.append((seqs[0], seqs[1], None))
             return
         for seq, tunnel, target, record in decoded:
-            if not record.method:  # its texts held a NUL: the writer sent none
+            if not record.method:  # its address held a NUL: the writer sent no request head
                 self.unreadable += 1
                 batch.append((seq, 1, None))
                 continue
@@ -260,7 +260,9 @@ class StoreLoop:
                 if follows and exchange_id == NOT_STORED and last[1] == NOT_STORED:
                     last[2] += count
                     continue
-                if follows and exchange_id != NOT_STORED and last[1] + last[2] == exchange_id:
+                # (Not after a run of unstored ones: -1 + its count could equal the id.)
+                stored_run = exchange_id != NOT_STORED and last[1] != NOT_STORED
+                if follows and stored_run and last[1] + last[2] == exchange_id:
                     last[2] += count
                     continue
             runs.append([seq, exchange_id, count])

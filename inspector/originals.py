@@ -4,10 +4,10 @@ The store keeps a redacted copy; a replay from the running process (its local AP
 original instead, secrets included. Bounded by count and bytes, oldest forgotten first; nothing
 here ever reaches the disk.
 
-Captured exchanges come in whole batches, as the writer sent them (its rows, by seq), with the
-store's answers as runs of (first id, first seq, count): keeping them costs no Python per
-exchange, and the id -> seq translation is done when a replay asks (rarely). Replays' own
-requests are put one at a time, by id.
+Captured exchanges come in whole batches, as the writer sent them (its requests' heads, bodies
+and flags as columns, by seq), with the store's answers as runs of (first id, first seq, count):
+keeping them costs no Python per exchange, and the id -> seq translation is done when a replay
+asks (rarely). Replays' own requests are put one at a time, by id.
 """
 
 from __future__ import annotations
@@ -19,15 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inspector.model import payload
+from inspector.pipe_records import CUT_SHIFT, NO_CAPTURE, Requests
 
 MAX_ENTRIES = 2_000
 MAX_BYTES = 64 * 1024 * 1024
-# A batch whose exchanges average more than this many bytes (heads and bodies, responses too)
-# keeps only its requests: the responses' bodies are not held for replays.
-SMALL_ROW = 16 * 1024
-# Where a writer row (inspector.pipe_records.Row) keeps the request's head and body, and the
-# field whose bits 16-17 say whether the body was cut (2: the exchange had no capture).
-ROW_HEAD, ROW_BODY, ROW_FLAGS = 11, 13, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +40,22 @@ _Entry = tuple[bytes, bytes, bool, bool]
 
 
 class _Batch:
-    __slots__ = ("first", "nbytes", "rows", "whole")
+    __slots__ = ("bodies", "first", "flags", "heads", "nbytes")
 
-    def __init__(self, first: int, rows: Sequence[tuple[object, ...]], nbytes: int, whole: bool):
-        self.first = first  # the seq of rows[0]
-        self.rows = rows
+    def __init__(
+        self,
+        first: int,
+        heads: Sequence[bytes],
+        bodies: Sequence[bytes],
+        flags: Sequence[int],
+        nbytes: int,
+    ) -> None:
+        self.first = first  # the seq of heads[0]
+        self.heads = heads
+        self.bodies = bodies
+        # The writer's flags: bits 16-17 say whether the body was cut (2: no capture at all).
+        self.flags = flags
         self.nbytes = nbytes
-        self.whole = whole  # rows are the writer's rows (else (head, body, cut) tuples)
 
 
 class Originals:
@@ -84,16 +88,13 @@ class Originals:
             self._bytes += size
             self._evict()
 
-    def put_batch(self, first_seq: int, rows: Sequence[tuple[object, ...]], nbytes: int) -> None:
-        """Keep a batch of the writer's rows (seqs first_seq...), ``nbytes`` their size in all."""
-        whole = nbytes <= len(rows) * SMALL_ROW
-        if not whole:  # large exchanges: keep the requests only
-            kept = [(r[ROW_HEAD], r[ROW_BODY], _cut(r)) for r in rows]
-            rows = kept
-            nbytes = sum(len(r[0]) + len(r[1]) for r in kept)  # type: ignore[arg-type, misc]
+    def put_batch(self, first_seq: int, requests: Requests) -> None:
+        """Keep a batch's requests (seqs first_seq...), as the writer's sender took them
+        (pipe_records.requests: heads, bodies, flags, and their bytes in all)."""
+        heads, bodies, flags, nbytes = requests
         with self._lock:
-            self._batches.append(_Batch(first_seq, rows, nbytes, whole))
-            self._count += len(rows)
+            self._batches.append(_Batch(first_seq, heads, bodies, flags, nbytes))
+            self._count += len(heads)
             self._bytes += nbytes
             self._evict()
 
@@ -111,10 +112,10 @@ class Originals:
         while self._count > self.max_entries or self._bytes > self.max_bytes:
             if batches and (
                 self._bytes > self.max_bytes
-                or self._count - len(batches[0].rows) >= self.max_entries
+                or self._count - len(batches[0].heads) >= self.max_entries
             ):
                 oldest = batches.popleft()
-                self._count -= len(oldest.rows)
+                self._count -= len(oldest.heads)
                 self._bytes -= oldest.nbytes
             elif self._items:
                 _, gone = self._items.popitem(last=False)
@@ -147,17 +148,14 @@ class Originals:
             return None
         batches = self._batches
         at = bisect_right(batches, seq, key=lambda b: b.first) - 1
-        if at < 0 or seq - batches[at].first >= len(batches[at].rows):
+        if at < 0 or seq - batches[at].first >= len(batches[at].heads):
             return None
         batch = batches[at]
-        row = batch.rows[seq - batch.first]
-        if batch.whole:
-            head, body, cut = row[ROW_HEAD], row[ROW_BODY], _cut(row)
-        else:
-            head, body, cut = row  # type: ignore[assignment]
-        if not head or cut == 2:
+        i = seq - batch.first
+        head, body, cut = batch.heads[i], batch.bodies[i], batch.flags[i] >> CUT_SHIFT & 3
+        if not head or cut == NO_CAPTURE:
             return None  # an exchange without a capture
-        return (head, body, bool(cut), True)  # type: ignore[return-value]
+        return (head, body, bool(cut), True)
 
     def clear(self) -> None:
         with self._lock:
@@ -166,9 +164,3 @@ class Originals:
             self._runs.clear()
             self._count = 0
             self._bytes = 0
-
-
-def _cut(row: tuple[object, ...]) -> int:
-    """A writer row's request cut flag: 0, 1, or 2 (no capture)."""
-    flags: int = row[ROW_FLAGS]  # type: ignore[assignment]
-    return flags >> 16 & 3

@@ -1,11 +1,11 @@
 """A batch of exchanges as one frame, column by column, and the store's answers as runs (sans-I/O).
 
-The capturing process makes one flat tuple of primitives per exchange (:data:`Row`) and packs a
-whole batch in a few C calls: the tuples are turned into columns (``zip``), the numbers packed
-by one ``struct`` call, the texts joined with NUL between them, the heads and bodies joined (the
-data path has their lengths at hand). No Python runs per exchange: packing a record at a time
-was a fifth of what capturing cost the agent. The store answers with runs, not one pair per
-exchange: ``(first seq, first id, count)``, the first id -1 for exchanges it did not store.
+The capturing process adds the fields of each exchange (:data:`Row`) to one flat list and packs
+a whole batch in a few C calls: the list is cut into columns (slices with a step), the numbers
+packed by one ``struct`` call, the texts joined with NUL between them, the heads and bodies
+joined (the data path has their lengths at hand). No Python runs per exchange: packing a record
+at a time was a fifth of what capturing cost the agent. The store answers with runs, not one
+pair per exchange: ``(first seq, first id, count)``, the first id -1 for exchanges it did not store.
 
 Decoding checks every count and length against the frame before it slices anything, so a hostile
 or damaged frame is refused with a :class:`FrameError` that says what is wrong.
@@ -14,8 +14,10 @@ or damaged frame is refused with a :class:`FrameError` that says what is wrong.
 from __future__ import annotations
 
 import math
+import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from inspector.pipe_codec import MAX_TEXT, FrameError, frame
 from relay.events import Capture, RequestRecord
@@ -27,26 +29,36 @@ TUNNEL = 6  # agent -> store: a tunnel id's name and local target, before any re
 # the data path and the packing about 300 instructions per exchange). The status carries the
 # cut flags and the tunnel: status | request cut << 16 (2: no capture) | response cut << 18 |
 # tunnel id << 20, the id named once by a TUNNEL frame (a tunnel's name and local target are the
-# same for all its exchanges: sent per exchange they were a third of the texts' bytes). The texts
-# are one string, NUL between them: method, path, client, http_version. The data path
-# has the four lengths at hand (the writer's bound counts them). The last field is the running
-# total of bytes submitted (the writer's bound), not packed.
+# same for all its exchanges: sent per exchange they were a third of the texts' bytes). The one
+# text is the client's address: the method, target and HTTP version are read by the store from
+# the request head, which every row carries (an exchange without a capture carries its request
+# line alone, flagged NO_CAPTURE; an empty head marks an exchange the store must not keep). The
+# four lengths the frame carries are taken when the batch is packed (a len() in C each). The
+# last field is the running total of bytes submitted (the writer's bound), not packed.
 Row = tuple[
     float, float, float,  # time, duration_ms, ttfb_ms (NaN: none)
     int, int, int,  # status, flags and tunnel id, bytes in, bytes out
-    int, int, int, int,  # the lengths of the four bytes below
-    str,  # the texts
+    str,  # the client's address
     bytes, bytes, bytes, bytes,  # request head, response head, request body, response body
     int,
 ]  # fmt: skip
-FLOATS, INTS, TEXTS, BLOBS = 3, 7, 4, 4
-COLUMNS = FLOATS + INTS + 1 + BLOBS
+# The frame's columns: floats, integers (flags, bytes in and out, the four blobs' lengths), texts
+# (the address), blobs (heads and bodies).
+FLOATS, INTS, TEXTS, BLOBS = 3, 7, 1, 4
+COLUMNS = FLOATS + 3 + TEXTS + BLOBS  # a Row's columns, the lengths not among them
+ROW = COLUMNS + 1  # a row's items in the writer's flat outbox (the running total last)
+# Where a row keeps its flags, the request's head and body.
+_FLAGS, _REQUEST_HEAD, _REQUEST_BODY = 3, 7, 9
+# A batch's requests, for replays (inspector.originals): heads, bodies, flags, and their bytes.
+Requests = tuple[Sequence[bytes], Sequence[bytes], Sequence[int], int]
 NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
 CUT_SHIFT, ANSWER_CUT_SHIFT, TUNNEL_SHIFT = 16, 18, 20
 MAX_TUNNELS = 1 << 42  # tunnel ids fit the flags' 64 bits (one per name and target ever used)
 MAX_NAMED = 1 << 16  # names the store holds at most (a process uses a handful)
-_SEP = "\0"  # between texts: none of them holds one (HTTP refuses NUL in a request line)
-_NO_TEXTS = _SEP * (TEXTS - 1)  # an exchange whose texts held a NUL: not stored, counted
+_SEP = "\0"  # between texts: none of them holds one (no address has one)
+# A request head's first line, as the relay lets it through (method, target, version); a target
+# is read as Latin-1, as the agent's observer reads it.
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([^ ]+) HTTP/([0-9]\.[0-9])\r?\n")
 
 _HEAD = struct.Struct("<QII")  # first seq, count, bytes of the UTF-8 texts
 _TUNNEL_ID = struct.Struct("<Q")
@@ -55,28 +67,51 @@ _START = struct.Struct("<IB")  # the frame's length and kind (pipe_codec's frami
 MAX_ROWS = 1 << 20  # exchanges per frame at most (the writer's queue_size is far below)
 
 
-def records_pieces(first_seq: int, rows: list[Row]) -> list[bytes]:
-    """A RECORDS frame of ``rows`` (seqs first_seq, first_seq + 1, ...), as pieces to write.
+def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
+    """A RECORDS frame of the rows in ``flat`` (each :data:`Row`'s ROW items, one row after the
+    other; seqs first_seq, first_seq + 1, ...), as pieces to write."""
+    return pack_batch(first_seq, flat)[0]
+
+
+def pack_batch(first_seq: int, flat: list[Any]) -> tuple[list[bytes], Requests]:
+    """The RECORDS frame of the rows in ``flat`` as pieces to write (see records_pieces), and
+    their requests, for replays: heads, bodies, flags, and the bytes of those heads and bodies.
 
     Numbers go through ``struct`` a column at a time (an ``array`` built from an iterable parses
     each item with PyArg_Parse: several times the cost); texts are joined with NUL between them
     (lengths cost a ``len`` call each)."""
-    count = len(rows)
-    # Columns spelled out and unpacked with *: a tuple's items are copied in one go, where
-    # itertools.chain steps through them one call at a time (a third of the packing).
-    (t0, t1, t2, n0, n1, n2, n3, n4, n5, n6, text, b0, b1, b2, b3, _) = zip(*rows, strict=True)
-    numbers = struct.pack(
-        f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *n3, *n4, *n5, *n6
-    )
+    count = len(flat) // ROW
+    # A column is a slice with a step (references copied in C, unpacked with * in one go): no
+    # tuple per exchange to make, for the collector to walk and untrack, and to free, as rows
+    # turned into columns by zip(*rows) had (a tenth of the capture path).
+    # Spelled out, not a generator: under light load a batch holds a few exchanges, and a
+    # generator's resumes cost more than the slices.
+    t0, t1, t2 = flat[0::ROW], flat[1::ROW], flat[2::ROW]
+    n0, n1, n2 = flat[3::ROW], flat[4::ROW], flat[5::ROW]
+    text, b0, b1, b2, b3 = flat[6::ROW], flat[7::ROW], flat[8::ROW], flat[9::ROW], flat[10::ROW]
     texts = _SEP.join(text)
-    if texts.count(_SEP) != TEXTS * count - 1:  # a NUL in a text (no HTTP request has one)
-        # Those exchanges go with no texts at all: the store answers them as not stored.
-        texts = _SEP.join(t if t.count(_SEP) == TEXTS - 1 else _NO_TEXTS for t in text)
+    if texts.count(_SEP) != count - 1:  # a NUL in an address (none has one)
+        # Those exchanges go with no address and an empty request head: not stored, counted.
+        for i, client in enumerate(text):
+            if _SEP in client:
+                text[i], b0[i] = "", b""
+        texts = _SEP.join(text)
+    lengths = (*map(len, b0), *map(len, b1), *map(len, b2), *map(len, b3))
+    kept = sum(lengths[:count]) + sum(lengths[2 * count : 3 * count])  # the requests' bytes
+    numbers = struct.pack(
+        f"<{FLOATS * count}d{INTS * count}q", *t0, *t1, *t2, *n0, *n1, *n2, *lengths
+    )
     encoded = texts.encode("utf-8", "surrogatepass")
     head = _HEAD.pack(first_seq, count, len(encoded))
     # One copy of the bodies, into the frame (a batch is bounded by the writer's queue_bytes).
     body = b"".join((head, numbers, encoded, *b0, *b1, *b2, *b3))
-    return [_START.pack(1 + len(body), RECORDS), body]
+    return [_START.pack(1 + len(body), RECORDS), body], (b0, b2, n0, kept)
+
+
+def requests(flat: list[Any]) -> Requests:
+    """The requests of the rows in ``flat`` (as pack_batch gives them), for replays (tests)."""
+    heads, bodies = flat[_REQUEST_HEAD::ROW], flat[_REQUEST_BODY::ROW]
+    return heads, bodies, flat[_FLAGS::ROW], sum(map(len, heads)) + sum(map(len, bodies))
 
 
 def tunnel_frame(tunnel_id: int, tunnel: str, target: str) -> bytes:
@@ -135,11 +170,11 @@ def decode_records(
     try:
         texts = payload[fixed : fixed + text_size].decode("utf-8").split(_SEP)
     except UnicodeDecodeError as exc:
-        raise FrameError(f"batch {first}: a name or path is not UTF-8 ({exc.reason})") from None
+        raise FrameError(f"batch {first}: a client's address is not UTF-8 ({exc.reason})") from None
     if len(texts) != TEXTS * count:
         raise FrameError(f"batch {first}: {len(texts)} texts for {count} exchanges")
     if max(map(len, texts)) > MAX_TEXT:
-        raise FrameError(f"batch {first}: a name or path longer than {MAX_TEXT} bytes")
+        raise FrameError(f"batch {first}: a client's address longer than {MAX_TEXT} bytes")
     blobs = _cut(payload, fixed + text_size, blob_lengths)
     out = []
     for i in range(count):
@@ -156,7 +191,8 @@ def decode_records(
         if names is None:
             raise FrameError(f"record {seq}: tunnel id {flags >> TUNNEL_SHIFT} was never named")
         tunnel, target = names
-        method, path, client, version = texts[TEXTS * i : TEXTS * i + TEXTS]
+        method, path, version = _request_line(seq, blobs[i])
+        client = texts[i]
         capture = None
         if req_cut != NO_CAPTURE:
             capture = Capture(
@@ -183,6 +219,28 @@ def decode_records(
         )
         out.append((seq, tunnel, target, record))
     return out
+
+
+def is_request_line(head: bytes) -> bool:
+    """Whether ``head`` starts with a request line the store reads (a path without NUL)."""
+    line = _REQUEST_LINE.match(head)
+    return line is not None and len(line[2]) <= MAX_TEXT and b"\0" not in line[2]
+
+
+def _request_line(seq: int, head: bytes) -> tuple[str, str, str]:
+    """(method, target, version) of a record's request head; ("", "", "") for an empty head (the
+    writer's mark for an exchange not to keep); FrameError for a head that does not start with a
+    request line."""
+    if not head:
+        return "", "", ""
+    line = _REQUEST_LINE.match(head)
+    if line is None:
+        raise FrameError(f"record {seq}: its request head does not start with a request line")
+    if len(line[2]) > MAX_TEXT:
+        raise FrameError(f"record {seq}: a path longer than {MAX_TEXT} bytes")
+    if b"\0" in line[2]:
+        return "", "", ""  # a path the store does not keep (as a NUL in a text always was)
+    return line[1].decode("ascii"), line[2].decode("latin-1"), line[3].decode("ascii")
 
 
 def _cut(data: bytes, pos: int, lengths: tuple[int, ...]) -> list[bytes]:

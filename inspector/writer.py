@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 if sys.platform != "win32":
     import fcntl
@@ -57,9 +58,22 @@ ROW_BYTES = 256  # what an exchange costs the bounds beyond its heads and bodies
 _NAN = math.nan
 # The row's flag shifts as globals of this module: one lookup each, not two.
 _CUT_SHIFT, _ANSWER_CUT_SHIFT = pr.CUT_SHIFT, pr.ANSWER_CUT_SHIFT
-# What an exchange without a capture is queued with: no heads or bodies, and its request's cut
-# flag NO_CAPTURE (the store then keeps no capture for it). Never changed, never handed out.
-_NO_CAPTURE = Capture(request_truncated=pr.NO_CAPTURE)  # type: ignore[arg-type]
+
+
+def _no_capture(record: RequestRecord) -> Capture:
+    """What an exchange without a capture is queued with: its request line alone (the store reads
+    the method, path and version there), its request's cut flag NO_CAPTURE (the store keeps no
+    capture for it). A method, path or version that makes no request line (a path with a space
+    or not Latin-1: no observer makes one) leaves the head empty: that exchange is not stored,
+    counted, and the rest of its batch is."""
+    try:
+        line = f"{record.method} {record.path} HTTP/{record.http_version}\r\n\r\n"
+        head = line.encode("latin-1")
+    except UnicodeEncodeError:
+        head = b""
+    if not pr.is_request_line(head):
+        head = b""
+    return Capture(head, request_truncated=pr.NO_CAPTURE)  # type: ignore[arg-type]
 
 
 class CaptureWriter(AnswersReader):
@@ -79,11 +93,12 @@ class CaptureWriter(AnswersReader):
         # The unredacted requests, by stored id, for replays from this process (its local API).
         self.originals = Originals()
         self._lock = threading.Lock()  # guards the flush tokens' bookkeeping
-        # The data path only appends a flat tuple per exchange (inspector.pipe_records.Row):
-        # no lock (a list's append is atomic), and the counts each have one writer thread. The
-        # sender takes rows from the front (a slice and a del, atomic too), packs the batch in
-        # a few C calls, and keeps it in _in_flight until the store answers.
-        self._outbox: list[pr.Row] = []
+        # The data path only adds an exchange's fields (inspector.pipe_records.Row) to one flat
+        # list: no lock (extending a list by a tuple is atomic), and the counts each have one
+        # writer thread. The sender takes whole rows from the front (a slice and a del, atomic
+        # too), packs the batch in a few C calls, and keeps its requests in _in_flight until
+        # the store answers.
+        self._outbox: list[Any] = []
         self._tokens: list[bytes] = []  # flush/index frames, sent after the rows before them
         self._submitted = 0  # rows appended (= the last seq); written by the data path only
         self._submitted_bytes = 0  # their sizes, in all (the data path only)
@@ -98,9 +113,9 @@ class CaptureWriter(AnswersReader):
         self._tunnel_bits = 0  # the last pair's id << TUNNEL_SHIFT
         self._sent = 0  # rows packed and written (the sender only)
         self._sent_bytes = 0
-        self._in_flight = InFlight(self.originals)  # written by the answers thread only
-        self._max_count = settings.queue_size
-        self._max_bytes = settings.queue_bytes
+        # Written by the answers thread only; its limits are the bounds (queue_size and
+        # queue_bytes) as submit() compares them.
+        self._in_flight = InFlight(self.originals, settings.queue_size, settings.queue_bytes)
         self._wake = threading.Event()  # set when the outbox gets a piece while the sender sleeps
         self._sleeping = False  # the sender waits on _wake (else it looks every SEND_DELAY)
         self._closing = False
@@ -179,35 +194,40 @@ class CaptureWriter(AnswersReader):
         """Queue one exchange for the store; never blocks (over the bounds it is dropped, counted).
 
         ``target`` is the local app's URL, kept so that a replay knows where to send it. Called
-        from one thread at a time (the agents' loop): the counts it keeps have no lock.
+        from one thread at a time (the agents' loop): the counts it keeps have no lock. The
+        record is the agent's observer's: its bytes in and out count at least what its capture
+        keeps of bodies it did not cut (the bounds count them).
         """
         capture = record.capture
         if capture is None:
-            capture = _NO_CAPTURE
-        head, response = capture.request_head, capture.response_head
-        body, answer = capture.request_body, capture.response_body
-        n_head, n_response, n_body, n_answer = len(head), len(response), len(body), len(answer)
+            capture = _no_capture(record)
         if tunnel is not self._tunnel or target is not self._target:
             self._name_tunnel(tunnel, target)
-        total = self._submitted_bytes + ROW_BYTES + n_head + n_response + n_body + n_answer
+        flags = record.status | self._tunnel_bits
+        head, response = capture.request_head, capture.response_head
+        body, answer = capture.request_body, capture.response_body
+        if capture.request_truncated or capture.response_truncated:
+            # A body past body_cap, or no capture at all (rare): what is kept, counted exactly.
+            flags |= capture.request_truncated << _CUT_SHIFT
+            flags |= capture.response_truncated << _ANSWER_CUT_SHIFT
+            size = len(head) + len(response) + len(body) + len(answer)
+        else:
+            # The observer's bytes in and out: its heads and whole bodies (and any interim
+            # response, not kept), so at least what the capture holds, without a len() each.
+            size = record.bytes_in + record.bytes_out
+        total = self._submitted_bytes + ROW_BYTES + size
         in_flight = self._in_flight
         # Bodies of up to body_cap each: a count alone would let a slow disk hold gigabytes.
-        if (
-            self.error is not None
-            or self._submitted - in_flight.answered >= self._max_count
-            or total - in_flight.released_bytes > self._max_bytes
-        ):
+        # (After a store failure both limits are -1: everything is refused.)
+        if self._submitted >= in_flight.count_limit or total > in_flight.bytes_limit:
             self._refused += 1
             return
         self._submitted_bytes = total
         self._submitted += 1
-        flags = record.status | self._tunnel_bits
-        if capture.request_truncated or capture.response_truncated:  # a body past body_cap (rare)
-            flags |= capture.request_truncated << _CUT_SHIFT
-            flags |= capture.response_truncated << _ANSWER_CUT_SHIFT
         ttfb = record.ttfb_ms
-        # Appended first, then the sleeping flag read (the sender sets it, then looks here).
-        self._outbox.append(
+        # Added first, then the sleeping flag read (the sender sets it, then looks here). The
+        # tuple lives only as long as the call: its items are what the outbox keeps.
+        self._outbox.extend(
             (
                 record.time,
                 record.duration_ms,
@@ -215,11 +235,7 @@ class CaptureWriter(AnswersReader):
                 flags,
                 record.bytes_in,
                 record.bytes_out,
-                n_head,
-                n_response,
-                n_body,
-                n_answer,
-                f"{record.method}\0{record.path}\0{record.client}\0{record.http_version}",
+                record.client,
                 head,
                 response,
                 body,
@@ -330,7 +346,7 @@ class CaptureWriter(AnswersReader):
             asked = tokens[:n]
             del tokens[:n]
             n = len(outbox)
-            rows = outbox[:n]
+            rows = outbox[:n]  # whole rows: a row is added in one step
             del outbox[:n]
             # Tunnel names after the rows are taken (a row's name is appended before the row,
             # so it is here) and written before them.
@@ -341,10 +357,13 @@ class CaptureWriter(AnswersReader):
             pieces += self._message_frames(bool(asked), closing)
             if rows:
                 first = self._sent + 1
-                pieces += pr.records_pieces(first, rows)
-                self._sent += n
-                total = rows[-1][-1]
-                self._in_flight.sent(first, rows, total - self._sent_bytes)  # before the answer
+                count = n // pr.ROW
+                frame, kept = pr.pack_batch(first, rows)
+                pieces += frame
+                self._sent += count
+                total = rows[-1]  # the last row's running total
+                # Before the answer can come; the responses go with the rows.
+                self._in_flight.sent(first, count, kept, total - self._sent_bytes)
                 self._sent_bytes = total
             pieces += asked
             if pieces and not write_all(fd, pieces):

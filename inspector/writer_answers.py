@@ -130,6 +130,7 @@ class AnswersReader:
             first = self.error is None
             if first:
                 self.error = exc
+                self._in_flight.stop()  # submit() refuses from now on
         if first and self.on_error is not None:
             self.on_error(exc)
 

@@ -261,3 +261,19 @@ def test_large_bodies_and_many_records_cross_the_pipe_intact(tmp_path):
     assert [path for path, _ in rows] == [f"/{i}" for i in range(700)]
     assert rows[299][1] == big[0] and rows[599][1] == big[1]
     assert rows[5][1] == b"r5"
+
+
+def test_the_bound_counts_bytes_in_and_out_or_what_a_cut_exchange_keeps(tmp_path):
+    writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3", queue_bytes=8 * 1024))
+    assert isinstance(writer, CaptureWriter)
+    # Over the bound by itself (its 9,000 bytes out), though nothing waits: dropped, counted.
+    writer.submit("api", exchange("GET", "/big", resp_body=b"x" * 9000))
+    # 100,000 bytes out, 1,000 of them kept (cut): counted as what it keeps, so it fits.
+    cut = exchange("GET", "/cut", resp_body=b"y" * 100_000, capture_bytes=1000)
+    assert cut.capture is not None and cut.capture.response_truncated
+    writer.submit("api", cut)
+    assert writer.flush()
+    assert (writer.written, writer.dropped, writer.queued_bytes) == (1, 1, 0)
+    writer.close()
+    with sqlite3.connect(tmp_path / "c.sqlite3") as db:
+        assert db.execute("SELECT path FROM exchanges").fetchall() == [("/cut",)]

@@ -6,6 +6,7 @@ import contextlib
 import math
 import random
 import struct
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +14,7 @@ from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from inspector.in_flight import InFlight
 from inspector.originals import Originals
-from tests.inspector.records import exchange
+from tests.inspector.records import exchange, observe, request_bytes
 
 TUNNELS = {0: ("api", "http://127.0.0.1:3000"), 1: ("café ☕", "https://[::1]:8443")}
 
@@ -21,15 +22,15 @@ TUNNELS = {0: ("api", "http://127.0.0.1:3000"), 1: ("café ☕", "https://[::1]:
 def _row(record, tunnel_id=0, total=0) -> pr.Row:  # type: ignore[no-untyped-def]
     c = record.capture
     ttfb = record.ttfb_ms
+    line = f"{record.method} {record.path} HTTP/{record.http_version}\r\n\r\n".encode()
     parts = (
         (c.request_head, c.response_head, c.request_body, c.response_body)
         if c is not None
-        else (b"", b"", b"", b"")
+        else (line, b"", b"", b"")  # without a capture: the request line alone
     )
     cuts = (c.request_truncated, c.response_truncated) if c is not None else (pr.NO_CAPTURE, 0)
     status = record.status | int(cuts[0]) << pr.CUT_SHIFT | int(cuts[1]) << pr.ANSWER_CUT_SHIFT
     status |= tunnel_id << pr.TUNNEL_SHIFT
-    texts = (record.method, record.path, record.client, record.http_version)
     return (
         record.time,
         record.duration_ms,
@@ -37,15 +38,19 @@ def _row(record, tunnel_id=0, total=0) -> pr.Row:  # type: ignore[no-untyped-def
         status,
         record.bytes_in,
         record.bytes_out,
-        *map(len, parts),
-        "\0".join(texts),
+        record.client,
         *parts,
         total,
     )  # type: ignore[return-value]
 
 
+def flat(rows: list[pr.Row]) -> list[object]:
+    """Rows as the writer's outbox holds them: one row's items after the other's."""
+    return [item for row in rows for item in row]
+
+
 def _payload(first: int, rows: list[pr.Row]) -> bytes:
-    (item,) = pc.FrameDecoder(1 << 26).feed(b"".join(pr.records_pieces(first, rows)))
+    (item,) = pc.FrameDecoder(1 << 26).feed(b"".join(pr.records_pieces(first, flat(rows))))
     assert item.kind == pr.RECORDS
     return item.payload
 
@@ -54,22 +59,31 @@ def test_a_batch_crosses_unchanged_with_non_ascii_texts_and_no_capture():
     records = [
         exchange("POST", "/pay?x=1", 201, req_body=b'{"a": 1}', resp_body=bytes(range(256))),
         exchange("GET", "/caf%C3%A9", 404),
+        observe(request_bytes("GET", "/raw-\xe9t\xe9", host="h\xe9"), None, client="::1"),
     ]
+    assert records[2].path == "/raw-\xe9t\xe9"  # a target's bytes read as Latin-1
+    records[2].http_version = "1.0"
     records[0].capture.response_truncated = True  # type: ignore[union-attr]
     records[1].ttfb_ms = None
     plain = exchange("GET", "/none", capture_bytes=0)
     plain.capture = None
-    rows = [_row(records[0]), _row(records[1], tunnel_id=1), _row(plain)]
+    records[2].capture = replace(  # type: ignore[union-attr]
+        records[2].capture,
+        request_head=records[2].capture.request_head.replace(b"1.1", b"1.0", 1),  # type: ignore[union-attr]
+    )
+    rows = [_row(records[0]), _row(records[1], tunnel_id=1), _row(records[2]), _row(plain)]
     decoded = pr.decode_records(_payload(7, rows), TUNNELS)
-    assert [seq for seq, *_ in decoded] == [7, 8, 9]
+    assert [seq for seq, *_ in decoded] == [7, 8, 9, 10]
     assert decoded[1][1:3] == ("café ☕", "https://[::1]:8443")
-    assert decoded[0][1:3] == decoded[2][1:3] == ("api", "http://127.0.0.1:3000")
+    assert decoded[0][1:3] == decoded[3][1:3] == ("api", "http://127.0.0.1:3000")
     for (_, _, _, got), want in zip(decoded, [*records, plain], strict=True):
-        assert (got.method, got.path, got.status, got.client) == (
+        # method, path and version read from the request head, the client's address sent
+        assert (got.method, got.path, got.status, got.client, got.http_version) == (
             want.method,
             want.path,
             want.status,
             want.client,
+            want.http_version,
         )
         assert got.ttfb_ms == want.ttfb_ms and got.time == want.time
         assert (got.bytes_in, got.bytes_out) == (want.bytes_in, want.bytes_out)
@@ -84,7 +98,8 @@ def test_hostile_batches_are_refused_with_a_reason():
     good = _payload(1, rows)
     cases = {
         "shorter than its head": good[:5],
-        "texts for": good.replace(b"GET", b"G\0T", 1),
+        "texts for": good.replace(b"203.0.113.7", b"203.0\x00113.7", 1),
+        "request line": good.replace(b"GET", b"G\0T", 1),
         "exchanges (1 to": struct.pack("<QII", 1, 0, 0) + good[16:],
         "need at least": good[:200],
         "do not add up": good[:-1],
@@ -114,7 +129,6 @@ def test_bad_status_flags_and_texts_are_refused():
         (4, -1, "negative"),
         (3, 200 | 3 << pr.CUT_SHIFT, "unknown flags"),
         (3, 200 | 2 << pr.ANSWER_CUT_SHIFT, "unknown flags"),
-        (6, -1, "do not add up"),
         (3, 200 | 2 << pr.TUNNEL_SHIFT, "never named"),
         (3, 200 | -(1 << 62), "unknown flags"),
     ):
@@ -122,18 +136,37 @@ def test_bad_status_flags_and_texts_are_refused():
         bad[index] = value
         with pytest.raises(pc.FrameError, match=why):
             pr.decode_records(_payload(1, [tuple(bad)]), TUNNELS)  # type: ignore[list-item]
-    long = list(row)
-    long[10] = long[10].replace("/x", "/" + "a" * pc.MAX_TEXT)
-    with pytest.raises(pc.FrameError, match="longer than"):
-        pr.decode_records(_payload(1, [tuple(long)]), TUNNELS)  # type: ignore[list-item]
-    # A NUL inside a text: that exchange goes with no texts (the store does not keep it), the
-    # others in the batch as they are.
-    nul = list(row)
-    nul[10] = nul[10].replace("/x", "/x\0y")
-    decoded = pr.decode_records(_payload(1, [tuple(nul), tuple(row)]), TUNNELS)  # type: ignore[list-item]
-    assert decoded[0][3].method == "" and decoded[1][3].path == "/x"
     payload = bytearray(_payload(1, [tuple(row)]))  # type: ignore[list-item]
-    at = payload.index(b"GET")
+    struct.pack_into("<q", payload, 16 + 8 * (pr.FLOATS + 3), -1)  # the request head's length
+    with pytest.raises(pc.FrameError, match="do not add up"):
+        pr.decode_records(bytes(payload), TUNNELS)
+    for index, value, why in (
+        (6, "a" * (pc.MAX_TEXT + 1), "address longer than"),
+        (7, row[7].replace(b"/x", b"/" + b"a" * pc.MAX_TEXT), "path longer than"),
+        (7, b"GET /x\r\n\r\n", "request line"),
+        (7, b"GET /x HTTP/1.1\r\r\n", "request line"),
+        (7, b"GET /a b HTTP/1.1\r\n", "request line"),
+        (7, b"G\x00T /x HTTP/1.1\r\n", "request line"),
+        (7, b" GET /x HTTP/1.1\r\n", "request line"),
+        (7, b"GET /x HTTP/11\r\n", "request line"),
+    ):
+        bad = list(row)
+        bad[index] = value
+        with pytest.raises(pc.FrameError, match=why):
+            pr.decode_records(_payload(1, [tuple(bad)]), TUNNELS)  # type: ignore[list-item]
+    # A NUL inside an address: that exchange goes with no address and no request head (the
+    # store does not keep it), the others in the batch as they are; so does a NUL in a path.
+    nul = list(row)
+    nul[6] = "203.0\0.113.7"
+    in_path = list(row)
+    in_path[7] = row[7].replace(b"/x", b"/x\x00y")
+    rows = [tuple(nul), tuple(row), tuple(in_path)]
+    decoded = pr.decode_records(_payload(1, rows), TUNNELS)  # type: ignore[arg-type]
+    assert decoded[0][3].method == "" and decoded[0][3].client == ""
+    assert decoded[1][3].path == "/x" and decoded[1][3].client == "203.0.113.7"
+    assert decoded[2][3].method == "" and decoded[2][3].client == "203.0.113.7"
+    payload = bytearray(_payload(1, [tuple(row)]))  # type: ignore[list-item]
+    at = payload.index(b"203.0")
     payload[at] = 0xFF  # not UTF-8
     with pytest.raises(pc.FrameError, match="not UTF-8"):
         pr.decode_records(bytes(payload), TUNNELS)
@@ -182,8 +215,8 @@ def test_answers_release_whole_batches_and_count_what_the_store_skipped():
     originals = Originals()
     flight = InFlight(originals)
     rows = [_row(exchange("GET", f"/{i}"), total=100 * (i + 1)) for i in range(6)]
-    flight.sent(1, rows[:3], 300)
-    flight.sent(4, rows[3:], 300)
+    flight.sent(1, 3, pr.requests(flat(rows[:3])), 300)
+    flight.sent(4, 3, pr.requests(flat(rows[3:])), 300)
     seen: list[tuple[int, int, int]] = []
     flight.answered_runs([(1, 50, 2)], 6, lambda *run: seen.append(run))
     assert (flight.answered, flight.released_bytes, len(originals)) == (2, 0, 0)
@@ -204,17 +237,53 @@ def test_answers_release_whole_batches_and_count_what_the_store_skipped():
 def test_originals_in_batches_are_bounded_by_count_and_bytes():
     kept = Originals(max_entries=4, max_bytes=10_000)
     rows = [_row(exchange("GET", f"/{i}")) for i in range(9)]
-    kept.put_batch(1, rows[:3], 300)
+    kept.put_batch(1, pr.requests(flat(rows[:3])))
     kept.put_run(100, 1, 3)
-    kept.put_batch(4, rows[3:6], 300)
+    kept.put_batch(4, pr.requests(flat(rows[3:6])))
     kept.put_run(103, 4, 3)
     assert len(kept) == 6  # over the count by less than the oldest batch: kept whole
-    kept.put_batch(7, rows[6:], 300)
+    kept.put_batch(7, pr.requests(flat(rows[6:])))
     kept.put_run(106, 7, 3)
     assert len(kept) == 6 and kept.get(100) is None and kept.get(103) is not None
     big = [_row(exchange("POST", "/big", req_body=b"x" * 40_000))]
-    kept.put_batch(10, big, 40_400)  # large: its request kept, not the whole row
+    kept.put_batch(10, pr.requests(flat(big)))  # its request's bytes alone over the bound
     kept.put_run(109, 10, 1)
     assert kept.get(109) is None  # over the bytes bound by itself: not kept
     kept.clear()
     assert len(kept) == 0 and kept.get(106) is None
+
+
+def test_originals_keep_a_batchs_requests_alone_with_their_cut_flags():
+    cut = exchange("POST", "/cut", req_body=b"y" * 100, capture_bytes=10)
+    whole = exchange("POST", "/whole", req_body=b"z" * 5, resp_body=b"r" * 5000)
+    plain = exchange("GET", "/plain")
+    plain.capture = None
+    rows = flat([_row(cut), _row(whole), _row(plain)])
+    heads, bodies, flags, nbytes = requests = pr.requests(rows)
+    assert pr.pack_batch(1, rows)[1] == requests  # what the sender keeps, taken as it packs
+    # The responses are neither held nor counted: only what a replay sends.
+    assert nbytes == sum(map(len, heads)) + sum(map(len, bodies)) < 5000
+    assert b"r" * 5000 not in bodies and len(flags) == 3
+    kept = Originals()
+    kept.put_batch(1, requests)
+    kept.put_run(10, 1, 3)
+    first, second = kept.get(10), kept.get(11)
+    assert first is not None and first.truncated and first.body == b"y" * 10
+    assert second is not None and not second.truncated and second.body == b"z" * 5
+    assert second.head.startswith(b"POST /whole HTTP/1.1\r\n")
+    assert kept.get(12) is None  # no capture: nothing to replay from here
+
+
+def test_the_limits_move_with_the_answers_and_drop_to_nothing_when_the_store_fails():
+    flight = InFlight(Originals(), max_count=5, max_bytes=1000)
+    assert (flight.count_limit, flight.bytes_limit) == (5, 1000)
+    rows = [_row(exchange("GET", f"/{i}")) for i in range(3)]
+    flight.sent(1, 3, pr.requests(flat(rows)), 600)
+    flight.answered_runs([(1, 10, 2)], 3, lambda *run: None)
+    assert (flight.count_limit, flight.bytes_limit) == (7, 1000)  # the batch is not all answered
+    flight.answered_runs([(3, 12, 1)], 3, lambda *run: None)
+    assert (flight.count_limit, flight.bytes_limit) == (8, 1600)
+    flight.stop()
+    assert (flight.count_limit, flight.bytes_limit) == (-1, -1)
+    flight.ended(3, 600)
+    assert (flight.count_limit, flight.bytes_limit) == (-1, -1)  # stopped stays stopped

@@ -9,11 +9,11 @@ from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from tests.inspector.records import exchange, store_process
 from tests.inspector.test_capture_pipe import _answers
-from tests.inspector.test_pipe_records import _row
+from tests.inspector.test_pipe_records import _row, flat
 
 
 def _batch(first: int, rows: list[pr.Row]) -> bytes:
-    return b"".join(pr.records_pieces(first, rows))
+    return b"".join(pr.records_pieces(first, flat(rows)))
 
 
 def test_the_store_process_names_batches_by_tunnel_id_and_refuses_unnamed_ids(tmp_path):
@@ -80,6 +80,22 @@ def test_a_writer_names_each_tunnel_and_target_once_and_keeps_them_apart(tmp_pat
         (f"/{i}", ["api", "web"][i % 2], targets[i % 3 == 0], 0 if i % 5 == 0 else 2, 0)
         for i in range(30)
     ]
+
+
+def test_an_exchange_without_a_capture_whose_path_makes_no_request_line_goes_alone(tmp_path):
+    writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3"))
+    try:
+        for path in ("/before", "/a space", "/nul\0", "/caf\u00e9 \u2615", "/after"):
+            record = exchange("GET", "/x")
+            record.capture, record.path = None, path  # made by hand: no observer makes these
+            writer.submit("api", record)
+        assert writer.flush()
+        assert writer.written == 2 and writer.dropped == 3  # not kept, counted; not the batch
+    finally:
+        writer.close()
+    with sqlite3.connect(tmp_path / "c.sqlite3") as db:
+        got = db.execute("SELECT path FROM exchanges ORDER BY id").fetchall()
+    assert got == [("/before",), ("/after",)]
 
 
 def test_the_store_holds_at_most_max_named_tunnel_names(tmp_path, monkeypatch):
