@@ -139,6 +139,11 @@ async def test_a_client_that_stops_sending_stalls_only_its_upload(app_port):
             )
             (conn,) = [conn for conn in t.relay.public_connections if conn.reading_paused]
             assert sum(map(len, conn.held)) <= MAX_READ + t.relay.settings.window
+            # The relay runs out of credit as soon as a window is sent, which can be before the
+            # agent (another task on a busy loop) has opened the stream.
+            await eventually(
+                lambda: conn.sid in t.agent.link.streams, what="the agent to open the stream"
+            )
             local = t.agent.link.streams[conn.sid]
             assert local.transport.get_write_buffer_size() <= t.relay.settings.window + HIGH_WATER
             assert (await c.get("/echo/still-fine")).status_code == 200
