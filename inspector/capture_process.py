@@ -123,8 +123,6 @@ class StoreLoop:
             while item is not None:
                 if item is _EOF:
                     stopping = True
-                elif item.kind == pc.RECORD:
-                    self._take(item.payload, batch)
                 elif item.kind == pr.RECORDS:
                     self._take_batch(item.payload, batch)
                 elif item.kind == pr.TUNNEL:
@@ -136,7 +134,7 @@ class StoreLoop:
                     if token is not None:
                         waiters = flushed if item.kind == pc.FLUSH else self.index_waiters
                         waiters.append(token)
-                else:
+                else:  # a kind nobody sends (1 among them: the retired one-exchange frame)
                     self.unreadable += 1
                 if (
                     stopping
@@ -168,18 +166,6 @@ class StoreLoop:
         except pc.FrameError:
             self.unreadable += 1  # nobody can be waiting for a token we cannot read
             return None
-
-    def _take(self, payload: bytes, batch: list[_Entry]) -> None:
-        """One exchange in a frame of its own (pipe_codec.RECORD)."""
-        seq = pc.record_seq(payload)
-        try:
-            decoded = pc.decode_record(payload)
-        except pc.FrameError:
-            self.unreadable += 1
-            if seq is not None:
-                batch.append((seq, 1, None))
-            return
-        self._prepare(decoded.seq, decoded.tunnel, decoded.target, decoded.record, batch)
 
     def _take_tunnel(self, payload: bytes) -> None:
         """A tunnel id's name and local target (pipe_records.TUNNEL), for the records after it.

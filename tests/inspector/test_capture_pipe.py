@@ -237,6 +237,39 @@ def test_hostile_frames_on_the_pipe_do_not_stop_the_writer_process(tmp_path):
         assert db.execute("SELECT path FROM exchanges").fetchall() == [("/kept",)]
 
 
+RETIRED_RECORD = 1  # pipe_codec: the one-exchange frame's kind, retired, never to be reused
+
+
+def test_the_retired_kind_1_is_refused_like_any_unknown_kind(tmp_path):
+    """A frame of kind 1 (the one-exchange frame, retired) is counted and skipped, answered for
+    nothing, as a kind nobody knows is: even when it holds a well-formed batch."""
+    settings = CaptureSettings(path=tmp_path / "c.sqlite3", body_cap=1024)
+    proc = store_process(settings)
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        assert [i.kind for i in _answers(proc, pc.READY)] == [pc.READY]
+        payload = _batch(1, [exchange("GET", "/once")])[5:]  # a RECORDS payload, seq 1
+        proc.stdin.write(pr.tunnel_frame(0, "api", TARGET))
+        proc.stdin.write(pc.frame(RETIRED_RECORD, payload))
+        proc.stdin.write(pc.frame(200, payload))
+        proc.stdin.write(pc.frame(pr.RECORDS, payload))
+        proc.stdin.write(pc.token_frame(pc.FLUSH, 1))
+        proc.stdin.flush()
+        answers = _answers(proc, pc.FLUSHED)
+        stored = [p for i in answers if i.kind == pc.STORED for p in pr.stored_pairs(i.payload)]
+        dropped = [s for i in answers if i.kind == pc.STORED for s in pr.dropped_seqs(i.payload)]
+        assert [seq for seq, _ in stored] == [1] and dropped == []
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+        assert b" 2 unreadable frame(s) skipped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with sqlite3.connect(settings.file) as db:
+        assert db.execute("SELECT path FROM exchanges").fetchall() == [("/once",)]
+
+
 def test_a_writer_process_that_dies_stops_captures_not_the_caller(tmp_path):
     errors: list[StoreError] = []
     writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3"), on_error=errors.append)
