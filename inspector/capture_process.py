@@ -38,6 +38,7 @@ from inspector.message_rows import MessageUpdate
 from inspector.model import StoredExchange, prepare
 from inspector.redact import Redactor
 from inspector.settings import CaptureSettings
+from inspector.spooler import FRAME_OVERHEAD
 from inspector.store import CaptureStore
 from relay.events import RequestRecord
 
@@ -65,8 +66,14 @@ def settings_from_json(text: str) -> CaptureSettings:
 
 
 def max_frame(settings: CaptureSettings) -> int:
-    """The longest frame an honest agent sends: two bodies at the cap, two heads, six names."""
-    return 2 * settings.body_cap + 2 * 1024 * 1024 + 6 * pc.MAX_TEXT
+    """The longest frame an honest agent sends: a batch of all it may have in flight (its heads
+    and bodies within queue_bytes, each row's numbers and address within FRAME_OVERHEAD, as the
+    spooler counts them), and never less than one exchange with two bodies at the cap.
+
+    (The agent captures more than body_cap, the store cuts: a bound of one exchange at the cap,
+    made for the retired one-exchange frame, skipped whole batches unread.)"""
+    batch = settings.queue_bytes + settings.queue_size * FRAME_OVERHEAD
+    return max(batch, 2 * settings.body_cap + 2 * 1024 * 1024 + 6 * pc.MAX_TEXT)
 
 
 def error_json(exc: StoreError) -> dict[str, str]:

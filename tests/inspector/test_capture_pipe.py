@@ -200,7 +200,9 @@ def _answers(proc: subprocess.Popen[bytes], until: int) -> list[pc.Item]:
 
 
 def test_hostile_frames_on_the_pipe_do_not_stop_the_writer_process(tmp_path):
-    settings = CaptureSettings(path=tmp_path / "c.sqlite3", body_cap=1024)
+    settings = CaptureSettings(
+        path=tmp_path / "c.sqlite3", body_cap=1024, queue_bytes=1 << 20, queue_size=100
+    )
     proc = store_process(settings)
     assert proc.stdin is not None and proc.stderr is not None
     try:
@@ -364,3 +366,22 @@ def test_the_bound_counts_bytes_in_and_out_or_what_a_cut_exchange_keeps(tmp_path
     writer.close()
     with sqlite3.connect(tmp_path / "c.sqlite3") as db:
         assert db.execute("SELECT path FROM exchanges").fetchall() == [("/cut",)]
+
+
+def test_a_batch_larger_than_one_exchange_at_the_cap_is_stored(tmp_path):
+    """The agent captures more than body_cap (the store cuts): a batch holding a body far over
+    the cap is read and stored, capped, with the exchange beside it (the store's frame bound was
+    one exchange's: such a batch was skipped unread, flush() said yes, and both were lost)."""
+    path = tmp_path / "c.sqlite3"
+    writer = open_writer(CaptureSettings(path=path, body_cap=1024, queue_bytes=8 << 20))
+    assert isinstance(writer, CaptureWriter)
+    writer.submit("api", exchange("POST", "/big", req_body=b"x" * 3_000_000))
+    writer.submit("api", exchange("GET", "/small"))
+    assert writer.flush()
+    assert (writer.written, writer.dropped) == (2, 0)
+    writer.close()
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT path, length(req_body), req_truncated FROM exchanges ORDER BY id"
+        ).fetchall()
+    assert rows == [("/big", 1024, 1), ("/small", 0, 0)]
