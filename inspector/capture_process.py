@@ -38,6 +38,7 @@ from inspector.message_rows import MessageUpdate
 from inspector.model import StoredExchange, prepare
 from inspector.redact import Redactor
 from inspector.settings import CaptureSettings
+from inspector.spooler import FRAME_OVERHEAD
 from inspector.store import CaptureStore
 from relay.events import RequestRecord
 
@@ -65,8 +66,14 @@ def settings_from_json(text: str) -> CaptureSettings:
 
 
 def max_frame(settings: CaptureSettings) -> int:
-    """The longest frame an honest agent sends: two bodies at the cap, two heads, six names."""
-    return 2 * settings.body_cap + 2 * 1024 * 1024 + 6 * pc.MAX_TEXT
+    """The longest frame an honest agent sends: a batch of all it may have in flight (its heads
+    and bodies within queue_bytes, each row's numbers and address within FRAME_OVERHEAD, as the
+    spooler counts them), and never less than one exchange with two bodies at the cap.
+
+    (The agent captures more than body_cap, the store cuts: a bound of one exchange at the cap,
+    made for the retired one-exchange frame, skipped whole batches unread.)"""
+    batch = settings.queue_bytes + settings.queue_size * FRAME_OVERHEAD
+    return max(batch, 2 * settings.body_cap + 2 * 1024 * 1024 + 6 * pc.MAX_TEXT)
 
 
 def error_json(exc: StoreError) -> dict[str, str]:
@@ -123,8 +130,6 @@ class StoreLoop:
             while item is not None:
                 if item is _EOF:
                     stopping = True
-                elif item.kind == pc.RECORD:
-                    self._take(item.payload, batch)
                 elif item.kind == pr.RECORDS:
                     self._take_batch(item.payload, batch)
                 elif item.kind == pr.TUNNEL:
@@ -136,7 +141,7 @@ class StoreLoop:
                     if token is not None:
                         waiters = flushed if item.kind == pc.FLUSH else self.index_waiters
                         waiters.append(token)
-                else:
+                else:  # a kind nobody sends (1 among them: the retired one-exchange frame)
                     self.unreadable += 1
                 if (
                     stopping
@@ -168,18 +173,6 @@ class StoreLoop:
         except pc.FrameError:
             self.unreadable += 1  # nobody can be waiting for a token we cannot read
             return None
-
-    def _take(self, payload: bytes, batch: list[_Entry]) -> None:
-        """One exchange in a frame of its own (pipe_codec.RECORD)."""
-        seq = pc.record_seq(payload)
-        try:
-            decoded = pc.decode_record(payload)
-        except pc.FrameError:
-            self.unreadable += 1
-            if seq is not None:
-                batch.append((seq, 1, None))
-            return
-        self._prepare(decoded.seq, decoded.tunnel, decoded.target, decoded.record, batch)
 
     def _take_tunnel(self, payload: bytes) -> None:
         """A tunnel id's name and local target (pipe_records.TUNNEL), for the records after it.

@@ -17,6 +17,7 @@ from inspector.message_rows import MessageUpdate
 from relay.http.stream_message import StreamMessage
 from tests.inspector.records import exchange, store_process
 from tests.inspector.test_capture_pipe import _answers
+from tests.inspector.test_pipe_records import _row, flat
 
 
 def _update(exchange_id: int = 1, **overrides: object) -> MessageUpdate:
@@ -98,7 +99,8 @@ def test_a_real_writer_stores_good_updates_and_skips_damaged_ones(tmp_path):
     try:
         _answers(proc, pc.READY)
         record = exchange("GET", "/socket", 101)
-        proc.stdin.write(b"".join(pc.record_pieces(1, "api", "", record)))
+        proc.stdin.write(pr.tunnel_frame(0, "api", ""))
+        proc.stdin.write(b"".join(pr.records_pieces(1, flat([_row(record)]))))
         proc.stdin.write(pc.token_frame(pc.FLUSH, 1))
         proc.stdin.flush()
         answers = _answers(proc, pc.FLUSHED)
