@@ -134,6 +134,8 @@ class StoreLoop:
                     self._take_batch(item.payload, batch)
                 elif item.kind == pr.TUNNEL:
                     self._take_tunnel(item.payload)
+                elif item.kind == pc.OVERSIZED:
+                    self._oversized(item.payload, batch)
                 elif item.kind == pc.MESSAGES:
                     self._take_messages(item.payload, messages)
                 elif item.kind in (pc.FLUSH, pc.INDEXED):
@@ -186,6 +188,14 @@ class StoreLoop:
             self.unreadable += 1
             return
         self.tunnels[tunnel_id] = (tunnel, target)
+
+    def _oversized(self, begun: bytes, batch: list[_Entry]) -> None:
+        """A frame over the bound, skipped unread (the decoder counted it): a batch's exchanges
+        are answered as not stored, so the agent counts them dropped and a flush answers."""
+        if begun[:1] == bytes((pr.RECORDS,)):
+            seqs = pr.records_seqs(begun[1:])
+            if seqs is not None:
+                batch.append((seqs[0], seqs[1], None))
 
     def _take_batch(self, payload: bytes, batch: list[_Entry]) -> None:
         """A batch of exchanges (pipe_records.RECORDS): unreadable, all of it is answered as

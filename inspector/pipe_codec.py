@@ -27,6 +27,12 @@ FLUSHED = 20  # token
 INDEXED_DONE = 21  # token
 FAILED = 22  # JSON {"kind", "path", "message"}: the store failed while running; writing stops
 
+# Never on the wire: the decoder's word for a frame over its bound, skipped unread. Its payload
+# is the frame's kind byte and up to OVERSIZED_PREFIX bytes of its payload (a batch's head: the
+# store answers those exchanges as not stored rather than leaving them unanswered).
+OVERSIZED = 0
+OVERSIZED_PREFIX = 16
+
 _LEN = struct.Struct("<I")
 _TOKEN = struct.Struct("<Q")
 MAX_TEXT = 64 * 1024  # tunnel, target, path, client: each at most this long
@@ -74,7 +80,8 @@ def decode_json(payload: bytes) -> dict[str, str]:
 
 class FrameDecoder:
     """Bytes in, whole frames out. A frame over ``max_frame`` is skipped unread (and counted in
-    ``skipped``), so a length gone wrong costs that frame, not the stream."""
+    ``skipped``), so a length gone wrong costs that frame, not the stream; what it began with
+    comes out as an :data:`OVERSIZED` item."""
 
     def __init__(self, max_frame: int) -> None:
         self.max_frame = max_frame
@@ -95,7 +102,13 @@ class FrameDecoder:
         while end - pos >= _LEN.size:
             (size,) = _LEN.unpack_from(buffer, pos)
             if size == 0 or size > self.max_frame:
+                start = pos + _LEN.size
+                keep = min(size, 1 + OVERSIZED_PREFIX)
+                if end - start < keep:
+                    break  # its kind and first bytes are not all here yet
                 self.skipped += 1
+                if size:
+                    out.append(Item(OVERSIZED, bytes(buffer[start : start + keep])))
                 pos += _LEN.size
                 available = min(size, end - pos)
                 pos += available
