@@ -200,6 +200,17 @@ def _answers(proc: subprocess.Popen[bytes], until: int) -> list[pc.Item]:
     raise AssertionError(f"no answer of kind {until}: {out}")
 
 
+def sent_and_flushed(proc: subprocess.Popen[bytes], frames: list[bytes]) -> tuple[list, list]:
+    """Write ``frames`` to a store process, wait for the FLUSHED they end with; the seqs it
+    answered as stored, and as not stored."""
+    assert proc.stdin is not None
+    proc.stdin.write(b"".join(frames))
+    proc.stdin.flush()
+    answers = [i for i in _answers(proc, pc.FLUSHED) if i.kind == pc.STORED]
+    stored = [seq for i in answers for seq, _ in pr.stored_pairs(i.payload)]
+    return stored, [seq for i in answers for seq in pr.dropped_seqs(i.payload)]
+
+
 def test_hostile_frames_on_the_pipe_do_not_stop_the_writer_process(tmp_path):
     settings = CaptureSettings(
         path=tmp_path / "c.sqlite3", body_cap=1024, queue_bytes=1 << 20, queue_size=100
@@ -221,12 +232,8 @@ def test_hostile_frames_on_the_pipe_do_not_stop_the_writer_process(tmp_path):
             _batch(42, [good]),
             pc.token_frame(pc.FLUSH, 7),
         ]
-        proc.stdin.write(b"".join(hostile))
-        proc.stdin.flush()
-        answers = _answers(proc, pc.FLUSHED)
-        stored = [p for i in answers if i.kind == pc.STORED for p in pr.stored_pairs(i.payload)]
-        dropped = [s for i in answers if i.kind == pc.STORED for s in pr.dropped_seqs(i.payload)]
-        assert [seq for seq, _ in stored] == [42]
+        stored, dropped = sent_and_flushed(proc, hostile)
+        assert stored == [42]
         assert 41 in dropped
         assert proc.poll() is None  # still running
         proc.stdin.close()  # EOF: the process ends on its own
@@ -252,16 +259,17 @@ def test_the_retired_kind_1_is_refused_like_any_unknown_kind(tmp_path):
     try:
         assert [i.kind for i in _answers(proc, pc.READY)] == [pc.READY]
         payload = _batch(1, [exchange("GET", "/once")])[5:]  # a RECORDS payload, seq 1
-        proc.stdin.write(pr.tunnel_frame(0, "api", TARGET))
-        proc.stdin.write(pc.frame(RETIRED_RECORD, payload))
-        proc.stdin.write(pc.frame(200, payload))
-        proc.stdin.write(pc.frame(pr.RECORDS, payload))
-        proc.stdin.write(pc.token_frame(pc.FLUSH, 1))
-        proc.stdin.flush()
-        answers = _answers(proc, pc.FLUSHED)
-        stored = [p for i in answers if i.kind == pc.STORED for p in pr.stored_pairs(i.payload)]
-        dropped = [s for i in answers if i.kind == pc.STORED for s in pr.dropped_seqs(i.payload)]
-        assert [seq for seq, _ in stored] == [1] and dropped == []
+        stored, dropped = sent_and_flushed(
+            proc,
+            [
+                pr.tunnel_frame(0, "api", TARGET),
+                pc.frame(RETIRED_RECORD, payload),
+                pc.frame(200, payload),
+                pc.frame(pr.RECORDS, payload),
+                pc.token_frame(pc.FLUSH, 1),
+            ],
+        )
+        assert stored == [1] and dropped == []
         proc.stdin.close()
         assert proc.wait(30) == 0
         assert b" 2 unreadable frame(s) skipped" in proc.stderr.read()

@@ -11,7 +11,7 @@ from inspector import pipe_codec as pc
 from inspector import pipe_records as pr
 from inspector.capture_process import max_frame
 from tests.inspector.records import exchange, store_process
-from tests.inspector.test_capture_pipe import _answers, _batch
+from tests.inspector.test_capture_pipe import _answers, _batch, sent_and_flushed
 
 
 def test_the_decoder_says_what_an_oversized_frame_began_with_however_it_is_split():
@@ -52,12 +52,8 @@ def test_an_oversized_batch_is_answered_as_not_stored(tmp_path):
             _batch(62, [exchange("GET", "/kept")]),
             pc.token_frame(pc.FLUSH, 4),
         ]
-        proc.stdin.write(b"".join(sent))
-        proc.stdin.flush()
-        answers = _answers(proc, pc.FLUSHED)
-        stored = [p for i in answers if i.kind == pc.STORED for p in pr.stored_pairs(i.payload)]
-        dropped = [s for i in answers if i.kind == pc.STORED for s in pr.dropped_seqs(i.payload)]
-        assert [seq for seq, _ in stored] == [62]
+        stored, dropped = sent_and_flushed(proc, sent)
+        assert stored == [62]
         assert sorted(dropped) == [60, 61]
         proc.stdin.close()
         assert proc.wait(30) == 0
