@@ -90,7 +90,7 @@ class Originals:
 
     def put_batch(self, first_seq: int, requests: Requests) -> None:
         """Keep a batch's requests (seqs first_seq...), as the writer's sender took them
-        (pipe_records.requests: heads, bodies, flags, and their bytes in all)."""
+        (pipe_records.pack_batch: heads, bodies, flags, and their bytes in all)."""
         heads, bodies, flags, nbytes = requests
         with self._lock:
             self._batches.append(_Batch(first_seq, heads, bodies, flags, nbytes))

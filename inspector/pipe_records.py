@@ -47,8 +47,6 @@ Row = tuple[
 FLOATS, INTS, TEXTS, BLOBS = 3, 7, 1, 4
 COLUMNS = FLOATS + 3 + TEXTS + BLOBS  # a Row's columns, the lengths not among them
 ROW = COLUMNS + 1  # a row's items in the writer's flat outbox (the running total last)
-# Where a row keeps its flags, the request's head and body.
-_FLAGS, _REQUEST_HEAD, _REQUEST_BODY = 3, 7, 9
 # A batch's requests, for replays (inspector.originals): heads, bodies, flags, and their bytes.
 Requests = tuple[Sequence[bytes], Sequence[bytes], Sequence[int], int]
 NO_CAPTURE = 2  # the request's cut flag when the exchange had no capture at all
@@ -67,15 +65,10 @@ _START = struct.Struct("<IB")  # the frame's length and kind (pipe_codec's frami
 MAX_ROWS = 1 << 20  # exchanges per frame at most (the writer's queue_size is far below)
 
 
-def records_pieces(first_seq: int, flat: list[Any]) -> list[bytes]:
-    """A RECORDS frame of the rows in ``flat`` (each :data:`Row`'s ROW items, one row after the
-    other; seqs first_seq, first_seq + 1, ...), as pieces to write."""
-    return pack_batch(first_seq, flat)[0]
-
-
 def pack_batch(first_seq: int, flat: list[Any]) -> tuple[list[bytes], Requests]:
-    """The RECORDS frame of the rows in ``flat`` as pieces to write (see records_pieces), and
-    their requests, for replays: heads, bodies, flags, and the bytes of those heads and bodies.
+    """The RECORDS frame of the rows in ``flat`` (each :data:`Row`'s ROW items, one row after the
+    other; seqs first_seq, first_seq + 1, ...) as pieces to write, and their requests, for
+    replays: heads, bodies, flags, and the bytes of those heads and bodies.
 
     Numbers go through ``struct`` a column at a time (an ``array`` built from an iterable parses
     each item with PyArg_Parse: several times the cost); texts are joined with NUL between them
@@ -106,12 +99,6 @@ def pack_batch(first_seq: int, flat: list[Any]) -> tuple[list[bytes], Requests]:
     # One copy of the bodies, into the frame (a batch is bounded by the writer's queue_bytes).
     body = b"".join((head, numbers, encoded, *b0, *b1, *b2, *b3))
     return [_START.pack(1 + len(body), RECORDS), body], (b0, b2, n0, kept)
-
-
-def requests(flat: list[Any]) -> Requests:
-    """The requests of the rows in ``flat`` (as pack_batch gives them), for replays (tests)."""
-    heads, bodies = flat[_REQUEST_HEAD::ROW], flat[_REQUEST_BODY::ROW]
-    return heads, bodies, flat[_FLAGS::ROW], sum(map(len, heads)) + sum(map(len, bodies))
 
 
 def tunnel_frame(tunnel_id: int, tunnel: str, target: str) -> bytes:
@@ -222,9 +209,11 @@ def decode_records(
 
 
 def is_request_line(head: bytes) -> bool:
-    """Whether ``head`` starts with a request line the store reads (a path without NUL)."""
-    line = _REQUEST_LINE.match(head)
-    return line is not None and len(line[2]) <= MAX_TEXT and b"\0" not in line[2]
+    """Whether ``head`` starts with a request line the store reads and keeps."""
+    try:
+        return _request_line(0, head)[0] != ""
+    except FrameError:
+        return False
 
 
 def _request_line(seq: int, head: bytes) -> tuple[str, str, str]:

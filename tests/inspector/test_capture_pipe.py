@@ -50,7 +50,7 @@ def _frames(data: bytes, max_size: int = 1 << 20) -> list[pc.Item]:
 
 def _batch(first: int, records: list[RequestRecord], tunnel_id: int = 0) -> bytes:
     """One RECORDS frame of ``records`` (seqs first, first + 1, ...), as the writer packs it."""
-    return b"".join(pr.records_pieces(first, flat([_row(r, tunnel_id) for r in records])))
+    return b"".join(pr.pack_batch(first, flat([_row(r, tunnel_id) for r in records]))[0])
 
 
 def _sent(first: int, records: list[RequestRecord]) -> bytes:

@@ -100,7 +100,7 @@ def test_a_real_writer_stores_good_updates_and_skips_damaged_ones(tmp_path):
         _answers(proc, pc.READY)
         record = exchange("GET", "/socket", 101)
         proc.stdin.write(pr.tunnel_frame(0, "api", ""))
-        proc.stdin.write(b"".join(pr.records_pieces(1, flat([_row(record)]))))
+        proc.stdin.write(b"".join(pr.pack_batch(1, flat([_row(record)]))[0]))
         proc.stdin.write(pc.token_frame(pc.FLUSH, 1))
         proc.stdin.flush()
         answers = _answers(proc, pc.FLUSHED)

@@ -50,7 +50,7 @@ def flat(rows: list[pr.Row]) -> list[object]:
 
 
 def _payload(first: int, rows: list[pr.Row]) -> bytes:
-    (item,) = pc.FrameDecoder(1 << 26).feed(b"".join(pr.records_pieces(first, flat(rows))))
+    (item,) = pc.FrameDecoder(1 << 26).feed(b"".join(pr.pack_batch(first, flat(rows))[0]))
     assert item.kind == pr.RECORDS
     return item.payload
 
@@ -215,8 +215,8 @@ def test_answers_release_whole_batches_and_count_what_the_store_skipped():
     originals = Originals()
     flight = InFlight(originals)
     rows = [_row(exchange("GET", f"/{i}"), total=100 * (i + 1)) for i in range(6)]
-    flight.sent(1, 3, pr.requests(flat(rows[:3])), 300)
-    flight.sent(4, 3, pr.requests(flat(rows[3:])), 300)
+    flight.sent(1, 3, pr.pack_batch(1, flat(rows[:3]))[1], 300)
+    flight.sent(4, 3, pr.pack_batch(1, flat(rows[3:]))[1], 300)
     seen: list[tuple[int, int, int]] = []
     flight.answered_runs([(1, 50, 2)], 6, lambda *run: seen.append(run))
     assert (flight.answered, flight.released_bytes, len(originals)) == (2, 0, 0)
@@ -237,16 +237,16 @@ def test_answers_release_whole_batches_and_count_what_the_store_skipped():
 def test_originals_in_batches_are_bounded_by_count_and_bytes():
     kept = Originals(max_entries=4, max_bytes=10_000)
     rows = [_row(exchange("GET", f"/{i}")) for i in range(9)]
-    kept.put_batch(1, pr.requests(flat(rows[:3])))
+    kept.put_batch(1, pr.pack_batch(1, flat(rows[:3]))[1])
     kept.put_run(100, 1, 3)
-    kept.put_batch(4, pr.requests(flat(rows[3:6])))
+    kept.put_batch(4, pr.pack_batch(1, flat(rows[3:6]))[1])
     kept.put_run(103, 4, 3)
     assert len(kept) == 6  # over the count by less than the oldest batch: kept whole
-    kept.put_batch(7, pr.requests(flat(rows[6:])))
+    kept.put_batch(7, pr.pack_batch(1, flat(rows[6:]))[1])
     kept.put_run(106, 7, 3)
     assert len(kept) == 6 and kept.get(100) is None and kept.get(103) is not None
     big = [_row(exchange("POST", "/big", req_body=b"x" * 40_000))]
-    kept.put_batch(10, pr.requests(flat(big)))  # its request's bytes alone over the bound
+    kept.put_batch(10, pr.pack_batch(1, flat(big))[1])  # its request's bytes alone over the bound
     kept.put_run(109, 10, 1)
     assert kept.get(109) is None  # over the bytes bound by itself: not kept
     kept.clear()
@@ -259,7 +259,7 @@ def test_originals_keep_a_batchs_requests_alone_with_their_cut_flags():
     plain = exchange("GET", "/plain")
     plain.capture = None
     rows = flat([_row(cut), _row(whole), _row(plain)])
-    heads, bodies, flags, nbytes = requests = pr.requests(rows)
+    heads, bodies, flags, nbytes = requests = pr.pack_batch(1, rows)[1]
     assert pr.pack_batch(1, rows)[1] == requests  # what the sender keeps, taken as it packs
     # The responses are neither held nor counted: only what a replay sends.
     assert nbytes == sum(map(len, heads)) + sum(map(len, bodies)) < 5000
@@ -278,7 +278,7 @@ def test_the_limits_move_with_the_answers_and_drop_to_nothing_when_the_store_fai
     flight = InFlight(Originals(), max_count=5, max_bytes=1000)
     assert (flight.count_limit, flight.bytes_limit) == (5, 1000)
     rows = [_row(exchange("GET", f"/{i}")) for i in range(3)]
-    flight.sent(1, 3, pr.requests(flat(rows)), 600)
+    flight.sent(1, 3, pr.pack_batch(1, flat(rows))[1], 600)
     flight.answered_runs([(1, 10, 2)], 3, lambda *run: None)
     assert (flight.count_limit, flight.bytes_limit) == (7, 1000)  # the batch is not all answered
     flight.answered_runs([(3, 12, 1)], 3, lambda *run: None)

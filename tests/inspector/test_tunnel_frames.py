@@ -13,7 +13,7 @@ from tests.inspector.test_pipe_records import _row, flat
 
 
 def _batch(first: int, rows: list[pr.Row]) -> bytes:
-    return b"".join(pr.records_pieces(first, flat(rows)))
+    return b"".join(pr.pack_batch(first, flat(rows))[0])
 
 
 def test_the_store_process_names_batches_by_tunnel_id_and_refuses_unnamed_ids(tmp_path):
