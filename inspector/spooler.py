@@ -51,7 +51,9 @@ def spool_limit(settings_text: str) -> int:
 def start_store(argv: list[str]) -> subprocess.Popen[bytes]:
     """The store process, with this process's stdout (the agent's answers) and stderr."""
     return subprocess.Popen(
-        [sys.executable, "-m", "inspector.capture_process", *argv[1:]],
+        # -P: not the working directory first on the module path, where a user's own
+        # inspector.py would be imported instead of this package.
+        [sys.executable, "-P", "-m", "inspector.capture_process", *argv[1:]],
         stdin=subprocess.PIPE,
         close_fds=True,
     )

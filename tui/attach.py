@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 from textual.binding import Binding
@@ -15,6 +14,7 @@ from profiles.errors import ProfilesError
 from profiles.store import fingerprint_on_disk, load
 from tui.screens.confirm import ConfirmScreen
 from tui.service.remote import RemoteHost, attach_if_running
+from tui.service.unit import cli_command
 
 if TYPE_CHECKING:
     from tui.app import MolehillApp
@@ -128,10 +128,8 @@ def _lost(app: MolehillApp, why: str) -> None:
 
 
 async def _restart(app: MolehillApp) -> None:
-    command = [sys.executable, "-m", "tui.cli", "--profiles", str(app.profiles_path)]
-    done = await asyncio.to_thread(
-        subprocess.run, [*command, "service", "start"], capture_output=True, text=True
-    )
+    command = [*cli_command(app.profiles_path), "service", "start"]
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
     if done.returncode != 0:
         app.notify(f"the service did not start: {done.stderr.strip()}", severity="error")
         return

@@ -60,6 +60,48 @@ def test_the_store_runs_at_idle_priority_and_the_spooler_does_not(tmp_path):
     assert writer.written == 1
 
 
+def test_the_store_leaves_the_front_ends_session_for_a_lowest_weight_group(tmp_path):
+    """With autogroups the kernel shares a core between sessions first: in the agent's session
+    the store took the agent's share whenever the agent waited. In a session of its own, at the
+    lowest group weight, it gets only what no session wants."""
+    writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3"))
+    assert isinstance(writer, CaptureWriter)
+    try:
+        store = _store_pid(writer)
+        assert os.getsid(store) == store
+        assert os.getsid(writer.pid) == os.getsid(0)  # the spooler stays with its front end
+        group = Path(f"/proc/{store}/autogroup")
+        if group.exists():  # kernels built with CONFIG_SCHED_AUTOGROUP
+            assert group.read_text().split()[-1] == "19", group.read_text()
+            assert group.read_text() != Path("/proc/self/autogroup").read_text()
+        writer.submit("api", exchange("GET", "/own-group"))
+        assert writer.flush()
+    finally:
+        writer.close()
+    assert writer.written == 1
+
+
+def test_a_users_inspector_module_in_the_working_directory_is_never_imported(tmp_path, monkeypatch):
+    """`molehill http` runs in the user's project: its own inspector.py (or a package of that
+    name) must not replace the store's code (`python -m` would import it from there first)."""
+    project = tmp_path / "project"
+    (project / "inspector").mkdir(parents=True)
+    marker = tmp_path / "imported"
+    (project / "inspector" / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n"
+    )
+    monkeypatch.chdir(project)
+    writer = open_writer(CaptureSettings(path=tmp_path / "c.sqlite3"))
+    assert isinstance(writer, CaptureWriter), writer
+    try:
+        writer.submit("api", exchange("GET", "/from-a-project"))
+        assert writer.flush()
+    finally:
+        writer.close()
+    assert writer.written == 1
+    assert not marker.exists()
+
+
 def test_a_store_that_gets_no_cpu_never_blocks_the_sender_nor_loses_anything(tmp_path):
     """The store process stopped (as if starved by a saturated core): everything submitted
     crosses the pipe into the spooler's memory, far beyond the pipes' buffers, and is stored

@@ -64,3 +64,31 @@ def test_an_existing_unit_is_kept_unless_forced(tmp_path):
     assert unit.read_text() == "# mine\n"
     done = _install(tmp_path, profiles, "--name", "tunnels", "--force")
     assert done.returncode == 0 and "[Service]" in unit.read_text()
+
+
+def test_the_units_command_never_imports_from_the_working_directory(tmp_path):
+    """`-m` would put the working directory first on the module path (a user's tui.py there
+    would run instead of molehill); the unit, `service start`'s child and the dashboard's
+    restart all start molehill with -P."""
+    from tui.service.unit import cli_command, unit_text
+
+    profiles = tmp_path / "p.toml"
+    assert cli_command(profiles, "/usr/bin/python3")[:4] == [
+        "/usr/bin/python3",
+        "-P",
+        "-m",
+        "tui.cli",
+    ]
+    exec_start = next(
+        line for line in unit_text(profiles).splitlines() if line.startswith("ExecStart=")
+    )
+    assert " -P -m tui.cli --profiles " in exec_start
+    assert exec_start.endswith(" service run")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "tui.py").write_text("raise SystemExit('the project tui.py ran')\n")
+    done = subprocess.run(
+        [*cli_command(profiles), "--version"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("molehill ")

@@ -23,7 +23,7 @@ from tui.service.client import ServiceConnection, ServiceGone
 from tui.service.paths import ServicePaths, make_private_dir, service_paths
 from tui.service.pidlock import Running, alive, read_running
 from tui.service.status_table import status_lines
-from tui.service.unit import unit_dir, unit_text
+from tui.service.unit import cli_command, unit_dir, unit_text
 
 START_TIMEOUT = 20.0  # seconds for a new service to answer on its socket
 STOP_TIMEOUT = 30.0  # seconds for a stopping service to close its tunnels and exit
@@ -88,8 +88,7 @@ def _where(running: Running) -> str:
 
 
 def _child_args(args: argparse.Namespace, paths: ServicePaths) -> list[str]:
-    command = [sys.executable, "-m", "tui.cli", "--profiles", str(paths.profiles)]
-    command += ["service", "run", "--detached"]
+    command = [*cli_command(paths.profiles), "service", "run", "--detached"]
     if getattr(args, "no_capture", False):
         command.append("--no-capture")
     if getattr(args, "no_api", False):

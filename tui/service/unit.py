@@ -15,9 +15,16 @@ def _quoted(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def cli_command(profiles: Path, python: str | None = None) -> list[str]:
+    """``python -P -m tui.cli --profiles PROFILES``: molehill's CLI in a new process.
+
+    ``-P``: ``-m`` would put the working directory first on the module path, so a ``tui.py``
+    (or ``inspector/``, ``relay/`` ...) in the user's project would run instead of molehill."""
+    return [python or sys.executable, "-P", "-m", "tui.cli", "--profiles", str(profiles)]
+
+
 def unit_text(profiles: Path, python: str | None = None) -> str:
-    command = [python or sys.executable, "-m", "tui.cli", "--profiles", str(profiles)]
-    command += ["service", "run"]
+    command = [*cli_command(profiles, python), "service", "run"]
     return f"""[Unit]
 Description=molehill tunnels ({profiles})
 
