@@ -30,8 +30,10 @@ INLINE_BODY_MAX = 4096  # longer bodies go through a file: command lines have a 
 
 
 def body_needs_file(data: bytes) -> bool:
-    """Whether a body cannot go on a command line: long, not UTF-8, or with control characters."""
-    if len(data) > INLINE_BODY_MAX:
+    """Whether a body cannot go on a command line: long, not UTF-8, with control characters, or
+    starting with ``@`` (curl would read the file of that name: a visitor's body ``@.env`` would
+    send the project's secrets wherever the command sends it)."""
+    if len(data) > INLINE_BODY_MAX or data.startswith(b"@"):
         return True
     try:
         text = data.decode("utf-8")

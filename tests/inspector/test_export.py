@@ -102,6 +102,12 @@ ORIGINALS = {
         b"X-Trace: two\r\nUser-Agent: $(rm -rf ~) `x` 'y'\r\n\r\n"
     ),
     "head": b"HEAD /health HTTP/1.1\r\nHost: app.tunnel.example\r\nAccept: text/html\r\n\r\n",
+    # curl reads `--data-binary @NAME` from the file NAME: a visitor's body that starts with @
+    # must not make the developer's curl send one of their files (the test plants one).
+    "post-at-a-file-name": (
+        b"POST /hook HTTP/1.1\r\nHost: app.tunnel.example\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 11\r\n\r\n@secret.txt"
+    ),
     "large-text-no-expect": (
         b"PUT /big HTTP/1.1\r\nHost: app.tunnel.example\r\nContent-Length: 2000000\r\n\r\n"
         + b"a" * 2_000_000
@@ -122,6 +128,7 @@ def test_the_curl_command_resends_the_request_byte_for_byte(tmp_path, server, na
     assert printed.returncode == 0, printed.stderr
     command = printed.stdout.strip()
     assert command.startswith("curl ") and "\n" not in command
+    (tmp_path / "secret.txt").write_text("a file of the developer's, never sent")
     ran = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert server.received == [original]
