@@ -28,6 +28,7 @@ from inspector import (
 from inspector.export import body_needs_file, curl_command, har_log
 from inspector.messages_view import messages_json, messages_lines
 from inspector.model import StoredBody, StoredExchange
+from inspector.terminal_text import has_controls, visible
 from tui.bodies import hexdump
 from tui.commands.requests_replay import add_parsers as add_replay_parsers
 from tui.format import human_size, ms
@@ -148,7 +149,7 @@ def run_list(args: argparse.Namespace) -> int:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
         print(
             f"{e.id:>7}  {stamp}  {e.tunnel[:12]:12}  {e.method[:7]:7} {e.status or '---':>6} "
-            f"{ms(e.duration_ms):>9} {human_size(e.bytes_in + e.bytes_out):>8}  {e.path}"
+            f"{ms(e.duration_ms):>9} {human_size(e.bytes_in + e.bytes_out):>8}  {visible(e.path)}"
         )
     return 0
 
@@ -181,7 +182,7 @@ def _body_lines(label: str, body: StoredBody) -> list[str]:
     if body.truncated:
         note += f", cut at {len(body.data)}" + (f" (sha256 {body.sha256})" if body.sha256 else "")
     text = body.text()
-    shown = hexdump(body.data) if text is None or body_needs_file(body.data) else text
+    shown = hexdump(body.data) if text is None or has_controls(text) else text
     return [f"-- {note}", shown]
 
 
@@ -206,25 +207,30 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps(data))
         return 0
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-    print(
+    out = [
         f"#{e.id}  {e.tunnel}  {stamp}  from {e.client}  {ms(e.duration_ms)}"
-        f" (first byte {ms(e.ttfb_ms)})"
-    )
-    print()
+        f" (first byte {ms(e.ttfb_ms)})",
+        "",
+    ]
     if e.request_head:
-        print(e.request_head.decode("latin-1").rstrip("\r\n").replace("\r\n", "\n"))
+        out.append(e.request_head.decode("latin-1").rstrip("\r\n"))
     else:
-        print(f"{e.method} {e.path} HTTP/{e.http_version}\n(heads and bodies were not captured)")
-    print("\n".join(_body_lines("request", e.request_body)))
-    print()
+        out += [
+            f"{e.method} {e.path} HTTP/{e.http_version}",
+            "(heads and bodies were not captured)",
+        ]
+    out += _body_lines("request", e.request_body)
+    out.append("")
     if e.response_head:
-        print(e.response_head.decode("latin-1").rstrip("\r\n").replace("\r\n", "\n"))
+        out.append(e.response_head.decode("latin-1").rstrip("\r\n"))
     else:
-        print(f"(no response: status {e.status or 'none'})")
-    print("\n".join(_body_lines("response", e.response_body)))
+        out.append(f"(no response: status {e.status or 'none'})")
+    out += _body_lines("response", e.response_body)
     if lines := messages_lines(e):
-        print()
-        print("\n".join(lines))
+        out += ["", *lines]
+    # Visitors' text on the terminal: escape sequences in a header or a message are shown, not
+    # obeyed (an OSC 52 one would fill the clipboard).
+    print(visible("\n".join(out), lines=True))
     return 0
 
 

@@ -23,6 +23,7 @@ from inspector.message import EditError, ReplayRequest, from_text
 from inspector.redact import MARKER, Redactor
 from inspector.replay import ReplayError, carries_marker, from_exchange, replay, store_replay
 from inspector.resign import KINDS, ResignError, parse_secret_flag, resign
+from inspector.terminal_text import visible
 from profiles.errors import ProfilesError
 from profiles.paths import resolve_profiles_path
 from profiles.store import load
@@ -212,5 +213,5 @@ def run_diff(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     else:
-        print("\n".join(result.lines()))
+        print(visible("\n".join(result.lines()), lines=True))  # the responses' text: no controls
     return 0

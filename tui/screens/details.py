@@ -17,6 +17,7 @@ from textual.widgets import Footer, Static
 
 from inspector.replay import ReplayError
 from inspector.resign import ResignError
+from inspector.terminal_text import visible
 from relay.events import RequestRecord
 from tui.bodies import describe_body
 from tui.format import human_size, ms, status_class
@@ -34,7 +35,8 @@ def _headers_table(headers: list[tuple[str, str]]) -> Table | Text:
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
     for name, value in headers:
-        table.add_row(name, value)
+        # Text, not str: a str cell is read as markup ("[/b]" in a header raised MarkupError).
+        table.add_row(Text(visible(name)), Text(visible(value)))
     return table
 
 
@@ -42,6 +44,7 @@ def _body(data: bytes, headers: list[tuple[str, str]], truncated: bool) -> Synta
     kind, text = describe_body(data, headers, truncated)
     if kind == "empty":
         return Text("(empty)", style="dim")
+    text = visible(text, lines=True)
     if kind == "json":
         return Syntax(text, "json", theme="ansi_dark", word_wrap=True)
     return Text(text, style="white" if kind == "text" else "dim")
@@ -129,14 +132,14 @@ class RequestDetailsScreen(ModalScreen[None]):
         status = str(r.status) if r.status else "no response"
         title = Text()
         title.append(f"{r.method} ", style="bold")
-        title.append(r.path)
+        title.append(visible(r.path))
         title.append(f"  {status}", style=f"bold {_colour(r.status)}")
         summary = Table.grid(padding=(0, 2))
         summary.add_column(style="dim")
         summary.add_column()
-        summary.add_row("tunnel", self.tunnel)
+        summary.add_row("tunnel", Text(self.tunnel))
         summary.add_row("time", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time)))
-        summary.add_row("client", r.client)
+        summary.add_row("client", Text(visible(r.client)))
         if isinstance(r, StoredRecord):
             if r.original is not None or r.replay_of is not None:
                 of = f" of #{r.replay_of}" if r.replay_of is not None else ""
@@ -144,7 +147,7 @@ class RequestDetailsScreen(ModalScreen[None]):
             if r.history:
                 summary.add_row("from", "the capture store (secrets redacted)")
         if r.failure:
-            summary.add_row("why", Text(_why(r), style="bold red"))
+            summary.add_row("why", Text(visible(_why(r)), style="bold red"))
         summary.add_row("first byte", ms(r.ttfb_ms))
         summary.add_row("duration", ms(r.duration_ms))
         if r.app_ms is not None:
@@ -153,7 +156,8 @@ class RequestDetailsScreen(ModalScreen[None]):
             )
             summary.add_row("tunnel (agent)", ms(r.overhead_ms))
         summary.add_row("sizes", f"{human_size(r.bytes_in)} in, {human_size(r.bytes_out)} out")
-        no_response = Text(f"(none: {r.failure})" if r.failure else "(not captured)", style="dim")
+        failure = visible(r.failure)
+        no_response = Text(f"(none: {failure})" if failure else "(not captured)", style="dim")
         with VerticalScroll(id="details-body"):
             yield Static(title, id="details-title")
             yield Static(summary)

@@ -10,9 +10,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from inspector.diff import ResponseDiff
+from inspector.terminal_text import visible
 
 
 def _styled(line: str) -> Text:
+    line = visible(line, lines=True)  # the responses' own text: no terminal controls
     if line.startswith(("  +", "+")) and not line.startswith("+++"):
         return Text(line, style="green")
     if line.startswith(("  -", "-")) and not line.startswith("---"):
@@ -34,6 +36,6 @@ class DiffScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         lines = self.diff.lines()
         with VerticalScroll(id="diff-body"):
-            yield Static(Text(lines[0], style="bold"), id="diff-title")
+            yield Static(Text(visible(lines[0]), style="bold"), id="diff-title")
             yield Static(Text("\n").join(_styled(line) for line in lines[1:]), id="diff-lines")
         yield Footer()

@@ -11,6 +11,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from inspector.messages_view import preview_text
+from inspector.terminal_text import visible
 from relay.events import MessageLog, StreamMessage
 
 SHOWN = 200  # the newest messages shown; older ones are counted above them
@@ -70,17 +71,18 @@ class MessageList(Static):
         return Group(*parts)  # type: ignore[arg-type]
 
 
-def _row(m: StreamMessage) -> tuple[str, Text, str, str, Text]:
+def _row(m: StreamMessage) -> tuple[str, Text, Text, str, Text]:
     stamp = time.strftime("%H:%M:%S", time.localtime(m.time)) + f".{int(m.time * 1000) % 1000:03d}"
     arrow = Text("→ in", style="cyan") if m.direction == "in" else Text("← out", style="magenta")
-    kind = m.event if m.kind == "event" else m.kind
+    # Text, not str: a str cell is read as markup, and an event's name is the app's to choose.
+    kind = Text(visible(m.event) if m.kind == "event" else m.kind)
     if m.compressed:
-        kind += " (deflate)"
+        kind.append(" (deflate)")
     text = preview_text(m)
     if m.compressed and not m.preview:
         shown = Text("(compressed: no preview)", style="dim")
     elif text is None:
         shown = Text(m.preview[:24].hex(" "), style="dim")
     else:
-        shown = Text(text.replace("\n", "⏎"))
+        shown = Text(visible(text.replace("\n", "⏎")))
     return stamp, arrow, kind, f"{m.size:,} B", shown

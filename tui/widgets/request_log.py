@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from inspector.filters import Filter, parse
+from inspector.terminal_text import visible
 from relay.events import RequestRecord
 from tui.format import human_size, status_class
 from tui.log_records import StoredRecord
@@ -306,7 +307,7 @@ class RequestLog(ScrollView, can_focus=True):
             "status": str(record.status) if record.status else "---",
             "duration": _ms(record.duration_ms),
             "size": human_size(record.bytes_out),
-            "client": record.client,
+            "client": visible(record.client),
         }
         segments = []
         for c in columns:
@@ -314,7 +315,7 @@ class RequestLog(ScrollView, can_focus=True):
             text = f"{text:>{c.width}} " if c.right else f"{text:<{c.width}} "
             style = STATUS_STYLES.get(klass, DIM) if c.key == "status" else c.style
             segments.append(Segment(text, style))
-        path = record.path
+        path = visible(record.path)  # relays pass printable ASCII only; a store may hold anything
         stored = record if isinstance(record, StoredRecord) else None
         if stored is not None and (stored.original is not None or stored.replay_of is not None):
             path = f"↻ {path}"  # a replay
