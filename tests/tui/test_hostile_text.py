@@ -74,8 +74,18 @@ async def test_escape_sequences_and_markup_from_a_visitor_are_shown_not_obeyed(t
                 assert "\\x1b]52;c;" in text and "\\x1b[2J[/b]" in text
                 assert "\x1b" not in _without_styles(text) and "\x9b" not in text
                 assert messages.region.width > 0
+                # The in-app editor would draw the header's CSI as it is: it refuses, and says
+                # where to edit instead.
+                await pilot.press("e")
+                await wait_for(pilot, lambda: _notified(app, "control characters"))
+                assert isinstance(app.screen, RequestDetailsScreen)
+                assert "requests replay ID --edit" in _notified(app, "control characters")
                 await pilot.press("escape")
             assert not isinstance(app.screen, RequestDetailsScreen)
+
+
+def _notified(app, words: str) -> str:  # type: ignore[no-untyped-def]
+    return next((str(n.message) for n in app._notifications if words in str(n.message)), "")
 
 
 def _without_styles(text: str) -> str:

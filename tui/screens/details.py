@@ -17,7 +17,7 @@ from textual.widgets import Footer, Static
 
 from inspector.replay import ReplayError
 from inspector.resign import ResignError
-from inspector.terminal_text import visible
+from inspector.terminal_text import has_controls, visible
 from relay.events import RequestRecord
 from tui.bodies import describe_body
 from tui.format import human_size, ms, status_class
@@ -94,6 +94,15 @@ class RequestDetailsScreen(ModalScreen[None]):
             return
         if (why := request.editable()) is not None:
             self.notify(f"cannot edit this request: {why}", severity="error")
+            return
+        if has_controls(request.to_text()):
+            # The editor draws its text as it is, and a terminal obeys the escape sequences in
+            # it: a visitor's request is edited in $EDITOR, which shows them as ^[.
+            self.notify(
+                "cannot edit this request here: it holds control characters; "
+                "use `molehill requests replay ID --edit` (opens $EDITOR)",
+                severity="error",
+            )
             return
 
         def send(edited: object) -> None:
