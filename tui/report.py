@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Protocol
 
+from inspector.terminal_text import visible
 from relay.events import (
     AgentEvent,
     ConnectionRecord,
@@ -136,7 +137,7 @@ class Reporter:
         # Refusals go to stderr in human mode: they are the error message of a failed command.
         if isinstance(event, TunnelRefused) and not self.as_json:
             self.flush()
-            print(f"molehill: {line}", file=sys.stderr, flush=True)
+            print(f"molehill: {visible(line)}", file=sys.stderr, flush=True)
             return
         self._pending.append(line + "\n")
         if not isinstance(event, RequestRecord):
@@ -157,7 +158,9 @@ class Reporter:
         """Write the pending lines now."""
         self._flush_scheduled = False
         if self._pending:
-            text = "".join(self._pending)
+            # Paths, URLs and reasons come from the relay and the visitors: their control
+            # characters are spelled out, never obeyed by the terminal (one scan per write).
+            text = visible("".join(self._pending), lines=True)
             self._pending.clear()
             self.out.write(text)
         self.out.flush()

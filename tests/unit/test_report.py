@@ -113,3 +113,24 @@ def test_a_link_of_an_agent_with_several_links_reads_as_a_line_and_json():
         "links_up": 2,
         "links": 2,
     }
+
+
+def test_control_characters_from_a_relay_or_a_visitor_are_spelled_out(capsys):
+    """A relay chooses the URL and the refusal message, and paths come through it: a hostile or
+    broken one must not drive the terminal (OSC 52 would fill the clipboard)."""
+    from relay.events import TunnelRefused
+
+    out = CountingStream()
+    report = Reporter(as_json=False, out=out)
+    report(TunnelOpen("web", "http://web.example\x1b]52;c;ZWNobyBoaQ==\x07", "127.0.0.1:3000"))
+    report(record("/\x1b[2J\u009b31m"))
+    report.flush()
+    text = out.getvalue()
+    assert "\\x1b]52;c;ZWNobyBoaQ==\\x07" in text and "/\\x1b[2J\\x9b31m" in text
+    assert all(c in "\n" or c >= " " for c in text) and "\x9b" not in text
+    report(TunnelRefused("web", "taken", "name taken\x1b[2J"))
+    assert "name taken\\x1b[2J" in capsys.readouterr().err
+    as_json = CountingStream()
+    Reporter(as_json=True, out=as_json)(record("/\x1b[2J"))
+    assert json.loads(as_json.getvalue())["path"] == "/\x1b[2J"  # JSON keeps it, escaped
+    assert "\x1b" not in as_json.getvalue()
