@@ -12,9 +12,11 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.widgets import OptionList
 
 from inspector import CaptureSettings
+from inspector.terminal_text import visible
 from profiles.errors import ProfilesError
 from profiles.model import Profile
 from profiles.store import LoadedProfiles, load
@@ -87,6 +89,26 @@ class MolehillApp(InspectorHooks, DashboardKeys):
         self._sidebar_signature: tuple[object, ...] = ()
 
     # -- layout ----------------------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification as plain text: they carry a relay's refusal, a network error, a
+        replay's failure, not words of ours. Read as markup, a ``[/bold]`` in one raised
+        MarkupError when its toast was drawn and ended the dashboard with its tunnels."""
+        super().notify(
+            visible(message, lines=True),
+            title=title,
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def compose(self) -> ComposeResult:
         yield SteadyStatic(id="relay-bar")

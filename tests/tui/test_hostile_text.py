@@ -13,6 +13,7 @@ import io
 import pytest
 from rich.console import Console
 from textual.widgets import Static
+from textual.widgets._toast import Toast
 from websockets.asyncio.client import connect
 
 from inspector import CaptureSettings
@@ -92,3 +93,21 @@ def _without_styles(text: str) -> str:
     """The console's own output has no styles (color_system None) but may reset them; a raw ESC
     left in the text can only have come from the visitor."""
     return text.replace("\x1b[0m", "")
+
+
+async def test_a_notification_with_text_that_looks_like_markup_is_shown_as_it_is(tmp_path):
+    """Notifications carry a relay's refusal message, a replay's error, a service's stderr: not
+    the dashboard's words. Read as markup, `[/bold]` in one raised MarkupError and ended the app
+    (and its tunnels); an ESC in one went to the terminal."""
+    path = profiles(tmp_path, web=Profile("web", 1))
+    app = make_app(path)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        app.notify("name taken: [/bold] [link=https://evil.example]x[/link] \x1b[2J")
+        await wait_for(pilot, lambda: bool(app.screen.query(Toast)))
+        await pilot.pause(0.2)  # drawn
+        assert app.is_running
+        drawn_toast = str(app.screen.query_one(Toast).render())
+        assert "[/bold]" in drawn_toast and "\x1b" not in drawn_toast
+        message = _notified(app, "name taken")
+        assert "[/bold] [link=https://evil.example]x[/link]" in message
+        assert "\\x1b[2J" in message and "\x1b" not in message

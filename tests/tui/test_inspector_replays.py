@@ -107,12 +107,15 @@ async def test_an_edit_that_does_not_parse_says_which_line(tmp_path, app_port):
         await open_details(pilot, app)
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, EditRequestScreen))
-        app.screen.query_one(TextArea).text = "GET /echo/x HTTP/1.1\nno colon here\n\n"
+        # The error quotes the line: text that looks like markup is shown, not parsed (it
+        # raised MarkupError and ended the dashboard).
+        app.screen.query_one(TextArea).text = "GET /echo/x HTTP/1.1\nno colon [/bold] here\n\n"
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         assert isinstance(app.screen, EditRequestScreen)
         error = app.screen.query_one("#edit-error", Static)
         assert error.display and "line 2" in str(error.render())
+        assert "'no colon [/bold] here'" in str(error.render())
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RequestDetailsScreen))
         assert len(app.all_rows) == 1  # nothing was sent

@@ -29,8 +29,10 @@ class AppLogScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="app-log-box"):
-            yield Static(f"output of {self.profile_name}'s command", id="app-log-title")
-            yield Static("", id="app-log-state")
+            yield Static(
+                f"output of {self.profile_name}'s command", id="app-log-title", markup=False
+            )
+            yield Static("", id="app-log-state", markup=False)  # the command, as written
             yield Log(id="app-log", max_lines=2000)
         yield Footer()
 

@@ -31,7 +31,7 @@ class EditRequestScreen(ModalScreen[ReplayRequest | None]):
                 id="edit-title",
             )
             yield TextArea(self.request.to_text(), id="edit-text", soft_wrap=True)
-            yield Static("", id="edit-error")
+            yield Static("", id="edit-error", markup=False)  # quotes the edited line
         yield Footer()
 
     def on_mount(self) -> None:

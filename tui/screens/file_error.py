@@ -22,10 +22,11 @@ class ProfilesErrorScreen(Screen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="file-error"):
             yield Static("The profiles file needs fixing", id="file-error-title")
-            yield Static(self.message, id="file-error-message")
+            yield Static(self.message, id="file-error-message", markup=False)
             yield Static(
                 f"\nmolehill has not changed {self.path}. Fix it in your editor, then press r "
                 "to reload (or q to quit).",
+                markup=False,  # a folder may be called "[old]"
             )
         yield Footer()
 

@@ -100,7 +100,7 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
                         yield Input(
                             values[key], placeholder=placeholder, id=f"field-{key}", compact=True
                         )
-                    yield Static("", id=f"error-{key}", classes="field-error")
+                    yield Static("", id=f"error-{key}", classes="field-error", markup=False)
                 yield Checkbox(
                     "Start when the dashboard opens",
                     bool(p and p.autostart),
@@ -108,7 +108,7 @@ class ProfileFormScreen(ModalScreen[Profile | None]):
                     compact=True,
                 )
             with Vertical(id="form-bottom"):  # docked: visible however long the form gets
-                yield Static("", id="form-error", classes="field-error")
+                yield Static("", id="form-error", classes="field-error", markup=False)
                 with Horizontal(id="form-buttons"):
                     yield Button("Save", variant="primary", id="save", compact=True)
                     yield Button("Cancel", id="cancel", compact=True)

@@ -26,7 +26,9 @@ class TakeoverScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="takeover"):
-            yield Static(f"{self.profile}: {self.why}", id="takeover-why")
+            yield Static(
+                f"{self.profile}: {self.why}", id="takeover-why", markup=False
+            )  # the relay's words
             yield Static(
                 f"Take '{self.name_wanted}' over? Only a tunnel opened with your agent token "
                 "can have it; that tunnel stops.",
