@@ -3,7 +3,10 @@
 Every request is checked before a handler sees it: the head within ``HEAD_LIMIT`` bytes and
 ``HEAD_TIMEOUT`` seconds (a slow client is cut off), a body only with a Content-Length up to
 ``BODY_LIMIT``, a peer on loopback, and a Host (and Origin, when sent) that names this machine,
-so that a web page on another site cannot reach the API through DNS rebinding.
+so that a web page on another site cannot reach the API through DNS rebinding. Web pages on this
+machine are kept out too: a browser's request from any other origin (another port is another
+origin) is refused by its Origin or its Sec-Fetch-Site, so a page cannot replay or clear
+captures with a form post.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ BODY_LIMIT = 1024 * 1024
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+_SINGLE = {"host", "origin", "content-length", "sec-fetch-site"}  # one of each, or a 400
 _REASONS = {
     200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
@@ -39,6 +43,7 @@ class ApiRequest:
     query: dict[str, str]
     headers: dict[str, str]  # names lowered; a repeated header keeps its last value
     body: bytes = b""
+    authority: str = ""  # an absolute-form target's (http://HOST/path), else ""
 
     def json(self) -> Any:
         """The body as JSON (an empty body is {}); ApiError 400 if it is not JSON."""
@@ -106,13 +111,17 @@ class _Head:
     def __init__(self) -> None:
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.repeated: set[str] = set()
         self.done = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = name.decode("latin-1").lower()
+        if key in self.headers:
+            self.repeated.add(key)
+        self.headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.done = True
@@ -138,6 +147,9 @@ async def _read_request(reader: asyncio.StreamReader) -> ApiRequest:
         raise ApiError(400, f"malformed request: {exc}") from None
     if not head.done:
         raise ApiError(400, "malformed request head")
+    for name in sorted(head.repeated & _SINGLE):
+        # Which one would count? Two parsers may pick differently (RFC 9112 3.2: a 400).
+        raise ApiError(400, f"more than one {name.title()} header")
     if "transfer-encoding" in head.headers:
         raise ApiError(411, "send the body with a Content-Length, not chunked")
     length_text = head.headers.get("content-length", "0")
@@ -156,7 +168,7 @@ async def _read_request(reader: asyncio.StreamReader) -> ApiRequest:
     url = urlsplit(head.url.decode("latin-1"))
     query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
     method = parser.get_method().decode("latin-1")
-    return ApiRequest(method, url.path, query, head.headers, body)
+    return ApiRequest(method, url.path, query, head.headers, body, url.netloc)
 
 
 def _check_origin(request: ApiRequest) -> None:
@@ -167,9 +179,38 @@ def _check_origin(request: ApiRequest) -> None:
             f"Host {host!r} is not this machine; the API answers only to localhost, "
             "127.0.0.1 or [::1] (a guard against DNS rebinding)",
         )
+    if request.authority and not is_local_host(request.authority):
+        # An absolute-form target's authority overrides Host (RFC 9112 3.2.2).
+        raise ApiError(403, f"the request is addressed to {request.authority!r}, not this machine")
+    fetch_site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site not in ("", "same-origin", "none"):
+        raise ApiError(
+            403,
+            f"a web page on another origin sent this (Sec-Fetch-Site: {fetch_site}); the API "
+            "answers pages it serves itself, and programs such as curl",
+        )
     origin = request.headers.get("origin")
     if origin is not None and not is_local_origin(origin):
         raise ApiError(403, f"Origin {origin!r} is not local; cross-site requests are refused")
+    if origin is not None and _origin_of(origin) != _origin_of(f"http://{host}"):
+        raise ApiError(
+            403,
+            f"Origin {origin!r} is another origin than http://{host}: a page on another port of "
+            "this machine is refused, as any other site",
+        )
+
+
+def _origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the port defaulted; None if it has no port."""
+    try:
+        parts = urlsplit(url.lower())
+        return (
+            parts.scheme,
+            parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80),
+        )
+    except ValueError:
+        return None
 
 
 def _encode(response: ApiResponse) -> bytes:
@@ -200,6 +241,10 @@ def connection_handler(
                 response = await handler(request)
             except ApiError as exc:
                 response = exc.response()
+            except Exception as exc:  # a bug: answered, so the client and the log know
+                response = ApiError(
+                    500, f"internal error ({type(exc).__name__}: {exc}); please report it"
+                ).response()
             writer.write(_encode(response))
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -51,7 +51,7 @@ def curl_command(
     ``base_url`` is where to send it (default ``https://`` + the Host header); ``body_file`` is
     where a binary body is to be written by the caller (``--data-binary @body_file``).
     """
-    warnings = []
+    warnings: list[str] = []
     headers = e.request_headers
     url = (base_url or f"https://{_public_host(e, warnings)}").rstrip("/")
     args = ["curl", "--path-as-is"]
