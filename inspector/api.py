@@ -284,6 +284,7 @@ class InspectorApi:
         exchange = await self._get(exchange_id)
         original = self.writer.originals.get(exchange_id) if self.writer else None
         outgoing, from_store = from_exchange(exchange, original)
+        captured = outgoing.copy()  # the signature to check before re-signing an edit
         if "edit" in options:
             outgoing = edited(outgoing, options["edit"])
         tunnel = next((t for t in self.tunnels() if t.name == exchange.tunnel), None)
@@ -292,7 +293,10 @@ class InspectorApi:
         secrets = {**(tunnel.webhook_secrets if tunnel else {}), **self.webhook_secrets}
         secrets.update(options.get("webhook_secrets") or {})
         notes = resign(
-            outgoing, secrets, body_redacted=from_store and MARKER.encode() in outgoing.body
+            outgoing,
+            secrets,
+            body_redacted=from_store and MARKER.encode() in outgoing.body,
+            captured=captured,
         )
         context = None
         if tunnel is not None and tunnel.insecure:

@@ -141,13 +141,17 @@ def run_replay(args: argparse.Namespace) -> int:
             if exchange is None:
                 return _fail(f"no captured request {args.id} (see `molehill requests list`)")
             request, from_store = from_exchange(exchange)
+            captured = request.copy()
             if args.edit:
                 request = edit_in_editor(request)
             secrets = webhook_secrets(
                 args.webhook_secret, exchange.tunnel, getattr(args, "profiles_path", None)
             )
             notes = resign(
-                request, secrets, body_redacted=from_store and MARKER.encode() in request.body
+                request,
+                secrets,
+                body_redacted=from_store and MARKER.encode() in request.body,
+                captured=captured,
             )
             if from_store and carries_marker(request):
                 notes.append(
