@@ -1,9 +1,12 @@
 """Files the exports write hold a visitor's bytes (and maybe secrets the redaction did not know):
 `requests curl`'s body file and `requests export --har FILE`, run as real processes. Created
-0600, never through a planted symbolic link, under a name nobody can guess in advance."""
+0600, never through a planted symbolic link, under a name nobody can guess in advance; and a
+visitor's text cannot break a HAR entry or pass for another."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import stat
 import subprocess
@@ -97,3 +100,24 @@ def test_har_export_is_private_refuses_links_and_replaces_a_file(store, tmp_path
     done = molehill(store, "requests", "export", "--har", str(link))
     assert done.returncode == 1 and "symbolic link" in done.stderr, done.stderr
     assert victim.read_text() == "keep me"
+
+
+def test_a_visitors_text_cannot_break_or_spoof_a_har_entry(tmp_path):
+    """Safe as it is (json.dumps escapes everything): pinned. Quotes, brackets, U+2028, an
+    escape sequence and bytes that are not UTF-8, in a header, the query and the body."""
+    spoof = '"}, {"request": {"url": "https://bank.example"}, "_molehill": {"id": 999}'
+    store = tmp_path / "c.sqlite3"
+    body = b'"}]}\xe2\x80\xa8\x1b]52;c;aGk=\x07' + b"\xff\xfe"
+    fill(
+        store,
+        [("web", exchange("POST", "/x?q=%22%7D&_molehill=1", 200, [("X-Spoof", spoof)], body))],
+    )
+    done = molehill(store, "requests", "export", "--har", "-")
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(done.stdout)["log"]["entries"]
+    assert len(entries) == 1 and entries[0]["_molehill"]["id"] == 1
+    request = entries[0]["request"]
+    assert {"name": "X-Spoof", "value": spoof} in request["headers"]
+    assert request["postData"]["_encoding"] == "base64"
+    assert base64.b64decode(request["postData"]["text"]) == body
+    assert "\x1b" not in done.stdout  # escaped by JSON: nothing for a terminal to obey
