@@ -3,10 +3,11 @@
 Every request is checked before a handler sees it: the head within ``HEAD_LIMIT`` bytes and
 ``HEAD_TIMEOUT`` seconds (a slow client is cut off), a body only with a Content-Length up to
 ``BODY_LIMIT``, a peer on loopback, and a Host (and Origin, when sent) that names this machine,
-so that a web page on another site cannot reach the API through DNS rebinding. Web pages on this
-machine are kept out too: a browser's request from any other origin (another port is another
-origin) is refused by its Origin or its Sec-Fetch-Site, so a page cannot replay or clear
-captures with a form post.
+so that a web page on another site cannot reach the API through DNS rebinding. Web pages on
+this machine are kept out too: a browser's request from any other origin (another port is
+another origin) is refused by its Origin or its Sec-Fetch-Site, so a page cannot replay or clear
+captures with a form post. At most ``MAX_CONNECTIONS`` at once: held connections cannot starve
+the tunnels, which share the process, of file descriptors.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ HEAD_LIMIT = 16 * 1024
 BODY_LIMIT = 1024 * 1024
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+WRITE_TIMEOUT = 60.0
+MAX_CONNECTIONS = 64  # at once; more are answered 503 and closed
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 _SINGLE = {"host", "origin", "content-length", "sec-fetch-site"}  # one of each, or a 400
 _REASONS = {
@@ -230,10 +233,22 @@ def _encode(response: ApiResponse) -> bytes:
 def connection_handler(
     handler: Handler,
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    active = 0
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal active
+        active += 1
         try:
             peer = writer.get_extra_info("peername")
             try:
+                if active > MAX_CONNECTIONS:
+                    # The API shares its process with the tunnels: connections held open must
+                    # not use up the file descriptors the tunnels need. (The head is read for a
+                    # moment, so that closing does not reset the answer away.)
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(0.2):
+                            await reader.readuntil(b"\r\n\r\n")
+                    raise ApiError(503, f"the API has {MAX_CONNECTIONS} connections open; retry")
                 if not peer or not is_loopback(peer[0]):
                     raise ApiError(403, "the API answers only on loopback")
                 request = await _read_request(reader)
@@ -246,10 +261,12 @@ def connection_handler(
                     500, f"internal error ({type(exc).__name__}: {exc}); please report it"
                 ).response()
             writer.write(_encode(response))
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+            async with asyncio.timeout(WRITE_TIMEOUT):  # a client that never reads is let go
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
+            active -= 1
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

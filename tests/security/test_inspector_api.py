@@ -254,3 +254,27 @@ async def test_a_handler_bug_is_answered_not_dropped():
     finally:
         server.close()
     assert code == 500 and b"KeyError" in answer and b"Traceback" not in answer
+
+
+async def test_held_connections_are_capped_and_the_api_recovers(api, monkeypatch):
+    """The API shares its process (and file descriptors) with the tunnels."""
+    port, _ = api
+    monkeypatch.setattr(api_server, "MAX_CONNECTIONS", 8)
+    held = [(await asyncio.open_connection("127.0.0.1", port))[1] for _ in range(8)]
+    try:
+        for writer in held:
+            writer.write(b"GET /api/tunnels HTTP/1.1\r\n")
+            await writer.drain()
+        await asyncio.sleep(0.2)  # all eight are being read
+        async with asyncio.timeout(5):
+            code, answer = await send(port, get("/api/tunnels", "Host: localhost\r\n"))
+        assert code == 503 and b"8 connections" in answer
+    finally:
+        for writer in held:
+            writer.close()
+    for _ in range(50):
+        code, _ = await send(port, get("/api/tunnels", "Host: localhost\r\n"))
+        if code == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert code == 200
