@@ -124,7 +124,8 @@ def edit_in_editor(request: ReplayRequest) -> ReplayRequest:
         edited = from_text(text, request.body)
     except EditError as exc:
         lines = text.replace("\r\n", "\n").split("\n")
-        shown = lines[exc.line - 1] if exc.line <= len(lines) else ""
+        # The line may hold a visitor's escape sequence (why it was refused): spelled out.
+        shown = visible(lines[exc.line - 1]) if exc.line <= len(lines) else ""
         raise ReplayError(
             f"the edited request, line {exc.line}: {exc.message}\n  {exc.line} | {shown}\n"
             f"molehill: nothing was sent; your edit is kept in {path}"
