@@ -22,6 +22,11 @@ def check_options(options: dict[str, Any]) -> None:
         raise ApiError(
             400, '"webhook_secrets" must be an object of strings, {"stripe": "whsec_..."}'
         )
+    for kind, value in (secrets or {}).items():
+        if value.startswith("env:"):
+            # env: reads this process's environment: a caller would pick any variable of it
+            # as a signing key (and learn whether it is set).
+            raise ApiError(400, f'"webhook_secrets": give the {kind} secret itself, not env:')
 
 
 def _one_line(edit: dict[str, Any]) -> None:

@@ -192,6 +192,7 @@ async def test_hostile_query_strings_get_a_400_that_names_them(api, query, statu
         b'{"target": ["http://x"]}',
         b'{"webhook_secrets": [1, 2]}',
         b'{"webhook_secrets": {"stripe": 7}}',
+        b'{"webhook_secrets": {"stripe": "env:HOME"}}',  # the process's environment as a key
         b'{"edit": "GET / HTTP/1.1"}',
         b'{"edit": {"headers": [["X-A", "1\\r\\nHost: evil.example"]]}}',
         b'{"edit": {"headers": [["X-A\\nHost", "evil.example"]]}}',
