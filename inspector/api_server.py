@@ -88,7 +88,9 @@ def is_local_host(value: str) -> bool:
         host = urlsplit(f"//{value}").hostname
     except ValueError:
         return False
-    return host is not None and (host in LOCAL_NAMES or host.endswith(".localhost"))
+    # Not names under .localhost: a resolver that asks the network for them (some do) lets a
+    # hostile DNS server answer, and rebind such a name to this machine.
+    return host is not None and host in LOCAL_NAMES
 
 
 def is_local_origin(value: str) -> bool:

@@ -79,6 +79,7 @@ def get(path: str, headers: str) -> str:
         ("Host: [::1]\r\n", 200),
         ("Host: localhost:9\r\n", 200),  # another port: an ssh -L forward; a name still local
         ("Host: localhost.evil.com\r\n", 403),
+        ("Host: api.localhost:4040\r\n", 403),  # a name some resolvers ask the network for
         ("Host: 127.0.0.1.nip.io\r\n", 403),
         ("Host: localhost.\r\n", 403),
         ("Host: localhost@evil.com\r\n", 403),
