@@ -6,6 +6,7 @@ curl and HAR exports must not point at it either."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -99,6 +100,7 @@ async def test_via_relay_replay_goes_to_the_tunnel_not_the_visitors_host(tmp_pat
         ("/x", "[::1]:8080", "[::1]:8080"),
         ("http://pay.example.com/x", "evil.example", "pay.example.com"),
         ("HTTP://pay.example.com:81/x?y", "evil.example", "pay.example.com:81"),
+        ("//evil.example/x", "pay.example.com", "pay.example.com"),  # a path, not a host
         ("/x", "pay.example.com:1@evil.example", None),  # userinfo: the URL's host is evil
         ("/x", "evil.example/.pay.example.com", None),
         ("/x", "evil.example#.pay.example.com", None),
@@ -117,6 +119,11 @@ def test_via_relay_refuses_a_host_that_is_not_a_host_name(tmp_path):
     request = ReplayRequest("POST", "/hooks", [("Host", "pay.localhost:1@evil.example")])
     with pytest.raises(NotReplayable, match="not a host name"):
         destination(stored, request, None, True)
+    # Without --via-relay the destination is the tunnel's app, whatever the target names.
+    app = dataclasses.replace(stored, target="http://127.0.0.1:3000")
+    for target in ("//evil.example/x", "http://evil.example/x"):
+        odd = ReplayRequest("POST", target, [("Host", "evil.example")])
+        assert destination(app, odd, None, False) == "http://127.0.0.1:3000"
     forged = ReplayRequest(
         "POST", "/h", [("Host", "pay.localhost"), ("X-Forwarded-Proto", "http://evil.example#")]
     )
