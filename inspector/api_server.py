@@ -85,7 +85,8 @@ Handler = Callable[[ApiRequest], Awaitable[ApiResponse]]
 def is_local_host(value: str) -> bool:
     """Whether a Host header (name[:port]) names this machine."""
     try:
-        host = urlsplit(f"//{value}").hostname
+        parts = urlsplit(f"//{value}")
+        host, _ = parts.hostname, parts.port  # a port that is not a number: ValueError
     except ValueError:
         return False
     # Not names under .localhost: a resolver that asks the network for them (some do) lets a
@@ -197,7 +198,7 @@ def _check_origin(request: ApiRequest) -> None:
     origin = request.headers.get("origin")
     if origin is not None and not is_local_origin(origin):
         raise ApiError(403, f"Origin {origin!r} is not local; cross-site requests are refused")
-    if origin is not None and _origin_of(origin) != _origin_of(f"http://{host}"):
+    if origin is not None and not _same_origin(origin, f"http://{host}"):
         raise ApiError(
             403,
             f"Origin {origin!r} is another origin than http://{host}: a page on another port of "
@@ -205,17 +206,15 @@ def _check_origin(request: ApiRequest) -> None:
         )
 
 
-def _origin_of(url: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of an http(s) URL, the port defaulted; None if it has no port."""
+def _same_origin(a: str, b: str) -> bool:
+    """Whether two http(s) URLs have one origin: scheme, host and port (defaulted)."""
     try:
-        parts = urlsplit(url.lower())
-        return (
-            parts.scheme,
-            parts.hostname or "",
-            parts.port or (443 if parts.scheme == "https" else 80),
-        )
+        found = [urlsplit(url.lower()) for url in (a, b)]
+        ports = [p.port or (443 if p.scheme == "https" else 80) for p in found]
     except ValueError:
-        return None
+        return False
+    (x, y), (px, py) = found, ports
+    return (x.scheme, x.hostname, px) == (y.scheme, y.hostname, py)
 
 
 def _encode(response: ApiResponse) -> bytes:

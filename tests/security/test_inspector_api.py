@@ -83,6 +83,7 @@ def get(path: str, headers: str) -> str:
         ("Host: 127.0.0.1.nip.io\r\n", 403),
         ("Host: localhost.\r\n", 403),
         ("Host: localhost@evil.com\r\n", 403),
+        ("Host: localhost:abc\r\nOrigin: http://localhost:abc\r\n", 403),
         ("Host: evil.com\r\nHost: localhost\r\n", 400),  # which one counts? neither
         ("Host: localhost\r\nHost: localhost\r\n", 400),
         ("", 403),
