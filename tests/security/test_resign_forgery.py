@@ -130,3 +130,6 @@ def test_each_scheme_re_signs_only_a_signature_that_verifies(kind):
     assert "re-signed" in resign(edited, {kind: SECRETS[kind]}, captured=captured)[0]
     with pytest.raises(ResignError, match="does not verify"):
         resign(edited.copy(), {kind: SECRETS[kind]}, captured=forged)
+    # A signature header the edit added (the capture had none) is the developer's to sign.
+    unsigned = ReplayRequest("POST", "/hook", [("Host", "h")], BODY)
+    assert "re-signed" in resign(edited.copy(), {kind: SECRETS[kind]}, captured=unsigned)[0]
