@@ -6,7 +6,8 @@ Every request is checked before a handler sees it: the head within ``HEAD_LIMIT`
 so that a web page on another site cannot reach the API through DNS rebinding. Web pages on
 this machine are kept out too: a browser's request from any other origin (another port is
 another origin) is refused by its Origin or its Sec-Fetch-Site, so a page cannot replay or clear
-captures with a form post. At most ``MAX_CONNECTIONS`` at once: held connections cannot starve
+captures with a form post. Other users of the machine are refused where the kernel says who a
+connection is from (Linux). At most ``MAX_CONNECTIONS`` at once: held connections cannot starve
 the tunnels, which share the process, of file descriptors.
 """
 
@@ -16,12 +17,15 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
+
+from inspector.peer_user import peer_uid
 
 HEAD_LIMIT = 16 * 1024
 BODY_LIMIT = 1024 * 1024
@@ -217,6 +221,18 @@ def _same_origin(a: str, b: str) -> bool:
     return (x.scheme, x.hostname, px) == (y.scheme, y.hostname, py)
 
 
+async def _check_user(peer: tuple[str, int], server: tuple[str, int]) -> None:
+    """Refuse another user of this machine (where the kernel says who it is): a replay sends the
+    originals, secrets and all, wherever its caller says."""
+    uid = await asyncio.to_thread(peer_uid, peer, server)
+    if uid is not None and uid != os.geteuid():
+        raise ApiError(
+            403,
+            f"the API answers its own user only (uid {os.geteuid()}); this connection comes "
+            f"from uid {uid}",
+        )
+
+
 def _encode(response: ApiResponse) -> bytes:
     reason = _REASONS.get(response.status, "Unknown")
     lines = [f"HTTP/1.1 {response.status} {reason}"]
@@ -252,6 +268,7 @@ def connection_handler(
                     raise ApiError(503, f"the API has {MAX_CONNECTIONS} connections open; retry")
                 if not peer or not is_loopback(peer[0]):
                     raise ApiError(403, "the API answers only on loopback")
+                await _check_user(peer, writer.get_extra_info("sockname"))
                 request = await _read_request(reader)
                 _check_origin(request)
                 response = await handler(request)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,8 @@ from inspector.api_server import ApiRequest, start_server
 from inspector.settings import CaptureSettings
 from tests.inspector.records import exchange as record
 from tests.inspector.records import fill
+
+PYTHON = "/usr/bin/python3"  # one every user can run (this test's may be under /root)
 
 
 class CountingApp:
@@ -282,3 +287,41 @@ async def test_held_connections_are_capped_and_the_api_recovers(api, monkeypatch
             break
         await asyncio.sleep(0.05)
     assert code == 200
+
+
+CLIENT = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.argv[2].encode())
+answer = b""
+while chunk := s.recv(65536):
+    answer += chunk
+sys.stdout.write(answer.decode("latin-1"))
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or not Path(PYTHON).exists(),
+    reason="needs Linux, root (to run a client as another user) and /usr/bin/python3",
+)
+async def test_another_user_of_the_machine_is_refused(api):
+    """Loopback keeps other machines out, not other users: and a replay with a "target" would
+    hand them the originals, secrets and all."""
+    port, app = api
+    request = "POST /api/requests/http/1/replay HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+    async def as_user(uid: int) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            PYTHON, "-I", "-S", "-c", CLIENT, str(port), request, user=uid, cwd="/",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err
+        return out.decode()
+
+    other = await as_user(65534)  # nobody
+    assert other.startswith("HTTP/1.1 403") and "uid 65534" in other, other
+    assert app.hits == []
+    own = await as_user(os.geteuid())
+    assert own.startswith("HTTP/1.1 200"), own
+    assert len(app.hits) == 1
