@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from inspector.api_options import check_options, edited
 from inspector.api_server import ApiError, ApiRequest, ApiResponse
 from inspector.errors import StoreError
 from inspector.export import har_log
 from inspector.filters import FilterError, parse
-from inspector.message import EditError, ReplayRequest, from_text
 from inspector.messages_view import messages_json
 from inspector.model import StoredExchange
 from inspector.originals import OriginalRequest
@@ -227,9 +227,9 @@ class InspectorApi:
 
     async def _list(self, request: ApiRequest) -> ApiResponse:
         text = request.query.get("limit", str(DEFAULT_LIMIT))
-        if not text.isdigit():
-            raise ApiError(400, f"limit={text!r} is not a whole number")
-        limit = min(int(text), MAX_LIMIT)
+        if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit()
+            raise ApiError(400, f"limit={text[:40]!r} is not a whole number (0 to {MAX_LIMIT})")
+        limit = MAX_LIMIT if len(text) > 9 else min(int(text), MAX_LIMIT)
         flt = _filter(request)
         tunnel = request.query.get("tunnel_name") or None
         found = await self._in_store(lambda s: _select(s, flt, tunnel, limit))
@@ -280,18 +280,23 @@ class InspectorApi:
         """Replay a stored exchange (with this process's original when it has one) and store
         the answer linked to it; ``options`` as the API's body (edit, via_relay, target...).
         Raises ApiError, ReplayError or ResignError with what went wrong."""
+        check_options(options)
         exchange = await self._get(exchange_id)
         original = self.writer.originals.get(exchange_id) if self.writer else None
         outgoing, from_store = from_exchange(exchange, original)
+        captured = outgoing.copy()  # the signature to check before re-signing an edit
         if "edit" in options:
-            outgoing = _edited(outgoing, options["edit"])
+            outgoing = edited(outgoing, options["edit"])
         tunnel = next((t for t in self.tunnels() if t.name == exchange.tunnel), None)
         if tunnel_name and tunnel is None:
             tunnel = next((t for t in self.tunnels() if t.name == tunnel_name), None)
         secrets = {**(tunnel.webhook_secrets if tunnel else {}), **self.webhook_secrets}
         secrets.update(options.get("webhook_secrets") or {})
         notes = resign(
-            outgoing, secrets, body_redacted=from_store and MARKER.encode() in outgoing.body
+            outgoing,
+            secrets,
+            body_redacted=from_store and MARKER.encode() in outgoing.body,
+            captured=captured,
         )
         context = None
         if tunnel is not None and tunnel.insecure:
@@ -321,7 +326,7 @@ class InspectorApi:
 
 
 def _id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ApiError(404, f"no captured request {text!r} (ids are numbers)")
     return int(text)
 
@@ -336,34 +341,3 @@ def _filter(request: ApiRequest) -> Any:
 
 def _select(store: CaptureStore, flt: Any, tunnel: str | None, limit: int | None, **kw: Any) -> Any:
     return store.select(flt, tunnel=tunnel, limit=limit, full=kw.pop("full", True), **kw)
-
-
-def _edited(request: ReplayRequest, edit: Any) -> ReplayRequest:
-    """Edits from JSON: {"message": "METHOD /path HTTP/1.1\\n..."} or any of method, target,
-    headers ([[name, value], ...], replacing all), body (text) or body_base64."""
-    if not isinstance(edit, dict):
-        raise ApiError(400, '"edit" must be an object')
-    if "message" in edit:
-        try:
-            return from_text(str(edit["message"]), request.body)
-        except EditError as exc:
-            raise ApiError(400, f"edit.message {exc}") from None
-    try:
-        if "method" in edit or "target" in edit or "headers" in edit:
-            head = [f"{edit.get('method', request.method)} {edit.get('target', request.target)} "
-                    f"{request.version}"]  # fmt: skip
-            headers = edit.get("headers", request.headers)
-            head += [f"{n}: {v}" for n, v in headers]
-            checked = from_text("\n".join(head) + "\n\n")
-            request.method, request.target, request.headers = (
-                checked.method, checked.target, checked.headers
-            )  # fmt: skip
-        if "body" in edit:
-            request.body = str(edit["body"]).encode("utf-8")
-        elif "body_base64" in edit:
-            request.body = base64.b64decode(str(edit["body_base64"]), validate=True)
-    except EditError as exc:
-        raise ApiError(400, f"edit: {exc}") from None
-    except (ValueError, TypeError) as exc:
-        raise ApiError(400, f"edit: {exc}") from None
-    return request

@@ -3,7 +3,12 @@
 Every request is checked before a handler sees it: the head within ``HEAD_LIMIT`` bytes and
 ``HEAD_TIMEOUT`` seconds (a slow client is cut off), a body only with a Content-Length up to
 ``BODY_LIMIT``, a peer on loopback, and a Host (and Origin, when sent) that names this machine,
-so that a web page on another site cannot reach the API through DNS rebinding.
+so that a web page on another site cannot reach the API through DNS rebinding. Web pages on
+this machine are kept out too: a browser's request from any other origin (another port is
+another origin) is refused by its Origin or its Sec-Fetch-Site, so a page cannot replay or clear
+captures with a form post. Other users of the machine are refused where the kernel says who a
+connection is from (Linux). At most ``MAX_CONNECTIONS`` at once: held connections cannot starve
+the tunnels, which share the process, of file descriptors.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +25,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httptools
 
+from inspector.peer_user import peer_uid
+
 HEAD_LIMIT = 16 * 1024
 BODY_LIMIT = 1024 * 1024
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+WRITE_TIMEOUT = 60.0
+MAX_CONNECTIONS = 64  # at once; more are answered 503 and closed
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+_SINGLE = {"host", "origin", "content-length", "sec-fetch-site"}  # one of each, or a 400
 _REASONS = {
     200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
@@ -39,6 +50,7 @@ class ApiRequest:
     query: dict[str, str]
     headers: dict[str, str]  # names lowered; a repeated header keeps its last value
     body: bytes = b""
+    authority: str = ""  # an absolute-form target's (http://HOST/path), else ""
 
     def json(self) -> Any:
         """The body as JSON (an empty body is {}); ApiError 400 if it is not JSON."""
@@ -77,10 +89,13 @@ Handler = Callable[[ApiRequest], Awaitable[ApiResponse]]
 def is_local_host(value: str) -> bool:
     """Whether a Host header (name[:port]) names this machine."""
     try:
-        host = urlsplit(f"//{value}").hostname
+        parts = urlsplit(f"//{value}")
+        host, _ = parts.hostname, parts.port  # a port that is not a number: ValueError
     except ValueError:
         return False
-    return host is not None and (host in LOCAL_NAMES or host.endswith(".localhost"))
+    # Not names under .localhost: a resolver that asks the network for them (some do) lets a
+    # hostile DNS server answer, and rebind such a name to this machine.
+    return host is not None and host in LOCAL_NAMES
 
 
 def is_local_origin(value: str) -> bool:
@@ -106,13 +121,17 @@ class _Head:
     def __init__(self) -> None:
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.repeated: set[str] = set()
         self.done = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = name.decode("latin-1").lower()
+        if key in self.headers:
+            self.repeated.add(key)
+        self.headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.done = True
@@ -138,6 +157,9 @@ async def _read_request(reader: asyncio.StreamReader) -> ApiRequest:
         raise ApiError(400, f"malformed request: {exc}") from None
     if not head.done:
         raise ApiError(400, "malformed request head")
+    for name in sorted(head.repeated & _SINGLE):
+        # Which one would count? Two parsers may pick differently (RFC 9112 3.2: a 400).
+        raise ApiError(400, f"more than one {name.title()} header")
     if "transfer-encoding" in head.headers:
         raise ApiError(411, "send the body with a Content-Length, not chunked")
     length_text = head.headers.get("content-length", "0")
@@ -156,7 +178,7 @@ async def _read_request(reader: asyncio.StreamReader) -> ApiRequest:
     url = urlsplit(head.url.decode("latin-1"))
     query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
     method = parser.get_method().decode("latin-1")
-    return ApiRequest(method, url.path, query, head.headers, body)
+    return ApiRequest(method, url.path, query, head.headers, body, url.netloc)
 
 
 def _check_origin(request: ApiRequest) -> None:
@@ -167,9 +189,48 @@ def _check_origin(request: ApiRequest) -> None:
             f"Host {host!r} is not this machine; the API answers only to localhost, "
             "127.0.0.1 or [::1] (a guard against DNS rebinding)",
         )
+    if request.authority and not is_local_host(request.authority):
+        # An absolute-form target's authority overrides Host (RFC 9112 3.2.2).
+        raise ApiError(403, f"the request is addressed to {request.authority!r}, not this machine")
+    fetch_site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site not in ("", "same-origin", "none"):
+        raise ApiError(
+            403,
+            f"a web page on another origin sent this (Sec-Fetch-Site: {fetch_site}); the API "
+            "answers pages it serves itself, and programs such as curl",
+        )
     origin = request.headers.get("origin")
     if origin is not None and not is_local_origin(origin):
         raise ApiError(403, f"Origin {origin!r} is not local; cross-site requests are refused")
+    if origin is not None and not _same_origin(origin, f"http://{host}"):
+        raise ApiError(
+            403,
+            f"Origin {origin!r} is another origin than http://{host}: a page on another port of "
+            "this machine is refused, as any other site",
+        )
+
+
+def _same_origin(a: str, b: str) -> bool:
+    """Whether two http(s) URLs have one origin: scheme, host and port (defaulted)."""
+    try:
+        found = [urlsplit(url.lower()) for url in (a, b)]
+        ports = [p.port or (443 if p.scheme == "https" else 80) for p in found]
+    except ValueError:
+        return False
+    (x, y), (px, py) = found, ports
+    return (x.scheme, x.hostname, px) == (y.scheme, y.hostname, py)
+
+
+async def _check_user(peer: tuple[str, int], server: tuple[str, int]) -> None:
+    """Refuse another user of this machine (where the kernel says who it is): a replay sends the
+    originals, secrets and all, wherever its caller says."""
+    uid = await asyncio.to_thread(peer_uid, peer, server)
+    if uid is not None and uid != os.geteuid():
+        raise ApiError(
+            403,
+            f"the API answers its own user only (uid {os.geteuid()}); this connection comes "
+            f"from uid {uid}",
+        )
 
 
 def _encode(response: ApiResponse) -> bytes:
@@ -189,22 +250,41 @@ def _encode(response: ApiResponse) -> bytes:
 def connection_handler(
     handler: Handler,
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    active = 0
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal active
+        active += 1
         try:
             peer = writer.get_extra_info("peername")
             try:
+                if active > MAX_CONNECTIONS:
+                    # The API shares its process with the tunnels: connections held open must
+                    # not use up the file descriptors the tunnels need. (The head is read for a
+                    # moment, so that closing does not reset the answer away.)
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(0.2):
+                            await reader.readuntil(b"\r\n\r\n")
+                    raise ApiError(503, f"the API has {MAX_CONNECTIONS} connections open; retry")
                 if not peer or not is_loopback(peer[0]):
                     raise ApiError(403, "the API answers only on loopback")
+                await _check_user(peer, writer.get_extra_info("sockname"))
                 request = await _read_request(reader)
                 _check_origin(request)
                 response = await handler(request)
             except ApiError as exc:
                 response = exc.response()
+            except Exception as exc:  # a bug: answered, so the client and the log know
+                response = ApiError(
+                    500, f"internal error ({type(exc).__name__}: {exc}); please report it"
+                ).response()
             writer.write(_encode(response))
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+            async with asyncio.timeout(WRITE_TIMEOUT):  # a client that never reads is let go
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
+            active -= 1
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

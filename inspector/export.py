@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from inspector.messages_view import har_websocket_messages, messages_json
 from inspector.model import StoredBody, StoredExchange, header_value
+from inspector.public_host import origin_form, routed_authority
 
 _CREATOR = {"name": "molehill", "version": "0.1.0"}
 # Headers curl adds on its own unless told not to (an empty "-H 'Name:'" removes one).
@@ -50,10 +51,9 @@ def curl_command(
     ``base_url`` is where to send it (default ``https://`` + the Host header); ``body_file`` is
     where a binary body is to be written by the caller (``--data-binary @body_file``).
     """
-    warnings = []
+    warnings: list[str] = []
     headers = e.request_headers
-    host = header_value(headers, "host") or "localhost"
-    url = (base_url or f"https://{host}").rstrip("/")
+    url = (base_url or f"https://{_public_host(e, warnings)}").rstrip("/")
     args = ["curl", "--path-as-is"]
     args.append("--http1.0" if e.http_version == "1.0" else "--http1.1")
     if e.method == "HEAD":
@@ -90,6 +90,19 @@ def curl_command(
     return " ".join(shlex.quote(a) for a in args), warnings
 
 
+def _public_host(e: StoredExchange, warnings: list[str]) -> str:
+    """Where the request was sent: the name the relay routed it by, or localhost when the
+    visitor's Host is not a host name (it could name another server once in a URL)."""
+    host = header_value(e.request_headers, "host")
+    found = routed_authority(e.path, host)
+    if found is None and host:
+        warnings.append(
+            f"the request's Host {host!r} is not a host name: the command goes to localhost; "
+            "give --url BASE for where to send it"
+        )
+    return found or "localhost"
+
+
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
@@ -117,8 +130,7 @@ def _status_text(head: bytes) -> str:
 
 def har_entry(e: StoredExchange, base_url: str | None = None) -> dict[str, Any]:
     """One HAR 1.2 entry for ``e`` (``base_url`` as for :func:`curl_command`)."""
-    host = header_value(e.request_headers, "host") or "localhost"
-    url = (base_url or f"https://{host}").rstrip("/") + e.path
+    url = (base_url or f"https://{_public_host(e, [])}").rstrip("/") + origin_form(e.path)
     version = f"HTTP/{e.http_version}"
     request: dict[str, Any] = {
         "method": e.method,

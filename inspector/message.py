@@ -48,6 +48,10 @@ class ReplayRequest:
             raise ValueError(f"not a request line: {' '.join(start)!r}")
         return cls(start[0], start[1], parse_header_lines(head), body, start[2])
 
+    def copy(self) -> ReplayRequest:
+        """A copy an edit cannot change (the headers are a list of their own)."""
+        return ReplayRequest(self.method, self.target, list(self.headers), self.body, self.version)
+
     def header(self, name: str) -> str | None:
         wanted = name.lower()
         return next((v for n, v in self.headers if n.lower() == wanted), None)

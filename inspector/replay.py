@@ -21,6 +21,7 @@ import httptools
 from inspector.message import ReplayRequest
 from inspector.model import StoredExchange, prepare
 from inspector.originals import OriginalRequest
+from inspector.public_host import routed_authority
 from inspector.redact import MARKER, Redactor
 from inspector.store import CaptureStore
 from relay.events import Capture, RequestRecord
@@ -86,12 +87,22 @@ def destination(
     """The URL to connect to: ``target``, the public URL (via the relay), or the tunnel's app."""
     if via_relay:
         host = request.header("host")
-        if not host:
+        if not host and not request.target.lower().startswith(("http://", "https://")):
             raise NotReplayable("the request has no Host header, so its public URL is not known")
-        proto = (request.header("x-forwarded-proto") or "https").split(",")[0].strip()
+        # Where the relay routed it, never the Host as such: a visitor's absolute-form request
+        # carries any Host it likes, and a replay (re-signed with your secret) would go there.
+        authority = routed_authority(request.target, host)
+        if authority is None and not target:
+            raise NotReplayable(
+                f"the request's Host {host!r} is not a host name (host or host:port), so its "
+                "public URL is not known; give it with --target https://NAME.your-relay"
+            )
+        proto = (request.header("x-forwarded-proto") or "https").split(",")[0].strip().lower()
+        if proto not in ("http", "https"):
+            proto = "https"
         # The relay adds these again; the captured ones would be sent twice.
         request.remove_headers(_FORWARDED)
-        return target or f"{proto}://{host}"
+        return target or f"{proto}://{authority}"
     if target:
         return target
     if exchange.target:

@@ -10,6 +10,11 @@ Three schemes, each recognised by the header the sender put on the captured requ
   base64 secret after its ``whsec_`` prefix.
 
 A secret is given as itself or as ``env:VAR_NAME`` (read from the environment when used).
+
+Only what the sender signed is signed again: the captured signature must verify with the secret
+(its timestamp aside, it is stale by nature). Anyone can post to a public URL; without this check
+a visitor's forged webhook, refused by the app, would come back from a replay signed with the
+developer's own secret, and be accepted.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ def resign(
     secrets: Mapping[str, str],
     *,
     body_redacted: bool = False,
+    captured: ReplayRequest | None = None,
     now: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[str]:
@@ -81,7 +87,8 @@ def resign(
     for (in place); notes saying what was done, and which signatures were left as captured.
 
     ``body_redacted``: the body is the store's redacted copy; signing it would vouch for a body
-    the sender never sent, so that is refused.
+    the sender never sent, so that is refused. ``captured``: the request as captured when
+    ``request`` is an edit of it; its signature is the one checked (``request``'s otherwise).
     """
     notes: list[str] = []
     stamp = int(time.time() if now is None else now)
@@ -101,6 +108,16 @@ def resign(
                 "original), or restore the values with --edit"
             )
         secret = resolve_secret(kind, spec, environ)
+        checked = captured or request
+        # A signature header the capture did not have was added in an edit: the developer's.
+        added = captured is not None and captured.header(_HEADERS[kind]) is None
+        if not added and not verifies(kind, checked, secret):
+            raise ResignError(
+                f"the captured {kind} signature does not verify with your {kind} secret: the "
+                "sender did not sign this request (anyone can post to your public URL), or "
+                "signed it with another secret. molehill re-signs only what the sender signed; "
+                f"to send it anyway, remove its {_HEADERS[kind]} header with --edit"
+            )
         if kind == "stripe":
             _stripe(request, secret, stamp)
         elif kind == "github":
@@ -148,3 +165,25 @@ def _standard(request: ReplayRequest, secret: str, stamp: int) -> None:
     signature = base64.b64encode(_hmac(key, signed)).decode("ascii")
     request.set_header("webhook-timestamp", str(stamp))
     request.set_header("webhook-signature", f"v1,{signature}")
+
+
+def verifies(kind: str, request: ReplayRequest, secret: str) -> bool:
+    """Whether the request's ``kind`` signature is the sender's: made with ``secret`` over its
+    body (and the timestamp and id it carries), whatever its age."""
+    key = standard_key(secret) if kind == "standard" else secret.encode()
+    value = request.header(_HEADERS[kind]) or ""
+    if kind == "stripe":
+        fields = [part.strip().partition("=") for part in value.split(",")]
+        stamp = next((v for k, _, v in fields if k == "t"), "")
+        expected = _hmac(key, f"{stamp}.".encode() + request.body).hex()
+        offered = [v for k, _, v in fields if k == "v1"]
+    elif kind == "github":
+        expected = "sha256=" + _hmac(key, request.body).hex()
+        offered = [value.strip()]
+    else:
+        if request.header("webhook-id") is None:
+            raise ResignError("the request has a webhook-signature but no webhook-id to sign")
+        signed = f"{request.header('webhook-id')}.{request.header('webhook-timestamp')}."
+        expected = "v1," + base64.b64encode(_hmac(key, signed.encode() + request.body)).decode()
+        offered = value.split()
+    return any(hmac.compare_digest(expected.encode(), o.encode("latin-1")) for o in offered)

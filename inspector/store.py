@@ -10,6 +10,7 @@ its pages are reused, so the file stops growing. Every SQLite failure comes out 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,9 +66,12 @@ class CaptureStore:
             raise StoreMissing(self.path, "no captures yet (the file does not exist)")
         if create:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Visitors' requests, your app's answers: yours alone to read (SQLite gives the
+                # -wal and -shm files the mode of the file).
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
-                raise StoreError(self.path, f"cannot make its directory: {exc}") from exc
+                raise StoreError(self.path, f"cannot make it or its directory: {exc}") from exc
         with reported(self.path):
             self.db = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False

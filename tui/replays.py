@@ -91,12 +91,16 @@ class Replayer:
         if service is not None and self.captures.attached:
             return await self._replay_in_service(service, tunnel, record, edited)
         outgoing, from_store = await self.request_for(tunnel, record)
+        captured = outgoing  # an edit is signed afresh only if this was signed by the sender
         if edited is not None:
             outgoing = edited
         profile = self.profile(tunnel)
         secrets = dict(profile.webhook_secrets) if profile is not None else {}
         notes = resign(
-            outgoing, secrets, body_redacted=from_store and MARKER.encode() in outgoing.body
+            outgoing,
+            secrets,
+            body_redacted=from_store and MARKER.encode() in outgoing.body,
+            captured=captured,
         )
         target = self.captures.target(tunnel) or (profile.local_url if profile else "")
         exchange = self._exchange(tunnel, record, target)

@@ -65,6 +65,7 @@ def test_edit_round_trip_and_errors_point_at_the_line():
         "POST /a HTTP/1.1\nHost: h\nbroken line\n\n": (3, "not a header"),
         "POST /a HTTP/1.1\nBad Name: v\n\n": (2, "not a header name"),
         "POST /a HTTP/1.1\nX: \x01\n\n": (2, "control characters"),
+        "POST /a HTTP/1.1\nX: a\rInjected: 1\n\n": (2, "control characters"),  # a lone CR
     }
     for text, (line, words) in cases.items():
         with pytest.raises(EditError, match=words) as caught:

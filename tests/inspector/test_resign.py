@@ -1,11 +1,13 @@
 """Re-signed webhooks verify with the providers' own code (stripe, standardwebhooks, GitHub's
-documented HMAC check); stale captures do not; secrets from the environment; refusals."""
+documented HMAC check); stale captures do not; secrets from the environment; refusals. (A
+signature the secret does not verify is refused: tests/security/test_resign_forgery.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime
 
 import pytest
 import standardwebhooks
@@ -36,8 +38,11 @@ def test_stripe_signature_verifies_with_stripe_package():
 
 def test_standard_webhooks_verify_with_their_package():
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    stale = standardwebhooks.Webhook(secret).sign(
+        "msg_1", datetime.fromtimestamp(STALE, UTC), BODY.decode()
+    )
     req = request(
-        ("webhook-id", "msg_1"), ("webhook-timestamp", str(STALE)), ("webhook-signature", "v1,x")
+        ("webhook-id", "msg_1"), ("webhook-timestamp", str(STALE)), ("webhook-signature", stale)
     )
     resign(req, {"standard": secret})
     headers = {n: v for n, v in req.headers}
@@ -46,9 +51,10 @@ def test_standard_webhooks_verify_with_their_package():
 
 def test_github_signature_matches_the_documented_check(monkeypatch):
     monkeypatch.setenv("GH_HOOK_SECRET", "It's a Secret to Everybody")
-    req = request(("X-Hub-Signature-256", "sha256=00"), ("X-Hub-Signature", "sha1=00"))
-    resign(req, {"github": "env:GH_HOOK_SECRET"})
     key = b"It's a Secret to Everybody"
+    sent = "sha256=" + hmac.new(key, BODY, hashlib.sha256).hexdigest()  # genuine; no timestamp
+    req = request(("X-Hub-Signature-256", sent), ("X-Hub-Signature", "sha1=00"))
+    resign(req, {"github": "env:GH_HOOK_SECRET"})
     expected = "sha256=" + hmac.new(key, BODY, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(expected, req.header("x-hub-signature-256") or "")
     assert req.header("x-hub-signature") == "sha1=" + hmac.new(key, BODY, "sha1").hexdigest()

@@ -45,9 +45,10 @@ async def test_start_serves_the_api_and_signs_with_the_profile_secret(tmp_path, 
             port = relay_url.rsplit(":", 1)[1]
             host = f"web.localhost:{port}"
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as visitor:
+                sent = hmac.new(GITHUB_SECRET.encode(), b'{"zen":"x"}', hashlib.sha256)
                 await visitor.post(
                     "/echo/gh", content=b'{"zen":"x"}', headers={
-                        "Host": host, "X-Hub-Signature-256": "sha256=stale",
+                        "Host": host, "X-Hub-Signature-256": f"sha256={sent.hexdigest()}",
                     },
                 )  # fmt: skip
             json.loads(await run.line())
@@ -58,12 +59,19 @@ async def test_start_serves_the_api_and_signs_with_the_profile_secret(tmp_path, 
                 if found:
                     break
                 await asyncio.sleep(0.1)
-            answer = (await c.post(f"/api/requests/http/{found[0]['id']}/replay")).json()
+            # GitHub's signature has no timestamp: an edited body shows the profile's secret
+            # signing afresh (re-signing checks the captured signature first).
+            answer = (
+                await c.post(
+                    f"/api/requests/http/{found[0]['id']}/replay",
+                    json={"edit": {"body": '{"zen":"y"}'}},
+                )
+            ).json()
             assert answer["status_code"] == 200, answer
             replayed = (await c.get(f"/api/requests/http/{answer['id']}")).json()
         echoed = json.loads(base64.b64decode(replayed["response"]["raw"]).split(b"\r\n\r\n", 1)[1])
         signature = dict((k.lower(), v) for k, v in echoed["headers"])["x-hub-signature-256"]
-        expected = hmac.new(GITHUB_SECRET.encode(), b'{"zen":"x"}', hashlib.sha256).hexdigest()
+        expected = hmac.new(GITHUB_SECRET.encode(), b'{"zen":"y"}', hashlib.sha256).hexdigest()
         assert signature == f"sha256={expected}"
         assert await run.terminate() == 0
 

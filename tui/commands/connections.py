@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from inspector.terminal_text import visible
 from tui.api_probe import ApiNotFound, api_url, find_connections
 from tui.format import human_size
 
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"connections": rows, "tunnels": tunnels}, indent=2))
         return 0
-    print(render(tunnels, rows), end="")
+    # Any program on 4040..4050 can answer in molehill's shape: its text is shown, not obeyed.
+    print(visible(render(tunnels, rows), lines=True), end="")
     return 0
 
 

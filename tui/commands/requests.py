@@ -32,6 +32,7 @@ from inspector.terminal_text import has_controls, visible
 from tui.bodies import hexdump
 from tui.commands.requests_replay import add_parsers as add_replay_parsers
 from tui.format import human_size, ms
+from tui.private_file import write_private
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -247,7 +248,10 @@ def run_curl(args: argparse.Namespace) -> int:
             with open(fd, "wb") as out:
                 out.write(found.request_body.data)
         else:
-            body_file.write_bytes(found.request_body.data)
+            try:
+                write_private(body_file, found.request_body.data)
+            except OSError as exc:
+                return _fail(f"cannot write {body_file}: {exc.strerror or exc}")
     command, warnings = curl_command(found, args.url, body_file)
     for warning in warnings:
         print(f"molehill: {warning}", file=sys.stderr)
@@ -272,7 +276,7 @@ def run_export(args: argparse.Namespace) -> int:
         print(text)
     else:
         try:
-            Path(args.har).write_text(text + "\n", encoding="utf-8")
+            write_private(Path(args.har), (text + "\n").encode("utf-8"))
         except OSError as exc:
             return _fail(f"cannot write {args.har}: {exc.strerror}")
         print(f"wrote {len(found)} requests to {args.har}", file=sys.stderr)

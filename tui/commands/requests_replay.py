@@ -124,7 +124,8 @@ def edit_in_editor(request: ReplayRequest) -> ReplayRequest:
         edited = from_text(text, request.body)
     except EditError as exc:
         lines = text.replace("\r\n", "\n").split("\n")
-        shown = lines[exc.line - 1] if exc.line <= len(lines) else ""
+        # The line may hold a visitor's escape sequence (why it was refused): spelled out.
+        shown = visible(lines[exc.line - 1]) if exc.line <= len(lines) else ""
         raise ReplayError(
             f"the edited request, line {exc.line}: {exc.message}\n  {exc.line} | {shown}\n"
             f"molehill: nothing was sent; your edit is kept in {path}"
@@ -141,13 +142,17 @@ def run_replay(args: argparse.Namespace) -> int:
             if exchange is None:
                 return _fail(f"no captured request {args.id} (see `molehill requests list`)")
             request, from_store = from_exchange(exchange)
+            captured = request.copy()
             if args.edit:
                 request = edit_in_editor(request)
             secrets = webhook_secrets(
                 args.webhook_secret, exchange.tunnel, getattr(args, "profiles_path", None)
             )
             notes = resign(
-                request, secrets, body_redacted=from_store and MARKER.encode() in request.body
+                request,
+                secrets,
+                body_redacted=from_store and MARKER.encode() in request.body,
+                captured=captured,
             )
             if from_store and carries_marker(request):
                 notes.append(
