@@ -52,7 +52,13 @@ def tunnel_from_host(host: str, domain: str) -> str | None:
     host = host.strip().lower()
     if host.startswith("["):  # an IPv6 literal never names a tunnel
         return None
-    hostname = host.rsplit(":", 1)[0] if ":" in host else host
+    hostname, colon, port = host.rpartition(":")
+    if not colon:
+        hostname = host
+    elif port and not port.isdigit():
+        # "pay.DOMAIN:1@evil.example" is no NAME.DOMAIN[:PORT]: a URL made from it names
+        # evil.example (a replay through the public URL would go there).
+        return None
     hostname = hostname.rstrip(".")
     suffix = "." + domain.lower()
     if not hostname.endswith(suffix):

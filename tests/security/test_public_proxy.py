@@ -89,3 +89,16 @@ async def test_a_proxy_connection_reset_mid_request_frees_its_stream(app_port):
         for reader, writer in readers:
             assert (await read_response(reader)).status == 200
             writer.close()
+
+
+@pytest.mark.parametrize("port", ["1@evil.example", "80x", "-1"])
+async def test_a_host_whose_port_is_not_a_number_reaches_no_tunnel(app_port, port):
+    """`NAME.DOMAIN:1@evil.example` was routed to NAME, while a URL made from that Host (a
+    replay through the public URL, the curl and HAR exports) names evil.example."""
+    async with running_relay() as relay, agent_for(relay, app_port, "pay") as tunnel:
+        reader, writer = await open_from(relay.http_port)
+        writer.write(raw_request(f"{tunnel.host.split(':')[0]}:{port}", "/echo"))
+        response = await read_response(reader)
+        writer.close()
+        assert response.status in (400, 404), response.body
+        assert b"/echo" not in response.body  # the app never answered

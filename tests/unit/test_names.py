@@ -108,6 +108,10 @@ def test_every_word_pair_is_a_valid_label():
         ("[::1]:8080", "localhost", None),
         ("[::1]", "localhost", None),
         ("[app.localhost]:80", "localhost", None),
+        # a port is digits: userinfo or anything else after the colon names another host
+        ("app.localhost:1@evil.example", "localhost", None),
+        ("app.localhost:80x", "localhost", None),
+        ("app.localhost:", "localhost", "app"),  # an empty port is allowed (RFC 3986)
     ],
 )
 def test_tunnel_from_host(host, domain, name):
