@@ -50,7 +50,11 @@ def get_json(host: str, port: int, path: str) -> tuple[int, Any]:
         late.start()
         response = conn.getresponse()
         body = response.read(ANSWER_LIMIT + 1)
-    except http.client.HTTPException as exc:
+    except (http.client.HTTPException, OSError) as exc:
+        if cut.is_set():  # the cut ended the read, whichever way the read then failed
+            raise ValueError(f"no whole answer within {PROBE_DEADLINE:g}s") from None
+        if isinstance(exc, OSError):
+            raise
         raise ValueError(f"not an HTTP answer ({exc.__class__.__name__})") from None
     finally:
         late.cancel()
