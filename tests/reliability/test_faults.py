@@ -170,15 +170,22 @@ async def test_local_app_restarted_502_while_down_then_works_without_an_agent_re
         assert statuses.count(502) == 3
 
 
+# A stream stuck behind the stalled one (the defect this guards) takes a round to a fraction
+# of its speed, or forever. Alone the rounds match (ratios ~1.0); in CI, beside the other
+# worker's tests, pairs measured 0.66-1.01 (median 0.8) with nothing wrong: a finer figure is
+# a benchmark's to give, not a test's.
+FAIR_SHARE = 0.6
+
+
 @pytest.mark.slow
 async def test_a_stalled_visitor_costs_other_streams_no_throughput_and_bounded_memory(tmp_path):
     """Rounds of four parallel 24 MB downloads through the tunnel, alternately alone (reference)
     and beside a visitor who requested a 10 GB download and reads nothing. The median of each
-    stalled round's throughput over the reference round before it must reach 90%. Alternating,
-    and comparing neighbours, keeps other load on the machine (CI runs two test workers on its
-    two cores) from deciding the result: the best rounds did not (one lucky reference round of
-    428 MB/s against medians of ~310 either way failed it), nor did the two lists' medians
-    apart; a batch that misses is followed by up to two more, pooled.
+    stalled round's throughput over the reference round before it must reach FAIR_SHARE.
+    Alternating, and comparing neighbours, keeps other load on the machine (CI runs two test
+    workers on its two cores) from deciding the result: the best rounds did not (one lucky
+    reference round of 428 MB/s against medians of ~310 either way failed it), nor did the two
+    lists' medians apart; a batch that misses is followed by up to two more, pooled.
 
     Then eight visitors stall at once while 200 MB more pass beside them: neither the relay's
     nor the agent's memory may grow by more than a few windows per stalled stream."""
@@ -221,13 +228,13 @@ async def test_a_stalled_visitor_costs_other_streams_no_throughput_and_bounded_m
             # whatever else the machine was doing (medians of the two lists apart did not:
             # 0.83 once in CI while the other worker's tests ran).
             ratios = [s / r for s, r in zip(stalled, reference, strict=True)]
-            if statistics.median(ratios) >= 0.9:
+            if statistics.median(ratios) >= FAIR_SHARE:
                 break
         print(
             f"\nthroughput MB/s alone {[round(x / MB) for x in reference]}, "
             f"beside a stalled visitor {[round(x / MB) for x in stalled]}"
         )
-        assert statistics.median(ratios) >= 0.9, [round(x, 2) for x in ratios]
+        assert statistics.median(ratios) >= FAIR_SHARE, [round(x, 2) for x in ratios]
 
         before = {"relay": relay.rss_kib(), "agent": agent.rss_kib()}
         writers = [await stall() for _ in range(8)]
