@@ -132,14 +132,29 @@ def _hmac(key: bytes, data: bytes, digest: str = "sha256") -> bytes:
     return hmac.new(key, data, digest).digest()
 
 
+def _signature(kind: str, key: bytes, body: bytes, stamp: str = "", message_id: str = "") -> str:
+    """The signature value a ``kind`` sender computes over ``body``: Stripe's v1 hex, GitHub's
+    ``sha256=`` hex, Standard Webhooks' ``v1,`` base64. Signing and checking both use it."""
+    if kind == "stripe":
+        return _hmac(key, f"{stamp}.".encode() + body).hex()
+    if kind == "github":
+        return "sha256=" + _hmac(key, body).hex()
+    signed = f"{message_id}.{stamp}.".encode() + body
+    return "v1," + base64.b64encode(_hmac(key, signed)).decode("ascii")
+
+
+def _key(kind: str, secret: str) -> bytes:
+    return standard_key(secret) if kind == "standard" else secret.encode()
+
+
 def _stripe(request: ReplayRequest, secret: str, stamp: int) -> None:
-    signature = _hmac(secret.encode(), f"{stamp}.".encode() + request.body).hex()
+    signature = _signature("stripe", secret.encode(), request.body, str(stamp))
     request.set_header("Stripe-Signature", f"t={stamp},v1={signature}")
 
 
 def _github(request: ReplayRequest, secret: str) -> None:
     key = secret.encode()
-    request.set_header("X-Hub-Signature-256", "sha256=" + _hmac(key, request.body).hex())
+    request.set_header("X-Hub-Signature-256", _signature("github", key, request.body))
     if request.header("x-hub-signature") is not None:
         request.set_header("X-Hub-Signature", "sha1=" + _hmac(key, request.body, "sha1").hex())
 
@@ -158,32 +173,36 @@ def standard_key(secret: str) -> bytes:
 
 def _standard(request: ReplayRequest, secret: str, stamp: int) -> None:
     key = standard_key(secret)
+    message_id = _message_id(request)
+    request.set_header("webhook-timestamp", str(stamp))
+    request.set_header(
+        "webhook-signature", _signature("standard", key, request.body, str(stamp), message_id)
+    )
+
+
+def _message_id(request: ReplayRequest) -> str:
     message_id = request.header("webhook-id")
     if message_id is None:
         raise ResignError("the request has a webhook-signature but no webhook-id to sign")
-    signed = f"{message_id}.{stamp}.".encode() + request.body
-    signature = base64.b64encode(_hmac(key, signed)).decode("ascii")
-    request.set_header("webhook-timestamp", str(stamp))
-    request.set_header("webhook-signature", f"v1,{signature}")
+    return message_id
 
 
 def verifies(kind: str, request: ReplayRequest, secret: str) -> bool:
     """Whether the request's ``kind`` signature is the sender's: made with ``secret`` over its
     body (and the timestamp and id it carries), whatever its age."""
-    key = standard_key(secret) if kind == "standard" else secret.encode()
+    key = _key(kind, secret)
     value = request.header(_HEADERS[kind]) or ""
+    body = request.body
     if kind == "stripe":
         fields = [part.strip().partition("=") for part in value.split(",")]
         stamp = next((v for k, _, v in fields if k == "t"), "")
-        expected = _hmac(key, f"{stamp}.".encode() + request.body).hex()
+        expected = _signature(kind, key, body, stamp)
         offered = [v for k, _, v in fields if k == "v1"]
     elif kind == "github":
-        expected = "sha256=" + _hmac(key, request.body).hex()
+        expected = _signature(kind, key, body)
         offered = [value.strip()]
     else:
-        if request.header("webhook-id") is None:
-            raise ResignError("the request has a webhook-signature but no webhook-id to sign")
-        signed = f"{request.header('webhook-id')}.{request.header('webhook-timestamp')}."
-        expected = "v1," + base64.b64encode(_hmac(key, signed.encode() + request.body)).decode()
+        stamp = request.header("webhook-timestamp") or ""
+        expected = _signature(kind, key, body, stamp, _message_id(request))
         offered = value.split()
     return any(hmac.compare_digest(expected.encode(), o.encode("latin-1")) for o in offered)
