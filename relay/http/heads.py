@@ -21,7 +21,7 @@ UNTIL_CLOSE: Final = -2
 # RFC 9110 5.6.2 token; RFC 9112 3 request line.
 TOKEN: Final = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE: Final = re.compile(TOKEN + rb" ([\x21-\x7e]+) HTTP/[0-9]\.[0-9]")
-_ABSOLUTE: Final = re.compile(rb"([A-Za-z][-+.0-9A-Za-z]*):(?://([^/?#]*))?")
+ABSOLUTE_TARGET: Final = re.compile(rb"([A-Za-z][-+.0-9A-Za-z]*):(?://([^/?#]*))?")
 _FORWARDED: Final = re.compile(rb"\r\nx[-_]forwarded[-_]")
 
 
@@ -188,7 +188,7 @@ def _length(lowered: bytes, absent: int) -> int:
 
 def _authority(target: bytes) -> str:
     """The authority of an absolute-form target (RFC 9112 3.2.2: it overrides Host)."""
-    match = _ABSOLUTE.match(target)
+    match = ABSOLUTE_TARGET.match(target)
     if match is None:
         raise HttpError(400, "request target is not origin-form, absolute-form or *")
     if match.group(1).lower() not in (b"http", b"https"):

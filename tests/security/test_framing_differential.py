@@ -4,7 +4,8 @@ The relay forwards a request stream it framed itself; the app's server frames it
 disagree on where a request or its body ends, a visitor can smuggle a request past the relay's
 checks. h11 is a strict reference parser: for every stream (hostile ones included) that
 :class:`Http1Framer` accepts, up to the point where it refuses, h11 must see the same requests
-(method, target, Host, body) in the bytes the relay would forward, and must not refuse them.
+(method, target, Host, body) in the bytes the relay would forward, and must not refuse them. An
+absolute-form target reaches the app origin-form, with its authority as the Host.
 
 What h11 is fed is what the relay sends on: each head as :func:`forwarded_head` rewrites it and
 the body bytes as the framer passed them. The empty lines the framer skips before a request line
@@ -309,7 +310,7 @@ class Seen:
 
     method: bytes
     target: bytes
-    host: bytes | None  # None: absolute-form, the target names the host
+    host: bytes | None
     body: bytes = b""
     ended: bool = False
     raw_body: bytearray = field(default_factory=bytearray)
@@ -330,6 +331,7 @@ def frame(pieces: list[bytes]) -> tuple[list[Item], HttpError | None]:
     return items, None
 
 
+SCHEME_AUTHORITY = re.compile(rb"[A-Za-z][-+.0-9A-Za-z]*://[^/?#]*")
 HEX_LINE = re.compile(rb"([0-9A-Fa-f]+)(;[^\r\n]*)?")
 
 
@@ -362,9 +364,13 @@ def framer_requests(items: list[Item]) -> list[Seen]:
     seen: list[Seen] = []
     for item in items:
         if isinstance(item, RequestHead):
-            host = None if item.absolute else (item.host or "").encode("latin-1")
+            host = (item.host or "").encode("latin-1")
+            target = item.target
+            if item.absolute:  # forwarded origin-form, with the authority as Host
+                rest = target[SCHEME_AUTHORITY.match(target).end() :]  # type: ignore[union-attr]
+                target = rest if rest[:1] == b"/" else b"/" + rest
             chunked = bool(header_list(item, b"transfer-encoding"))
-            seen.append(Seen(item.method.encode(), item.target, host, chunked=chunked))
+            seen.append(Seen(item.method.encode(), target, host, chunked=chunked))
         elif item is MESSAGE_END:
             seen[-1].ended = True
         else:

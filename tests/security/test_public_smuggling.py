@@ -129,9 +129,14 @@ async def test_an_absolute_form_target_routes_by_its_authority():
         reader, writer = await open_from(relay.http_port)
         signed = head[:-2] + f"{basic(CREDENTIALS)[0]}: {basic(CREDENTIALS)[1]}\r\n\r\n".encode()
         writer.write(signed)
-        assert (await read_response(reader)).body == f"auth GET http://{auth_t.host}/x".encode()
+        # A gateway forwards origin-form, with the Host it routed by (RFC 9112 3.2.2): the app
+        # never sees the visitor's Host, which named another tunnel (or any host at all).
+        assert (await read_response(reader)).body == b"auth GET /x"
         writer.close()
         assert open_app.heads == []
+        forwarded = auth_app.heads[-1]
+        assert f"\r\nHost: {auth_t.host}\r\n".encode() in forwarded
+        assert open_t.host.encode() not in forwarded
 
 
 @pytest.mark.parametrize(

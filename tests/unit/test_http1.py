@@ -956,21 +956,42 @@ def test_one_authorization_and_one_proxy_authorization_are_fine():
 
 
 @pytest.mark.parametrize(
-    ("target", "host"),
+    ("target", "host", "path"),
     [
-        (b"http://other.example/path", "other.example"),
-        (b"HTTPS://other.example:8443/p?q=1", "other.example:8443"),
-        (b"http://other.example", "other.example"),
-        (b"http://other.example?q", "other.example"),
-        (b"http://[::1]:8080/", "[::1]:8080"),
+        (b"http://other.example/path", "other.example", b"/path"),
+        (b"HTTPS://other.example:8443/p?q=1", "other.example:8443", b"/p?q=1"),
+        (b"http://other.example", "other.example", b"/"),
+        (b"http://other.example?q", "other.example", b"/?q"),
+        (b"http://[::1]:8080/", "[::1]:8080", b"/"),
+        (b"http://a.example//x/http://b/", "a.example", b"//x/http://b/"),
     ],
 )
-def test_absolute_form_routes_by_the_target_authority(target, host):
+def test_absolute_form_routes_by_the_target_authority(target, host, path):
     head = head_of(b"GET " + target + b" HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
     assert (head.host, head.absolute, head.target) == (host, True, target)
     out = forwarded_head(head, "10.0.0.1", "http")
-    assert out.startswith(b"GET " + target + b" HTTP/1.1\r\nHost: app.localhost\r\n")
+    # Forwarded as a gateway must (RFC 9112 3.2.2): origin-form, Host replaced by the authority.
+    assert out.startswith(b"GET " + path + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n")
+    assert b"app.localhost" not in out
     assert out.endswith(f"X-Forwarded-Host: {host}\r\n\r\n".encode())
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST http://b.example/h HTTP/1.0\r\nX: 1\r\nhOsT:  evil.example \r\nY: 2\r\n\r\n",
+        b"GET https://b.example HTTP/1.1\r\nHost:\r\n\r\n",
+        b"GET http://b.example/x HTTP/1.1\r\nHost: evil\r\nX-Forwarded-Host: evil\r\n\r\n",
+    ],
+    ids=["spelling-and-place", "empty-host", "forged-forwarded"],
+)
+def test_the_visitors_host_never_reaches_the_app_beside_an_absolute_target(head):
+    out = forwarded_head(head_of(head), "10.0.0.1", "http")
+    lines = out.split(b"\r\n")
+    assert lines[0].split(b" ")[1][:1] == b"/"
+    assert [line for line in lines if line.lower().startswith(b"host:")] == [b"Host: b.example"]
+    assert b"evil" not in out
+    assert out.count(b"\r\n\r\n") == 1 and out.endswith(b"\r\n\r\n")
 
 
 def test_origin_and_asterisk_forms_route_by_host():
