@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
 import socket
 import threading
 from typing import Any
@@ -20,6 +21,8 @@ PROBE_TIMEOUT = 2.0  # seconds per read: a loopback API answers in milliseconds
 PROBE_DEADLINE = 5.0  # seconds per port in all: a server that drips bytes is cut off
 ANSWER_LIMIT = 16 * 1024 * 1024  # bytes read from an answer at most: junk cannot fill memory
 PROBE_PORTS: list[int] = list(range(DEFAULT_PORT, LAST_PORT + 1))  # where `molehill http` looks
+_LARGEST = 2**63  # bytes, counts, ms: beyond any real figure (and int() of it is cheap)
+_YEAR_9999 = 253_402_300_800  # seconds since 1970: time.localtime() fails past this
 
 
 class ApiNotFound(Exception):
@@ -127,13 +130,40 @@ def _is_connections(data: Any) -> bool:
     rows, tunnels = data.get("connections"), data.get("tunnels")
     if not isinstance(rows, list) or not isinstance(tunnels, list):
         return False
-    number = (int, float)
-    row_keys = {"tunnel_name": str, "client": str, "time": number, "state": str,
-                "duration_ms": number, "bytes_in": int, "bytes_out": int,
+    row_keys = {"tunnel_name": str, "client": str, "time": _timestamp, "state": str,
+                "duration_ms": _amount, "bytes_in": _count, "bytes_out": _count,
                 "closed": str}  # fmt: skip
-    tunnel_keys = {"name": str, "public_url": str, "open": int, "total": int, "throughput": dict}
+    tunnel_keys = {"name": str, "public_url": str, "open": _count, "total": _count,
+                   "throughput": _rates}  # fmt: skip
     return all(_has(r, row_keys) for r in rows) and all(_has(t, tunnel_keys) for t in tunnels)
 
 
 def _has(item: Any, keys: dict[str, Any]) -> bool:
-    return isinstance(item, dict) and all(isinstance(item.get(k), t) for k, t in keys.items())
+    """Every key is there with a value the listing can print (a type, or a check of the value)."""
+    return isinstance(item, dict) and all(
+        isinstance(item.get(k), t) if isinstance(t, type) else t(item.get(k))
+        for k, t in keys.items()
+    )
+
+
+def _amount(value: Any) -> bool:
+    """A finite number >= 0 (a bool is not one: JSON true is not a size)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= _LARGEST
+    )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and _amount(value)
+
+
+def _timestamp(value: Any) -> bool:
+    return _amount(value) and value < _YEAR_9999  # time.localtime() takes it
+
+
+def _rates(value: Any) -> bool:
+    """A TCP tunnel's live throughput: {"in": bytes/s, "out": bytes/s}, either may be missing."""
+    return isinstance(value, dict) and all(_amount(value.get(k, 0)) for k in ("in", "out"))
