@@ -85,13 +85,28 @@ def add_api_options(
             default=[],
             metavar="KIND=SECRET",
             help="re-sign webhooks replayed through the API (stripe, github, standard); "
-            "SECRET or env:VAR_NAME (repeatable)",
+            "env:VAR_NAME (keeps it out of ps) or SECRET (repeatable)",
         )
+
+
+def secret_flags(flags: list[str]) -> dict[str, str]:
+    """--webhook-secret flags as {kind: spec}; raises ResignError for a bad one. A secret written
+    on the command line gets a warning: every user of the machine can read it in ``ps``."""
+    secrets = dict(parse_secret_flag(f) for f in flags)
+    for kind, spec in secrets.items():
+        if not spec.startswith("env:"):
+            print(
+                f"molehill: warning: the {kind} webhook secret on the command line can be read by "
+                f"every user of this machine (ps); give it as --webhook-secret {kind}=env:VAR_NAME "
+                "or in the profile's webhook_secrets",
+                file=sys.stderr,
+            )
+    return secrets
 
 
 def api_options(args: argparse.Namespace) -> ApiOptions | None:
     """The options from the command line; raises ResignError for a bad --webhook-secret."""
-    secrets = dict(parse_secret_flag(f) for f in getattr(args, "webhook_secret", []))
+    secrets = secret_flags(getattr(args, "webhook_secret", []))
     if args.no_api:
         return None
     if args.api is not None:

@@ -94,3 +94,25 @@ def test_bad_webhook_secrets_tables_are_refused(table, words):
     with pytest.raises(InvalidProfiles, match=words) as caught:
         ProfilesFile.from_toml(document)
     assert "[profiles.web] webhook_secrets" in str(caught.value)
+
+
+def test_a_secret_written_on_the_command_line_is_warned_about(capsys):
+    import argparse
+
+    from tui.local_api import api_options
+
+    def options(*flags: str) -> dict[str, str]:
+        args = argparse.Namespace(webhook_secret=list(flags), no_api=False, api=None)
+        found = api_options(args)
+        assert found is not None
+        return found.webhook_secrets
+
+    assert options("github=env:GH_SECRET") == {"github": "env:GH_SECRET"}
+    assert capsys.readouterr().err == ""
+    assert options("stripe=whsec_abc", "github=env:GH") == {
+        "stripe": "whsec_abc",
+        "github": "env:GH",
+    }
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "the stripe webhook secret" in err
+    assert "whsec_abc" not in err

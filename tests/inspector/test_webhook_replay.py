@@ -110,12 +110,16 @@ async def test_a_refused_webhook_is_replayed_with_a_fresh_signature(tmp_path):
             env={"HOOK_SECRET": SECRET},
         )  # fmt: skip
         assert code == 0 and json.loads(out)["status"] == 200, err
+        assert "warning" not in err  # env: keeps the secret out of ps
         # Through the relay (the agent captures it too).
         code, out, err = await cli(
             store, "replay", plain_id, "--via-relay", "--json", "--webhook-secret",
             f"stripe={SECRET}",
         )  # fmt: skip
         assert code == 0 and json.loads(out)["status"] == 200, err
+        # A secret in the arguments is readable by any user of the machine: said, not refused.
+        assert "warning: the stripe webhook secret on the command line" in err
+        assert "--webhook-secret stripe=env:VAR_NAME" in err and SECRET not in err
         assert json.loads(out)["url"] == f"http://{host}"
         json.loads(await agent.line())
 

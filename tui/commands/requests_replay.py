@@ -22,12 +22,13 @@ from inspector.diff import diff_responses
 from inspector.message import EditError, ReplayRequest, from_text
 from inspector.redact import MARKER, Redactor
 from inspector.replay import ReplayError, carries_marker, from_exchange, replay, store_replay
-from inspector.resign import KINDS, ResignError, parse_secret_flag, resign
+from inspector.resign import KINDS, ResignError, resign
 from inspector.terminal_text import visible
 from profiles.errors import ProfilesError
 from profiles.paths import resolve_profiles_path
 from profiles.store import load
 from tui.commands.profiles import add_profiles_option
+from tui.local_api import secret_flags
 
 
 def add_webhook_secret_option(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +37,8 @@ def add_webhook_secret_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KIND=SECRET",
-        help=f"re-sign replayed webhooks ({', '.join(KINDS)}); SECRET or env:VAR_NAME "
-        "(repeatable; overrides the profile's webhook_secrets)",
+        help=f"re-sign replayed webhooks ({', '.join(KINDS)}); env:VAR_NAME (keeps it out of "
+        "ps) or SECRET (repeatable; overrides the profile's webhook_secrets)",
     )
 
 
@@ -95,9 +96,7 @@ def webhook_secrets(flags: list[str], tunnel: str, profiles_path: str | None) ->
             secrets.update(profile.webhook_secrets)
     except ProfilesError:
         pass  # no usable profiles file: the flags alone
-    for flag in flags:
-        kind, spec = parse_secret_flag(flag)
-        secrets[kind] = spec
+    secrets.update(secret_flags(flags))
     return secrets
 
 
