@@ -161,7 +161,9 @@ def _github(request: ReplayRequest, secret: str) -> None:
 
 def standard_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64)."""
-    text = secret.removeprefix("whsec_")
+    # Surrounding whitespace is dropped (a secret read from a file ends in a newline), as the
+    # standardwebhooks package does; anything else that is not base64 is an error, not skipped.
+    text = secret.strip().removeprefix("whsec_")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

@@ -86,3 +86,16 @@ def test_hostile_secrets_and_flags():
         with pytest.raises(ResignError):
             parse_secret_flag(flag)
     assert parse_secret_flag("Stripe=env:X") == ("stripe", "env:X")
+
+
+def test_a_standard_secret_read_from_a_file_keeps_working():
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    stale = standardwebhooks.Webhook(secret).sign(
+        "msg_1", datetime.fromtimestamp(STALE, UTC), BODY.decode()
+    )
+    req = request(
+        ("webhook-id", "msg_1"), ("webhook-timestamp", str(STALE)), ("webhook-signature", stale)
+    )
+    notes = resign(req, {"standard": secret + "\n"})  # as $(cat file) keeps it, or a .env line
+    assert "re-signed" in notes[0]
+    assert standardwebhooks.Webhook(secret).verify(BODY, dict(req.headers))["id"] == "evt_1"
