@@ -62,3 +62,22 @@ def test_the_instruction_harness_runs_its_ops(tmp_path, args):
     assert f"done {args[1]} {args[3]}" in proc.stderr
     if "--direct" not in args:
         assert "GET" in log.read_text()  # the agent logged requests as molehill http does
+
+
+def test_the_sequential_tool_measures_both_sides_and_lets_the_store_go(tmp_path):
+    """benchmarks/sequential.py: both sides answered, each process's CPU read, and the capture
+    store it stopped is running again afterwards (it would hold the agent's exchanges)."""
+    env = dict(os.environ, MOLEHILL_CAPTURE_FILE=str(tmp_path / "captures.sqlite3"))
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/sequential.py", "--count", "300", "--stop-store"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    assert out.count("direct: mean") == 1 and out.count("tunnel: mean") == 1
+    assert "relay " in out and "agent " in out and "us  system" in out
+    assert "capture store" in out and "stopped during these requests" in out
