@@ -46,8 +46,8 @@ class PagedDocument:
         newest_first: bool = False,
         limit: int | None = None,
         indent: int | None = None,
-        rows: int = PAGE_ROWS,
-        max_bytes: int = PAGE_BYTES,
+        rows: int | None = None,  # PAGE_ROWS
+        max_bytes: int | None = None,  # PAGE_BYTES
     ) -> None:
         before, after = json.dumps(skeleton, indent=indent).split(json.dumps(HOLE[0]))
         cut, close = before.rindex("[") + 1, after.index("]")
@@ -57,7 +57,8 @@ class PagedDocument:
         self._sep = "," + (self._lead or " ")  # json.dumps' separators, indented or not
         self._item, self._indent = item, indent
         self._query: dict[str, Any] = {"tunnel": tunnel, "newest_first": newest_first}
-        self._flt, self._limit, self._rows, self._max_bytes = flt, limit, rows, max_bytes
+        self._flt, self._limit = flt, limit
+        self._rows, self._max_bytes = rows or PAGE_ROWS, max_bytes or PAGE_BYTES
         self._between: tuple[int, int] | None = None  # ids of the pages still to read
         self.written = 0  # exchanges
         self.done = False
