@@ -301,9 +301,11 @@ def _write_pages(
         out.flush()
         return 0
     except (StoreError, OSError) as exc:
-        why = str(exc) if isinstance(exc, StoreError) else exc.strerror or str(exc)
         if path is None:
-            return _fail(f"the export stopped after {doc.written} requests: {why}")
+            if not isinstance(exc, StoreError):
+                raise  # stdout closed (`| head`): the command's main says nothing of it
+            return _fail(f"the export stopped after {doc.written} requests: {exc}")
+        why = str(exc) if isinstance(exc, StoreError) else exc.strerror or str(exc)
         path.unlink(missing_ok=True)
         return _fail(f"cannot write {path}: {why} (the unfinished file is removed)")
 
