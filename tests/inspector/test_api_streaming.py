@@ -307,3 +307,25 @@ async def test_an_http_1_0_client_gets_the_har_close_delimited(tmp_path, serve, 
     with CaptureStore(path, create=False) as store:
         expected = har_log(store.select(full=True, newest_first=False))
     assert body == json.dumps(expected).encode() + b"\n"
+
+
+async def test_an_answer_not_read_is_dropped_with_what_it_buffered(monkeypatch):
+    """close() would keep the unsent rest, and the connection, until the client read it: for a
+    client that never does, forever (before: a 50 MiB answer stayed in memory)."""
+
+    async def big(request):
+        return api_server.ApiResponse(200, b"x" * (50 * MIB))
+
+    monkeypatch.setattr(api_server, "WRITE_TIMEOUT", 0.5)
+    server = await start_server(big, "127.0.0.1", 0)
+    tracemalloc.start()
+    try:
+        head, _, writer = await send(server.sockets[0].getsockname()[1], "/")
+        assert head.startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(2)  # past the write timeout; the client reads nothing
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        writer.close()
+        server.close()
+    assert held < 5 * MIB, held
