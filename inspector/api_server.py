@@ -19,6 +19,8 @@ import contextlib
 import ipaddress
 import json
 import os
+import socket
+import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,11 +277,20 @@ async def _write_stream(
         if chunked:
             writer.write(b"0\r\n\r\n")
     except BaseException as exc:
-        writer.transport.abort()  # now, and what is buffered is dropped (close() would send it)
+        _reset(writer)
         if not isinstance(exc, Exception):
             raise  # cancelled: the server is closing
     finally:
         await stream.aclose()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Cut the connection now, what is buffered dropped (close() would send it first), with a
+    reset: a client reading to the end (HTTP/1.0, no chunks) sees an error, not an end."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def connection_handler(
@@ -321,8 +332,7 @@ def connection_handler(
             if response.stream is not None:
                 await _write_stream(writer, response.stream, chunked)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            # What it did not read is dropped with the connection (close() would wait to send it).
-            writer.transport.abort()
+            _reset(writer)  # and what it did not read is dropped
         finally:
             active -= 1
             writer.close()

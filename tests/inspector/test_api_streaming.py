@@ -243,6 +243,9 @@ async def test_a_store_that_fails_midway_cuts_the_answer(big_store, serve, monke
     assert body.startswith(b'{"log": {"version": "1.2"') and not body.endswith(DOC_END)
     with pytest.raises(ValueError):
         json.loads(body)
+    calls.clear()
+    with pytest.raises(ConnectionResetError):  # HTTP/1.0 has no last chunk to miss: a reset
+        await fetch(port, "/api/requests/http.har", version="1.0")
     assert (await fetch(port, "/api/tunnels"))[0].startswith(b"HTTP/1.1 200")
 
 
