@@ -335,9 +335,14 @@ def connection_handler(
             _reset(writer)  # and what it did not read is dropped
         finally:
             active -= 1
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            writer.close()  # sends what is still buffered (after a drain: 16 KiB at most)
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT):  # a client that stopped reading then
+                    await writer.wait_closed()
+            except TimeoutError:
+                _reset(writer)
+            except OSError:
+                pass
 
     return serve
 
