@@ -3,6 +3,7 @@ and a TCP tunnel's connections (molehill's own: GET /api/connections).
 
 Served by the process that runs the tunnels (see inspector.api_server for the guards). Store
 reads and writes run on a worker thread, one at a time, so the tunnels' loop never waits on disk.
+The HAR and the listing are read and serialised there a page at a time, and streamed.
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ import base64
 import json
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from inspector.api_options import check_options, edited
 from inspector.api_server import ApiError, ApiRequest, ApiResponse
 from inspector.errors import StoreError
-from inspector.export import har_log
 from inspector.filters import FilterError, parse
 from inspector.messages_view import messages_json
 from inspector.model import StoredExchange
 from inspector.originals import OriginalRequest
+from inspector.pages import HOLE, PagedDocument, har_pages
 from inspector.redact import MARKER, Redactor
 from inspector.replay import NotReplayable, ReplayError, from_exchange, replay, store_replay
 from inspector.resign import ResignError, resign
@@ -230,10 +231,25 @@ class InspectorApi:
         if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit()
             raise ApiError(400, f"limit={text[:40]!r} is not a whole number (0 to {MAX_LIMIT})")
         limit = MAX_LIMIT if len(text) > 9 else min(int(text), MAX_LIMIT)
-        flt = _filter(request)
+        skeleton = {"uri": "/api/requests/http", "requests": HOLE}
         tunnel = request.query.get("tunnel_name") or None
-        found = await self._in_store(lambda s: _select(s, flt, tunnel, limit))
-        return _json({"uri": "/api/requests/http", "requests": [request_json(e) for e in found]})
+        doc = PagedDocument(
+            skeleton, request_json, _filter(request), tunnel, newest_first=True, limit=limit
+        )
+        return await self._paged(doc)
+
+    async def _paged(self, doc: PagedDocument) -> ApiResponse:
+        """The document as an answer: with a length if it is one page, else streamed."""
+        first = await self._in_store(doc.next_piece)  # a store that fails now: a 503, as ever
+        if doc.done:
+            return ApiResponse(200, first)
+        return ApiResponse(200, stream=self._pieces(doc, [first]))
+
+    async def _pieces(self, doc: PagedDocument, first: list[bytes]) -> AsyncGenerator[bytes, None]:
+        yield first.pop()  # and held no longer: the transport has what the client did not take
+        while not doc.done:
+            # One page per turn of the store's lock: other calls get the store between pages.
+            yield await self._in_store(doc.next_piece)
 
     async def _one(self, exchange_id: int) -> ApiResponse:
         return _json(request_json(await self._get(exchange_id)))
@@ -251,12 +267,8 @@ class InspectorApi:
         return ApiResponse(204)
 
     async def _har(self, request: ApiRequest) -> ApiResponse:
-        flt = _filter(request)
         tunnel = request.query.get("tunnel_name") or None
-        found = await self._in_store(
-            lambda s: _select(s, flt, tunnel, None, newest_first=False, full=True)
-        )
-        return _json(har_log(found, None))
+        return await self._paged(har_pages(_filter(request), tunnel))
 
     async def _replay_ngrok(self, request: ApiRequest) -> ApiResponse:
         data = request.json()
@@ -337,7 +349,3 @@ def _filter(request: ApiRequest) -> Any:
         return parse(text) if text else None
     except FilterError as exc:
         raise ApiError(400, f"bad filter: {exc}") from None
-
-
-def _select(store: CaptureStore, flt: Any, tunnel: str | None, limit: int | None, **kw: Any) -> Any:
-    return store.select(flt, tunnel=tunnel, limit=limit, full=kw.pop("full", True), **kw)

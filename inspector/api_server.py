@@ -8,7 +8,8 @@ this machine are kept out too: a browser's request from any other origin (anothe
 another origin) is refused by its Origin or its Sec-Fetch-Site, so a page cannot replay or clear
 captures with a form post. Other users of the machine are refused where the kernel says who a
 connection is from (Linux). At most ``MAX_CONNECTIONS`` at once: held connections cannot starve
-the tunnels, which share the process, of file descriptors.
+the tunnels, which share the process, of file descriptors. An answer of unknown length (the HAR)
+is streamed, chunked, a piece at a time as the client takes it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import contextlib
 import ipaddress
 import json
 import os
-from collections.abc import Awaitable, Callable
+import socket
+import struct
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,6 +54,7 @@ class ApiRequest:
     headers: dict[str, str]  # names lowered; a repeated header keeps its last value
     body: bytes = b""
     authority: str = ""  # an absolute-form target's (http://HOST/path), else ""
+    version: str = "1.1"
 
     def json(self) -> Any:
         """The body as JSON (an empty body is {}); ApiError 400 if it is not JSON."""
@@ -68,6 +72,9 @@ class ApiResponse:
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # A body of unknown length, written after ``body`` a piece at a time: each once the client
+    # has taken the one before, so a slow reader holds one piece in memory, not the answer.
+    stream: AsyncGenerator[bytes, None] | None = None
 
 
 class ApiError(Exception):
@@ -178,7 +185,8 @@ async def _read_request(reader: asyncio.StreamReader) -> ApiRequest:
     url = urlsplit(head.url.decode("latin-1"))
     query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
     method = parser.get_method().decode("latin-1")
-    return ApiRequest(method, url.path, query, head.headers, body, url.netloc)
+    version = parser.get_http_version()
+    return ApiRequest(method, url.path, query, head.headers, body, url.netloc, version)
 
 
 def _check_origin(request: ApiRequest) -> None:
@@ -233,18 +241,56 @@ async def _check_user(peer: tuple[str, int], server: tuple[str, int]) -> None:
         )
 
 
-def _encode(response: ApiResponse) -> bytes:
+def _encode(response: ApiResponse, chunked: bool) -> bytes:
     reason = _REASONS.get(response.status, "Unknown")
     lines = [f"HTTP/1.1 {response.status} {reason}"]
     if response.status != 204:
-        lines += [
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-        ]
+        lines.append(f"Content-Type: {response.content_type}")
+        if response.stream is None:
+            lines.append(f"Content-Length: {len(response.body)}")
+        elif chunked:
+            lines.append("Transfer-Encoding: chunked")
+        # else an HTTP/1.0 client (no chunked there): the body ends where the connection does
     lines += [f"{n}: {v}" for n, v in response.headers]
     lines += ["Cache-Control: no-store", "Connection: close"]
     body = b"" if response.status == 204 else response.body
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def _write_stream(
+    writer: asyncio.StreamWriter, stream: AsyncGenerator[bytes, None], chunked: bool
+) -> None:
+    """Write a streamed body, each piece once the client has taken the one before (a client
+    that takes none for WRITE_TIMEOUT is let go). It ends with the last chunk only if every
+    piece came: any failure on the way cuts the connection, so a client cannot take what it got
+    for a whole answer (chunked: a missing last chunk is an error every HTTP client reports)."""
+    try:
+        while (piece := await anext(stream, None)) is not None:
+            if chunked:
+                writer.write(b"%x\r\n" % len(piece))
+            writer.write(piece)  # what the socket does not take now, the transport copies
+            if chunked:
+                writer.write(b"\r\n")
+            del piece  # so that only the transport's copy waits while the client reads
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await writer.drain()
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+    except BaseException as exc:
+        _reset(writer)
+        if not isinstance(exc, Exception):
+            raise  # cancelled: the server is closing
+    finally:
+        await stream.aclose()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Cut the connection now, what is buffered dropped (close() would send it first), with a
+    reset: a client reading to the end (HTTP/1.0, no chunks) sees an error, not an end."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def connection_handler(
@@ -255,6 +301,7 @@ def connection_handler(
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal active
         active += 1
+        request: ApiRequest | None = None
         try:
             peer = writer.get_extra_info("peername")
             try:
@@ -278,16 +325,24 @@ def connection_handler(
                 response = ApiError(
                     500, f"internal error ({type(exc).__name__}: {exc}); please report it"
                 ).response()
-            writer.write(_encode(response))
+            chunked = request is not None and request.version != "1.0"
+            writer.write(_encode(response, chunked))
             async with asyncio.timeout(WRITE_TIMEOUT):  # a client that never reads is let go
                 await writer.drain()
+            if response.stream is not None:
+                await _write_stream(writer, response.stream, chunked)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
+            _reset(writer)  # and what it did not read is dropped
         finally:
             active -= 1
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            writer.close()  # sends what is still buffered (after a drain: 16 KiB at most)
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT):  # a client that stopped reading then
+                    await writer.wait_closed()
+            except TimeoutError:
+                _reset(writer)
+            except OSError:
+                pass
 
     return serve
 

@@ -199,10 +199,9 @@ def har_entry(e: StoredExchange, base_url: str | None = None) -> dict[str, Any]:
 
 def har_log(exchanges: list[StoredExchange], base_url: str | None = None) -> dict[str, Any]:
     """A HAR 1.2 document with one entry per exchange, in the order given."""
-    return {
-        "log": {
-            "version": "1.2",
-            "creator": _CREATOR,
-            "entries": [har_entry(e, base_url) for e in exchanges],
-        }
-    }
+    return har_document([har_entry(e, base_url) for e in exchanges])
+
+
+def har_document(entries: Any) -> dict[str, Any]:
+    """A HAR 1.2 document around ``entries`` (inspector.pages fills them in a page at a time)."""
+    return {"log": {"version": "1.2", "creator": _CREATOR, "entries": entries}}

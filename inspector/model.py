@@ -73,6 +73,12 @@ class StoredExchange:
     def response_header(self, name: str) -> str | None:
         return header_value(self.response_headers, name)
 
+    def held_bytes(self) -> int:
+        """About what it holds in memory: heads, bodies, messages (what pages are bounded by)."""
+        held = len(self.request_head) + len(self.response_head) + len(self.request_body.data)
+        held += len(self.response_body.data)
+        return held + sum(len(m.preview) + 64 for m in self.messages)
+
     def summary(self) -> dict[str, Any]:
         """The one-line view (`requests list --json`): no heads, no bodies."""
         return {

@@ -297,20 +297,33 @@ class CaptureStore:
         limit: int | None = None,
         newest_first: bool = True,
         full: bool = False,
+        between: tuple[int, int] | None = None,
+        max_bytes: int | None = None,
     ) -> list[StoredExchange]:
-        """Exchanges that pass the filter. Without ``full``, heads and bodies are left empty."""
+        """Exchanges that pass the filter. Without ``full``, heads and bodies are left empty.
+        Pages: ``between`` keeps ids strictly between its two; ``max_bytes`` stops once the rows
+        read hold that many bytes (``StoredExchange.held_bytes``; one row at least)."""
         with self._transaction("DEFERRED") as db:
             where, params = self._where(db, flt, tunnel)
+            if between is not None:
+                where, params = f"({where}) AND id > ? AND id < ?", [*params, *between]
             order = "DESC" if newest_first else "ASC"
             columns = _FULL if full else _SUMMARY
             sql = f"SELECT {columns} FROM exchanges WHERE {where} ORDER BY id {order}"
             if limit is not None:
                 sql += " LIMIT ?"
                 params = [*params, max(0, limit)]
-            found = [_exchange(row, full) for row in db.execute(sql, params)]
-            for e in found:
+            found, held = [], 0
+            rows = db.execute(sql, params)
+            for row in rows:  # SQLite hands rows over one at a time: the ones not read cost nothing
+                e = _exchange(row, full)
                 if e.messages_protocol:  # only full rows know: exports, the API
                     e.messages = load_messages(db, e.id)
+                found.append(e)
+                held += e.held_bytes()
+                if max_bytes is not None and held >= max_bytes:
+                    break
+            rows.close()
             return found
 
     def get(self, exchange_id: int) -> StoredExchange | None:

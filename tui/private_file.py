@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 _LINK = "is a symbolic link; molehill does not write through one"
 
@@ -20,6 +21,13 @@ def write_private(path: Path, data: bytes) -> None:
 
     Raises OSError; its ``strerror`` says what to do when ``path`` is a link or not a file.
     """
+    with open_private(path) as out:
+        out.write(data)
+
+
+def open_private(path: Path) -> BinaryIO:
+    """``path`` created or emptied, open for writing, readable and writable by this user only
+    (for a file written as it goes: the HAR export). Raises OSError as write_private."""
     if path.is_symlink():  # O_NOFOLLOW below is the guard; this is for systems without it
         raise _refused(path, _LINK)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -30,12 +38,16 @@ def write_private(path: Path, data: bytes) -> None:
         if exc.errno == errno.ELOOP:
             raise _refused(path, _LINK) from None
         raise
-    with os.fdopen(fd, "wb") as out:
+    out = os.fdopen(fd, "wb")
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _refused(path, "is not a regular file")
         if hasattr(os, "fchmod"):
             os.fchmod(fd, 0o600)  # an existing file would keep its mode (0644, say)
-        out.write(data)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def _refused(path: Path, why: str) -> OSError:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from inspector import (
     CaptureSettings,
@@ -25,14 +25,15 @@ from inspector import (
     open_store,
     parse,
 )
-from inspector.export import body_needs_file, curl_command, har_log
+from inspector.export import body_needs_file, curl_command
 from inspector.messages_view import messages_json, messages_lines
 from inspector.model import StoredBody, StoredExchange
+from inspector.pages import PagedDocument, har_pages
 from inspector.terminal_text import has_controls, visible
 from tui.bodies import hexdump
 from tui.commands.requests_replay import add_parsers as add_replay_parsers
 from tui.format import human_size, ms
-from tui.private_file import write_private
+from tui.private_file import open_private, write_private
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -265,22 +266,48 @@ def run_export(args: argparse.Namespace) -> int:
     except FilterError as exc:
         return _filter_error(" ".join(args.filter), exc)
     try:
-        with _open(args) as store:
-            found = store.select(flt, tunnel=args.tunnel, newest_first=False, full=True)
+        store: CaptureStore | None = _open(args)
     except StoreMissing:
-        found = []
+        store = None  # nothing captured yet: an empty HAR
     except StoreError as exc:
         return _fail(str(exc))
-    text = json.dumps(har_log(found, args.url), indent=1)
-    if args.har == "-":
-        print(text)
-    else:
+    doc = har_pages(flt, args.tunnel, args.url, indent=1)
+    try:
+        if args.har == "-":
+            return _write_pages(doc, store, sys.stdout.buffer, None)
+        path = Path(args.har)
         try:
-            write_private(Path(args.har), (text + "\n").encode("utf-8"))
+            out = open_private(path)
         except OSError as exc:
             return _fail(f"cannot write {args.har}: {exc.strerror}")
-        print(f"wrote {len(found)} requests to {args.har}", file=sys.stderr)
-    return 0
+        with out:
+            code = _write_pages(doc, store, out, path)
+    finally:
+        if store is not None:
+            store.close()
+    if code == 0:
+        print(f"wrote {doc.written} requests to {args.har}", file=sys.stderr)
+    return code
+
+
+def _write_pages(
+    doc: PagedDocument, store: CaptureStore | None, out: BinaryIO, path: Path | None
+) -> int:
+    """Write the document a page at a time (a store of any size costs a page of memory). If it
+    cannot be finished, the file is removed: a HAR cut short is no HAR."""
+    try:
+        while not doc.done:
+            out.write(doc.next_piece(store))
+        out.flush()
+        return 0
+    except (StoreError, OSError) as exc:
+        if path is None:
+            if not isinstance(exc, StoreError):
+                raise  # stdout closed (`| head`): the command's main says nothing of it
+            return _fail(f"the export stopped after {doc.written} requests: {exc}")
+        why = str(exc) if isinstance(exc, StoreError) else exc.strerror or str(exc)
+        path.unlink(missing_ok=True)
+        return _fail(f"cannot write {path}: {why} (the unfinished file is removed)")
 
 
 def run_clear(args: argparse.Namespace) -> int:
