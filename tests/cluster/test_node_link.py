@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 
 import pytest
@@ -188,3 +189,42 @@ async def test_an_authenticated_link_s_bad_opens_are_reset_alone(redis_server, a
             assert b"200 OK" in body  # the owner passes the stream on as it came
         await eventually(lambda: tunnel.records(), what="the agent's record")
         assert tunnel.records()[-1].client.startswith("127.0.0.5")
+
+
+async def test_repeated_headers_on_the_agents_port_get_an_answer_not_a_traceback(
+    redis_server, caplog
+):
+    """Header lines repeated (legal for Connection, RFC 9110 5.3) made websockets' Headers.get
+    raise inside data_received: the connection was dropped unanswered and asyncio logged a
+    traceback, for anyone who can reach the port. Each gets its answer now; a node link with
+    a repeated authentication header is refused, whichever copy carries a valid MAC."""
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    upgrade = f"Upgrade: websocket\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    signed = node_auth.sign(SECRET, "node9", "node1")
+    auth = "".join(f"{k}: {v}\r\n" for k, v in signed.items())
+    cases = [
+        ("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n", b"426"),
+        (
+            f"GET / HTTP/1.1\r\nHost: x\r\n{upgrade}"
+            "Connection: keep-alive\r\nConnection: Upgrade\r\n",
+            b"101",
+        ),
+        (
+            f"GET {node_auth.PATH} HTTP/1.1\r\nHost: x\r\n{upgrade}Connection: Upgrade\r\n{auth}"
+            f"{node_auth.NODE}: node8\r\n",
+            b"403",
+        ),
+    ]
+    caplog.set_level(logging.ERROR)
+    async with cluster_nodes(redis_server.url, 1) as (one,):
+        for request, status in cases:
+            reader, writer = await open_from(one.agents_port)
+            writer.write(request.encode() + b"\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 " + status), (request, head)
+            if status == b"403":
+                body = await asyncio.wait_for(reader.read(), 5)
+                assert b"repeated node authentication headers" in body
+            writer.close()
+        assert one.node is not None and not one.node_peers
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
