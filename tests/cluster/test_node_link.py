@@ -15,8 +15,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from relay.cluster import node_auth
+from relay.server import Relay
 from relay.wire import codec as p
-from tests.cluster.nodes import SECRET, cluster_nodes, linked
+from tests.cluster.nodes import SECRET, cluster_nodes, linked, node_settings
 from tests.relay.helpers import closed_within, get, open_from
 from tests.support.apps import pattern_sha256
 from tests.support.stack import agent_for, raw_request, read_response
@@ -78,6 +79,27 @@ async def test_links_without_the_secret_are_refused_and_the_real_links_carry_on(
             writer.close()
         assert await through(two, "web") == pattern_sha256(SIZE)
         assert two.node is not None and two.node.links.get("node1") is not None
+
+
+async def test_a_request_recorded_before_the_node_restarted_is_not_replayed(redis_server):
+    """The nonces a node has seen are in its memory: a request used once could be used again
+    once the node restarted (within the 60 s a signature is good for), for a link that opens
+    streams to its tunnels past their rules. The node now refuses requests signed before it
+    started; a request signed now still gets a link."""
+    settings = node_settings(redis_server.url, "node1")
+    async with Relay(settings) as one:
+        recorded = node_auth.sign(SECRET, "node2", "node1")
+        async with await dial(one, recorded) as first:
+            await first.recv()  # the node's HELLO: the link was accepted once
+    await asyncio.sleep(node_auth.RESTART_SLACK + 1.0)  # an operator restarts it a moment later
+    async with Relay(settings) as one:  # the same node, started again: its nonces forgotten
+        with pytest.raises(InvalidStatus) as info:
+            async with await dial(one, recorded):
+                pass
+        assert info.value.response.status_code == 403
+        assert b"signed before this node started" in info.value.response.body
+        async with await dial(one, node_auth.sign(SECRET, "node2", "node1")) as fresh:
+            assert isinstance(p.decode_all(await fresh.recv())[0], p.Hello)
 
 
 def test_the_verifier_checks_mac_time_and_nonce():
