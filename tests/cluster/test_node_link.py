@@ -6,6 +6,7 @@ spliced stream whose visitor stops reading."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import os
@@ -16,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from relay.cluster import node_auth
 from relay.server import Relay
+from relay.transport.link import binary_frame_header
 from relay.wire import codec as p
 from tests.cluster.nodes import SECRET, cluster_nodes, linked, node_settings
 from tests.relay.helpers import closed_within, get, open_from
@@ -250,3 +252,57 @@ async def test_repeated_headers_on_the_agents_port_get_an_answer_not_a_traceback
             writer.close()
         assert one.node is not None and not one.node_peers
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_node_that_cannot_prove_the_secret_gets_no_link_whatever_it_sends_behind(
+    redis_server, caplog
+):
+    """An impostor at a node's URL answers the upgrade with 101 and a wrong proof, and its
+    HELLO in the same packet. The HELLO was handled after the failed proof: the link was
+    WELCOMEd and logged up (never used: it was closing). Nothing after a failed proof counts."""
+    served: list[bytes] = []
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        served.append(head)
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        hello = p.encode_message(p.Hello(p.VERSION, "fake", "", "", p.DEFAULT_WINDOW, {}))
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: "
+            + accept
+            + b"\r\n"
+            + node_auth.REPLY.encode()
+            + b": "
+            + b"0" * 64
+            + b"\r\n\r\n"
+            + binary_frame_header(len(hello), None)
+            + hello
+        )
+        await reader.read()  # until the node closes
+        writer.close()
+
+    caplog.set_level(logging.INFO, logger="molehill.relay")
+    server = await asyncio.start_server(impostor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with cluster_nodes(redis_server.url, 1) as (one,):
+            assert one.node is not None
+            links = one.node.links
+            links.sync({"fake": f"ws://127.0.0.1:{port}"}, "node1")
+            await eventually(lambda: links.failures > 0, what="the dial to fail")
+            assert served, "the node never dialled the impostor"
+            assert "fake" not in links.links and links.get("fake") is None
+            links.sync({}, "node1")
+    finally:
+        server.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if m.startswith("node_link_up")], said
+    assert [m for m in said if m.startswith("node_link_failed") and "node=fake" in m], said
