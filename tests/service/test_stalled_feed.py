@@ -1,15 +1,21 @@
-"""A subscribed client that never reads (a dashboard suspended with Ctrl+Z, a hung one) must not
-make the service hold more and more of its feed: records were already dropped past the backlog,
-but every statuses snapshot was queued for it, and a tunnel's statuses change every second for
-ten minutes after any request (its per-second chart moves). A real ControlServer on a real
-Unix socket, fed what the service feeds it (feed_messages of real snapshots)."""
+"""A client that never reads must cost the service a bounded amount.
+
+A subscribed one (a dashboard suspended with Ctrl+Z, a hung one) must not make the service hold
+more and more of its feed: records were already dropped past the backlog, but every statuses
+snapshot was queued for it, and a tunnel's statuses change every second for ten minutes after
+any request (its per-second chart moves). And one that sends requests without reading their
+replies: thousands fit in one read, and each reply was queued before the service waited for the
+client at all. A real ControlServer on a real Unix socket, fed what the service feeds it
+(feed_messages of real snapshots)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +23,7 @@ import pytest
 from relay.events import Reconnecting, RequestRecord
 from relay.host import HostUpdate, TunnelStatus
 from relay.stats import TunnelStats
-from tui.service.control import FEED_BACKLOG, MAX_OWED_EVENTS, ControlServer
+from tui.service.control import FEED_BACKLOG, MAX_OWED_EVENTS, REPLY_BACKLOG, ControlServer
 from tui.service.feed import feed_messages
 from tui.service.forms import unpack_update
 from tui.service.protocol import Decoder, encode
@@ -130,3 +136,57 @@ def _read_all(stalled: socket.socket) -> list[HostUpdate]:
         for message in decoder.feed(data):
             if "feed" in message:
                 updates.append(unpack_update(message["feed"]))
+
+
+async def test_a_client_that_asks_without_reading_waits_for_its_replies(socket_dir):
+    """Status replies of a service with many tunnels are some KiB; 4,000 requests of 20 bytes
+    arrive in one read. The service stops reading the client's requests while its replies
+    are unread, as a socket would."""
+    answered = 0
+
+    async def big_status(client, request):
+        nonlocal answered
+        answered += 1
+        return {"ok": True, "tunnels": [{"name": f"t{i}", "url": "x" * 80} for i in range(100)]}
+
+    server = ControlServer(socket_dir / "run" / "s.sock", big_status)
+    await server.start()
+    asker = socket.socket(socket.AF_UNIX)
+    try:
+        asker.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        asker.connect(str(server.path))
+        requests = b"".join(encode({"op": "status", "id": n}) for n in range(4000))
+        asker.setblocking(False)
+        sent = 0
+        largest = 0
+        for _ in range(100):  # two seconds of the service's time, the client never reading
+            with contextlib.suppress(BlockingIOError):
+                sent += asker.send(requests[sent:])
+            await asyncio.sleep(0.02)
+            largest = max([largest, *(c.backlog for c in server.clients)])
+        reply_size = len(encode(await big_status(None, {})))
+        assert answered < 4000
+        assert largest <= REPLY_BACKLOG + 2 * reply_size, (largest, answered)
+
+        got = await asyncio.to_thread(_count_replies, asker, requests[sent:])
+        assert got == 4000  # every request is answered once the client reads
+    finally:
+        asker.close()
+        await server.close()
+
+
+def _count_replies(asker: socket.socket, rest: bytes) -> int:
+    asker.setblocking(True)
+    asker.settimeout(10)
+    # The rest of the requests go from another thread: the service reads them only as fast as
+    # this one reads the replies.
+    sender = threading.Thread(target=asker.sendall, args=(rest,), daemon=True)
+    sender.start()
+    decoder = Decoder()
+    got = 0
+    while got < 4000:
+        data = asker.recv(1 << 20)
+        assert data, "the service closed the client"
+        got += len(decoder.feed(data))
+    sender.join(10)
+    return got

@@ -28,6 +28,7 @@ log = logging.getLogger("molehill.service")
 
 FEED_BACKLOG = 8 * 1024 * 1024  # unread feed bytes a client may have before records are dropped
 MAX_OWED_EVENTS = 1000  # events kept for a client that is behind (the oldest go first)
+REPLY_BACKLOG = 1024 * 1024  # unread bytes past which a client's next request waits
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 
@@ -153,6 +154,10 @@ class ControlServer:
                     reply = await self._answer(client, request)
                     if reply is not None:
                         client.send(encode(reply))
+                    if client.backlog > REPLY_BACKLOG:
+                        # Thousands of small requests fit in one read: a client that sends
+                        # them without reading would have all their replies queued here.
+                        await writer.drain()
                 await writer.drain()
         finally:
             self.clients.discard(client)
