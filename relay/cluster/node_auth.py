@@ -5,6 +5,12 @@ The dialling node sends, in its websocket upgrade request, its id, the time, a r
 MAC in constant time, the time within ``SKEW`` seconds, and that the nonce was not seen in that
 span (a recorded request cannot be replayed); then it proves itself in its 101 response with
 ``HMAC(secret, "molehill-node-reply" | nonce)``. Without the secret, no link and no stream.
+
+The nonces seen are in memory, so a node also refuses requests signed more than
+``RESTART_SLACK`` seconds before it started: else a request recorded on the wire (a ``ws://``
+node URL) could be replayed for up to ``SKEW`` seconds after the node restarted, and a replayed
+link opens streams to any of its tunnels past their rules (those are applied by the node the
+visitor reached). Other nodes sign each dial afresh, after the restarted node is back.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from collections.abc import Callable, Mapping
 
 PATH = "/_molehill/node"  # the agents' listener takes node links on this path
 SKEW = 60.0  # seconds a signed request stays valid (the nodes' clocks must agree this well)
+RESTART_SLACK = 2.0  # seconds before this node started that a request may have been signed
+# (the stamp is whole seconds, and NTP keeps nodes well within a second of each other)
 NODE = "X-Molehill-Node"
 TIME = "X-Molehill-Node-Time"
 NONCE = "X-Molehill-Node-Nonce"
@@ -61,6 +69,7 @@ class Verifier:
         self.clock = clock
         self.max_nonces = max_nonces
         self.seen: OrderedDict[str, float] = OrderedDict()
+        self.started = clock()  # nonces seen before this are not known: see the module's doc
 
     def check(self, headers: Mapping[str, str]) -> str | None:
         """Why the request is refused, or None when it comes from a node with the secret."""
@@ -82,6 +91,8 @@ class Verifier:
             return "bad node authentication time"
         if abs(now - sent) > SKEW:
             return f"node authentication {now - sent:+.0f} s off (are the nodes' clocks in sync?)"
+        if sent < self.started - RESTART_SLACK:
+            return "node authentication signed before this node started (replayed?)"
         while self.seen and (
             next(iter(self.seen.values())) < now - 2 * SKEW or len(self.seen) >= self.max_nonces
         ):

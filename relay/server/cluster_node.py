@@ -103,16 +103,23 @@ class ClusterNode:
         (403) if it is one without the secret; else the peer's node id."""
         if request.path != PATH:
             return None
-        why = self.verifier.check({k: request.headers.get(k, "") for k in _AUTH_HEADERS})
+        # get_all, not get: websockets' Headers.get raises on a repeated header, and the
+        # exception escaped data_received (a traceback per connection, for anyone to cause).
+        found = {k: request.headers.get_all(k) for k in _AUTH_HEADERS}
+        fields = {k: values[0] if values else "" for k, values in found.items()}
+        if any(len(values) > 1 for values in found.values()):
+            why: str | None = "repeated node authentication headers"
+        else:
+            why = self.verifier.check(fields)
         if why is not None:
-            self.relay.log_event("node_link_refused", peer_node=request.headers.get(NODE, "")[:63])
+            self.relay.log_event("node_link_refused", peer_node=fields[NODE][:63])
             body = f"node link refused: {why}\n".encode()
             headers = Headers([("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
             return Response(403, "Forbidden", headers, body)
-        return request.headers.get(NODE, "")
+        return fields[NODE]
 
     def reply_header(self, request: Request) -> tuple[str, str]:
-        nonce = request.headers.get(NONCE, "")
+        nonce = request.headers.get_all(NONCE)[0]  # one, or link_request refused the request
         return REPLY, reply(self.cluster.secret, nonce)
 
     async def stop(self) -> None:

@@ -62,7 +62,9 @@ class NodeLink(FrameLink):
         assert cluster is not None
         if not isinstance(event, Response):
             return
-        proof = event.headers.get(node_auth.REPLY, "")
+        # get_all: Headers.get raises on a repeated header (a traceback out of data_received).
+        proofs = event.headers.get_all(node_auth.REPLY)
+        proof = proofs[0] if len(proofs) == 1 else ""
         if event.status_code != 101 or self.ws.handshake_exc is not None:
             self.fail(f"node {self.peer_id} answered HTTP {event.status_code}")
         elif not node_auth.reply_valid(cluster.secret, self.nonce, proof):

@@ -337,7 +337,9 @@ class Relay:
             return health
         if request.path == "/metrics":
             return _text_response(200, render(self), "text/plain; version=0.0.4")
-        if "upgrade" not in request.headers.get("Connection", "").lower():
+        # Connection may come as several header lines (RFC 9110 5.3); Headers.get raises then.
+        connection = ", ".join(request.headers.get_all("Connection")).lower()
+        if "upgrade" not in connection:
             return _text_response(
                 426,
                 "This is a molehill relay's agent endpoint. Connect with: "

@@ -153,6 +153,12 @@ class FrameLink(asyncio.Protocol):
                     self.on_handshake(event)
                     if not was_open and ws.state is State.OPEN:
                         self.on_open()
+                    transport = self.transport
+                    if ws.state is not State.OPEN or transport is None or transport.is_closing():
+                        # Refused (an HTTP answer, a failed node proof): frames that came in
+                        # the same read were parsed already and must not reach the session (a
+                        # HELLO behind GET /healthz was admitted on a connection that got 200).
+                        break
                     continue
                 opcode = event.opcode
                 if opcode is Opcode.BINARY or opcode is Opcode.CONT:

@@ -6,7 +6,9 @@ spliced stream whose visitor stops reading."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import logging
 import os
 
 import pytest
@@ -14,8 +16,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from relay.cluster import node_auth
+from relay.server import Relay
+from relay.transport.link import binary_frame_header
 from relay.wire import codec as p
-from tests.cluster.nodes import SECRET, cluster_nodes, linked
+from tests.cluster.nodes import SECRET, cluster_nodes, linked, node_settings
 from tests.relay.helpers import closed_within, get, open_from
 from tests.support.apps import pattern_sha256
 from tests.support.stack import agent_for, raw_request, read_response
@@ -77,6 +81,27 @@ async def test_links_without_the_secret_are_refused_and_the_real_links_carry_on(
             writer.close()
         assert await through(two, "web") == pattern_sha256(SIZE)
         assert two.node is not None and two.node.links.get("node1") is not None
+
+
+async def test_a_request_recorded_before_the_node_restarted_is_not_replayed(redis_server):
+    """The nonces a node has seen are in its memory: a request used once could be used again
+    once the node restarted (within the 60 s a signature is good for), for a link that opens
+    streams to its tunnels past their rules. The node now refuses requests signed before it
+    started; a request signed now still gets a link."""
+    settings = node_settings(redis_server.url, "node1")
+    async with Relay(settings) as one:
+        recorded = node_auth.sign(SECRET, "node2", "node1")
+        async with await dial(one, recorded) as first:
+            await first.recv()  # the node's HELLO: the link was accepted once
+    await asyncio.sleep(node_auth.RESTART_SLACK + 1.0)  # an operator restarts it a moment later
+    async with Relay(settings) as one:  # the same node, started again: its nonces forgotten
+        with pytest.raises(InvalidStatus) as info:
+            async with await dial(one, recorded):
+                pass
+        assert info.value.response.status_code == 403
+        assert b"signed before this node started" in info.value.response.body
+        async with await dial(one, node_auth.sign(SECRET, "node2", "node1")) as fresh:
+            assert isinstance(p.decode_all(await fresh.recv())[0], p.Hello)
 
 
 def test_the_verifier_checks_mac_time_and_nonce():
@@ -188,3 +213,94 @@ async def test_an_authenticated_link_s_bad_opens_are_reset_alone(redis_server, a
             assert b"200 OK" in body  # the owner passes the stream on as it came
         await eventually(lambda: tunnel.records(), what="the agent's record")
         assert tunnel.records()[-1].client.startswith("127.0.0.5")
+
+
+async def test_repeated_headers_on_the_agents_port_get_an_answer_not_a_traceback(
+    redis_server, caplog
+):
+    """Header lines repeated (legal for Connection, RFC 9110 5.3) made websockets' Headers.get
+    raise inside data_received: the connection was dropped unanswered and asyncio logged a
+    traceback, for anyone who can reach the port. Each gets its answer now; a node link with
+    a repeated authentication header is refused, whichever copy carries a valid MAC."""
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    upgrade = f"Upgrade: websocket\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    signed = node_auth.sign(SECRET, "node9", "node1")
+    auth = "".join(f"{k}: {v}\r\n" for k, v in signed.items())
+    cases = [
+        ("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n", b"426"),
+        (
+            f"GET / HTTP/1.1\r\nHost: x\r\n{upgrade}"
+            "Connection: keep-alive\r\nConnection: Upgrade\r\n",
+            b"101",
+        ),
+        (
+            f"GET {node_auth.PATH} HTTP/1.1\r\nHost: x\r\n{upgrade}Connection: Upgrade\r\n{auth}"
+            f"{node_auth.NODE}: node8\r\n",
+            b"403",
+        ),
+    ]
+    caplog.set_level(logging.ERROR)
+    async with cluster_nodes(redis_server.url, 1) as (one,):
+        for request, status in cases:
+            reader, writer = await open_from(one.agents_port)
+            writer.write(request.encode() + b"\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 " + status), (request, head)
+            if status == b"403":
+                body = await asyncio.wait_for(reader.read(), 5)
+                assert b"repeated node authentication headers" in body
+            writer.close()
+        assert one.node is not None and not one.node_peers
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("proofs", [1, 2])
+async def test_a_node_that_cannot_prove_the_secret_gets_no_link_whatever_it_sends_behind(
+    redis_server, caplog, proofs
+):
+    """An impostor at a node's URL answers the upgrade with 101 and a wrong proof, and its
+    HELLO in the same packet. The HELLO was handled after the failed proof: the link was
+    WELCOMEd and logged up (never used: it was closing). Nothing after a failed proof counts.
+    Two proof headers raised out of data_received (Headers.get) instead of failing the dial."""
+    served: list[bytes] = []
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        served.append(head)
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        hello = p.encode_message(p.Hello(p.VERSION, "fake", "", "", p.DEFAULT_WINDOW, {}))
+        proof = f"{node_auth.REPLY}: {'0' * 64}\r\n".encode()
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + b"Sec-WebSocket-Accept: %s\r\n%s\r\n" % (accept, proof * proofs)
+            + binary_frame_header(len(hello), None)
+            + hello
+        )
+        await reader.read()  # until the node closes
+        writer.close()
+
+    caplog.set_level(logging.INFO)
+    server = await asyncio.start_server(impostor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with cluster_nodes(redis_server.url, 1) as (one,):
+            assert one.node is not None
+            links = one.node.links
+            links.sync({"fake": f"ws://127.0.0.1:{port}"}, "node1")
+            await eventually(lambda: links.failures > 0, what="the dial to fail")
+            assert served, "the node never dialled the impostor"
+            assert "fake" not in links.links and links.get("fake") is None
+            links.sync({}, "node1")
+    finally:
+        server.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if m.startswith("node_link_up")], said
+    assert [m for m in said if m.startswith("node_link_failed") and "node=fake" in m], said
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], said

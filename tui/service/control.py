@@ -3,8 +3,10 @@
 Each client is checked with SO_PEERCRED: a process of another user is told why and closed even
 if the socket's mode were loosened. Clients send requests (maps with an ``op``) and get one reply
 per request, with the request's ``id``; those that subscribe get the feed too. A client that
-breaks the framing is closed; the others carry on. A client too slow to read the feed gets its
-statuses and events but loses records (it is told how many; they are in the capture store).
+breaks the framing is closed; the others carry on. A client too slow to read the feed loses
+records (it is told how many; they are in the capture store); its statuses and events wait until
+it has read its backlog down, as one message: the latest statuses (each is a whole snapshot) and
+the events in order. What the service holds for a client that never reads is thus bounded.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from tui.service.protocol import Decoder, ProtocolError, encode
 log = logging.getLogger("molehill.service")
 
 FEED_BACKLOG = 8 * 1024 * 1024  # unread feed bytes a client may have before records are dropped
+MAX_OWED_EVENTS = 1000  # events kept for a client that is behind (the oldest go first)
+REPLY_BACKLOG = 1024 * 1024  # unread bytes past which a client's next request waits
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 
@@ -36,6 +40,10 @@ class Client:
         self.pid = pid
         self.subscribed = False
         self.dropped = 0  # records not sent since the last notice
+        # Statuses and events held back while the client is behind: sent once it catches up.
+        # Queuing each snapshot instead grew without bound for a client that never reads (a
+        # suspended dashboard): a busy tunnel's statuses are ~12 KB, four times a second.
+        self.owed: dict[str, Any] | None = None
 
     def send(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -80,19 +88,23 @@ class ControlServer:
 
     def broadcast(self, parts: list[tuple[bytes, int]]) -> None:
         """Send feed parts (message, records in it) to subscribers. A client with more than
-        FEED_BACKLOG unread bytes gets the first part only if it carries no records (statuses
-        and events are small and always sent), and is later told how many records it missed."""
+        FEED_BACKLOG unread bytes gets no records (it is later told how many it missed), and
+        the statuses and events of the first part are kept for it (``Client.owed``) until it
+        is below FEED_BACKLOG again. Called with no parts too, so what is owed goes out."""
         for client in list(self.clients):
             if not client.subscribed:
                 continue
+            if client.owed is not None and client.backlog <= FEED_BACKLOG:
+                client.send(encode({"feed": client.owed}))  # before anything newer
+                client.owed = None
             for index, (message, records) in enumerate(parts):
-                if records and client.backlog > FEED_BACKLOG:
+                if client.owed is not None or client.backlog > FEED_BACKLOG:
                     client.dropped += records
-                    if index == 0:  # statuses and events still go out, without the records
-                        client.send(_without_records(message))
+                    if index == 0:
+                        _owe(client, message)
                     continue
                 client.send(message)
-            if client.dropped and client.backlog <= FEED_BACKLOG:
+            if client.dropped and client.owed is None and client.backlog <= FEED_BACKLOG:
                 client.send(encode({"dropped": client.dropped}))
                 client.dropped = 0
 
@@ -142,6 +154,10 @@ class ControlServer:
                     reply = await self._answer(client, request)
                     if reply is not None:
                         client.send(encode(reply))
+                    if client.backlog > REPLY_BACKLOG:
+                        # Thousands of small requests fit in one read: a client that sends
+                        # them without reading would have all their replies queued here.
+                        await writer.drain()
                 await writer.drain()
         finally:
             self.clients.discard(client)
@@ -157,8 +173,14 @@ class ControlServer:
         return reply
 
 
-def _without_records(message: bytes) -> bytes:
-    """A feed part's statuses and events alone (rare: only for a client far behind)."""
+def _owe(client: Client, message: bytes) -> None:
+    """Keep a first feed part's statuses and events for ``client`` (rare: only while it is far
+    behind). Statuses are whole snapshots: the latest replaces the one kept."""
     (decoded,) = Decoder().feed(message)
-    decoded["feed"] = {**decoded["feed"], "records": {}}
-    return encode(decoded)
+    feed = decoded["feed"]
+    owed = client.owed or {"records": {}, "events": [], "statuses": {}}
+    events = [*owed["events"], *feed["events"]]
+    owed["events"] = events[-MAX_OWED_EVENTS:]
+    if feed["statuses"]:
+        owed["statuses"] = feed["statuses"]
+    client.owed = owed
