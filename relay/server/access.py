@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -184,6 +185,29 @@ def client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
+
+
+def client_key(ip: str, ipv6_prefix: int = 64) -> str:
+    """What the per-address limits count a client as: an IPv4 address itself, an IPv6 address by
+    its network of ``ipv6_prefix`` bits (IPv4-mapped IPv6 as the IPv4 address).
+
+    One subscriber gets a /64 (or a /56, a /48) and picks any address in it: counted one by one,
+    a single client would have 2**64 addresses' worth of connections and tunnel share."""
+    if ":" not in ip or ipv6_prefix >= 128:
+        return ip
+    return _ipv6_key(ip, ipv6_prefix)
+
+
+@functools.lru_cache(maxsize=4096)  # an attacker cycling addresses only churns it
+def _ipv6_key(ip: str, prefix: int) -> str:
+    try:
+        address = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return ip  # not an address (a scope id, a proxy's junk): counted as it is written
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    bits = 128 - prefix
+    return str(ipaddress.IPv6Network((int(address) >> bits << bits, prefix)))
 
 
 def in_networks(ip: str, networks: Sequence[Network]) -> bool:

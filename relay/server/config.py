@@ -47,6 +47,7 @@ _LIMITS = {
     "keepalive_timeout": float,
     "idle_timeout": float,
     "connections_per_ip": int,
+    "ipv6_prefix": int,
     "rate": float,
     "burst": float,
     "max_message": int,
@@ -67,6 +68,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "max_message": (2 * 1024 * 1024, None),
     "streams_per_agent": (1, None),
     "max_client_share": (0, 1),
+    "ipv6_prefix": (32, 128),
 }
 _TOKEN = {
     "label": str,

@@ -10,7 +10,7 @@ from typing import TypeVar
 from relay.http import pages
 from relay.http.framing import RequestHead, header_list, header_value
 from relay.http.names import tunnel_from_host
-from relay.server.access import AccessRules, TokenBucket
+from relay.server.access import AccessRules, TokenBucket, client_key
 from relay.server.settings import RelaySettings, is_loopback
 
 T = TypeVar("T")
@@ -84,7 +84,7 @@ def share_refusal(
     """Refuse one more stream of ``tunnel`` to ``client`` if it holds its share already, so
     that idle connections from a few addresses cannot make a tunnel busy for everyone."""
     cap = client_cap(settings)
-    if cap and counts.get(client, 0) >= cap:
+    if cap and counts.get(client_key(client, settings.ipv6_prefix), 0) >= cap:
         return Refusal(pages.client_share(tunnel, client), "max_client_share")
     return None
 

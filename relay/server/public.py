@@ -19,6 +19,7 @@ from relay.http.framing import (
 )
 from relay.http.names import tunnel_from_host
 from relay.server import policy
+from relay.server.access import client_key
 from relay.server.answers import frame_answers
 from relay.server.policy import Refusal
 from relay.server.visitor import Visitor
@@ -46,8 +47,9 @@ class PublicConnection(Visitor):
         relay = self.relay
         relay.public_connections.add(self)
         self.trusted_peer = relay.trusted(self.client_ip)
+        self.address_key = client_key(self.client_ip, relay.settings.ipv6_prefix)
         if not self.trusted_peer:  # a proxy carries many visitors: it is not one of them
-            count = relay.count_address(self.client_ip)
+            count = relay.count_address(self.address_key)
             limit = relay.settings.connections_per_ip
             if limit and count > limit:
                 self._log_refusal(Refusal(pages.too_many_connections(self.client_ip), "per_ip"))
@@ -150,7 +152,11 @@ class PublicConnection(Visitor):
             if refusal is not None:
                 self._refuse(refusal, client, name)
                 return None
-        elif client != self.owner:  # a proxy's connection now carries another client
+        elif (
+            self.trusted_peer and client_key(client, self.relay.settings.ipv6_prefix) != self.owner
+        ):
+            # A proxy's connection now carries another client (any other connection's client
+            # is its peer, counted when its stream was taken).
             refusal = self._count_for(target, name, client)
             if refusal is not None:
                 self._send(out)
@@ -192,8 +198,8 @@ class PublicConnection(Visitor):
         self.session = target
         self.tunnel = name
         self.first_host = host
-        self.owner = client
-        policy.count(target.client_streams, client, 1)
+        self.owner = client_key(client, settings.ipv6_prefix)
+        policy.count(target.client_streams, self.owner, 1)
         return None
 
     def _count_for(self, session: AgentSession, name: str, client: str) -> Refusal | None:
@@ -203,8 +209,8 @@ class PublicConnection(Visitor):
         if refusal is None:
             if self.owner:
                 policy.count(counts, self.owner, -1)
-            self.owner = client
-            policy.count(counts, client, 1)
+            self.owner = client_key(client, self.relay.settings.ipv6_prefix)
+            policy.count(counts, self.owner, 1)
         return refusal
 
     def eof_received(self) -> bool:
@@ -286,7 +292,7 @@ class PublicConnection(Visitor):
         relay.bytes_in += self.bytes_from_socket
         relay.bytes_out += self.bytes_to_socket
         if not self.trusted_peer:  # a proxy's connections were never counted per address
-            relay.uncount_address(self.client_ip)
+            relay.uncount_address(self.address_key)
         if self.session is not None:
             super().connection_lost(exc)  # a stream still open is reset: the agent lets go
         self.finished = True

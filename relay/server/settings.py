@@ -34,6 +34,7 @@ class RelaySettings:
     shutdown_grace: float = 2.0
     idle_timeout: float = 300.0  # close a visitor connection idle both ways this long (0: never)
     connections_per_ip: int = 256  # open visitor connections per client address (0: no limit)
+    ipv6_prefix: int = 64  # the per-address limits count an IPv6 client by this network
     rate: float = 0.0  # requests per second per tunnel, token bucket (0: no limit)
     burst: float = 0.0  # bucket size (default: rate)
     max_message: int = p.MAX_MESSAGE  # cap on an agent's websocket message

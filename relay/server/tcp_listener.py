@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from relay.server import policy
-from relay.server.access import TokenEntry
+from relay.server.access import TokenEntry, client_key
 from relay.server.tcp_ports import PortAllocator, PortRefusal
 from relay.transport.bridge import StreamBridge
 
@@ -156,6 +156,7 @@ class TcpVisitor(StreamBridge):
         self.client_port = 0
         self.owner = ""  # the address this connection's stream is counted against
         self.counted = False  # in relay.per_ip
+        self.address_key = ""  # what relay.per_ip counts it as (client_key)
         self.last_active = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -176,7 +177,8 @@ class TcpVisitor(StreamBridge):
         if session is None or session.protocol != "tcp":
             return "tunnel_offline"
         ip = self.client_ip
-        count = relay.count_address(ip)
+        key = self.address_key = client_key(ip, s.ipv6_prefix)
+        count = relay.count_address(key)
         self.counted = True
         if s.connections_per_ip and count > s.connections_per_ip:
             return "per_ip"
@@ -185,13 +187,13 @@ class TcpVisitor(StreamBridge):
         if session.bucket is not None and not session.bucket.take():
             return "rate"
         cap = policy.client_cap(s)
-        if cap and session.client_streams.get(ip, 0) >= cap:
+        if cap and session.client_streams.get(key, 0) >= cap:
             return "max_client_share"
         if not session.attach(self):
             return "streams_per_agent"
         self.session = session
-        self.owner = ip
-        policy.count(session.client_streams, ip, 1)
+        self.owner = key
+        policy.count(session.client_streams, key, 1)
         self.tunnels.connections.add(self)
         self.tunnels.accepted += 1
         return None
@@ -227,7 +229,7 @@ class TcpVisitor(StreamBridge):
         self.tunnels.bytes_out += self.bytes_to_socket
         if self.counted:
             self.counted = False
-            relay.uncount_address(self.client_ip)
+            relay.uncount_address(self.address_key)
         if self.session is not None:
             super().connection_lost(exc)  # a stream still open is reset: the agent lets go
         self.finished = True

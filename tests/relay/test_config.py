@@ -107,7 +107,7 @@ def documented_keys() -> set[str]:
     """Keys in the guide's config reference: the table rows that start with a `key`."""
     text = GUIDE.read_text()
     section = text.split("## The config file", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^\| `([a-z_.\[\]]+)` \|", section, re.M))
+    return set(re.findall(r"^\| `([a-z0-9_.\[\]]+)` \|", section, re.M))
 
 
 def test_the_guide_documents_exactly_the_keys_the_relay_reads():
@@ -175,10 +175,23 @@ def test_a_missing_file_is_named(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("text", ["[limits]\nwindow = 100\n", "[limits]\nping_interval = 0\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[limits]\nwindow = 100\n",
+        "[limits]\nping_interval = 0\n",
+        "[limits]\nipv6_prefix = 16\n",  # a whole ISP counted as one client
+        "[limits]\nipv6_prefix = 129\n",
+    ],
+)
 def test_limits_that_no_agent_can_work_with_are_refused(tmp_path, text):
     with pytest.raises(ConfigError):
         load_config(write(tmp_path, text))
+
+
+def test_the_ipv6_prefix_is_read(tmp_path):
+    assert load_config(write(tmp_path, "[limits]\nipv6_prefix = 56\n")).ipv6_prefix == 56
+    assert load_config(write(tmp_path, "")).ipv6_prefix == 64
 
 
 async def test_flags_override_the_file(tmp_path):

@@ -190,3 +190,48 @@ async def test_the_502_page_names_the_local_address_only_on_a_private_relay(sett
     assert b"the local app did not answer" in page.body
     assert (f"127.0.0.1:{port}".encode() in page.body) is detailed
     assert (b"refused the connection" in page.body) is detailed  # the agent's detail
+
+
+async def test_an_ipv6_client_is_one_client_whatever_address_of_its_64_it_uses(app_port):
+    # A subscriber gets a /64 at least and may use any address in it: counted one by one, a
+    # single client would never reach its share. Behind a trusted proxy the forwarded address
+    # is the client's, so real sockets can carry addresses this machine does not have.
+    async with (
+        running_relay(streams_per_agent=20, trusted_proxies=[ip_network("127.0.0.1/32")]) as relay,
+        agent_for(relay, app_port, "shared") as tunnel,
+    ):
+        held = []
+        for n in range(10):  # ten addresses of one /64, one stream each
+            crowd = [("X-Forwarded-For", f"2001:db8:1:2::{n + 1:x}")]
+            status, conn = await hold(relay.http_port, tunnel.host, "127.0.0.1", crowd)
+            assert status == 200
+            held.append(conn)
+        other_address = [("X-Forwarded-For", "2001:db8:1:2:ffff:ffff:ffff:ffff")]
+        assert (await get(relay.http_port, tunnel.host, headers=other_address)).status == 503
+        next_network = [("X-Forwarded-For", "2001:db8:1:3::1")]
+        assert (await get(relay.http_port, tunnel.host, headers=next_network)).status == 200
+        session = relay.tunnels["shared"]
+        assert session.client_streams["2001:db8:1:2::/64"] == 10
+        for _, writer in held:
+            writer.close()
+        await eventually(lambda: not session.client_streams, 3, "the /64's count to drop to 0")
+
+
+async def test_the_ipv6_prefix_is_a_setting(app_port):
+    async with (
+        running_relay(
+            streams_per_agent=4,
+            ipv6_prefix=128,  # every address its own client, as before
+            trusted_proxies=[ip_network("127.0.0.1/32")],
+        ) as relay,
+        agent_for(relay, app_port, "shared") as tunnel,
+    ):
+        held = []
+        for n in range(3):
+            crowd = [("X-Forwarded-For", f"2001:db8::{n + 1}")]
+            status, conn = await hold(relay.http_port, tunnel.host, "127.0.0.1", crowd)
+            assert status == 200
+            held.append(conn)
+        assert sorted(relay.tunnels["shared"].client_streams.values()) == [1, 1, 1]
+        for _, writer in held:
+            writer.close()
