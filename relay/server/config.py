@@ -57,6 +57,7 @@ _LIMITS = {
     "ping_timeout": float,
     "window": int,
     "tcp_idle_timeout": float,
+    "refusal_log_rate": float,
 }
 # Values below these make a relay no agent can work with (or that closes everything at once).
 _RANGES: dict[str, tuple[float, float | None]] = {

@@ -21,6 +21,7 @@ from relay.server.access import in_networks
 from relay.server.admission import admit
 from relay.server.agent_session import AgentSession
 from relay.server.config import load_config
+from relay.server.log_budget import LogBudget
 from relay.server.metrics import Histogram, render
 from relay.server.public import PublicConnection
 from relay.server.settings import RelayConfigError, RelaySettings, is_loopback
@@ -69,6 +70,7 @@ class Relay:
         self.bytes_out = 0
         self.durations = Histogram()
         self.per_ip: dict[str, int] = {}
+        self.log_budget = LogBudget(self.settings.refusal_log_rate, time.monotonic())
         self.ssl: ssl.SSLContext | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._config_stamp: int | None = None
@@ -184,6 +186,8 @@ class Relay:
     def _sweep(self) -> None:
         """Once a second: close idle visitor connections; pick up a changed config file."""
         self._watch_config()
+        for held in self.log_budget.summary(time.monotonic()):
+            self.log_event("log_suppressed", **held)
         timeout = self.settings.idle_timeout
         if timeout:
             deadline = time.monotonic() - timeout
@@ -212,7 +216,11 @@ class Relay:
                 self.log_event("reloaded", what=what)
 
     def log_event(self, event: str, **fields: object) -> None:
-        """One structured line per agent session event (text or JSON, per log_format)."""
+        """One structured line per agent session event (text or JSON, per log_format); lines
+        that visitors cause at will are held to ``refusal_log_rate`` (relay/server/log_budget)."""
+        reason = fields.get("rule") or fields.get("code") or fields.get("reason")
+        if not self.log_budget.allow(event, str(reason or ""), time.monotonic()):
+            return
         fields = {k: v for k, v in fields.items() if v is not None}
         if self.settings.log_format == "json":
             log.info(json.dumps({"event": event, **fields}, default=str))

@@ -46,6 +46,7 @@ class RelaySettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     log_format: str = "text"
+    refusal_log_rate: float = 20.0  # refusal lines per second per kind; the rest summed up (0: all)
     config_path: str | None = None  # re-read on reload() (SIGHUP)
     tcp_ports: PortRange | None = None  # public ports for TCP tunnels; None: no TCP tunnels
     tcp_idle_timeout: float = 3600.0  # close a TCP connection idle both ways this long (0: never)

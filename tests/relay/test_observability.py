@@ -138,3 +138,25 @@ async def test_the_guide_lists_every_metric_and_log_event():
     events = set(re.findall(r'log_event\(\s*"([a-z_]+)"', source))
     assert {"tunnel_online", "tunnel_offline", "tunnel_closed", "agent_refused"} <= events
     assert not [e for e in sorted(events) if f"`{e}`" not in guide]
+
+
+async def test_a_flood_of_refusals_is_logged_at_the_rate_and_summed_up(app_port, caplog):
+    import logging
+
+    from relay.server import log_budget
+
+    caplog.set_level(logging.INFO, logger="molehill.relay")
+    async with running_relay(refusal_log_rate=4) as relay:
+        relay.log_budget.summarised_at -= log_budget.SUMMARY_EVERY  # the next sweep sums up
+        for n in range(300):  # a name nobody holds: 404 each, a request_refused each
+            page = await get(relay.http_port, f"nobody{n % 3}.localhost")
+            assert page.status == 404
+        m = metrics_dict(render(relay))
+        refused = [r for r in caplog.records if r.getMessage().startswith("request_refused")]
+        assert len(refused) <= 4 * log_budget.BURST_SECONDS + 4  # the burst, and what refilled
+        await asyncio.sleep(1.5)  # the relay's once-a-second sweep
+        (summary,) = [r.getMessage() for r in caplog.records if "log_suppressed" in r.getMessage()]
+        count = int(re.search(r"count=(\d+)", summary).group(1))
+        assert count + len(refused) == 300
+        assert "suppressed=request_refused" in summary and f"unknown_tunnel:{count}" in summary
+        assert m["molehill_error_pages_total"] == 300  # the metrics counted every one
