@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,12 +15,27 @@ import redis
 
 from tests.support.cli import require_program
 
+# Below the kernel's ephemeral range (32768 and up): a port handed out there can be taken as
+# the source port of any outgoing connection before the server binds it (CI once saw a node fail
+# with "address already in use" that way). Each xdist worker takes ports from its own block.
+_BLOCK = 3000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 4
+_PORTS = itertools.count(random.randrange(_BLOCK))
+
 
 def free_port() -> int:
-    """A loopback port free right now (redis-server cannot take port 0 and report it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free right now (redis-server cannot take port 0 and report it), not in
+    the range the kernel picks source ports from."""
+    base = 20000 + _WORKER * _BLOCK
+    for _ in range(_BLOCK):
+        port = base + next(_PORTS) % _BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + _BLOCK - 1}")
 
 
 class RedisServer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -33,7 +34,13 @@ def test_quick_benchmark_runs_direct_and_through_the_tunnel(tmp_path):
     assert {"keepalive", "sequential", "newconn", "64k", "wsecho"} <= keys
     for scenario in result["scenarios"]:
         for metric in scenario["metrics"]:
-            if metric.get("direct") is not None:
+            if metric.get("direct") is None:
+                continue
+            if metric["key"].endswith("event_spacing_p99_ms"):
+                # Lateness against the first event's clock: negative when the first one came
+                # late and the rest on time (CI saw -0.998 ms directly).
+                assert math.isfinite(metric["direct"]) and math.isfinite(metric["tunnel"]), metric
+            else:
                 assert metric["direct"] > 0 and metric["tunnel"] > 0, metric
 
 
