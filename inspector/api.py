@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import ssl
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -124,23 +125,29 @@ class InspectorApi:
         self.redactor = Redactor(settings.all_redact_headers, settings.all_redact_keys)
         self._store: CaptureStore | None = None
         self._lock = asyncio.Lock()
+        self._store_lock = threading.Lock()
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        with self._store_lock:  # after a call still running on the worker thread, if any
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     async def _in_store(self, work: Callable[[CaptureStore], T]) -> T:
         if not self.settings.enabled:
             raise ApiError(503, "captures are off in this process (--no-capture)")
 
         def run() -> T:
-            if self._store is None:
-                self._store = CaptureStore(
-                    self.settings.file, max_bytes=self.settings.max_bytes,
-                    busy_timeout=self.settings.busy_timeout,
-                )  # fmt: skip
-            return work(self._store)
+            # The asyncio lock orders calls; this one holds the store for the thread itself,
+            # since a cancelled caller (the server closing) lets go of the asyncio lock while
+            # its call goes on here.
+            with self._store_lock:
+                if self._store is None:
+                    self._store = CaptureStore(
+                        self.settings.file, max_bytes=self.settings.max_bytes,
+                        busy_timeout=self.settings.busy_timeout,
+                    )  # fmt: skip
+                return work(self._store)
 
         async with self._lock:
             try:
