@@ -30,8 +30,10 @@ ANSWER = {
 
 
 class Impostor(BaseHTTPRequestHandler):
+    answer: dict = ANSWER
+
     def do_GET(self) -> None:
-        body = json.dumps(ANSWER).encode()
+        body = json.dumps(self.answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -43,34 +45,16 @@ class Impostor(BaseHTTPRequestHandler):
 
 
 def test_an_impostor_apis_escape_sequences_are_spelled_out():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "tui.cli", "connections", "list", "--api",
-             f"http://127.0.0.1:{server.server_address[1]}"],
-            cwd=ROOT, env=molehill_env({}), capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
+    done = _listing_of(ANSWER)
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout
     assert "203.0.113.9\\x1b]52" in done.stdout and "db\\x1b" in done.stdout
 
 
 def _listing_of(answer: dict) -> subprocess.CompletedProcess[str]:
-    class Answer(Impostor):
-        def do_GET(self) -> None:
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    """What `molehill connections list --api URL` prints of an API that answers ``answer``."""
+    handler = type("Answer", (Impostor,), {"answer": answer})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         return subprocess.run(
