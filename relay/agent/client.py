@@ -38,6 +38,7 @@ from relay.wire.session import Phase, Session, Side
 # Refusals that say "not now", retried with the backoff (any other stops the agent): a cluster
 # whose store is away for a moment, a node that lost its name's lease (it may be elsewhere now).
 RETRYABLE_REFUSALS = frozenset({"cluster_unavailable", "lease_lost"})
+BUSY = "the agent has as many connections to the local app open as it allows (max_streams)"
 
 
 class Refused(Exception):
@@ -148,6 +149,11 @@ class AgentLink(FrameLink):
         if frame.stream not in self.wire.streams or self.bad_welcome:
             return  # opened and reset in one message: the visitor is already gone
         settings = self.agent.settings
+        if len(self.streams) >= settings.max_streams:
+            # Each stream is a local socket and up to a window of bytes: a relay that opens
+            # more than the agent's limit gets a RESET for the rest, not our descriptors.
+            self.reset_stream(self.wire.streams[frame.stream], "agent_busy", BUSY)
+            return
         client = printable(frame.client_host, 100)  # the relay's word for it: shown later
         conn: LocalConnection | TcpConnection
         if settings.protocol == "tcp":  # no HTTP in it: piped, not observed

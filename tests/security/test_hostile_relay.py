@@ -195,3 +195,35 @@ async def test_the_client_address_the_relay_names_is_spelled_out_in_the_record()
         assert isinstance(record, RequestRecord) and record.status == 200
         assert record.client.startswith("203.0.113.9\\x1b]52;")
         shown(record.client)
+
+
+async def test_opens_beyond_the_agents_limit_are_reset_not_dialled():
+    """Before: every OPEN became a connection to the local app, as many as the relay sent
+    (each a descriptor and up to a window of buffered bytes): a relay could spend the
+    dashboard's open files, which its store and its other tunnels need too."""
+    limit, sent = 5, 40
+
+    async def script(side: Agentside) -> None:
+        await side.send(welcome())
+        await side.send(*(p.Open(sid, "203.0.113.9", 4000 + sid) for sid in range(1, sent + 1)))
+        await side.until_closed()
+
+    async with (
+        local_app() as (app, port),
+        fake_relay(script) as relay,
+        agent_to(relay.url, port, max_streams=limit) as run,
+    ):
+        await run.event(TunnelOpen)
+        side = relay.sessions[0]
+
+        async def resets() -> list[p.Frame]:
+            return [f for f in side.received if isinstance(f, p.Reset)]
+
+        async with asyncio.timeout(5):
+            while len(await resets()) < sent - limit:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert app.connections == limit
+        assert len(run.agent.link.streams) == limit  # type: ignore[union-attr]
+        assert {f.code for f in await resets()} == {"agent_busy"}  # type: ignore[attr-defined]
+        assert run.agent.state == "online"
