@@ -17,6 +17,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from relay.agent.client import Agent, Refused
+from relay.agent.connect_errors import Unreachable
 from relay.agent.settings import AgentSettings
 from relay.events import AgentEvent, Reconnecting, RequestRecord, TunnelOpen, TunnelRefused
 from relay.wire import codec as p
@@ -331,3 +332,31 @@ async def test_a_relay_gone_silent_after_its_welcome_is_dropped_by_the_heartbeat
     ):
         lost = await run.event(Reconnecting, timeout=5)
         assert isinstance(lost, Reconnecting) and "heartbeat timeout" in lost.reason
+
+
+async def test_the_error_page_of_a_relay_url_that_is_no_websocket_is_spelled_out():
+    """A server at the relay URL that answers HTTP with molehill's error header: its page's
+    text became the tunnel's error line (the dashboard draws it) with its ESCs as they came."""
+
+    async def page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = f"no such path {ESC}".encode()
+        writer.write(
+            b"HTTP/1.1 404 Not Found\r\nX-Molehill-Error: 1\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(page, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with local_app() as (_, port), agent_to(url, port, give_up_after=5.0) as run:
+            with pytest.raises(Unreachable) as failed:
+                async with asyncio.timeout(5):
+                    await run.task
+            assert "no such path \\x1b]52;" in failed.value.reason
+            shown(failed.value.reason)
+            shown(run.agent.last_error)
+    finally:
+        server.close()
