@@ -21,7 +21,9 @@ from relay.agent.connect_errors import Unreachable
 from relay.agent.settings import AgentSettings
 from relay.events import AgentEvent, Reconnecting, RequestRecord, TunnelOpen, TunnelRefused
 from relay.wire import codec as p
+from tests.support.cli import molehill_process
 from tests.support.fake_relay import Agentside, fake_relay, welcome
+from tests.support.terminal import Terminal
 
 ESC = "\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2J"  # OSC 52 into the clipboard, then clear the screen
 
@@ -360,3 +362,28 @@ async def test_the_error_page_of_a_relay_url_that_is_no_websocket_is_spelled_out
             shown(run.agent.last_error)
     finally:
         server.close()
+
+
+async def test_the_status_block_shows_a_relays_request_line_without_obeying_it():
+    """`molehill http` on a terminal draws the latest requests in its status block: their paths
+    are the relay's bytes (a relay that is not ours sends what it likes), and their ESCs
+    reached the terminal as they came (OSC 52: a command into the clipboard)."""
+    head = f"GET /hook{ESC} HTTP/1.1\r\nHost: pay.example.test\r\n\r\n".encode()
+
+    async def script(side: Agentside) -> None:
+        await side.send(welcome())
+        await side.send(p.Open(1, "203.0.113.9", 4000), p.Data(1, head), p.End(1))
+        await side.until_closed()
+
+    term = Terminal(100, 30)
+    try:
+        async with (
+            local_app() as (_, port),
+            fake_relay(script) as relay,
+            molehill_process("http", str(port), "--relay", relay.url, stdout=term.slave),
+        ):
+            lines = await term.wait_for(lambda ls: any("/hook" in line for line in ls))
+            assert any("/hook\\x1b]52;c;" in line for line in lines), lines
+            assert "\x1b]52" not in term.raw and "\x07" not in term.raw
+    finally:
+        term.close()
