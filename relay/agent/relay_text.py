@@ -14,6 +14,7 @@ for every place that shows them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from relay.wire import codec as p
@@ -26,7 +27,7 @@ _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 # SCHEME://HOST[:PORT], the host a DNS name or an IP address. Nothing else: no userinfo, path,
 # query, space, quote or control, so the URL is the same text wherever it is pasted or written.
 _URL = re.compile(
-    r"(?P<scheme>https?|tcp)://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+    r"(?P<scheme>https?|tcp)://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
     r"|\[[0-9A-Fa-f:.]{2,45}\])(?::(?P<port>[0-9]{1,5}))?/?"
 )
 # A tunnel name is a DNS label (relay/http/names.py), any case.
@@ -51,11 +52,23 @@ def printable(text: str, limit: int = MAX_SHOWN) -> str:
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def _ipv6_ok(url: re.Match[str]) -> bool:
+    host = url.group("host")
+    if not host.startswith("["):
+        return True
+    try:
+        return ipaddress.ip_address(host[1:-1]).version == 6
+    except ValueError:
+        return False
+
+
 def check_welcome(welcome: p.Welcome, protocol: str) -> None:
     """Raise BadWelcome unless ``welcome``'s name, URL and resume token have the shapes a
     molehill relay gives them (``protocol``: the tunnel's, "http" or "tcp")."""
     url = _URL.fullmatch(welcome.url)
-    if url is None or not 0 < int(url.group("port") or 80) <= 65535:
+    # urlsplit (runner/wiring.py, replays) raises on a port past 65535 or a bracketed host
+    # that is no IPv6 address: such a URL would fail wherever it is read, not only here.
+    if url is None or not 0 < int(url.group("port") or 80) <= 65535 or not _ipv6_ok(url):
         raise BadWelcome(f"its public URL is not SCHEME://HOST[:PORT]: {printable(welcome.url)}")
     if (url.group("scheme") == "tcp") != (protocol == "tcp"):
         raise BadWelcome(f"its public URL is not a {protocol} URL: {welcome.url}")

@@ -92,6 +92,7 @@ HOSTILE_WELCOMES = {
     "url-userinfo": welcome(url="http://pay.example.test@10.0.0.5:22"),
     "url-bad-port": welcome(url="http://pay.example.test:99999"),
     "url-not-http": welcome(url="file:///etc/passwd"),
+    "url-bad-ipv6": welcome(url="http://[1.2]"),  # urlsplit raises on it (runner/wiring.py)
     "url-tcp-for-http": welcome(url="tcp://pay.example.test:5432"),
     "name-escape": welcome(name=f"pay{ESC}"),
     "name-path": welcome(name="../../.ssh/authorized_keys"),
@@ -133,7 +134,7 @@ async def test_a_welcome_no_molehill_relay_sends_is_refused_before_anything_uses
 @pytest.mark.parametrize(
     "url",
     ["https://pay.example.test", "http://pay.localhost:8080", "http://pay.127.0.0.1:80/",
-     "https://PAY.Example.test:8443"],
+     "https://PAY.Example.test:8443", "http://[::1]:8080"],
 )  # fmt: skip
 async def test_the_urls_molehill_relays_give_are_accepted(url):
     async def script(side: Agentside) -> None:
