@@ -325,7 +325,7 @@ class InspectorApi:
         target = options.get("target") or (tunnel.addr if tunnel and not exchange.target else None)
         done = await replay(
             exchange, outgoing, target=target, via_relay=bool(options.get("via_relay")),
-            ssl_context=context,
+            ssl_context=context, public_url=tunnel.public_url if tunnel else "",
         )  # fmt: skip
         new_id = await self._in_store(
             lambda s: store_replay(s, exchange, done, self.redactor, self.settings.body_cap)

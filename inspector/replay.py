@@ -24,6 +24,7 @@ from inspector.originals import OriginalRequest
 from inspector.public_host import routed_authority
 from inspector.redact import MARKER, Redactor
 from inspector.store import CaptureStore
+from inspector.terminal_text import visible
 from relay.events import Capture, RequestRecord
 
 DEFAULT_TIMEOUT = 30.0
@@ -82,9 +83,16 @@ def carries_marker(request: ReplayRequest) -> bool:
 
 
 def destination(
-    exchange: StoredExchange, request: ReplayRequest, target: str | None, via_relay: bool
+    exchange: StoredExchange,
+    request: ReplayRequest,
+    target: str | None,
+    via_relay: bool,
+    public_url: str = "",
 ) -> str:
-    """The URL to connect to: ``target``, the public URL (via the relay), or the tunnel's app."""
+    """The URL to connect to: ``target``, the public URL (via the relay), or the tunnel's app.
+    ``public_url``: the tunnel's, from its relay's WELCOME, when the replaying process runs it."""
+    if via_relay and public_url and not target:
+        return _public_origin(request, public_url)
     if via_relay:
         host = request.header("host")
         if not host and not request.target.lower().startswith(("http://", "https://")):
@@ -111,6 +119,28 @@ def destination(
         f"where tunnel '{exchange.tunnel}' sends its requests was not recorded; give the local "
         "app with --target http://localhost:PORT"
     )
+
+
+def _public_origin(request: ReplayRequest, public_url: str) -> str:
+    """The tunnel's public URL, if the request was routed to its host; NotReplayable if not.
+
+    The Host a request arrived with is the relay's to write: a relay that is not ours (shared,
+    compromised) can deliver a request "for" 10.0.0.5:8080 or localhost:6379, and a replay
+    through the relay would then send it, with the developer's real secrets and re-signed
+    webhooks, to that host on the developer's network. The host the relay named in its
+    WELCOME is the only one a replay through the relay goes to."""
+    public = urlsplit(public_url)
+    authority = routed_authority(request.target, request.header("host"))
+    routed = urlsplit(f"//{authority}").hostname if authority else None
+    if routed is None or (public.hostname or "").rstrip(".") != routed.rstrip("."):
+        shown = visible(authority or request.header("host") or "")
+        raise NotReplayable(
+            f"the relay delivered this request for {shown!r}, not for the tunnel's public host "
+            f"{public.hostname}: a replay through the relay goes to {public_url} only (give "
+            '--target / "target" to send it elsewhere)'
+        )
+    request.remove_headers(_FORWARDED)  # the relay adds these again
+    return f"{public.scheme}://{public.netloc}"
 
 
 def split_url(url: str) -> tuple[str, int, bool]:
@@ -248,9 +278,10 @@ async def replay(
     via_relay: bool = False,
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    public_url: str = "",
 ) -> Replayed:
     """Send ``request`` (built by from_exchange, maybe edited and re-signed) where it belongs."""
-    url = destination(exchange, request, target, via_relay)
+    url = destination(exchange, request, target, via_relay, public_url)
     sent, record = await send(request, url, ssl_context=ssl_context, timeout=timeout)
     return Replayed(url, sent, record, via_relay=via_relay)
 

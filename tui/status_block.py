@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from inspector.terminal_text import visible
 from relay import __version__
 from relay.agent.links import AnyAgent
 from relay.events import (
@@ -92,7 +93,9 @@ class StatusBlock:
             width, height = size.columns or 80, size.lines or 24  # 0: the terminal did not say
         except OSError:
             width, height = 80, 24
-        lines = [line[: max(1, width - 1)] for line in self.lines(height)]
+        # Paths, URLs and reasons are the relay's and the visitors' text: their control
+        # characters are spelled out (then cut to the width), never obeyed by the terminal.
+        lines = [visible(line)[: max(1, width - 1)] for line in self.lines(height)]
         prefix = f"\x1b[{self.drawn}F" if self.drawn else ""
         if self.size != (width, height) and self.size is not None:
             prefix = CLEAR_SCREEN  # lines drawn at the old width may have wrapped: start over

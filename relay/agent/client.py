@@ -17,6 +17,7 @@ from websockets.uri import parse_uri
 from relay.agent.connect_errors import NotAnAgentEndpoint, Unreachable, describe
 from relay.agent.local import LocalDial
 from relay.agent.observe import ExchangeObserver
+from relay.agent.relay_text import BadWelcome, check_welcome, printable
 from relay.agent.settings import DEFAULT_RELAY as DEFAULT_RELAY  # re-exported: it lived here
 from relay.agent.settings import AgentSettings
 from relay.agent.tcp import TcpConnection, TcpLedger
@@ -37,6 +38,7 @@ from relay.wire.session import Phase, Session, Side
 # Refusals that say "not now", retried with the backoff (any other stops the agent): a cluster
 # whose store is away for a moment, a node that lost its name's lease (it may be elsewhere now).
 RETRYABLE_REFUSALS = frozenset({"cluster_unavailable", "lease_lost"})
+BUSY = "the agent has as many connections to the local app open as it allows (max_streams)"
 
 
 class Refused(Exception):
@@ -104,6 +106,7 @@ class AgentLink(FrameLink):
         self.welcome: asyncio.Future[p.Welcome] = self.loop.create_future()
         self.goaway = ""
         self.refusal: Refused | None = None
+        self.bad_welcome = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -125,24 +128,38 @@ class AgentLink(FrameLink):
             self._open(frame)
         elif type(frame) is p.Welcome:
             if not self.welcome.done():
+                try:
+                    check_welcome(frame, self.agent.settings.protocol)
+                except BadWelcome as exc:
+                    self.bad_welcome = True  # OPENs in the same message reach no local app
+                    self.welcome.set_exception(exc)
+                    return
                 self.welcome.set_result(frame)
         elif type(frame) is p.Error:
-            refusal = Refused(frame.code, frame.message)
+            # The relay's words reach the terminal, the dashboard and --json: spelled out.
+            refusal = Refused(printable(frame.code, 64), printable(frame.message))
             if not self.welcome.done():
                 self.welcome.set_exception(refusal)
             else:
                 self.refusal = refusal  # e.g. the token was revoked: do not come back
         elif type(frame) is p.GoAway:
-            self.goaway = frame.reason
+            self.goaway = printable(frame.reason) or "no reason given"
 
     def _open(self, frame: p.Open) -> None:
-        if frame.stream not in self.wire.streams:
+        if frame.stream not in self.wire.streams or self.bad_welcome:
             return  # opened and reset in one message: the visitor is already gone
+        settings = self.agent.settings
+        if len(self.streams) >= settings.max_streams:
+            # Each stream is a local socket and up to a window of bytes: a relay that opens
+            # more than the agent's limit gets a RESET for the rest, not our descriptors.
+            self.reset_stream(self.wire.streams[frame.stream], "agent_busy", BUSY)
+            return
+        client = printable(frame.client_host, 100)  # the relay's word for it: shown later
         conn: LocalConnection | TcpConnection
-        if self.agent.settings.protocol == "tcp":  # no HTTP in it: piped, not observed
-            conn = TcpConnection(self, frame.stream, f"{frame.client_host}:{frame.client_port}")
+        if settings.protocol == "tcp":  # no HTTP in it: piped, not observed
+            conn = TcpConnection(self, frame.stream, f"{client}:{frame.client_port}")
         else:
-            conn = LocalConnection(self, frame.stream, f"{frame.client_host}")
+            conn = LocalConnection(self, frame.stream, client)
         self.streams[frame.stream] = conn
         self.loop.create_task(conn.connect())
 
@@ -315,6 +332,11 @@ class Agent:
                 link.wire.hello(hello)
                 link.flush()
                 welcome = await link.welcome
+            except BadWelcome as exc:
+                # Not a molehill relay's answer: shown nowhere, written nowhere; retrying the
+                # same relay would only get it again.
+                link.fail("bad welcome")
+                raise Refused("bad_welcome", f"the relay's welcome is not valid: {exc}") from None
             except BaseException:
                 link.fail("handshake failed")
                 raise

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from websockets.http11 import Response
 
+from relay.agent.relay_text import printable
+
 
 class NotAnAgentEndpoint(ConnectionError):
     """The relay URL answered HTTP, but not with a websocket: a wrong port, path or server."""
@@ -19,7 +21,8 @@ class NotAnAgentEndpoint(ConnectionError):
     @classmethod
     def from_response(cls, response: Response) -> NotAnAgentEndpoint:
         body = (response.body or b"").decode("utf-8", "replace").strip()
-        text = " ".join(body.split())[:300]  # one line, and a bounded one
+        # One line, a bounded one, and no terminal controls: any server at that URL wrote it.
+        text = printable(" ".join(body.split()), 300)
         if "X-Molehill-Error" in response.headers:  # a molehill relay's own error page
             return cls(
                 f"the relay answered HTTP {response.status_code}: {text}", response.status_code

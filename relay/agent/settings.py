@@ -37,6 +37,10 @@ class AgentSettings:
     local_tls: bool = False  # the local app speaks HTTPS (target https://HOST:PORT)
     local_insecure: bool = False  # accept any certificate from it (self-signed, dev servers)
     give_up_after: float | None = None  # first connection: fail after this many seconds
+    # Streams (local connections) open at once; a relay's OPEN beyond it is reset. A relay's
+    # default limit per agent is 4096 (streams_per_agent); this one is the agent's own, at the
+    # common soft limit of open files, so a relay cannot spend the process's descriptors.
+    max_streams: int = 1000
     protocol: str = "http"  # "tcp": raw TCP connections on a public port, no HTTP layer
     remote_port: int | None = None  # the public port a TCP tunnel asks for; None: any
     address: str = ""  # dial this address, not the relay URL's host (TLS still checks the host)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from relay.agent.failures import dial_failure
 from relay.agent.local import LocalDial
+from relay.agent.relay_text import printable
 from relay.events import ConnectionRecord
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class TcpConnection(LocalDial):
         if code == "closed":  # the relay's word for a visitor's socket that went away
             self._report("visitor_reset")
         else:
-            self._report(f"reset: {code}")
+            self._report(f"reset: {printable(code, 64)}")  # the relay's word: shown later
         super().on_reset(code, message)
 
     def connection_lost(self, exc: Exception | None) -> None:
