@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -105,6 +106,13 @@ def destination(
                 f"the request's Host {host!r} is not a host name (host or host:port), so its "
                 "public URL is not known; give it with --target https://NAME.your-relay"
             )
+        if authority is not None and not target and not _routable(authority):
+            raise NotReplayable(
+                f"the request came for {visible(authority)!r}, which no molehill relay routes a "
+                "tunnel by (its public name is NAME.DOMAIN): a relay that is not yours can write "
+                "any Host, and a replay through the relay would go to that host on your network; "
+                "give the public URL with --target https://NAME.your-relay"
+            )
         proto = (request.header("x-forwarded-proto") or "https").split(",")[0].strip().lower()
         if proto not in ("http", "https"):
             proto = "https"
@@ -119,6 +127,17 @@ def destination(
         f"where tunnel '{exchange.tunnel}' sends its requests was not recorded; give the local "
         "app with --target http://localhost:PORT"
     )
+
+
+def _routable(authority: str) -> bool:
+    """Whether a relay could have routed a request by this host: NAME.DOMAIN, not an IP address
+    (127.0.0.1, [::1], 10.0.0.5) and not one label (localhost, db), which name no tunnel."""
+    hostname = urlsplit(f"//{authority}").hostname or ""
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return "." in hostname.strip(".")
+    return False
 
 
 def _public_origin(request: ReplayRequest, public_url: str) -> str:

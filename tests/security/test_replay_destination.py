@@ -152,3 +152,54 @@ def fill_one(target: str, host: str, folder: Path):
         found = store.get(1)
     assert found is not None
     return found
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1:6379", "10.0.0.5:8080", "[::1]:8080", "localhost:5432", "db", "intranet:80"],
+)
+def test_via_relay_refuses_a_host_no_relay_routes_a_tunnel_by(tmp_path, host):
+    # A relay that is not yours writes the Host a request arrives with. No molehill relay routes
+    # a tunnel by an IP address or a one-label name (tunnels are NAME.DOMAIN), so such a request
+    # was not routed by one, and a replay through the relay would go to that host on your
+    # network (the CLI reads only the store: it does not know the tunnel's public URL).
+    stored = fill_one("/hooks", host, tmp_path)
+    request = ReplayRequest("POST", "/hooks", [("Host", host)])
+    with pytest.raises(NotReplayable, match="no molehill relay routes a tunnel by"):
+        destination(stored, request, None, True)
+    # --target says where, and is used as given.
+    assert destination(stored, request, "https://pay.example.com", True) == (
+        "https://pay.example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("pay.localhost:8080", "https://pay.localhost:8080"),
+        ("pay.tunnels.example.com", "https://pay.tunnels.example.com"),
+        ("pay.example.com.", "https://pay.example.com."),
+    ],
+)
+def test_via_relay_goes_to_the_names_relays_route_by(tmp_path, host, url):
+    stored = fill_one("/hooks", host, tmp_path)
+    assert destination(stored, ReplayRequest("POST", "/hooks", [("Host", host)]), None, True) == url
+
+
+async def test_the_cli_refuses_to_replay_through_the_relay_to_a_local_address(tmp_path):
+    from tests.support.cli import run_molehill
+
+    trap = Catcher()
+    server = await asyncio.start_server(trap.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stored = fill_one("/hooks", f"127.0.0.1:{port}", tmp_path)
+        done = await run_molehill(
+            "requests", "replay", str(stored.id), "--via-relay",
+            env={"MOLEHILL_CAPTURE_FILE": str(tmp_path / "c.sqlite3")},
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert done.code == 1, (done.out, done.err)
+    assert "no molehill relay routes a tunnel by" in done.err and "--target" in done.err
+    assert trap.received == []  # nothing reached the local address
