@@ -35,6 +35,7 @@ from inspector.writer import CaptureWriter
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
+ORIGINAL_WAIT = 2.0  # seconds a replay waits for the store's answers before sending the copy
 MAX_LIMIT = 10_000
 
 
@@ -302,6 +303,12 @@ class InspectorApi:
         check_options(options)
         exchange = await self._get(exchange_id)
         original = self.writer.originals.get(exchange_id) if self.writer else None
+        if original is None and self.writer is not None:
+            # Readers see an exchange once the store commits it; this process learns its id
+            # (and files the original under it) when it reads the store's answer, a moment
+            # later on a busy machine. Wait for the answers once, then look again.
+            await asyncio.to_thread(self.writer.flush, ORIGINAL_WAIT)
+            original = self.writer.originals.get(exchange_id)
         outgoing, from_store = from_exchange(exchange, original)
         captured = outgoing.copy()  # the signature to check before re-signing an edit
         if "edit" in options:
