@@ -25,8 +25,8 @@ from inspector.originals import OriginalRequest
 from inspector.public_host import routed_authority
 from inspector.redact import MARKER, Redactor
 from inspector.store import CaptureStore
-from inspector.terminal_text import visible
 from relay.events import Capture, RequestRecord
+from relay.terminal_text import visible
 
 DEFAULT_TIMEOUT = 30.0
 RESPONSE_KEEP = 10 * 1024 * 1024  # response bytes kept for the store; the rest is read, not kept

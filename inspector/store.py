@@ -320,9 +320,10 @@ class CaptureStore:
                 if e.messages_protocol:  # only full rows know: exports, the API
                     e.messages = load_messages(db, e.id)
                 found.append(e)
-                held += e.held_bytes()
-                if max_bytes is not None and held >= max_bytes:
-                    break
+                if max_bytes is not None:
+                    held += e.held_bytes()
+                    if held >= max_bytes:
+                        break
             rows.close()
             return found
 

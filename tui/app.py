@@ -16,7 +16,6 @@ from textual.notifications import SeverityLevel
 from textual.widgets import OptionList
 
 from inspector import CaptureSettings
-from inspector.terminal_text import visible
 from profiles.errors import ProfilesError
 from profiles.model import Profile
 from profiles.store import LoadedProfiles, load
@@ -24,6 +23,7 @@ from relay.agent import AgentSettings
 from relay.events import Reconnecting, TunnelRefused
 from relay.host import TunnelHost, TunnelStatus
 from relay.server import RelaySettings
+from relay.terminal_text import visible
 from tui import app_keys, attach
 from tui.dashboard_keys import FOOTER_PRIORITY, DashboardKeys
 from tui.inspector_hooks import InspectorHooks

@@ -9,7 +9,6 @@ import sys
 import time
 from typing import Protocol
 
-from inspector.terminal_text import visible
 from relay.events import (
     AgentEvent,
     ConnectionRecord,
@@ -22,6 +21,7 @@ from relay.events import (
     TunnelRefused,
     event_to_json,
 )
+from relay.terminal_text import visible
 from tui.format import human_size
 
 FLUSH_EVERY = 0.05  # seconds between flushes of request lines

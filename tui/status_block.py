@@ -8,7 +8,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from inspector.terminal_text import visible
 from relay import __version__
 from relay.agent.links import AnyAgent
 from relay.events import (
@@ -21,6 +20,7 @@ from relay.events import (
     TunnelOpen,
     TunnelRefused,
 )
+from relay.terminal_text import visible
 from tui.format import human_size
 from tui.report import human_line
 from tui.status_figures import RequestFigures, tcp_figures

@@ -17,11 +17,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from relay.terminal_text import visible
 from relay.wire import codec as p
-
-# C0 controls, DEL and the C1 controls (U+0080-U+009F): what a terminal acts on. The same set
-# as inspector.terminal_text, which relay/ does not import (it is a layer above).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 # A public URL as relays make them (relay/server/relay.py public_url, tcp_listener.py):
 # SCHEME://HOST[:PORT], the host a DNS name or an IP address. Nothing else: no userinfo, path,
@@ -47,9 +44,7 @@ def printable(text: str, limit: int = MAX_SHOWN) -> str:
     shown on one line), cut to ``limit`` characters."""
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    if text.isascii() and text.isprintable():
-        return text  # the usual case (an address, a refusal in words): no scan
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return visible(text)
 
 
 def _ipv6_ok(url: re.Match[str]) -> bool:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.terminal_text import has_controls, visible
 from relay.agent.observe import ExchangeObserver
 from relay.events import RequestRecord
+from relay.terminal_text import has_controls, visible
 from tests.inspector.records import fill, molehill, observe, request_bytes, response_bytes
 
 CLIPBOARD = "\x1b]52;c;ZWNobyBwd25lZA==\x1b\\"

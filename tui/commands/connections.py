@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from inspector.terminal_text import visible
+from relay.terminal_text import visible
 from tui.api_probe import ApiNotFound, api_url, find_connections
 from tui.format import human_size
 

@@ -29,7 +29,7 @@ from inspector.export import body_needs_file, curl_command
 from inspector.messages_view import messages_json, messages_lines
 from inspector.model import StoredBody, StoredExchange
 from inspector.pages import PagedDocument, har_pages
-from inspector.terminal_text import has_controls, visible
+from relay.terminal_text import has_controls, visible
 from tui.bodies import hexdump
 from tui.commands.requests_replay import add_parsers as add_replay_parsers
 from tui.format import human_size, ms

@@ -23,10 +23,10 @@ from inspector.message import EditError, ReplayRequest, from_text
 from inspector.redact import MARKER, Redactor
 from inspector.replay import ReplayError, carries_marker, from_exchange, replay, store_replay
 from inspector.resign import KINDS, ResignError, resign
-from inspector.terminal_text import visible
 from profiles.errors import ProfilesError
 from profiles.paths import resolve_profiles_path
 from profiles.store import load
+from relay.terminal_text import visible
 from tui.commands.profiles import add_profiles_option
 from tui.local_api import secret_flags
 

@@ -17,8 +17,8 @@ from textual.widgets import Footer, Static
 
 from inspector.replay import ReplayError
 from inspector.resign import ResignError
-from inspector.terminal_text import has_controls, visible
 from relay.events import RequestRecord
+from relay.terminal_text import has_controls, visible
 from tui.bodies import describe_body
 from tui.format import human_size, ms, status_class
 from tui.log_records import StoredRecord

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from inspector.diff import ResponseDiff
-from inspector.terminal_text import visible
+from relay.terminal_text import visible
 
 
 def _styled(line: str) -> Text:

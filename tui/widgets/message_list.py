@@ -11,8 +11,8 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from inspector.messages_view import preview_text
-from inspector.terminal_text import visible
 from relay.events import MessageLog, StreamMessage
+from relay.terminal_text import visible
 
 SHOWN = 200  # the newest messages shown; older ones are counted above them
 REFRESH = 0.5  # seconds between looks at a log that is still filling

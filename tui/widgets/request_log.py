@@ -22,8 +22,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from inspector.filters import Filter, parse
-from inspector.terminal_text import visible
 from relay.events import RequestRecord
+from relay.terminal_text import visible
 from tui.format import human_size, status_class
 from tui.log_records import StoredRecord
 

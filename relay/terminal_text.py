@@ -1,4 +1,4 @@
-"""Visitors' text made safe to draw on a terminal: control characters shown, never sent as is."""
+"""Others' text (a visitor's, a relay's) made safe for a terminal: control characters shown."""
 
 from __future__ import annotations
 
