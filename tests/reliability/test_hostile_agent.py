@@ -28,19 +28,6 @@ from tests.support.stack import Tunnel, agent_for, open_raw, raw_request, runnin
 PING = 777
 
 
-@pytest.fixture
-async def loop_errors():
-    """Exceptions that escape into the event loop (a protocol callback that raised, say)."""
-    loop = asyncio.get_running_loop()
-    errors: list[str] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(
-        lambda _, context: errors.append(f"{context.get('message')}: {context.get('exception')!r}")
-    )
-    yield errors
-    loop.set_exception_handler(previous)
-
-
 @asynccontextmanager
 async def relay_with_bystander(app_port: int, **overrides: object) -> AsyncIterator[Tunnel]:
     async with running_relay(**overrides) as relay, agent_for(relay, app_port, "bystander") as t:

@@ -52,19 +52,6 @@ async def test_opens_beyond_the_agents_limit_are_reset_not_dialled():
         assert run.agent.state == "online"
 
 
-@pytest.fixture
-async def loop_errors():
-    """Exceptions that escape into the event loop (a protocol callback that raised, say)."""
-    loop = asyncio.get_running_loop()
-    errors: list[str] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(
-        lambda _, context: errors.append(f"{context.get('message')}: {context.get('exception')!r}")
-    )
-    yield errors
-    loop.set_exception_handler(previous)
-
-
 def nested_arrays(depth: int) -> bytes:
     """A msgpack bomb: arrays inside arrays, each short, millions of them in 16 MiB."""
     return b"\x91" * depth + b"\x90"
