@@ -35,7 +35,7 @@ from inspector.writer import CaptureWriter
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
-ORIGINAL_WAIT = 2.0  # seconds a replay waits for the store's answers before sending the copy
+ORIGINAL_WAIT = 15.0  # seconds a replay waits for the store's answers (it runs on idle CPU only)
 MAX_LIMIT = 10_000
 
 

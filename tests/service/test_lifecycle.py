@@ -86,7 +86,7 @@ async def test_kill_9_then_start_gets_the_names_back(tmp_path):
         # The kernel dropped the lock with the process: a new start is not blocked by it.
         restarted = await setup.molehill("service", "start")
         assert restarted.code == 0, restarted.err
-        after = await setup.wait_online("web", "api")
+        after = await setup.wait_online("web", "api", timeout=60)  # a fresh start, under load
         # The relay still holds the names for the dead agent (lease 30s): only the resume
         # tokens the killed service kept get them back.
         assert after["web"]["url"] == before["web"]["url"]
