@@ -75,4 +75,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A process killed (kill -9) but not yet reaped by its parent still answers signal 0: a
+    # zombie holds no name, and its token must come back to the next run.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rpartition(")")[2].split()[:1]
+    except OSError:
+        return True  # no /proc here: signal 0 is all there is to go by
+    return state not in (["Z"], ["X"])
